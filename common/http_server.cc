@@ -1,0 +1,502 @@
+#include "common/http_server.h"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/text_serializer.h>
+#include <sstream>
+
+#include "common/logging.h"
+
+namespace fence::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using Clock = std::chrono::steady_clock;
+
+struct HttpServer::Metrics {
+  prometheus::Family<prometheus::Histogram>& durations;
+  prometheus::Gauge& open_connections;
+  prometheus::Counter& refused_connections;
+  // Keyed by route name + method; built up front so the hot path only reads.
+  std::unordered_map<std::string, prometheus::Histogram*> by_route;
+  prometheus::Histogram* unmatched;
+
+  static const prometheus::Histogram::BucketBoundaries& Buckets() {
+    static const prometheus::Histogram::BucketBoundaries kBuckets = {
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+        0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+    return kBuckets;
+  }
+
+  Metrics(const std::string& prefix, const std::vector<Route>& routes,
+          prometheus::Registry& registry)
+      : durations(prometheus::BuildHistogram()
+                      .Name(prefix + "_http_request_duration_seconds")
+                      .Help("Time from a request's header to its response "
+                            "written, by route and method.")
+                      .Register(registry)),
+        open_connections(prometheus::BuildGauge()
+                             .Name(prefix + "_http_open_connections")
+                             .Help("Connections currently open.")
+                             .Register(registry)
+                             .Add({})),
+        refused_connections(
+            prometheus::BuildCounter()
+                .Name(prefix + "_http_refused_connections_total")
+                .Help("Connections refused because the connection cap was "
+                      "reached.")
+                .Register(registry)
+                .Add({})) {
+    for (const Route& route : routes) {
+      const std::string method(http::to_string(route.method));
+      by_route[route.name + " " + method] = &durations.Add(
+          {{"route", route.name}, {"method", method}}, Buckets());
+    }
+    unmatched =
+        &durations.Add({{"route", "unmatched"}, {"method", "any"}}, Buckets());
+  }
+
+  prometheus::Histogram& For(const Route* route) {
+    if (route == nullptr) return *unmatched;
+    auto it = by_route.find(route->name + " " +
+                            std::string(http::to_string(route->method)));
+    return it == by_route.end() ? *unmatched : *it->second;
+  }
+};
+
+// One connection. Owned by shared_from_this; every member is confined to the
+// stream's strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, HttpServer& server)
+      : stream_(std::move(socket)), server_(server) {}
+
+  ~Session() { server_.Unregister(this); }
+
+  void Start() {
+    server_.Register(this, shared_from_this());
+    asio::dispatch(stream_.get_executor(),
+                   [self = shared_from_this()] { self->ReadHeader(); });
+  }
+
+  // Answers 503 and closes: used when the connection cap is reached.
+  void Refuse() {
+    server_.Register(this, shared_from_this());
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      self->keep_alive_ = false;
+      self->Send(ErrorResponse(http::status::service_unavailable,
+                               "too_many_connections",
+                               "the server is at its connection limit; retry "
+                               "with backoff"));
+    });
+  }
+
+  void Drain() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      self->draining_ = true;
+      // An idle connection is waiting for a header that may never come;
+      // cancelling the read closes it. A busy one closes after its response.
+      if (!self->busy_) beast::get_lowest_layer(self->stream_).cancel();
+    });
+  }
+
+ private:
+  void ReadHeader() {
+    if (draining_) return Close();
+    header_parser_.emplace();
+    header_parser_->header_limit(server_.options_.max_header_bytes);
+    route_ = nullptr;
+    is_head_ = false;
+    stream_.expires_after(server_.options_.idle_timeout);
+    http::async_read_header(
+        stream_, buffer_, *header_parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+          self->OnHeader(ec);
+        });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
+        ec == beast::error::timeout || ec == asio::error::connection_reset) {
+      return Close();
+    }
+    busy_ = true;
+    started_ = Clock::now();
+    keep_alive_ = false;
+    body_pending_ = true;
+    if (ec == http::error::header_limit) {
+      return Send(ErrorResponse(
+          http::status::request_header_fields_too_large, "header_too_large",
+          "the request header is larger than " +
+              std::to_string(server_.options_.max_header_bytes) + " bytes"));
+    }
+    if (ec) {
+      return Send(ErrorResponse(http::status::bad_request, "bad_request",
+                                "the request is not valid HTTP/1.1: " +
+                                    ec.message()));
+    }
+    const RequestHeader& header = header_parser_->get().base();
+    keep_alive_ = header_parser_->keep_alive();
+    body_pending_ = !header_parser_->is_done();
+    is_head_ = header.method() == http::verb::head;
+
+    std::string_view target(header.target().data(), header.target().size());
+    const std::string_view path = target.substr(0, target.find('?'));
+    auto match = server_.Match(header.method(), path);
+    if (auto* response = std::get_if<Response>(&match)) {
+      return Send(std::move(*response));
+    }
+    auto& [route, tail] = std::get<0>(match);
+    route_ = route;
+    tail_ = std::move(tail);
+
+    if (!route_->precheck) return AfterPrecheck(std::nullopt);
+    route_->precheck(
+        header, tail_,
+        [self = shared_from_this()](std::optional<Response> response) {
+          asio::post(self->stream_.get_executor(),
+                     [self, r = std::move(response)]() mutable {
+                       self->AfterPrecheck(std::move(r));
+                     });
+        });
+  }
+
+  void AfterPrecheck(std::optional<Response> refusal) {
+    if (refusal) return Send(std::move(*refusal));
+    if (const auto length = header_parser_->content_length();
+        length && *length > route_->body_limit) {
+      return ServerReply(BodyTooLarge());
+    }
+    body_parser_.emplace(std::move(*header_parser_));
+    header_parser_.reset();
+    body_parser_->body_limit(route_->body_limit);
+
+    const auto& expect = body_parser_->get()[http::field::expect];
+    if (body_pending_ && beast::iequals(expect, "100-continue")) {
+      // The client waits for our word before sending the body: the precheck
+      // above has passed, so ask for it.
+      auto interim = std::make_shared<http::response<http::empty_body>>(
+          http::status::continue_, 11);
+      stream_.expires_after(server_.options_.request_timeout);
+      return http::async_write(
+          stream_, *interim,
+          [self = shared_from_this(), interim](beast::error_code wec,
+                                               std::size_t) {
+            if (wec) return self->Close();
+            self->ReadBody();
+          });
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    stream_.expires_after(server_.options_.request_timeout);
+    http::async_read(
+        stream_, buffer_, *body_parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+          self->OnBody(ec);
+        });
+  }
+
+  void OnBody(beast::error_code ec) {
+    if (ec == http::error::body_limit) return ServerReply(BodyTooLarge());
+    if (ec == beast::error::timeout || ec == http::error::end_of_stream ||
+        ec == http::error::partial_message) {
+      log::Warn("request_abandoned",
+                {{"route", route_->name},
+                 {"reason", ec == beast::error::timeout
+                                ? "body not received in time"
+                                : "client closed the connection mid-body"}});
+      return Close();
+    }
+    if (ec) {
+      return ServerReply(ErrorResponse(http::status::bad_request, "bad_request",
+                                       "the request body could not be read: " +
+                                           ec.message()));
+    }
+    body_pending_ = false;
+    stream_.expires_never();
+    Request request{body_parser_->release(), std::move(tail_)};
+    body_parser_.reset();
+    route_->handle(std::move(request),
+                   [self = shared_from_this()](Response response) {
+                     asio::post(self->stream_.get_executor(),
+                                [self, r = std::move(response)]() mutable {
+                                  self->Send(std::move(r));
+                                });
+                   });
+  }
+
+  void ServerReply(Response response) {
+    if (route_->on_server_reply) route_->on_server_reply(response.result());
+    Send(std::move(response));
+  }
+
+  Response BodyTooLarge() const {
+    return ErrorResponse(
+        http::status::payload_too_large, "too_large",
+        "the request body is larger than the limit of " +
+            std::to_string(route_->body_limit) + " bytes",
+        {{"max_bytes", route_->body_limit}});
+  }
+
+  void Send(Response response) {
+    // A body we did not read is still in the stream: the connection cannot
+    // carry another request.
+    const bool keep = keep_alive_ && !body_pending_ && !draining_;
+    response.version(11);
+    response.keep_alive(keep);
+    for (const auto& [name, value] : server_.options_.response_headers) {
+      response.set(name, value);
+    }
+    if (response.find(http::field::content_length) == response.end()) {
+      response.prepare_payload();
+    }
+    if (is_head_) response.body().clear();
+    if (route_ != nullptr || busy_) {
+      server_.metrics_->For(route_).Observe(
+          std::chrono::duration<double>(Clock::now() - started_).count());
+    }
+    auto shared = std::make_shared<Response>(std::move(response));
+    stream_.expires_after(server_.options_.request_timeout);
+    http::async_write(stream_, *shared,
+                      [self = shared_from_this(), shared, keep](
+                          beast::error_code ec, std::size_t) {
+                        self->busy_ = false;
+                        if (ec || !keep) return self->Close();
+                        self->ReadHeader();
+                      });
+  }
+
+  // Half-closes and discards what the client still sends, for a bounded
+  // time, so that an unread request body does not turn our close into a TCP
+  // reset that could destroy the response before the client reads it.
+  void Close() {
+    beast::error_code ignored;
+    auto& socket = stream_.socket();
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    if (!body_pending_) return;
+    body_pending_ = false;
+    discard_ = std::make_shared<std::array<char, 16 * 1024>>();
+    stream_.expires_after(std::chrono::seconds(2));
+    Discard();
+  }
+
+  void Discard() {
+    stream_.async_read_some(
+        asio::buffer(*discard_),
+        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+          if (!ec) self->Discard();
+        });
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  HttpServer& server_;
+  std::optional<http::request_parser<http::empty_body>> header_parser_;
+  std::optional<http::request_parser<http::string_body>> body_parser_;
+  const Route* route_ = nullptr;
+  std::string tail_;
+  Clock::time_point started_;
+  std::shared_ptr<std::array<char, 16 * 1024>> discard_;
+  bool busy_ = false;
+  bool draining_ = false;
+  bool keep_alive_ = false;
+  bool body_pending_ = false;
+  bool is_head_ = false;
+};
+
+HttpServer::HttpServer(asio::io_context& ioc, ServerOptions options,
+                       std::vector<Route> routes,
+                       prometheus::Registry& registry)
+    : ioc_(ioc),
+      options_(std::move(options)),
+      routes_(std::move(routes)),
+      metrics_(std::make_unique<Metrics>(options_.metrics_prefix, routes_,
+                                         registry)),
+      acceptor_(asio::make_strand(ioc)) {}
+
+HttpServer::~HttpServer() = default;
+
+Result<tcp::endpoint> HttpServer::Listen(const tcp::endpoint& endpoint) {
+  beast::error_code ec;
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return MakeError("listen_failed",
+                     "cannot listen on " + endpoint.address().to_string() +
+                         ":" + std::to_string(endpoint.port()) + ": " +
+                         ec.message());
+  }
+  const tcp::endpoint bound = acceptor_.local_endpoint(ec);
+  asio::dispatch(acceptor_.get_executor(), [this] { Accept(); });
+  return bound;
+}
+
+void HttpServer::Accept() {
+  acceptor_.async_accept(asio::make_strand(ioc_),
+                         [this](beast::error_code ec, tcp::socket socket) {
+                           OnAccept(ec, std::move(socket));
+                         });
+}
+
+void HttpServer::OnAccept(beast::error_code ec, tcp::socket socket) {
+  if (shutting_down_ || ec == asio::error::operation_aborted) return;
+  if (ec) {
+    // Out of descriptors or a transient network error: keep the listener
+    // alive, but give the condition a moment to clear instead of spinning.
+    log::Error("accept_failed", {{"error", ec.message()}});
+    auto timer = std::make_shared<asio::steady_timer>(
+        acceptor_.get_executor(), std::chrono::milliseconds(100));
+    timer->async_wait([this, timer](beast::error_code) {
+      if (!shutting_down_) Accept();
+    });
+    return;
+  }
+  std::size_t open;
+  {
+    std::lock_guard lock(mu_);
+    open = sessions_.size();
+  }
+  auto session = std::make_shared<Session>(std::move(socket), *this);
+  if (open >= options_.max_connections) {
+    metrics_->refused_connections.Increment();
+    log::Warn("connection_refused",
+              {{"reason", "connection limit"},
+               {"max_connections", options_.max_connections}});
+    session->Refuse();
+  } else {
+    session->Start();
+  }
+  Accept();
+}
+
+void HttpServer::Register(Session* session,
+                          const std::shared_ptr<Session>& shared) {
+  std::lock_guard lock(mu_);
+  sessions_.emplace(session, shared);
+  metrics_->open_connections.Set(static_cast<double>(sessions_.size()));
+}
+
+void HttpServer::Unregister(Session* session) {
+  std::lock_guard lock(mu_);
+  sessions_.erase(session);
+  metrics_->open_connections.Set(static_cast<double>(sessions_.size()));
+  if (sessions_.empty()) drained_.notify_all();
+}
+
+void HttpServer::Shutdown() {
+  shutting_down_ = true;
+  asio::dispatch(acceptor_.get_executor(), [this] {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+  });
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [ptr, weak] : sessions_) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) s->Drain();
+}
+
+bool HttpServer::WaitDrained(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  return drained_.wait_for(lock, timeout, [this] { return sessions_.empty(); });
+}
+
+std::variant<std::pair<const Route*, std::string>, Response> HttpServer::Match(
+    http::verb method, std::string_view path) const {
+  std::string allowed;
+  for (const Route& route : routes_) {
+    bool path_matches;
+    std::string tail;
+    if (route.prefix) {
+      path_matches = path.size() > route.path.size() &&
+                     path.substr(0, route.path.size()) == route.path;
+      if (path_matches) tail = std::string(path.substr(route.path.size()));
+    } else {
+      path_matches = path == route.path;
+    }
+    if (!path_matches) continue;
+    if (route.method == method) {
+      return std::make_pair(&route, std::move(tail));
+    }
+    if (!allowed.empty()) allowed += ", ";
+    allowed += std::string(http::to_string(route.method));
+  }
+  if (allowed.empty()) {
+    return ErrorResponse(http::status::not_found, "not_found",
+                         "no such endpoint: " + std::string(path),
+                         {{"path", std::string(path)}});
+  }
+  Response res = ErrorResponse(
+      http::status::method_not_allowed, "method_not_allowed",
+      "method " + std::string(http::to_string(method)) + " is not allowed on " +
+          std::string(path) + "; allowed: " + allowed,
+      {{"allowed", allowed}});
+  res.set(http::field::allow, allowed);
+  return res;
+}
+
+Result<tcp::endpoint> ParseListenAddress(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return MakeError("bad_listen_address",
+                     "listen address '" + std::string(text) + "' " + why +
+                         "; expected HOST:PORT such as 127.0.0.1:8080 or "
+                         "[::1]:0");
+  };
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() ||
+        text[close + 1] != ':') {
+      return bad("has a malformed IPv6 part");
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return bad("has no port");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string_view::npos ||
+      std::stoul(std::string(port)) > 65535) {
+    return bad("has an invalid port");
+  }
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(std::string(host), ec);
+  if (ec) return bad("has a host that is not a numeric IP address");
+  return tcp::endpoint(address,
+                       static_cast<unsigned short>(std::stoul(std::string(port))));
+}
+
+Route MetricsRoute(std::shared_ptr<prometheus::Registry> registry) {
+  Route route;
+  route.name = "metrics";
+  route.method = http::verb::get;
+  route.path = "/metrics";
+  route.handle = [registry](Request, Respond respond) {
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, registry->Collect());
+    Response res{http::status::ok, 11};
+    res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.body() = out.str();
+    respond(std::move(res));
+  };
+  return route;
+}
+
+}  // namespace fence::net

@@ -1,0 +1,121 @@
+// The one HTTP stack of both daemons: a Beast listener and one session per
+// connection, a prefix router, bounded buffers and waits, a connection cap,
+// request metrics, and a graceful drain.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <prometheus/registry.h>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/http_types.h"
+#include "core/result.h"
+
+namespace fence::net {
+
+using tcp = boost::asio::ip::tcp;
+
+struct Request {
+  http::request<http::string_body> message;
+  // The path after the route's prefix, still percent-encoded.
+  std::string tail;
+};
+
+// Answers a request exactly once; may be called from any thread.
+using Respond = std::function<void(Response)>;
+
+struct Route {
+  std::string name;  // low-cardinality label for metrics, e.g. "objects"
+  http::verb method;
+  std::string path;     // exact path, or a prefix when `prefix` is true
+  bool prefix = false;  // the prefix must be followed by a non-empty tail
+  std::uint64_t body_limit = 64 * 1024;
+  // Decides from the header alone, before the body is read: a response given
+  // to `done` ends the request without reading (or waiting for) its body.
+  // This is how a stale write is refused before its bytes cross the network.
+  // `header` is valid only during the call; `done` may be called later, from
+  // any thread; nullopt lets the request proceed.
+  std::function<void(const RequestHeader&, std::string_view tail,
+                     std::function<void(std::optional<Response>)> done)>
+      precheck;
+  std::function<void(Request, Respond)> handle;
+  // Told when the server itself answered for this route without calling
+  // `handle` (e.g. 413 body too large, 400 unreadable body), so the route can
+  // count it.
+  std::function<void(http::status)> on_server_reply;
+};
+
+struct ServerOptions {
+  std::string metrics_prefix;  // e.g. "fence_store"
+  std::size_t max_connections = 1024;
+  std::uint32_t max_header_bytes = 16 * 1024;
+  // Time allowed for the next request's header to arrive on a connection.
+  std::chrono::milliseconds idle_timeout{15000};
+  // Time allowed to read a request body and to write a response.
+  std::chrono::milliseconds request_timeout{30000};
+  // Added to every response, errors included (e.g. a fencing-off marker).
+  std::vector<std::pair<std::string, std::string>> response_headers;
+};
+
+class Session;
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& ioc, ServerOptions options,
+             std::vector<Route> routes, prometheus::Registry& registry);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds, listens and starts accepting. Returns the bound endpoint (port 0
+  // binds a free port).
+  Result<tcp::endpoint> Listen(const tcp::endpoint& endpoint);
+
+  // Stops accepting, closes idle connections and lets requests in flight
+  // finish; their connections close after the response.
+  void Shutdown();
+  // True once every connection has closed, false on timeout.
+  bool WaitDrained(std::chrono::milliseconds timeout);
+
+ private:
+  friend class Session;
+  struct Metrics;
+
+  void Accept();
+  void OnAccept(boost::system::error_code ec, tcp::socket socket);
+  void Register(Session* session, const std::shared_ptr<Session>& shared);
+  void Unregister(Session* session);
+  // Returns the route for a request and the tail, or the error response.
+  std::variant<std::pair<const Route*, std::string>, Response> Match(
+      http::verb method, std::string_view path) const;
+
+  boost::asio::io_context& ioc_;
+  const ServerOptions options_;
+  const std::vector<Route> routes_;
+  std::unique_ptr<Metrics> metrics_;
+  tcp::acceptor acceptor_;  // confined to the acceptor's strand
+  std::atomic<bool> shutting_down_{false};
+
+  mutable std::mutex mu_;
+  std::condition_variable drained_;
+  // Live sessions, for the drain; GUARDED_BY(mu_).
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
+};
+
+// Parses "HOST:PORT" ("127.0.0.1:8080", "[::1]:0") into an endpoint.
+// Only numeric addresses: a daemon must not depend on name resolution.
+Result<tcp::endpoint> ParseListenAddress(std::string_view text);
+
+// GET /metrics in the Prometheus text format, from our own registry.
+Route MetricsRoute(std::shared_ptr<prometheus::Registry> registry);
+
+}  // namespace fence::net

@@ -1,0 +1,44 @@
+#include "common/http_types.h"
+
+namespace fence::net {
+
+Response JsonResponse(http::status status, const nlohmann::json& body) {
+  Response res{status, 11};
+  res.set(http::field::content_type, ToBeast(kJsonContentType));
+  res.body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  res.body().push_back('\n');
+  return res;
+}
+
+Response ErrorResponse(http::status status, const Error& error) {
+  // Code first, figures next, the sentence last: the order a reader scans.
+  nlohmann::ordered_json body;
+  body["error"] = error.code;
+  if (error.details.is_object()) {
+    for (const auto& [k, v] : error.details.items()) body[k] = v;
+  }
+  body["message"] = error.message;
+  Response res{status, 11};
+  res.set(http::field::content_type, ToBeast(kJsonContentType));
+  res.body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  res.body().push_back('\n');
+  return res;
+}
+
+Response ErrorResponse(http::status status, std::string code,
+                       std::string message, nlohmann::json details) {
+  return ErrorResponse(
+      status, MakeError(std::move(code), std::move(message), std::move(details)));
+}
+
+std::vector<std::string_view> HeaderValues(const RequestHeader& header,
+                                           std::string_view name) {
+  std::vector<std::string_view> values;
+  auto range = header.equal_range(ToBeast(name));
+  for (auto it = range.first; it != range.second; ++it) {
+    values.emplace_back(it->value().data(), it->value().size());
+  }
+  return values;
+}
+
+}  // namespace fence::net

@@ -1,0 +1,35 @@
+// One logger setup for every binary: JSON lines on stderr with ts (RFC 3339,
+// ms, UTC), level, component, event and the facts of the event.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <string_view>
+
+namespace fence::log {
+
+// Call once at the start of main. `component` is e.g. "store", "lockd".
+void Init(std::string_view component);
+
+void Event(spdlog::level::level_enum level, std::string_view event,
+           const nlohmann::json& fields = nlohmann::json::object());
+
+inline void Info(std::string_view event,
+                 const nlohmann::json& fields = nlohmann::json::object()) {
+  Event(spdlog::level::info, event, fields);
+}
+inline void Warn(std::string_view event,
+                 const nlohmann::json& fields = nlohmann::json::object()) {
+  Event(spdlog::level::warn, event, fields);
+}
+inline void Error(std::string_view event,
+                  const nlohmann::json& fields = nlohmann::json::object()) {
+  Event(spdlog::level::err, event, fields);
+}
+
+// The body of a log line without the envelope: "event" first, then fields.
+// Exposed for tests of the format.
+std::string FormatEventBody(std::string_view event,
+                            const nlohmann::json& fields);
+
+}  // namespace fence::log

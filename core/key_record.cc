@@ -1,0 +1,53 @@
+#include "core/key_record.h"
+
+#include <nlohmann/json.hpp>
+
+namespace fence {
+namespace {
+constexpr int kFormatVersion = 1;
+}
+
+// JSON keeps the on-disk record self-describing and inspectable with
+// `ldb`; records are small, the object bytes are stored separately.
+std::string EncodeKeyRecord(const KeyRecord& record) {
+  nlohmann::json j = {{"v", kFormatVersion},
+                      {"has_object", record.has_object},
+                      {"size", record.size},
+                      {"etag", record.etag},
+                      {"content_type", record.content_type},
+                      {"deleted", record.deleted}};
+  if (record.highest_token) j["highest_token"] = record.highest_token->value();
+  if (record.object_token) j["object_token"] = record.object_token->value();
+  return j.dump();
+}
+
+Result<KeyRecord> DecodeKeyRecord(std::string_view bytes) {
+  auto corrupt = [&](const std::string& why) {
+    return MakeError("corrupt_record",
+                     "a stored key record cannot be read: " + why);
+  };
+  const nlohmann::json j = nlohmann::json::parse(bytes, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return corrupt("not a JSON object");
+  try {
+    if (j.at("v").get<int>() != kFormatVersion) {
+      return corrupt("unknown format version");
+    }
+    KeyRecord r;
+    r.has_object = j.at("has_object").get<bool>();
+    r.size = j.at("size").get<std::uint64_t>();
+    r.etag = j.at("etag").get<std::string>();
+    r.content_type = j.at("content_type").get<std::string>();
+    r.deleted = j.at("deleted").get<bool>();
+    if (j.contains("highest_token")) {
+      r.highest_token = Token(j["highest_token"].get<std::uint64_t>());
+    }
+    if (j.contains("object_token")) {
+      r.object_token = Token(j["object_token"].get<std::uint64_t>());
+    }
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    return corrupt(e.what());
+  }
+}
+
+}  // namespace fence

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian bookworm package the project needs to build, test and
+# run its demos. Idempotent and non-interactive; run as root (or with sudo).
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake pkg-config git ca-certificates curl
+  # libraries (all with CMake packages except the ZooKeeper C client)
+  libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  prometheus-cpp-dev libgtest-dev libgmock-dev librocksdb-dev libcli11-dev
+  libzookeeper-mt-dev
+  # real servers used by tests and demos
+  etcd-server etcd-client zookeeper prometheus prometheus-alertmanager
+  # partition experiment
+  iproute2 iptables
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+    || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing ${missing[*]}"
+"${sudo_cmd[@]}" apt-get update -q
+# --no-install-recommends keeps the footprint small; the servers' own services
+# are not started by their packages (prometheus is stopped below if it was).
+"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,330 @@
+#include "server/http_api.h"
+
+#include <boost/asio/post.hpp>
+#include <prometheus/counter.h>
+
+#include "common/logging.h"
+#include "core/key.h"
+
+namespace fence::store {
+
+namespace http = net::http;
+using net::ErrorResponse;
+using net::JsonResponse;
+using net::Response;
+
+namespace {
+
+constexpr std::string_view kObjectsPrefix = "/v1/objects/";
+constexpr std::string_view kFencesPrefix = "/v1/fences/";
+
+struct ParsedWrite {
+  std::string key;
+  std::optional<Token> token;
+};
+
+Result<ParsedWrite> ParseWrite(const net::RequestHeader& header,
+                               std::string_view tail) {
+  auto key = ParseKey(tail);
+  if (!key.ok()) return key.error();
+  const auto values = net::HeaderValues(header, kFencingTokenHeader);
+  auto token = ParseTokenHeader(values);
+  if (!token.ok()) return token.error();
+  return ParsedWrite{std::move(*key), *token};
+}
+
+nlohmann::json OptionalToken(std::optional<Token> token) {
+  return token ? nlohmann::json(token->value()) : nlohmann::json(nullptr);
+}
+
+}  // namespace
+
+http::status StatusForError(const std::string& code) {
+  static const std::unordered_map<std::string, http::status> kTable = {
+      {"bad_key", http::status::bad_request},
+      {"bad_token", http::status::bad_request},
+      {"missing_token", http::status::precondition_required},
+      {"stale_token", http::status::conflict},
+      {"not_found", http::status::not_found},
+      {"storage_error", http::status::insufficient_storage},
+      {"corrupt_record", http::status::insufficient_storage},
+  };
+  auto it = kTable.find(code);
+  return it == kTable.end() ? http::status::internal_server_error : it->second;
+}
+
+struct StoreApi::Metrics {
+  prometheus::Counter& fenced;
+  prometheus::Family<prometheus::Counter>& writes;
+  std::unordered_map<std::string, prometheus::Counter*> writes_by_result;
+
+  explicit Metrics(prometheus::Registry& registry)
+      : fenced(prometheus::BuildCounter()
+                   .Name("fence_store_fenced_writes_total")
+                   .Help("Writes rejected because their fencing token was "
+                         "lower than the key's highest token. Any increase "
+                         "means a split-brain happened and was contained.")
+                   .Register(registry)
+                   .Add({})),
+        writes(prometheus::BuildCounter()
+                   .Name("fence_store_writes_total")
+                   .Help("Mutating requests (PUT, DELETE, POST fence) by "
+                         "result.")
+                   .Register(registry)) {
+    // Every series exists at 0 from the start, so rate() and increase() see
+    // the very first event after a restart.
+    for (const char* result : {"accepted", "fenced", "missing_token",
+                               "bad_request", "too_large", "storage_error"}) {
+      writes_by_result[result] = &writes.Add({{"result", result}});
+    }
+  }
+};
+
+StoreApi::StoreApi(StoreService& service, boost::asio::thread_pool& storage_pool,
+                   std::shared_ptr<prometheus::Registry> registry,
+                   ApiOptions options)
+    : service_(service),
+      pool_(storage_pool),
+      registry_(std::move(registry)),
+      metrics_(std::make_unique<Metrics>(*registry_)),
+      options_(options) {}
+
+StoreApi::~StoreApi() = default;
+
+void StoreApi::RecordWrite(const std::string& result) {
+  metrics_->writes_by_result.at(result)->Increment();
+  if (result == "fenced") metrics_->fenced.Increment();
+}
+
+namespace {
+
+// The writes_total label for a refused write.
+std::string WriteResultFor(const std::string& code) {
+  if (code == "stale_token") return "fenced";
+  if (code == "missing_token") return "missing_token";
+  if (code == "storage_error" || code == "corrupt_record") return "storage_error";
+  return "bad_request";
+}
+
+}  // namespace
+
+void StoreApi::Mutate(http::verb method, net::Request request,
+                      net::Respond respond) {
+  auto parsed = ParseWrite(request.message.base(), request.tail);
+  if (!parsed.ok()) {
+    RecordWrite("bad_request");
+    return respond(ErrorResponse(StatusForError(parsed.error().code), parsed.error()));
+  }
+  boost::asio::post(pool_, [this, method, p = std::move(*parsed),
+                            message = std::move(request.message),
+                            respond = std::move(respond)]() mutable {
+    Result<WriteReceipt> receipt = [&]() -> Result<WriteReceipt> {
+      switch (method) {
+        case http::verb::put:
+          return service_.Put(
+              p.key, p.token, std::move(message.body()),
+              std::string(net::FromBeast(message[http::field::content_type])));
+        case http::verb::delete_:
+          return service_.Delete(p.key, p.token);
+        default:
+          return service_.RaiseFence(p.key, p.token);
+      }
+    }();
+    const std::string op = method == http::verb::put      ? "put"
+                           : method == http::verb::delete_ ? "delete"
+                                                           : "fence";
+    if (!receipt.ok()) {
+      const Error& e = receipt.error();
+      const std::string result = WriteResultFor(e.code);
+      RecordWrite(result);
+      nlohmann::json fields = {{"op", op},
+                               {"key", p.key},
+                               {"token", OptionalToken(p.token)},
+                               {"error", e.code}};
+      if (e.details.contains("highest_token")) {
+        fields["highest_token"] = e.details["highest_token"];
+      }
+      if (result == "fenced") {
+        log::Warn("write_fenced", fields);
+      } else if (result == "storage_error") {
+        fields["message"] = e.message;
+        log::Error("write_failed", fields);
+      } else {
+        log::Info("write_refused", fields);
+      }
+      return respond(ErrorResponse(StatusForError(e.code), e));
+    }
+    RecordWrite("accepted");
+    nlohmann::json body = {{"key", receipt->key},
+                           {"token", OptionalToken(receipt->token)},
+                           {"highest_token", OptionalToken(receipt->highest_token)}};
+    if (method == http::verb::put) {
+      body["size"] = receipt->size;
+      body["etag"] = receipt->etag;
+    } else if (method == http::verb::delete_) {
+      body["deleted"] = true;
+    }
+    log::Info(method == http::verb::post ? "fence_raised" : "write_accepted",
+              {{"op", op},
+               {"key", receipt->key},
+               {"token", OptionalToken(receipt->token)},
+               {"highest_token", OptionalToken(receipt->highest_token)},
+               {"size", receipt->size}});
+    respond(JsonResponse(http::status::ok, body));
+  });
+}
+
+std::vector<net::Route> StoreApi::Routes() {
+  std::vector<net::Route> routes;
+
+  // Refuses a write from its header: bad key or token, missing token, or a
+  // token already below the fence. The storage read runs off the I/O thread.
+  auto precheck = [this](const net::RequestHeader& header, std::string_view tail,
+                         std::function<void(std::optional<Response>)> done) {
+    auto parsed = ParseWrite(header, tail);
+    if (!parsed.ok()) {
+      RecordWrite("bad_request");
+      return done(ErrorResponse(StatusForError(parsed.error().code),
+                                parsed.error()));
+    }
+    boost::asio::post(pool_, [this, p = std::move(*parsed),
+                              done = std::move(done)] {
+      const Status admitted = service_.Precheck(p.key, p.token);
+      if (admitted.ok()) return done(std::nullopt);
+      const Error& e = admitted.error();
+      const std::string result = WriteResultFor(e.code);
+      RecordWrite(result);
+      if (result == "fenced") {
+        log::Warn("write_fenced",
+                  {{"key", p.key},
+                   {"token", OptionalToken(p.token)},
+                   {"highest_token", e.details.value("highest_token", nlohmann::json())},
+                   {"before_body", true}});
+      }
+      done(ErrorResponse(StatusForError(e.code), e));
+    });
+  };
+  auto count_server_reply = [this](http::status status) {
+    RecordWrite(status == http::status::payload_too_large ? "too_large"
+                                                          : "bad_request");
+  };
+
+  for (auto method : {http::verb::put, http::verb::delete_}) {
+    net::Route route;
+    route.name = "objects";
+    route.method = method;
+    route.path = std::string(kObjectsPrefix);
+    route.prefix = true;
+    route.body_limit = method == http::verb::put ? options_.max_object_bytes : 0;
+    route.precheck = precheck;
+    route.on_server_reply = count_server_reply;
+    route.handle = [this, method](net::Request r, net::Respond done) {
+      Mutate(method, std::move(r), std::move(done));
+    };
+    routes.push_back(std::move(route));
+  }
+
+  for (auto method : {http::verb::get, http::verb::head}) {
+    net::Route route;
+    route.name = "objects";
+    route.method = method;
+    route.path = std::string(kObjectsPrefix);
+    route.prefix = true;
+    route.handle = [this, method](net::Request r, net::Respond respond) {
+      auto key = ParseKey(r.tail);
+      if (!key.ok()) {
+        return respond(ErrorResponse(http::status::bad_request, key.error()));
+      }
+      boost::asio::post(pool_, [this, method, key = std::move(*key),
+                                respond = std::move(respond)] {
+        auto object = service_.Get(key);
+        if (!object.ok()) {
+          return respond(ErrorResponse(StatusForError(object.error().code),
+                                       object.error()));
+        }
+        Response res{http::status::ok, 11};
+        const KeyRecord& rec = object->record;
+        res.set(http::field::content_type, rec.content_type);
+        res.set(http::field::etag, rec.etag);
+        if (rec.object_token) res.set(net::ToBeast(kFencingTokenHeader), rec.object_token->ToString());
+        if (rec.highest_token) {
+          res.set("Fencing-Highest-Token", rec.highest_token->ToString());
+        }
+        res.content_length(rec.size);
+        if (method == http::verb::get) res.body() = std::move(object->body);
+        respond(std::move(res));
+      });
+    };
+    routes.push_back(std::move(route));
+  }
+
+  {
+    net::Route route;
+    route.name = "fences";
+    route.method = http::verb::get;
+    route.path = std::string(kFencesPrefix);
+    route.prefix = true;
+    route.handle = [this](net::Request r, net::Respond respond) {
+      auto key = ParseKey(r.tail);
+      if (!key.ok()) {
+        return respond(ErrorResponse(http::status::bad_request, key.error()));
+      }
+      boost::asio::post(pool_, [this, key = std::move(*key),
+                                respond = std::move(respond)] {
+        auto fence = service_.GetFence(key);
+        if (!fence.ok()) {
+          return respond(ErrorResponse(StatusForError(fence.error().code),
+                                       fence.error()));
+        }
+        respond(JsonResponse(http::status::ok,
+                             {{"key", fence->key},
+                              {"highest_token", fence->highest_token.value()}}));
+      });
+    };
+    routes.push_back(std::move(route));
+  }
+  {
+    net::Route route;
+    route.name = "fences";
+    route.method = http::verb::post;
+    route.path = std::string(kFencesPrefix);
+    route.prefix = true;
+    route.body_limit = 0;
+    route.precheck = precheck;
+    route.on_server_reply = count_server_reply;
+    route.handle = [this](net::Request r, net::Respond done) {
+      Mutate(http::verb::post, std::move(r), std::move(done));
+    };
+    routes.push_back(std::move(route));
+  }
+
+  routes.push_back(net::MetricsRoute(registry_));
+  {
+    net::Route route;
+    route.name = "healthz";
+    route.method = http::verb::get;
+    route.path = "/healthz";
+    route.handle = [](net::Request, net::Respond respond) {
+      respond(JsonResponse(http::status::ok, {{"status", "ok"}}));
+    };
+    routes.push_back(std::move(route));
+  }
+  {
+    net::Route route;
+    route.name = "readyz";
+    route.method = http::verb::get;
+    route.path = "/readyz";
+    route.handle = [this](net::Request, net::Respond respond) {
+      if (service_.Healthy()) {
+        return respond(JsonResponse(http::status::ok, {{"status", "ready"}}));
+      }
+      respond(ErrorResponse(http::status::service_unavailable, "not_ready",
+                            "the last write to storage failed; writes answer "
+                            "507 until storage recovers"));
+    };
+    routes.push_back(std::move(route));
+  }
+  return routes;
+}
+
+}  // namespace fence::store
