@@ -1,0 +1,14 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "client/lock_backend.h"
+
+namespace fence::client {
+
+Result<std::unique_ptr<LockBackend>> MakeZooKeeperBackend(
+    const std::vector<std::string>& endpoints);
+
+}  // namespace fence::client
