@@ -14,6 +14,8 @@ packages=(
   etcd-server etcd-client zookeeper prometheus prometheus-alertmanager
   # partition experiment
   iproute2 iptables
+  # systemd-analyze verifies the units in deploy/systemd/
+  systemd
 )
 
 missing=()
