@@ -1,0 +1,151 @@
+#include "client/store_client.h"
+
+#include "common/http_client.h"
+#include "core/key.h"
+
+namespace fence::client {
+
+namespace http = net::http;
+
+namespace {
+
+// The store writes tokens as JSON numbers (or null when a write carried
+// none); anything else is treated as absent rather than guessed at.
+std::optional<Token> TokenField(const nlohmann::json& body, const char* name) {
+  if (!body.is_object() || !body.contains(name)) return std::nullopt;
+  const auto& v = body[name];
+  if (v.is_number_unsigned() && v.get<std::uint64_t>() > 0) {
+    return Token(v.get<std::uint64_t>());
+  }
+  if (v.is_string()) {
+    auto t = ParseToken(v.get<std::string>());
+    if (t.ok()) return *t;
+  }
+  return std::nullopt;
+}
+
+std::optional<Token> TokenHeader(const net::Response& res, std::string_view name) {
+  auto it = res.find(net::ToBeast(name));
+  if (it == res.end()) return std::nullopt;
+  auto t = ParseToken(net::FromBeast(it->value()));
+  if (!t.ok()) return std::nullopt;
+  return *t;
+}
+
+bool FencingOff(const net::Response& res) {
+  auto it = res.find("Fencing");
+  return it != res.end() && net::FromBeast(it->value()) == "off";
+}
+
+}  // namespace
+
+Result<PutResult> InterpretWriteResponse(int http_status, bool fencing_off,
+                                         const std::string& body) {
+  auto json = nlohmann::json::parse(body, nullptr, false);
+  if (json.is_discarded()) json = nlohmann::json::object();
+  PutResult result;
+  result.http_status = http_status;
+  result.fencing_off = fencing_off;
+  result.server_body = json;
+  result.token = TokenField(json, "token");
+  result.highest_token = TokenField(json, "highest_token");
+
+  const std::string code =
+      json.is_object() && json.contains("error") && json["error"].is_string()
+          ? json["error"].get<std::string>()
+          : "";
+  if (http_status == 200) {
+    result.outcome = PutResult::Outcome::kAccepted;
+    if (json.is_object() && json.contains("etag") && json["etag"].is_string()) {
+      result.etag = json["etag"].get<std::string>();
+    }
+    return result;
+  }
+  if (http_status == 409 && code == "stale_token") {
+    result.outcome = PutResult::Outcome::kStale;
+    return result;
+  }
+  // Anything else is an error that keeps the store's own words and figures.
+  std::string message =
+      json.is_object() && json.contains("message") && json["message"].is_string()
+          ? json["message"].get<std::string>()
+          : "the store answered " + std::to_string(http_status) +
+                (body.empty() ? std::string(" with no body")
+                              : " with a non-JSON body: " + body.substr(0, 200));
+  return MakeError(code.empty() ? "http_" + std::to_string(http_status) : code,
+                   std::move(message),
+                   {{"http_status", http_status}, {"server_body", json}});
+}
+
+StoreClient::StoreClient(std::string base_url, std::chrono::milliseconds timeout)
+    : base_url_(std::move(base_url)), timeout_(timeout) {
+  while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
+}
+
+std::string StoreClient::ObjectUrl(const std::string& key) const {
+  return base_url_ + "/v1/objects/" + EncodeKeyForPath(key);
+}
+
+std::string StoreClient::FenceUrl(const std::string& key) const {
+  return base_url_ + "/v1/fences/" + EncodeKeyForPath(key);
+}
+
+Result<PutResult> StoreClient::Put(const std::string& key, const std::string& body,
+                                   std::optional<Token> token) {
+  net::HttpCall call;
+  call.method = http::verb::put;
+  call.url = ObjectUrl(key);
+  call.headers.emplace_back("Content-Type", "application/json");
+  if (token) call.headers.emplace_back(std::string(kFencingTokenHeader), token->ToString());
+  call.body = body;
+  call.timeout = timeout_;
+  auto res = net::Call(call);
+  if (!res.ok()) return res.error();
+  return InterpretWriteResponse(static_cast<int>(res->result_int()), FencingOff(*res),
+                                res->body());
+}
+
+Result<PutResult> StoreClient::RaiseFence(const std::string& key, Token token) {
+  net::HttpCall call;
+  call.method = http::verb::post;
+  call.url = FenceUrl(key);
+  call.headers.emplace_back(std::string(kFencingTokenHeader), token.ToString());
+  call.timeout = timeout_;
+  auto res = net::Call(call);
+  if (!res.ok()) return res.error();
+  return InterpretWriteResponse(static_cast<int>(res->result_int()), FencingOff(*res),
+                                res->body());
+}
+
+Result<StoredObject> StoreClient::Get(const std::string& key) {
+  net::HttpCall call;
+  call.method = http::verb::get;
+  call.url = ObjectUrl(key);
+  call.timeout = timeout_;
+  auto res = net::Call(call);
+  if (!res.ok()) return res.error();
+  const int status = static_cast<int>(res->result_int());
+  if (status != 200) {
+    auto json = nlohmann::json::parse(res->body(), nullptr, false);
+    if (json.is_discarded()) json = nlohmann::json::object();
+    std::string code = json.is_object() && json.contains("error") && json["error"].is_string()
+                           ? json["error"].get<std::string>()
+                           : (status == 404 ? "not_found" : "http_" + std::to_string(status));
+    std::string message =
+        json.is_object() && json.contains("message") && json["message"].is_string()
+            ? json["message"].get<std::string>()
+            : "GET " + call.url + " answered " + std::to_string(status);
+    return MakeError(std::move(code), std::move(message),
+                     {{"http_status", status}, {"server_body", json}});
+  }
+  StoredObject object;
+  object.body = res->body();
+  object.content_type = std::string(net::FromBeast((*res)[http::field::content_type]));
+  object.etag = std::string(net::FromBeast((*res)[http::field::etag]));
+  object.token = TokenHeader(*res, kFencingTokenHeader);
+  object.highest_token = TokenHeader(*res, "Fencing-Highest-Token");
+  object.fencing_off = FencingOff(*res);
+  return object;
+}
+
+}  // namespace fence::client

@@ -1,0 +1,83 @@
+// The client side of fence-store: writes carry the leader's fencing token,
+// and every answer is kept with the server's own JSON explanation, so a
+// caller (the worker, the demo, an operator) can show why a write was
+// refused with the store's figures, not a paraphrase.
+#pragma once
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "core/result.h"
+#include "core/token.h"
+
+namespace fence::client {
+
+// A write the store answered with 200 or 409 stale_token. Every other answer
+// (and a transport failure) is an Error instead; see ObjectStore::Put.
+struct PutResult {
+  enum class Outcome {
+    kAccepted,  // 200: the object (or fence) is durable
+    kStale,     // 409 stale_token: a newer leader has written or fenced the key
+  };
+  Outcome outcome = Outcome::kAccepted;
+  std::optional<Token> token;          // the token the store saw with the write
+  std::optional<Token> highest_token;  // the key's fence after the decision
+  std::string etag;                    // accepted PUTs only
+  int http_status = 0;
+  bool fencing_off = false;  // the store said "Fencing: off" (unfenced demo)
+  nlohmann::json server_body = nlohmann::json::object();  // verbatim JSON
+
+  bool accepted() const { return outcome == Outcome::kAccepted; }
+  bool stale() const { return outcome == Outcome::kStale; }
+};
+
+struct StoredObject {
+  std::string body;
+  std::string content_type;
+  std::string etag;
+  std::optional<Token> token;          // the token that wrote this version
+  std::optional<Token> highest_token;  // the key's fence
+  bool fencing_off = false;
+};
+
+// The worker writes through this seam, so its decisions can be tested with
+// a fake store. Errors carry the server's "error" code and "message", the
+// whole JSON body under details["server_body"] and details["http_status"];
+// transport failures keep net::Call's code ("unreachable", "bad_url").
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+  // `token` nullopt sends no Fencing-Token header (the unfenced demo only).
+  virtual Result<PutResult> Put(const std::string& key, const std::string& body,
+                                std::optional<Token> token) = 0;
+};
+
+// Maps one answered write (PUT or POST fence) to a PutResult or an Error, as
+// described on ObjectStore. Pure, so every status is unit-tested.
+Result<PutResult> InterpretWriteResponse(int http_status, bool fencing_off,
+                                         const std::string& body);
+
+class StoreClient final : public ObjectStore {
+ public:
+  // `base_url` is http://HOST:PORT (no path).
+  explicit StoreClient(std::string base_url,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  Result<PutResult> Put(const std::string& key, const std::string& body,
+                        std::optional<Token> token) override;
+  // POST /v1/fences/{key}: raises the fence without writing.
+  Result<PutResult> RaiseFence(const std::string& key, Token token);
+  // GET /v1/objects/{key}; code "not_found" for 404.
+  Result<StoredObject> Get(const std::string& key);
+
+  std::string ObjectUrl(const std::string& key) const;
+  std::string FenceUrl(const std::string& key) const;
+
+ private:
+  std::string base_url_;
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace fence::client

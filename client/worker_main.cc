@@ -1,0 +1,162 @@
+// fence-worker: a leader-elected worker. It elects itself through a lock
+// backend, renews its lease on its own thread, does some work and writes the
+// result to fence-store with its term's fencing token. Logs are JSON lines
+// on stderr (component "worker").
+#include <signal.h>
+
+#include <sstream>
+#include <thread>
+
+#include "client/lock_backend.h"
+#include "client/store_client.h"
+#include "client/worker.h"
+#include "common/cli.h"
+#include "common/http_client.h"
+#include "common/logging.h"
+
+namespace {
+
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+spdlog::level::level_enum ToSpdlog(fence::client::EventLevel level) {
+  switch (level) {
+    case fence::client::EventLevel::kWarn: return spdlog::level::warn;
+    case fence::client::EventLevel::kError: return spdlog::level::err;
+    default: return spdlog::level::info;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string program = "fence-worker";
+  CLI::App app{
+      "fence-worker: elects itself through a lock backend, renews its lease on "
+      "its own thread, does some work and writes the result to fence-store "
+      "with its fencing token. A 409 stale_token from the store makes it stop "
+      "leading at once (no retry), release, and go back to acquiring.",
+      program};
+  fence::client::WorkerConfig config;
+  std::string backend_kind = "lockd";
+  std::string endpoints_text;
+  std::string store_url;
+  std::string fencing = "on";
+  std::string pause_spec;
+  std::int64_t ttl_ms = 2000;
+  std::int64_t renew_ms = 0;
+  std::int64_t wait_ms = 5000;
+  std::int64_t acquire_timeout_ms = 60000;
+  std::int64_t work_ms = 0;
+  config.lock = "leader";
+  app.add_option("--id", config.id, "this worker's owner name, e.g. A")->required();
+  app.add_option("--backend", backend_kind, "lock service kind")
+      ->check(CLI::IsMember({"lockd", "etcd", "zookeeper"}))
+      ->capture_default_str();
+  app.add_option("--lock-endpoints", endpoints_text,
+                 "comma-separated lock service endpoints: URLs for lockd and etcd "
+                 "(http://127.0.0.1:8081), host:port for ZooKeeper")
+      ->required();
+  app.add_option("--lock", config.lock, "name of the lock to elect on")->capture_default_str();
+  app.add_option("--store", store_url, "fence-store base URL, e.g. http://127.0.0.1:8080")
+      ->required();
+  app.add_option("--key", config.key, "store key the leader writes its result to")->required();
+  app.add_option("--ttl-ms", ttl_ms, "lease TTL in milliseconds")
+      ->check(CLI::Range(std::int64_t{50}, std::int64_t{600000}))
+      ->capture_default_str();
+  app.add_option("--renew-interval-ms", renew_ms,
+                 "keep-alive interval; 0 means a third of the TTL")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{600000}))
+      ->capture_default_str();
+  app.add_option("--fencing", fencing,
+                 "'on' sends the term's token with every write; 'off' sends none "
+                 "(only to stage the unfenced demo)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  app.add_option("--inject-pause", pause_spec,
+                 "before-write:DURATION (e.g. 3000ms or 3s): in the first term, stop "
+                 "the whole process with SIGSTOP just before the write; a helper "
+                 "process sends SIGCONT after DURATION");
+  app.add_option("--wait-ms", wait_ms, "how long one acquire request waits while the lock is held")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{600000}))
+      ->capture_default_str();
+  app.add_option("--acquire-timeout-ms", acquire_timeout_ms,
+                 "give up (exit 1) after trying this long to become leader; 0 waits forever")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}))
+      ->capture_default_str();
+  app.add_option("--work-ms", work_ms, "time spent working (lease renewed) before the write")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600000}))
+      ->capture_default_str();
+  app.add_option("--hold-renewals", config.hold_renewals,
+                 "after the write, stay leader until this many more renewals succeed, "
+                 "then resign")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  app.add_option("--terms", config.terms,
+                 "leader terms to serve, then exit; 0 serves until SIGTERM")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  app.add_option("--payload", config.payload, "the work result written to the store")
+      ->capture_default_str();
+  if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
+
+  config.ttl = fence::Millis(ttl_ms);
+  config.renew_interval = fence::Millis(renew_ms);
+  config.acquire_wait = fence::Millis(wait_ms);
+  config.acquire_timeout = fence::Millis(acquire_timeout_ms);
+  config.work = fence::Millis(work_ms);
+  config.fencing = fencing == "on";
+  if (config.payload.empty()) config.payload = "result computed by " + config.id;
+  if (config.renew_interval >= config.ttl) {
+    return fence::FailStartup(program, "--renew-interval-ms must be shorter than --ttl-ms (" +
+                                           std::to_string(ttl_ms) + "), or 0 for a third of it");
+  }
+  if (!pause_spec.empty()) {
+    auto pause = fence::client::ParsePauseSpec(pause_spec);
+    if (!pause.ok()) return fence::FailStartup(program, pause.error().message);
+    config.pause_before_write = *pause;
+  }
+  auto store_parsed = fence::net::ParseUrl(store_url);
+  if (!store_parsed.ok()) {
+    return fence::FailStartup(program, "--store: " + store_parsed.error().message);
+  }
+  auto backend = fence::client::MakeLockBackend(backend_kind, SplitList(endpoints_text));
+  if (!backend.ok()) {
+    return fence::FailStartup(program, "--backend/--lock-endpoints: " + backend.error().message);
+  }
+
+  // Signals are taken by one thread with sigwait, so no handler runs inside
+  // the worker's locks. Blocked before any thread exists so all inherit it.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);  // our own "finished" wake-up
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  fence::log::Init("worker");
+  fence::client::StoreClient store(store_url);
+  fence::client::ProcessPauser pauser;
+  fence::client::Worker worker(
+      config, **backend, store, pauser,
+      [](fence::client::EventLevel level, std::string_view event, const nlohmann::json& fields) {
+        fence::log::Event(ToSpdlog(level), event, fields);
+      });
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig != SIGUSR1) worker.Stop();
+  });
+  const int code = worker.Run();
+  kill(getpid(), SIGUSR1);
+  signal_thread.join();
+  return code;
+}
