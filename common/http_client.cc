@@ -82,6 +82,8 @@ Result<Response> Call(const HttpCall& call) {
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(256ull * 1024 * 1024);
+  // A response to HEAD announces a length but carries no body.
+  parser.skip(call.method == http::verb::head);
   std::string step = "connecting";
   stream.expires_after(call.timeout);
   stream.async_connect(endpoints, [&](beast::error_code cec, const tcp::endpoint&) {
@@ -103,6 +105,91 @@ Result<Response> Call(const HttpCall& call) {
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   return parser.release();
+}
+
+}  // namespace fence::net
+
+namespace fence::net {
+
+namespace {
+
+// Runs whatever was queued on `ioc` to completion (the stream's deadline
+// bounds it) and makes the context reusable for the next step.
+void RunStep(asio::io_context& ioc) {
+  ioc.restart();
+  ioc.run();
+}
+
+}  // namespace
+
+Result<StreamedResponse> CallStreaming(
+    const HttpCall& call, const std::function<bool(std::string_view)>& reader) {
+  auto url = ParseUrl(call.url);
+  if (!url.ok()) return url.error();
+  auto fail = [&](const std::string& step, const beast::error_code& ec) {
+    return MakeError("unreachable",
+                     std::string(http::to_string(call.method)) + " " +
+                         call.url + " failed while " + step + ": " +
+                         ec.message(),
+                     {{"url", call.url}});
+  };
+  asio::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  beast::error_code ec;
+  tcp::resolver resolver(ioc);
+  const auto endpoints = resolver.resolve(url->host, url->port, ec);
+  if (ec) return fail("resolving the host", ec);
+
+  http::request<http::string_body> req{call.method, url->target, 11};
+  req.set(http::field::host, url->host + ":" + url->port);
+  req.set(http::field::user_agent, "fence-client");
+  for (const auto& [name, value] : call.headers) req.insert(name, value);
+  req.body() = call.body;
+  req.prepare_payload();
+
+  stream.expires_after(call.timeout);
+  stream.async_connect(endpoints,
+                       [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
+  RunStep(ioc);
+  if (ec) return fail("connecting", ec);
+  http::async_write(stream, req, [&](beast::error_code e, std::size_t) { ec = e; });
+  RunStep(ioc);
+  if (ec) return fail("sending the request", ec);
+
+  beast::flat_buffer buffer;
+  http::response_parser<http::buffer_body> parser;
+  // The reader consumes the body as it comes; the cap only stops a runaway
+  // stream within the call's deadline.
+  parser.body_limit(64ull * 1024 * 1024);
+  http::async_read_header(stream, buffer, parser,
+                          [&](beast::error_code e, std::size_t) { ec = e; });
+  RunStep(ioc);
+  if (ec) return fail("reading the response header", ec);
+
+  StreamedResponse out;
+  out.head = Response(parser.get().base());
+  char chunk[16384];
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk;
+    parser.get().body().size = sizeof chunk;
+    http::async_read(stream, buffer, parser,
+                     [&](beast::error_code e, std::size_t) { ec = e; });
+    RunStep(ioc);
+    if (ec == http::error::need_buffer) ec = {};
+    const std::size_t got = sizeof chunk - parser.get().body().size;
+    if (got > 0 && !reader(std::string_view(chunk, got))) {
+      out.stopped = true;
+      break;
+    }
+    if (ec == beast::error::timeout) {
+      out.timed_out = true;
+      break;
+    }
+    if (ec) return fail("reading the response body", ec);
+  }
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  return out;
 }
 
 }  // namespace fence::net

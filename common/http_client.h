@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,6 +25,20 @@ struct HttpCall {
 // Any answered status is a value; only transport failures are Errors (code
 // "unreachable" or "bad_url").
 Result<Response> Call(const HttpCall& call);
+
+// A response whose body is a stream that may never end (etcd's /v3/watch).
+struct StreamedResponse {
+  Response head;           // status and headers; the body went to the reader
+  bool timed_out = false;  // call.timeout passed while the body was arriving
+  bool stopped = false;    // the reader returned false
+};
+
+// Like Call, but hands each piece of the body to `reader` as it arrives,
+// until the reader returns false, the body ends or call.timeout passes (which
+// is not an Error once the header has arrived: a watch that saw nothing is a
+// normal outcome). Transport failures before that are Errors as in Call.
+Result<StreamedResponse> CallStreaming(
+    const HttpCall& call, const std::function<bool(std::string_view)>& reader);
 
 struct Url {
   std::string host;
