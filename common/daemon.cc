@@ -1,6 +1,7 @@
 #include "common/daemon.h"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <future>
 #include <thread>
@@ -32,6 +33,10 @@ int RunDaemon(const std::string& program, const DaemonOptions& options,
   fields["port"] = bound->port();
   log::Info("listening", fields);
 
+  // Requests handed to another thread pool (storage) leave no pending
+  // operation on `ioc`; without this guard the I/O threads would return once
+  // the acceptor closes and never deliver those responses.
+  auto work = boost::asio::make_work_guard(ioc);
   std::vector<std::thread> threads;
   for (int i = 0; i < options.io_threads; ++i) {
     threads.emplace_back([&ioc] { ioc.run(); });

@@ -18,7 +18,7 @@ struct DaemonOptions {
   nlohmann::json listening_fields = nlohmann::json::object();  // logged
 };
 
-// Returns the process exit code. `make_routes` runs once before listening.
+// Returns the process exit code.
 int RunDaemon(const std::string& program, const DaemonOptions& options,
               ServerOptions server_options, std::vector<Route> routes,
               prometheus::Registry& registry);

@@ -9,6 +9,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/text_serializer.h>
+#include <limits>
 #include <sstream>
 
 #include "common/logging.h"
@@ -111,6 +112,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (draining_) return Close();
     header_parser_.emplace();
     header_parser_->header_limit(server_.options_.max_header_bytes);
+    // The route's own limit applies once the route is known (AfterPrecheck).
+    // Not boost::none: Beast 1.74 compares `length > none` as true.
+    header_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     route_ = nullptr;
     is_head_ = false;
     stream_.expires_after(server_.options_.idle_timeout);

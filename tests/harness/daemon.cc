@@ -1,0 +1,66 @@
+#include "tests/harness/daemon.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+namespace fence::testing {
+
+TempDir::TempDir(std::string_view prefix) {
+  const char* base = std::getenv("TMPDIR");
+  std::string pattern = std::string(base && *base ? base : "/tmp") + "/" +
+                        std::string(prefix) + "-XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) {
+    ADD_FAILURE() << "mkdtemp failed for " << pattern;
+  }
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+Daemon StartDaemon(std::string_view binary, std::vector<std::string> args,
+                   std::vector<std::string> extra_env) {
+  ChildProcess::Options options;
+  options.argv.push_back(SiblingBinary(binary));
+  options.argv.insert(options.argv.end(), args.begin(), args.end());
+  options.argv.push_back("--listen");
+  options.argv.push_back("127.0.0.1:0");
+  options.extra_env = std::move(extra_env);
+  Daemon daemon;
+  auto child = ChildProcess::Start(options);
+  if (!child.ok()) {
+    ADD_FAILURE() << child.error().message;
+    return daemon;
+  }
+  daemon.process = std::move(*child);
+  auto port = daemon.process->WaitForListeningPort();
+  if (!port.ok()) {
+    ADD_FAILURE() << port.error().message;
+    return daemon;
+  }
+  daemon.port = *port;
+  return daemon;
+}
+
+net::Response Request(net::http::verb method, const std::string& url,
+                      std::vector<std::pair<std::string, std::string>> headers,
+                      std::string body) {
+  net::HttpCall call;
+  call.method = method;
+  call.url = url;
+  call.headers = std::move(headers);
+  call.body = std::move(body);
+  call.timeout = std::chrono::seconds(20);
+  auto res = net::Call(call);
+  if (!res.ok()) {
+    ADD_FAILURE() << res.error().message;
+    return net::Response{net::http::status::unknown, 11};
+  }
+  return std::move(*res);
+}
+
+}  // namespace fence::testing

@@ -1,0 +1,48 @@
+// Test harness: temp dirs and daemons started as real processes on free
+// loopback ports (--listen 127.0.0.1:0, port read from the listening event).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/http_client.h"
+#include "common/process.h"
+
+namespace fence::testing {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents.
+class TempDir {
+ public:
+  explicit TempDir(std::string_view prefix = "fence-test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string Sub(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+ private:
+  std::string path_;
+};
+
+struct Daemon {
+  std::unique_ptr<ChildProcess> process;
+  int port = 0;
+  std::string Url(std::string_view path) const {
+    return "http://127.0.0.1:" + std::to_string(port) + std::string(path);
+  }
+};
+
+// Starts build/bin/<binary> with `args` plus --listen 127.0.0.1:0 and waits
+// for its listening event. Fails the calling test (ADD_FAILURE) and returns
+// a Daemon without a port if the daemon does not come up.
+Daemon StartDaemon(std::string_view binary, std::vector<std::string> args,
+                   std::vector<std::string> extra_env = {});
+
+// Shorthands over net::Call that fail the test on a transport error.
+net::Response Request(net::http::verb method, const std::string& url,
+                      std::vector<std::pair<std::string, std::string>> headers = {},
+                      std::string body = "");
+
+}  // namespace fence::testing

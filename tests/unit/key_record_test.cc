@@ -1,0 +1,61 @@
+#include "core/key_record.h"
+
+#include <gtest/gtest.h>
+
+#include "core/etag.h"
+
+namespace fence {
+namespace {
+
+TEST(KeyRecordTest, RoundTrips) {
+  KeyRecord r;
+  r.highest_token = Token(18446744073709551615ULL);
+  r.has_object = true;
+  r.object_token = Token(41);
+  r.size = 12;
+  r.etag = ComputeEtag("hello world!");
+  r.content_type = "text/csv";
+  auto back = DecodeKeyRecord(EncodeKeyRecord(r));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->highest_token, r.highest_token);
+  EXPECT_EQ(back->object_token, r.object_token);
+  EXPECT_TRUE(back->has_object);
+  EXPECT_EQ(back->size, 12u);
+  EXPECT_EQ(back->etag, r.etag);
+  EXPECT_EQ(back->content_type, "text/csv");
+  EXPECT_FALSE(back->deleted);
+}
+
+TEST(KeyRecordTest, TombstoneRoundTripsWithoutObjectToken) {
+  KeyRecord r;
+  r.highest_token = Token(9);
+  r.deleted = true;
+  auto back = DecodeKeyRecord(EncodeKeyRecord(r));
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->deleted);
+  EXPECT_FALSE(back->has_object);
+  EXPECT_FALSE(back->object_token.has_value());
+}
+
+TEST(KeyRecordTest, CorruptBytesAreAnError) {
+  for (const char* bytes : {"", "{", "[]", "{\"v\":2}", "{\"v\":1}",
+                            "{\"v\":1,\"has_object\":\"yes\"}"}) {
+    auto r = DecodeKeyRecord(bytes);
+    ASSERT_FALSE(r.ok()) << bytes;
+    EXPECT_EQ(r.error().code, "corrupt_record");
+  }
+}
+
+TEST(EtagTest, IsQuotedAndDependsOnContent) {
+  const std::string a = ComputeEtag("a");
+  EXPECT_EQ(a.front(), '"');
+  EXPECT_EQ(a.back(), '"');
+  EXPECT_EQ(a.size(), 18u);
+  EXPECT_NE(a, ComputeEtag("b"));
+  EXPECT_EQ(a, ComputeEtag("a"));
+  // Published FNV-1a 64 test vector for the empty string.
+  EXPECT_EQ(ComputeEtag(""), "\"cbf29ce484222325\"");
+}
+
+}  // namespace
+}  // namespace fence
