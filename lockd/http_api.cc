@@ -1,0 +1,339 @@
+#include "lockd/http_api.h"
+
+#include <limits>
+
+#include "core/key.h"
+
+namespace fence::lockd {
+
+namespace http = net::http;
+using net::ErrorResponse;
+using net::JsonResponse;
+using net::Response;
+
+namespace {
+
+constexpr std::string_view kLocksPrefix = "/v1/locks/";
+constexpr std::string_view kLeasesPrefix = "/v1/leases/";
+
+Error BadRequest(std::string message) {
+  return MakeError("bad_request", std::move(message));
+}
+
+// Reads an optional integer field in [min, max]. A missing field is nullopt.
+Result<std::optional<std::int64_t>> IntegerField(const nlohmann::json& body,
+                                                 const char* field,
+                                                 std::int64_t min,
+                                                 std::int64_t max) {
+  auto it = body.find(field);
+  if (it == body.end()) return std::optional<std::int64_t>();
+  const std::string range =
+      "; expected an integer number of milliseconds from " +
+      std::to_string(min) + " to " + std::to_string(max);
+  if (!it->is_number_integer()) {
+    return BadRequest(std::string("field '") + field + "' is " +
+                      (it->is_number() ? "not a whole number" : std::string("a ") + it->type_name()) +
+                      range);
+  }
+  if (it->is_number_unsigned() &&
+      it->get<std::uint64_t>() >
+          static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    return BadRequest(std::string("field '") + field + "' is too large" + range);
+  }
+  const std::int64_t value = it->get<std::int64_t>();
+  if (value < min || value > max) {
+    return BadRequest(std::string("field '") + field + "' is " +
+                      std::to_string(value) + range);
+  }
+  return std::optional<std::int64_t>(value);
+}
+
+Result<nlohmann::json> ParseObject(std::string_view body,
+                                   const std::string& expected) {
+  auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) {
+    return BadRequest("the request body is not valid JSON; expected " + expected);
+  }
+  if (!json.is_object()) {
+    return BadRequest(std::string("the request body is a JSON ") +
+                      json.type_name() + "; expected " + expected);
+  }
+  return json;
+}
+
+constexpr const char* kAcquireShape =
+    R"(an object such as {"owner":"worker-a","ttl_ms":2000,"wait_ms":0})";
+constexpr const char* kReleaseShape =
+    R"(an object such as {"lease_id":"<16 hex digits from acquire>"})";
+
+nlohmann::json LeaseJson(const Lease& lease) {
+  return {{"name", lease.name},
+          {"owner", lease.owner},
+          {"token", lease.token.value()},
+          {"lease_id", lease.id.ToString()},
+          {"ttl_ms", lease.ttl.count()}};
+}
+
+}  // namespace
+
+http::status StatusForError(const std::string& code) {
+  static const std::unordered_map<std::string, http::status> kTable = {
+      {"bad_request", http::status::bad_request},
+      {"bad_lock_name", http::status::bad_request},
+      {"bad_lease_id", http::status::bad_request},
+      {"held", http::status::conflict},
+      {"not_holder", http::status::conflict},
+      {"unknown_lease", http::status::not_found},
+      {"not_held", http::status::not_found},
+      {"not_found", http::status::not_found},
+      {"starting", http::status::service_unavailable},
+      {"shutting_down", http::status::service_unavailable},
+      {"too_many_locks", http::status::service_unavailable},
+      {"too_many_waiters", http::status::service_unavailable},
+      {"storage_error", http::status::service_unavailable},
+  };
+  auto it = kTable.find(code);
+  return it == kTable.end() ? http::status::internal_server_error : it->second;
+}
+
+Result<AcquireBody> ParseAcquireBody(std::string_view text,
+                                     const ApiOptions& options) {
+  auto body = ParseObject(text, kAcquireShape);
+  if (!body.ok()) return body.error();
+  auto owner = body->find("owner");
+  if (owner == body->end()) {
+    return BadRequest(std::string("field 'owner' is missing; expected ") + kAcquireShape);
+  }
+  if (!owner->is_string()) {
+    return BadRequest(std::string("field 'owner' is a ") + owner->type_name() +
+                      "; expected a string of 1 to " +
+                      std::to_string(kMaxOwnerBytes) + " bytes");
+  }
+  const std::string& owner_text = owner->get_ref<const std::string&>();
+  if (owner_text.empty() || owner_text.size() > kMaxOwnerBytes) {
+    return BadRequest("field 'owner' is " + std::to_string(owner_text.size()) +
+                      " bytes; expected 1 to " + std::to_string(kMaxOwnerBytes));
+  }
+  for (char c : owner_text) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
+      return BadRequest(
+          "field 'owner' contains a control character; expected printable "
+          "text");
+    }
+  }
+  auto ttl = IntegerField(*body, "ttl_ms", 1, options.max_ttl.count());
+  if (!ttl.ok()) return ttl.error();
+  if (!*ttl) {
+    return BadRequest("field 'ttl_ms' is missing; expected an integer from 1 to " +
+                      std::to_string(options.max_ttl.count()));
+  }
+  auto wait = IntegerField(*body, "wait_ms", 0, options.max_wait.count());
+  if (!wait.ok()) return wait.error();
+  return AcquireBody{owner_text, Millis(**ttl), Millis(wait->value_or(0))};
+}
+
+Result<std::string> ParseLockName(std::string_view encoded) {
+  auto name = ParseKey(encoded);
+  if (!name.ok()) {
+    std::string message = name.error().message;
+    return MakeError("bad_lock_name", "invalid lock name: " + message);
+  }
+  if (name->size() > kMaxLockNameBytes) {
+    return MakeError("bad_lock_name",
+                     "the lock name is " + std::to_string(name->size()) +
+                         " bytes; expected at most " +
+                         std::to_string(kMaxLockNameBytes));
+  }
+  return name;
+}
+
+LockdApi::LockdApi(LockService& service, LockdMetrics& metrics,
+                   std::shared_ptr<prometheus::Registry> registry,
+                   ApiOptions options)
+    : service_(service),
+      metrics_(metrics),
+      registry_(std::move(registry)),
+      options_(options) {}
+
+Response LockdApi::BadRequest(const Error& error) {
+  metrics_.Refused("bad_request");
+  return ErrorResponse(StatusForError(error.code), error);
+}
+
+namespace {
+
+// Maps a service result to the response, adding Retry-After to "starting".
+Response ErrorFor(const Error& error) {
+  Response res = ErrorResponse(StatusForError(error.code), error);
+  if (error.code == "starting") {
+    const auto ms = error.details.value("retry_after_ms", std::int64_t{0});
+    res.set(http::field::retry_after, std::to_string((ms + 999) / 1000));
+  }
+  return res;
+}
+
+}  // namespace
+
+void LockdApi::HandleLockPost(net::Request request, net::Respond respond) {
+  const std::string_view tail = request.tail;
+  const auto slash = tail.rfind('/');
+  const std::string_view action =
+      slash == std::string_view::npos ? std::string_view() : tail.substr(slash + 1);
+  if (action != "acquire" && action != "release") {
+    return respond(ErrorResponse(
+        http::status::not_found, "not_found",
+        "no such endpoint; expected POST /v1/locks/{name}/acquire or "
+        "/v1/locks/{name}/release"));
+  }
+  auto name = ParseLockName(tail.substr(0, slash));
+  if (!name.ok()) return respond(BadRequest(name.error()));
+
+  if (action == "acquire") {
+    auto body = ParseAcquireBody(request.message.body(), options_);
+    if (!body.ok()) return respond(BadRequest(body.error()));
+    return service_.Acquire(
+        std::move(*name), std::move(body->owner), body->ttl, body->wait,
+        [respond = std::move(respond)](Result<Lease> lease) {
+          if (!lease.ok()) return respond(ErrorFor(lease.error()));
+          respond(JsonResponse(http::status::ok, LeaseJson(*lease)));
+        });
+  }
+  auto body = ParseObject(request.message.body(), kReleaseShape);
+  if (!body.ok()) return respond(BadRequest(body.error()));
+  auto field = body->find("lease_id");
+  if (field == body->end() || !field->is_string()) {
+    return respond(BadRequest(fence::lockd::BadRequest(
+        std::string("field 'lease_id' is ") +
+        (field == body->end() ? "missing" : std::string("a ") + field->type_name()) +
+        "; expected " + kReleaseShape)));
+  }
+  auto id = ParseLeaseId(field->get_ref<const std::string&>());
+  if (!id.ok()) return respond(BadRequest(id.error()));
+  service_.Release(std::move(*name), *id,
+                   [respond = std::move(respond)](Result<Lease> lease) {
+                     if (!lease.ok()) return respond(ErrorFor(lease.error()));
+                     respond(JsonResponse(http::status::ok,
+                                          {{"released", true},
+                                           {"name", lease->name},
+                                           {"token", lease->token.value()},
+                                           {"lease_id", lease->id.ToString()}}));
+                   });
+}
+
+void LockdApi::HandleKeepAlive(net::Request request, net::Respond respond) {
+  const std::string_view tail = request.tail;
+  constexpr std::string_view kSuffix = "/keepalive";
+  if (tail.size() <= kSuffix.size() ||
+      tail.substr(tail.size() - kSuffix.size()) != kSuffix) {
+    return respond(ErrorResponse(
+        http::status::not_found, "not_found",
+        "no such endpoint; expected POST /v1/leases/{lease_id}/keepalive"));
+  }
+  auto id = ParseLeaseId(tail.substr(0, tail.size() - kSuffix.size()));
+  if (!id.ok()) return respond(BadRequest(id.error()));
+  service_.KeepAlive(*id, [respond = std::move(respond)](Result<Lease> lease) {
+    if (!lease.ok()) return respond(ErrorFor(lease.error()));
+    respond(JsonResponse(http::status::ok,
+                         {{"ttl_ms", lease->ttl.count()},
+                          {"lease_id", lease->id.ToString()},
+                          {"name", lease->name},
+                          {"token", lease->token.value()}}));
+  });
+}
+
+void LockdApi::HandleStatus(net::Request request, net::Respond respond) {
+  auto name = ParseLockName(request.tail);
+  if (!name.ok()) return respond(BadRequest(name.error()));
+  // The lease id is the holder's capability: never shown here.
+  service_.Status(std::move(*name), [respond = std::move(respond)](
+                                        Result<LockStatus> status) {
+    if (!status.ok()) return respond(ErrorFor(status.error()));
+    respond(JsonResponse(http::status::ok,
+                         {{"name", status->name},
+                          {"holder", status->holder},
+                          {"token", status->token.value()},
+                          {"expires_in_ms", status->expires_in.count()},
+                          {"ttl_ms", status->ttl.count()},
+                          {"waiters", status->waiters}}));
+  });
+}
+
+std::vector<net::Route> LockdApi::Routes() {
+  std::vector<net::Route> routes;
+  auto count_server_reply = [this](http::status) {
+    metrics_.Refused("bad_request");
+  };
+  {
+    net::Route route;
+    route.name = "locks";
+    route.method = http::verb::post;
+    route.path = std::string(kLocksPrefix);
+    route.prefix = true;
+    route.body_limit = kMaxRequestBodyBytes;
+    route.on_server_reply = count_server_reply;
+    route.handle = [this](net::Request r, net::Respond done) {
+      HandleLockPost(std::move(r), std::move(done));
+    };
+    routes.push_back(std::move(route));
+  }
+  {
+    net::Route route;
+    route.name = "locks";
+    route.method = http::verb::get;
+    route.path = std::string(kLocksPrefix);
+    route.prefix = true;
+    route.body_limit = 0;
+    route.on_server_reply = count_server_reply;
+    route.handle = [this](net::Request r, net::Respond done) {
+      HandleStatus(std::move(r), std::move(done));
+    };
+    routes.push_back(std::move(route));
+  }
+  {
+    net::Route route;
+    route.name = "leases";
+    route.method = http::verb::post;
+    route.path = std::string(kLeasesPrefix);
+    route.prefix = true;
+    route.body_limit = kMaxRequestBodyBytes;
+    route.on_server_reply = count_server_reply;
+    route.handle = [this](net::Request r, net::Respond done) {
+      HandleKeepAlive(std::move(r), std::move(done));
+    };
+    routes.push_back(std::move(route));
+  }
+  routes.push_back(net::MetricsRoute(registry_));
+  {
+    net::Route route;
+    route.name = "healthz";
+    route.method = http::verb::get;
+    route.path = "/healthz";
+    route.handle = [this](net::Request, net::Respond respond) {
+      const auto grace = service_.GraceRemaining().count();
+      respond(JsonResponse(http::status::ok, {{"status", "ok"},
+                                              {"granting", grace == 0},
+                                              {"grace_remaining_ms", grace}}));
+    };
+    routes.push_back(std::move(route));
+  }
+  {
+    net::Route route;
+    route.name = "readyz";
+    route.method = http::verb::get;
+    route.path = "/readyz";
+    route.handle = [this](net::Request, net::Respond respond) {
+      const auto grace = service_.GraceRemaining().count();
+      if (grace == 0) {
+        return respond(JsonResponse(http::status::ok, {{"status", "ready"}}));
+      }
+      respond(ErrorResponse(http::status::service_unavailable, "starting",
+                            "lockd is in its post-restart grace period and "
+                            "grants nothing yet",
+                            {{"retry_after_ms", grace}}));
+    };
+    routes.push_back(std::move(route));
+  }
+  return routes;
+}
+
+}  // namespace fence::lockd

@@ -1,0 +1,136 @@
+// The lock service: the lease table (core) plus what makes it a daemon:
+// durable tokens, random lease ids, a timer for the earliest expiry, timers
+// for long-poll waiters, the post-restart grace period, logs and metrics.
+//
+// Concurrency: every member below the public section is confined to one
+// strand (`strand_`). Public methods may be called from any thread; they
+// post to the strand and answer through their callback, from the strand.
+// Waiting never blocks a thread: a waiter is a queued callback plus a timer.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "core/clock.h"
+#include "core/lease_table.h"
+#include "core/result.h"
+#include "lockd/metrics.h"
+#include "lockd/token_journal.h"
+
+namespace fence::lockd {
+
+// The process's monotonic clock (CLOCK_MONOTONIC), in whole milliseconds.
+class SteadyClock final : public Clock {
+ public:
+  Millis Now() const override {
+    return std::chrono::duration_cast<Millis>(
+        std::chrono::steady_clock::now().time_since_epoch());
+  }
+};
+
+struct LockServiceOptions {
+  Millis max_ttl{60000};
+  Millis max_wait{30000};
+  // No grant before this much time has passed since start. One max_ttl after
+  // a restart, so that no lease granted before a crash can still be live;
+  // zero on a brand-new data directory, where no lease can exist.
+  Millis grace{0};
+  std::size_t max_locks = 100000;    // locks held at once
+  std::size_t max_waiters = 10000;   // acquires waiting at once
+};
+
+struct LockStatus {
+  std::string name;
+  std::string holder;
+  Token token;
+  Millis expires_in;
+  Millis ttl;
+  std::size_t waiters;
+};
+
+class LockService {
+ public:
+  using LeaseCallback = std::function<void(Result<Lease>)>;
+  using StatusCallback = std::function<void(Result<LockStatus>)>;
+
+  // `clock` must be the monotonic clock the timers of `ioc` run on (in
+  // production SteadyClock); `journal` and `metrics` outlive the service.
+  LockService(boost::asio::io_context& ioc, const Clock& clock,
+              TokenJournal& journal, LockdMetrics& metrics,
+              LockServiceOptions options);
+  ~LockService();
+  LockService(const LockService&) = delete;
+  LockService& operator=(const LockService&) = delete;
+
+  // `name`, `owner`, `ttl` and `wait` are already validated. Errors: "held"
+  // (details holder, token, expires_in_ms, waited_ms), "starting" (details
+  // retry_after_ms), "too_many_locks", "too_many_waiters", "shutting_down",
+  // "storage_error".
+  void Acquire(std::string name, std::string owner, Millis ttl, Millis wait,
+               LeaseCallback done);
+  // Errors: "unknown_lease".
+  void KeepAlive(LeaseId id, LeaseCallback done);
+  // Errors: "unknown_lease", "not_holder".
+  void Release(std::string name, LeaseId id, LeaseCallback done);
+  // Errors: "not_held" (details waiters, grace_remaining_ms).
+  void Status(std::string name, StatusCallback done);
+  // Answers every waiter and every later acquire with "shutting_down", so a
+  // drain does not wait out long polls.
+  void Shutdown();
+
+  Millis GraceRemaining() const;  // any thread: reads only the clock
+
+ private:
+  struct PendingWaiter {
+    std::string name;
+    std::string owner;
+    LeaseCallback done;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+    Millis since;
+  };
+
+  void DoAcquire(std::string name, std::string owner, Millis ttl, Millis wait,
+                 LeaseCallback done);
+  void Wait(std::string name, std::string owner, Millis ttl, Millis wait,
+            LeaseCallback done);
+  void OnWaitTimeout(WaiterId id);
+  // Expires due leases, ends the grace period when due, serves waiters of
+  // freed locks and re-arms the expiry timer. Every operation starts here,
+  // so a late timer never lets a dead lease look alive.
+  void Tick();
+  // Grants `name` to its waiters in order while it is free.
+  void Serve(const std::string& name);
+  void ArmExpiryTimer();
+  void OnGranted(const Lease& lease, std::optional<Millis> waited);
+  void OnFreed(const Lease& lease);
+  Result<Token> NextToken();
+  LeaseId NewLeaseId() const;
+  Error Held(const std::string& name, const std::string& owner, Millis waited);
+  Error Starting(const std::string& name, const std::string& owner);
+  void Refuse(const char* reason, nlohmann::json fields);
+
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  const Clock& clock_;
+  TokenJournal& journal_;
+  LockdMetrics& metrics_;
+  const LockServiceOptions options_;
+  const Millis grace_until_;
+
+  LeaseTable table_;
+  bool granting_ = false;
+  bool shutting_down_ = false;
+  boost::asio::steady_timer expiry_timer_;
+  std::optional<Millis> expiry_armed_for_;
+  boost::asio::steady_timer grace_timer_;
+  WaiterId next_waiter_id_ = 1;
+  std::unordered_map<WaiterId, PendingWaiter> waiters_;
+  std::unordered_map<std::string, prometheus::Gauge*> lock_gauges_;
+};
+
+}  // namespace fence::lockd

@@ -1,0 +1,44 @@
+// fence-lockd's own metrics. The names are a contract: the dashboard, the
+// alert rules and the demo read them.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <string>
+#include <unordered_map>
+
+namespace fence::lockd {
+
+// Why an acquire, keep-alive or release was refused; one series each,
+// present at 0 from the start so that increase() sees the first one.
+inline constexpr const char* kRefusalReasons[] = {
+    "held",          // acquire: the lock stayed held for all of wait_ms
+    "grace",         // acquire: lockd restarted less than max-ttl ago
+    "bad_request",   // 400 or 413: the request itself was wrong
+    "unknown_lease", // keep-alive or release of a lease that is not live
+    "not_holder",    // release of a lock held by another lease
+    "capacity",      // too many held locks or waiters, or shutting down
+    "storage",       // the token counter could not be made durable
+};
+
+struct LockdMetrics {
+  explicit LockdMetrics(prometheus::Registry& registry);
+
+  void Refused(const std::string& reason) { refusals.at(reason)->Increment(); }
+
+  prometheus::Counter& grants;
+  prometheus::Counter& expirations;
+  prometheus::Counter& keepalives;
+  prometheus::Counter& releases;
+  prometheus::Family<prometheus::Counter>& refusal_family;
+  std::unordered_map<std::string, prometheus::Counter*> refusals;
+  prometheus::Gauge& holders;
+  prometheus::Gauge& last_token;
+  // One series per held lock, removed when it frees: the series count is
+  // bounded by --max-locks.
+  prometheus::Family<prometheus::Gauge>& lock_token;
+};
+
+}  // namespace fence::lockd
