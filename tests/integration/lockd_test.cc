@@ -1,0 +1,647 @@
+// fence-lockd as a real process: started on a free loopback port, driven
+// over HTTP with the project's client, killed with real signals.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/http_client.h"
+#include "common/process.h"
+
+namespace fence {
+namespace {
+
+namespace http = net::http;
+using json = nlohmann::json;
+using SteadyTime = std::chrono::steady_clock::time_point;
+using std::chrono::milliseconds;
+
+SteadyTime Now() { return std::chrono::steady_clock::now(); }
+
+ChildProcess::Options Args(std::vector<std::string> argv) {
+  ChildProcess::Options options;
+  options.argv = std::move(argv);
+  return options;
+}
+
+net::HttpCall Call(http::verb method, std::string url, std::string body = "",
+                   milliseconds timeout = milliseconds(5000)) {
+  net::HttpCall call;
+  call.method = method;
+  call.url = std::move(url);
+  call.body = std::move(body);
+  call.timeout = timeout;
+  return call;
+}
+
+class Lockd {
+ public:
+  // Starts fence-lockd on a free port; fails the test if it does not listen.
+  static std::unique_ptr<Lockd> Start(const std::string& data_dir,
+                                      std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {SiblingBinary("fence-lockd"), "--listen",
+                                     "127.0.0.1:0", "--data-dir", data_dir};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto child = ChildProcess::Start(Args(argv));
+    EXPECT_TRUE(child.ok());
+    if (!child.ok()) return nullptr;
+    auto port = (*child)->WaitForListeningPort();
+    EXPECT_TRUE(port.ok()) << (port.ok() ? "" : port.error().message);
+    if (!port.ok()) return nullptr;
+    auto lockd = std::unique_ptr<Lockd>(new Lockd());
+    lockd->process = std::move(*child);
+    lockd->base = "http://127.0.0.1:" + std::to_string(*port);
+    return lockd;
+  }
+
+  std::unique_ptr<ChildProcess> process;
+  std::string base;
+
+ private:
+  Lockd() = default;
+};
+
+struct Reply {
+  int status = 0;
+  json body;
+  std::string raw;
+  std::string retry_after;
+};
+
+Reply Send(const net::HttpCall& call) {
+  auto response = net::Call(call);
+  EXPECT_TRUE(response.ok()) << (response.ok() ? "" : response.error().message);
+  Reply reply;
+  if (!response.ok()) return reply;
+  reply.status = static_cast<int>(response->result_int());
+  reply.raw = response->body();
+  reply.body = json::parse(reply.raw, nullptr, false);
+  reply.retry_after =
+      std::string(net::FromBeast((*response)[http::field::retry_after]));
+  return reply;
+}
+
+Reply PostRaw(const std::string& url, std::string body,
+              milliseconds timeout = milliseconds(10000)) {
+  return Send(Call(http::verb::post, url, std::move(body), timeout));
+}
+
+Reply Post(const std::string& url, const json& body,
+           milliseconds timeout = milliseconds(10000)) {
+  auto call = net::JsonCall(http::verb::post, url, body);
+  call.timeout = timeout;
+  return Send(call);
+}
+
+Reply Get(const std::string& url) {
+  return Send(Call(http::verb::get, url));
+}
+
+Reply Acquire(const Lockd& lockd, const std::string& name, const std::string& owner,
+              int ttl_ms, int wait_ms = 0) {
+  return Post(lockd.base + "/v1/locks/" + name + "/acquire",
+              {{"owner", owner}, {"ttl_ms", ttl_ms}, {"wait_ms", wait_ms}},
+              milliseconds(wait_ms + 10000));
+}
+
+std::string TempDir(const std::string& tag) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("lockd-it-" + std::to_string(getpid()) + "-" + tag);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+// The lockd log events (granted/expired/released) of one lock, in the order
+// lockd wrote them (all of them are written from its one lease strand).
+std::vector<json> LockEvents(const ChildProcess& process, const std::string& name) {
+  std::vector<json> events;
+  for (const std::string& line : process.Lines()) {
+    json j = json::parse(line, nullptr, false);
+    if (!j.is_object() || j.value("name", "") != name) continue;
+    const std::string event = j.value("event", "");
+    if (event == "granted" || event == "expired" || event == "released") {
+      events.push_back(std::move(j));
+    }
+  }
+  return events;
+}
+
+// Replays a lock's history: at most one live lease at any point of lockd's
+// own order, every end matches the current lease, tokens strictly increase.
+void ExpectOneHolderAtATime(const std::vector<json>& events) {
+  std::optional<std::uint64_t> holder;
+  std::uint64_t last_token = 0;
+  for (const json& e : events) {
+    const std::string event = e["event"];
+    const std::uint64_t token = e["token"];
+    if (event == "granted") {
+      ASSERT_FALSE(holder.has_value())
+          << "token " << token << " granted while token " << *holder
+          << " was still live";
+      ASSERT_GT(token, last_token) << "tokens must strictly increase";
+      holder = token;
+      last_token = token;
+    } else {
+      ASSERT_EQ(holder, std::optional<std::uint64_t>(token))
+          << event << " of a lease that was not the holder";
+      holder.reset();
+    }
+  }
+}
+
+TEST(LockdTest, HelpAndBadFlags) {
+  auto help = ChildProcess::Start(Args({SiblingBinary("fence-lockd"), "--help"}));
+  ASSERT_TRUE(help.ok());
+  auto status = (*help)->WaitExit(milliseconds(10000));
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  const auto lines = (*help)->Lines();
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
+    return l.find("--max-ttl-ms") != std::string::npos;
+  }));
+
+  auto bad = ChildProcess::Start(Args({SiblingBinary("fence-lockd"), "--data-dir",
+                                          TempDir("badflag"), "--max-ttl-ms", "0"}));
+  ASSERT_TRUE(bad.ok());
+  status = (*bad)->WaitExit(milliseconds(10000));
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2);
+  EXPECT_EQ((*bad)->LineCount(), 1u);
+}
+
+// The issue's "done when": A holds; B is told who holds and for how long;
+// once A's TTL passes without a keep-alive, B gets a higher token.
+TEST(LockdTest, SecondOwnerGetsHigherTokenAfterTtl) {
+  auto lockd = Lockd::Start(TempDir("done-when"), {"--max-ttl-ms", "5000"});
+  ASSERT_TRUE(lockd);
+  Reply a = Acquire(*lockd, "job-leader", "A", 2000);
+  ASSERT_EQ(a.status, 200) << a.raw;
+  EXPECT_EQ(a.body["name"], "job-leader");
+  EXPECT_EQ(a.body["owner"], "A");
+  EXPECT_EQ(a.body["ttl_ms"], 2000);
+  const std::uint64_t token_a = a.body["token"];
+  EXPECT_GE(token_a, 1u);
+  const std::string lease_a = a.body["lease_id"];
+  EXPECT_EQ(lease_a.size(), 16u);
+
+  Reply status = Get(lockd->base + "/v1/locks/job-leader");
+  ASSERT_EQ(status.status, 200) << status.raw;
+  EXPECT_EQ(status.body["holder"], "A");
+  EXPECT_EQ(status.body["token"], token_a);
+  EXPECT_FALSE(status.body.contains("lease_id")) << "GET must not reveal the capability";
+  EXPECT_EQ(status.raw.find(lease_a), std::string::npos);
+
+  Reply b = Acquire(*lockd, "job-leader", "B", 2000);
+  ASSERT_EQ(b.status, 409) << b.raw;
+  EXPECT_EQ(b.body["error"], "held");
+  EXPECT_EQ(b.body["holder"], "A");
+  EXPECT_EQ(b.body["token"], token_a);
+  const std::int64_t expires_in = b.body["expires_in_ms"];
+  EXPECT_GE(expires_in, 0);
+  EXPECT_LE(expires_in, 2000);
+  EXPECT_FALSE(b.body["message"].get<std::string>().empty());
+
+  // B long-polls: answered when A's lease expires, not before.
+  Reply b2 = Acquire(*lockd, "job-leader", "B", 2000, 10000);
+  ASSERT_EQ(b2.status, 200) << b2.raw;
+  EXPECT_EQ(b2.body["owner"], "B");
+  EXPECT_GT(b2.body["token"].get<std::uint64_t>(), token_a);
+  const auto events = LockEvents(*lockd->process, "job-leader");
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[1]["event"], "expired");
+  EXPECT_EQ(events[1]["token"], token_a);
+  ExpectOneHolderAtATime(events);
+
+  Reply old = Post(lockd->base + "/v1/leases/" + lease_a + "/keepalive", json::object());
+  EXPECT_EQ(old.status, 404) << old.raw;
+  EXPECT_EQ(old.body["error"], "unknown_lease");
+  Reply steal = Post(lockd->base + "/v1/locks/job-leader/release", {{"lease_id", lease_a}});
+  EXPECT_EQ(steal.status, 409) << steal.raw;
+  EXPECT_EQ(steal.body["error"], "not_holder");
+  EXPECT_EQ(Get(lockd->base + "/v1/locks/job-leader").body["holder"], "B");
+}
+
+TEST(LockdTest, KeepAliveAndRelease) {
+  auto lockd = Lockd::Start(TempDir("keepalive"), {"--max-ttl-ms", "5000"});
+  ASSERT_TRUE(lockd);
+  Reply a = Acquire(*lockd, "a/b", "A", 5000);
+  ASSERT_EQ(a.status, 200) << a.raw;
+  const std::string lease = a.body["lease_id"];
+  EXPECT_EQ(a.body["name"], "a/b");
+
+  Reply renewed = Post(lockd->base + "/v1/leases/" + lease + "/keepalive", json::object());
+  ASSERT_EQ(renewed.status, 200) << renewed.raw;
+  EXPECT_EQ(renewed.body["ttl_ms"], 5000);
+  // An empty body is fine for a keep-alive too.
+  EXPECT_EQ(PostRaw(lockd->base + "/v1/leases/" + lease + "/keepalive", "").status, 200);
+
+  Reply other = Acquire(*lockd, "other", "B", 5000);
+  ASSERT_EQ(other.status, 200);
+  Reply wrong = Post(lockd->base + "/v1/locks/a%2Fb/release",
+                     {{"lease_id", other.body["lease_id"]}});
+  EXPECT_EQ(wrong.status, 409) << wrong.raw;
+  EXPECT_EQ(wrong.body["error"], "not_holder");
+
+  Reply released = Post(lockd->base + "/v1/locks/a/b/release", {{"lease_id", lease}});
+  ASSERT_EQ(released.status, 200) << released.raw;
+  EXPECT_EQ(released.body["token"], a.body["token"]);
+  EXPECT_EQ(Get(lockd->base + "/v1/locks/a/b").status, 404);
+  Reply again = Post(lockd->base + "/v1/locks/a/b/release", {{"lease_id", lease}});
+  EXPECT_EQ(again.status, 404) << again.raw;
+  EXPECT_EQ(again.body["error"], "unknown_lease");
+  Reply gone = Post(lockd->base + "/v1/leases/" + lease + "/keepalive", json::object());
+  EXPECT_EQ(gone.status, 404) << gone.raw;
+
+  Reply next = Acquire(*lockd, "a/b", "C", 1000);
+  ASSERT_EQ(next.status, 200);
+  EXPECT_GT(next.body["token"].get<std::uint64_t>(),
+            other.body["token"].get<std::uint64_t>())
+      << "one counter across all locks";
+}
+
+TEST(LockdTest, BadInputGetsAClearError) {
+  auto lockd = Lockd::Start(TempDir("bad-input"), {"--max-ttl-ms", "5000",
+                                                   "--max-wait-ms", "8000"});
+  ASSERT_TRUE(lockd);
+  const std::string acquire = lockd->base + "/v1/locks/job/acquire";
+  struct Row {
+    std::string what;
+    std::string url;
+    std::string body;
+    int status;
+    std::string error;
+  };
+  const std::string long_owner(129, 'o');
+  const std::string long_name(257, 'n');
+  const std::vector<Row> rows = {
+      {"not JSON", acquire, "owner=A", 400, "bad_request"},
+      {"JSON but not an object", acquire, "[1,2]", 400, "bad_request"},
+      {"empty body", acquire, "", 400, "bad_request"},
+      {"missing owner", acquire, R"({"ttl_ms":1000})", 400, "bad_request"},
+      {"owner not a string", acquire, R"({"owner":7,"ttl_ms":1000})", 400, "bad_request"},
+      {"empty owner", acquire, R"({"owner":"","ttl_ms":1000})", 400, "bad_request"},
+      {"owner too long", acquire, json{{"owner", long_owner}, {"ttl_ms", 1000}}.dump(), 400, "bad_request"},
+      {"owner with control character", acquire, R"({"owner":"a\nb","ttl_ms":1000})", 400, "bad_request"},
+      {"missing ttl", acquire, R"({"owner":"A"})", 400, "bad_request"},
+      {"ttl a string", acquire, R"({"owner":"A","ttl_ms":"1000"})", 400, "bad_request"},
+      {"ttl fractional", acquire, R"({"owner":"A","ttl_ms":1000.5})", 400, "bad_request"},
+      {"ttl zero", acquire, R"({"owner":"A","ttl_ms":0})", 400, "bad_request"},
+      {"ttl negative", acquire, R"({"owner":"A","ttl_ms":-5})", 400, "bad_request"},
+      {"ttl above max", acquire, R"({"owner":"A","ttl_ms":5001})", 400, "bad_request"},
+      {"ttl huge", acquire, R"({"owner":"A","ttl_ms":18446744073709551615})", 400, "bad_request"},
+      {"wait negative", acquire, R"({"owner":"A","ttl_ms":1000,"wait_ms":-1})", 400, "bad_request"},
+      {"wait above max", acquire, R"({"owner":"A","ttl_ms":1000,"wait_ms":8001})", 400, "bad_request"},
+      {"wait a bool", acquire, R"({"owner":"A","ttl_ms":1000,"wait_ms":true})", 400, "bad_request"},
+      {"lock name too long", lockd->base + "/v1/locks/" + long_name + "/acquire",
+       R"({"owner":"A","ttl_ms":1000})", 400, "bad_lock_name"},
+      {"lock name with dot segment", lockd->base + "/v1/locks/a/../acquire",
+       R"({"owner":"A","ttl_ms":1000})", 400, "bad_lock_name"},
+      {"lock name with control character", lockd->base + "/v1/locks/a%01b/acquire",
+       R"({"owner":"A","ttl_ms":1000})", 400, "bad_lock_name"},
+      {"no action", lockd->base + "/v1/locks/job", R"({})", 404, "not_found"},
+      {"unknown action", lockd->base + "/v1/locks/job/steal", R"({})", 404, "not_found"},
+      {"body too large", acquire,
+       json{{"owner", "A"}, {"ttl_ms", 1000}, {"pad", std::string(5000, 'x')}}.dump(),
+       413, "too_large"},
+      {"release without lease id", lockd->base + "/v1/locks/job/release", R"({})", 400, "bad_request"},
+      {"release lease id a number", lockd->base + "/v1/locks/job/release",
+       R"({"lease_id":12})", 400, "bad_request"},
+      {"release malformed lease id", lockd->base + "/v1/locks/job/release",
+       R"({"lease_id":"xyz"})", 400, "bad_lease_id"},
+      {"release unknown lease", lockd->base + "/v1/locks/job/release",
+       R"({"lease_id":"0123456789abcdef"})", 404, "unknown_lease"},
+      {"keepalive malformed lease id", lockd->base + "/v1/leases/nothex/keepalive", "", 400, "bad_lease_id"},
+      {"keepalive unknown lease", lockd->base + "/v1/leases/0123456789abcdef/keepalive", "", 404, "unknown_lease"},
+      {"keepalive wrong suffix", lockd->base + "/v1/leases/0123456789abcdef/renew", "", 404, "not_found"},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.what);
+    Reply reply = PostRaw(row.url, row.body);
+    EXPECT_EQ(reply.status, row.status) << reply.raw;
+    ASSERT_TRUE(reply.body.is_object()) << reply.raw;
+    EXPECT_EQ(reply.body.value("error", ""), row.error) << reply.raw;
+    EXPECT_GT(reply.body.value("message", "").size(), 10u) << reply.raw;
+  }
+  Reply get_bad = Get(lockd->base + "/v1/locks/" + long_name);
+  EXPECT_EQ(get_bad.status, 400) << get_bad.raw;
+  Reply wrong_method = Send(Call(http::verb::delete_, acquire));
+  EXPECT_EQ(wrong_method.status, 405);
+  // None of the above took or disturbed the lock.
+  EXPECT_EQ(Get(lockd->base + "/v1/locks/job").status, 404);
+  ASSERT_EQ(Acquire(*lockd, "job", "A", 1000).status, 200);
+
+  Reply metrics = Get(lockd->base + "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_EQ(metrics.raw.find("fence_lockd_refusals_total{reason=\"bad_request\"} 0\n"),
+            std::string::npos)
+      << "bad requests must be counted";
+}
+
+// 16 clients compete for one lock with short TTLs: some release, some renew
+// once and then stop, some just let the lease run out.
+TEST(LockdTest, SixteenClientsNeverHoldTheLockTogether) {
+  auto lockd = Lockd::Start(TempDir("contention"), {"--max-ttl-ms", "2000"});
+  ASSERT_TRUE(lockd);
+  constexpr int kClients = 16;
+  constexpr int kTtlMs = 150;
+  const auto deadline = Now() + milliseconds(3000);
+
+  // A certainly-live interval of one lease, from the client's side: it
+  // started no later than the grant's answer arrived, and lasted at least
+  // until (send time of the last successful acquire/keep-alive) + TTL, or
+  // until the release was sent.
+  struct Held {
+    std::string owner;
+    std::uint64_t token;
+    SteadyTime from;
+    SteadyTime until;
+  };
+  std::mutex mu;
+  std::vector<Held> history;
+  std::atomic<int> transport_errors{0};
+  std::atomic<int> unexpected{0};
+
+  auto client = [&](int n) {
+    const std::string owner = "client-" + std::to_string(n);
+    for (int round = 0; Now() < deadline && round < 200; ++round) {
+      const SteadyTime sent = Now();
+      auto response = net::Call(net::JsonCall(
+          http::verb::post, lockd->base + "/v1/locks/shared/acquire",
+          {{"owner", owner}, {"ttl_ms", kTtlMs}, {"wait_ms", 1000}}));
+      const SteadyTime received = Now();
+      if (!response.ok()) {
+        ++transport_errors;
+        continue;
+      }
+      if (response->result_int() == 409) continue;
+      if (response->result_int() != 200) {
+        ++unexpected;
+        continue;
+      }
+      const json grant = json::parse(response->body());
+      SteadyTime valid_until = sent + milliseconds(kTtlMs);
+      const std::string lease = grant["lease_id"];
+      switch ((n + round) % 3) {
+        case 0: {  // work a little, then release
+          std::this_thread::sleep_for(milliseconds(20));
+          const SteadyTime release_sent = Now();
+          auto r = net::Call(net::JsonCall(
+              http::verb::post, lockd->base + "/v1/locks/shared/release",
+              {{"lease_id", lease}}));
+          if (r.ok() && r->result_int() == 200) {
+            valid_until = std::min(valid_until, release_sent);
+          }
+          break;
+        }
+        case 1: {  // renew once, then stop renewing
+          std::this_thread::sleep_for(milliseconds(60));
+          const SteadyTime renew_sent = Now();
+          auto r = net::Call(
+              Call(http::verb::post, lockd->base + "/v1/leases/" + lease + "/keepalive"));
+          if (r.ok() && r->result_int() == 200) {
+            valid_until = renew_sent + milliseconds(kTtlMs);
+          }
+          break;
+        }
+        default:  // let it expire
+          break;
+      }
+      std::lock_guard lock(mu);
+      history.push_back({owner, grant["token"], received, valid_until});
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int n = 0; n < kClients; ++n) threads.emplace_back(client, n);
+  for (auto& t : threads) t.join();
+
+  EXPECT_EQ(transport_errors.load(), 0);
+  EXPECT_EQ(unexpected.load(), 0);
+  ASSERT_GE(history.size(), 16u) << "too few grants to say anything";
+
+  // Client view: certainly-live intervals never overlap, and a later one
+  // always has a higher token.
+  std::sort(history.begin(), history.end(),
+            [](const Held& a, const Held& b) { return a.from < b.from; });
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    for (std::size_t j = i + 1; j < history.size(); ++j) {
+      const Held& a = history[i];
+      const Held& b = history[j];
+      if (a.from >= a.until || b.from >= b.until) continue;  // nothing certain
+      EXPECT_FALSE(b.from < a.until && a.from < b.until)
+          << a.owner << " (token " << a.token << ") and " << b.owner
+          << " (token " << b.token << ") held the lock at the same time";
+      EXPECT_LT(a.token, b.token);
+    }
+  }
+
+  // Server view: lockd's own history of the lock.
+  const auto events = LockEvents(*lockd->process, "shared");
+  ExpectOneHolderAtATime(events);
+  std::size_t grants = 0, expirations = 0, releases = 0, handoffs = 0;
+  for (const json& e : events) {
+    if (e["event"] == "granted") {
+      ++grants;
+      if (e.contains("waited_ms")) ++handoffs;
+    }
+    if (e["event"] == "expired") ++expirations;
+    if (e["event"] == "released") ++releases;
+  }
+  std::printf("contention: %zu grants, %zu expirations, %zu releases, %zu handoffs to waiters\n",
+              grants, expirations, releases, handoffs);
+  EXPECT_EQ(grants, history.size()) << "every grant was answered";
+  EXPECT_GT(expirations, 0u);
+  EXPECT_GT(releases, 0u);
+  EXPECT_GT(handoffs, 0u) << "waiters must have been woken by a free lock";
+
+  Reply metrics = Get(lockd->base + "/metrics");
+  EXPECT_NE(metrics.raw.find("fence_lockd_grants_total " + std::to_string(grants) + "\n"),
+            std::string::npos)
+      << metrics.raw;
+}
+
+TEST(LockdTest, KillNineThenRestartNeverReusesTokensOrGrantsInGrace) {
+  const std::string dir = TempDir("kill9");
+  const std::vector<std::string> flags = {"--max-ttl-ms", "3000", "--token-block", "1"};
+  std::uint64_t highest = 0;
+  {
+    auto lockd = Lockd::Start(dir, flags);
+    ASSERT_TRUE(lockd);
+    for (int i = 0; i < 5; ++i) {
+      Reply r = Acquire(*lockd, "lock-" + std::to_string(i), "A", 3000);
+      ASSERT_EQ(r.status, 200) << r.raw;
+      highest = std::max<std::uint64_t>(highest, r.body["token"]);
+    }
+    lockd->process->Kill();
+  }
+  auto lockd = Lockd::Start(dir, flags);
+  ASSERT_TRUE(lockd);
+  const SteadyTime refused_sent = Now();
+  Reply early = Acquire(*lockd, "lock-0", "B", 3000);
+  ASSERT_EQ(early.status, 503) << early.raw;
+  EXPECT_EQ(early.body["error"], "starting");
+  const std::int64_t retry_after_ms = early.body["retry_after_ms"];
+  EXPECT_GT(retry_after_ms, 0);
+  EXPECT_LE(retry_after_ms, 3000);
+  EXPECT_FALSE(early.retry_after.empty());
+  Reply health = Get(lockd->base + "/healthz");
+  EXPECT_EQ(health.body["granting"], false) << health.raw;
+  EXPECT_EQ(Get(lockd->base + "/readyz").status, 503);
+
+  // A wait longer than the grace is queued and answered after it ends.
+  Reply later = Acquire(*lockd, "lock-0", "B", 3000, 10000);
+  const SteadyTime granted_received = Now();
+  ASSERT_EQ(later.status, 200) << later.raw;
+  EXPECT_GT(later.body["token"].get<std::uint64_t>(), highest);
+  EXPECT_GE(granted_received + milliseconds(1),
+            refused_sent + milliseconds(retry_after_ms))
+      << "granted before the grace period ended";
+
+  const auto lines = lockd->process->Lines();
+  auto index_of = [&](const std::string& event) {
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      if (lines[i].find("\"event\":\"" + event + "\"") != std::string::npos) return i;
+    }
+    return lines.size();
+  };
+  EXPECT_LT(index_of("grace_ended"), index_of("granted"));
+  EXPECT_LT(index_of("granted"), lines.size());
+  EXPECT_EQ(Get(lockd->base + "/readyz").status, 200);
+}
+
+TEST(LockdTest, CorruptTokenFileStopsStartup) {
+  const std::string dir = TempDir("corrupt");
+  {
+    auto lockd = Lockd::Start(dir);
+    ASSERT_TRUE(lockd);
+    ASSERT_EQ(Acquire(*lockd, "x", "A", 1000).status, 200);
+    lockd->process->Kill();
+  }
+  {
+    std::ofstream f(dir + "/tokens", std::ios::binary | std::ios::trunc);
+    f << std::string(8192, '\x42');
+  }
+  auto child = ChildProcess::Start(
+      Args({SiblingBinary("fence-lockd"), "--listen", "127.0.0.1:0", "--data-dir", dir}));
+  ASSERT_TRUE(child.ok());
+  auto status = (*child)->WaitExit(milliseconds(10000));
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0);
+  const auto lines = (*child)->Lines();
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines.back().find("corrupt"), std::string::npos) << lines.back();
+  EXPECT_NE(lines.back().find("refusing to start"), std::string::npos) << lines.back();
+}
+
+TEST(LockdTest, TornSlotIsSurvivedWithTokensStillRising) {
+  const std::string dir = TempDir("torn");
+  std::uint64_t highest = 0;
+  {
+    auto lockd = Lockd::Start(dir, {"--max-ttl-ms", "200", "--token-block", "1"});
+    ASSERT_TRUE(lockd);
+    for (int i = 0; i < 3; ++i) {
+      Reply r = Acquire(*lockd, "x" + std::to_string(i), "A", 200);
+      ASSERT_EQ(r.status, 200);
+      highest = r.body["token"];
+    }
+    lockd->process->Kill();
+  }
+  {
+    // Tear the slot written last (seq 3, at offset 4096): as if the crash
+    // had hit that write.
+    std::fstream f(dir + "/tokens", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096 + 12);
+    f << "torn";
+  }
+  auto lockd = Lockd::Start(dir, {"--max-ttl-ms", "200", "--token-block", "1"});
+  ASSERT_TRUE(lockd);
+  EXPECT_TRUE(lockd->process->WaitForLine(
+      [](std::string_view l) { return l.find("token_slot_unreadable") != l.npos; },
+      milliseconds(1)));
+  Reply r = Acquire(*lockd, "x0", "B", 200, 5000);
+  ASSERT_EQ(r.status, 200) << r.raw;
+  EXPECT_GT(r.body["token"].get<std::uint64_t>(), highest);
+}
+
+TEST(LockdTest, MetricsPassPromtoolAndTrackHolders) {
+  const std::string dir = TempDir("metrics");
+  auto lockd = Lockd::Start(dir, {"--max-ttl-ms", "5000"});
+  ASSERT_TRUE(lockd);
+  Reply a = Acquire(*lockd, "m1", "A", 5000);
+  ASSERT_EQ(a.status, 200);
+  ASSERT_EQ(Acquire(*lockd, "m2", "A", 5000).status, 200);
+  ASSERT_EQ(Acquire(*lockd, "m1", "B", 5000).status, 409);
+  ASSERT_EQ(Post(lockd->base + "/v1/leases/" + a.body["lease_id"].get<std::string>() +
+                     "/keepalive", json::object()).status, 200);
+  ASSERT_EQ(Post(lockd->base + "/v1/locks/m2/release", {{"lease_id", "0123456789abcdef"}}).status, 409);
+
+  Reply metrics = Get(lockd->base + "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  const std::string& text = metrics.raw;
+  for (const std::string expected : {
+           "fence_lockd_grants_total 2\n",
+           "fence_lockd_keepalives_total 1\n",
+           "fence_lockd_expirations_total 0\n",
+           "fence_lockd_releases_total 0\n",
+           "fence_lockd_refusals_total{reason=\"held\"} 1\n",
+           "fence_lockd_refusals_total{reason=\"not_holder\"} 1\n",
+           "fence_lockd_refusals_total{reason=\"grace\"} 0\n",
+           "fence_lockd_refusals_total{reason=\"unknown_lease\"} 0\n",
+           "fence_lockd_holders 2\n",
+           "fence_lockd_last_token 2\n",
+           "fence_lockd_lock_token{lock=\"m1\"} 1\n",
+           "fence_lockd_lock_token{lock=\"m2\"} 2\n",
+           "fence_lockd_http_request_duration_seconds_bucket",
+       }) {
+    EXPECT_NE(text.find(expected), std::string::npos) << expected << "\n" << text;
+  }
+
+  const std::string path = dir + "/metrics.txt";
+  { std::ofstream(path) << text; }
+  auto promtool = ChildProcess::Start(
+      Args({"/bin/sh", "-c", "promtool check metrics < '" + path + "'"}));
+  ASSERT_TRUE(promtool.ok());
+  auto status = (*promtool)->WaitExit(milliseconds(30000));
+  ASSERT_TRUE(status.has_value());
+  std::string output;
+  for (const auto& l : (*promtool)->Lines()) output += l + "\n";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << output;
+
+  // A freed lock's series disappears.
+  ASSERT_EQ(Post(lockd->base + "/v1/locks/m1/release", {{"lease_id", a.body["lease_id"]}}).status, 200);
+  Reply after = Get(lockd->base + "/metrics");
+  EXPECT_EQ(after.raw.find("lock=\"m1\""), std::string::npos);
+  EXPECT_NE(after.raw.find("fence_lockd_holders 1\n"), std::string::npos);
+}
+
+TEST(LockdTest, SigtermAnswersWaitersAndExitsCleanly) {
+  auto lockd = Lockd::Start(TempDir("sigterm"), {"--max-ttl-ms", "20000"});
+  ASSERT_TRUE(lockd);
+  ASSERT_EQ(Acquire(*lockd, "busy", "A", 20000).status, 200);
+  Reply waited;
+  std::thread waiter([&] { waited = Acquire(*lockd, "busy", "B", 20000, 20000); });
+  // The waiter is queued once lockd reports it in the lock's status.
+  for (int i = 0; i < 200; ++i) {
+    if (Get(lockd->base + "/v1/locks/busy").body.value("waiters", 0) == 1) break;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_EQ(Get(lockd->base + "/v1/locks/busy").body.value("waiters", 0), 1);
+  const int status = lockd->process->Stop(std::chrono::seconds(10));
+  waiter.join();
+  EXPECT_EQ(waited.status, 503) << waited.raw;
+  EXPECT_EQ(waited.body.value("error", ""), "shutting_down");
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+}  // namespace
+}  // namespace fence
