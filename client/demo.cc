@@ -1,0 +1,592 @@
+#include "client/demo.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "client/lock_service.h"
+#include "client/store_client.h"
+#include "common/http_client.h"
+#include "common/logging.h"
+#include "common/process.h"
+#include "core/key.h"
+#include "core/log_event.h"
+
+namespace fence::client::demo {
+
+namespace fs = std::filesystem;
+namespace ev = fence::events;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+// Matches a JSON log line by component, event and (optionally) owner.
+std::function<bool(std::string_view)> IsEvent(std::string component, std::string event,
+                                              std::string owner = "") {
+  return [=](std::string_view text) {
+    if (text.find(event) == std::string_view::npos) return false;
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return false;
+    if (j.value("component", "") != component || j.value("event", "") != event) return false;
+    return owner.empty() || j.value("owner", "") == owner;
+  };
+}
+
+std::string Join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
+  return out;
+}
+
+bool WriteFile(const std::string& path, const std::string& text, std::vector<std::string>* failures) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) {
+    failures->push_back("could not write " + path);
+    return false;
+  }
+  return true;
+}
+
+std::string LinesText(const std::vector<LogLine>& lines) {
+  std::string out;
+  for (const auto& l : lines) out += l.text + "\n";
+  return out;
+}
+
+std::string NowRfc3339() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// The running services every scenario shares.
+struct Services {
+  std::string backend;
+  std::vector<std::string> lock_endpoints;
+  ChildProcess* lock_process = nullptr;  // null for an external service
+  std::string lock_source;               // label in merged logs
+  LockService lock;
+  std::unique_ptr<ChildProcess> store_off, store_on;
+  std::string store_off_url, store_on_url;
+};
+
+Result<std::unique_ptr<ChildProcess>> StartStore(const std::string& data_dir, bool fencing,
+                                                 std::string* url) {
+  auto child = ChildProcess::Start({{SiblingBinary("fence-store"), "--listen", "127.0.0.1:0",
+                                     "--data-dir", data_dir, "--fencing",
+                                     fencing ? "on" : "off"},
+                                    "",
+                                    {}});
+  if (!child.ok()) return child.error();
+  auto port = (*child)->WaitForListeningPort();
+  if (!port.ok()) return MakeError("store_failed", "fence-store did not start: " + port.error().message);
+  *url = "http://127.0.0.1:" + std::to_string(*port);
+  return std::move(*child);
+}
+
+struct ScheduleSpec {
+  std::string name;
+  bool fencing = true;
+  Millis ttl{1000};
+  Millis pause{2000};
+  std::string lock;
+  std::string key;
+  std::string log_path;
+};
+
+std::vector<std::string> WorkerArgs(const Services& s, const ScheduleSpec& spec,
+                                    const std::string& id, const std::string& store_url) {
+  const std::int64_t patience = spec.pause.count() + spec.ttl.count() + 30000;
+  return {SiblingBinary("fence-worker"),
+          "--id", id,
+          "--backend", s.backend,
+          "--lock-endpoints", Join(s.lock_endpoints, ","),
+          "--lock", spec.lock,
+          "--store", store_url,
+          "--key", spec.key,
+          "--ttl-ms", std::to_string(spec.ttl.count()),
+          "--fencing", spec.fencing ? "on" : "off",
+          "--terms", "1",
+          "--wait-ms", std::to_string(std::min<std::int64_t>(20000, patience)),
+          "--acquire-timeout-ms", std::to_string(patience)};
+}
+
+std::optional<std::uint64_t> TokenOf(const LogLine* line, const char* field = "token") {
+  if (line == nullptr || !line->json.contains(field) || !line->json[field].is_number_unsigned()) {
+    return std::nullopt;
+  }
+  return line->json[field].get<std::uint64_t>();
+}
+
+// Runs one A/B schedule against the given store; the order (B writes while A
+// is stopped) is driven by waiting on log events, then verified from the
+// merged log.
+ScheduleOutcome RunSchedule(Services& s, const ScheduleSpec& spec) {
+  ScheduleOutcome out;
+  out.name = spec.name;
+  out.fencing = spec.fencing;
+  out.ttl_ms = spec.ttl.count();
+  out.pause_ms = spec.pause.count();
+  out.log_path = spec.log_path;
+  ChildProcess* store = spec.fencing ? s.store_on.get() : s.store_off.get();
+  const std::string store_url = spec.fencing ? s.store_on_url : s.store_off_url;
+  const std::size_t lock_from = s.lock_process ? s.lock_process->LineCount() : 0;
+  const std::size_t store_from = store->LineCount();
+  log::Info("scenario_started", {{"scenario", spec.name}, {"fencing", spec.fencing},
+                                 {"ttl_ms", spec.ttl.count()}, {"pause_ms", spec.pause.count()}});
+
+  auto a_args = WorkerArgs(s, spec, "A", store_url);
+  a_args.insert(a_args.end(), {"--inject-pause", "before-write:" + std::to_string(spec.pause.count()) + "ms",
+                               "--payload", "A's result"});
+  auto b_args = WorkerArgs(s, spec, "B", store_url);
+  b_args.insert(b_args.end(), {"--payload", "B's result"});
+
+  std::unique_ptr<ChildProcess> a, b;
+  auto fail = [&](const std::string& why) { out.problems.push_back(why); };
+  if (auto started = ChildProcess::Start({a_args, "", {}}); started.ok()) {
+    a = std::move(*started);
+  } else {
+    fail("could not start worker A: " + started.error().message);
+    return out;
+  }
+  const Millis setup_timeout(20000);
+  if (!a->WaitForLine(IsEvent("worker", std::string(ev::kElected), "A"), setup_timeout)) {
+    fail("worker A was not elected within " + std::to_string(setup_timeout.count()) + " ms");
+  } else {
+    // B is the standby: it waits on the lock while A leads.
+    if (auto started = ChildProcess::Start({b_args, "", {}}); started.ok()) {
+      b = std::move(*started);
+    } else {
+      fail("could not start worker B: " + started.error().message);
+    }
+  }
+  if (b) {
+    if (!a->WaitForLine(IsEvent("worker", std::string(ev::kPauseInjected), "A"), setup_timeout)) {
+      fail("worker A never logged pause_injected");
+    } else if (!b->WaitForLine(IsEvent("worker", std::string(ev::kWriteDone), "B"),
+                               spec.pause + spec.ttl + Millis(20000))) {
+      fail("worker B never logged write_done");
+    }
+  }
+  const Millis exit_timeout = spec.pause + spec.ttl + Millis(30000);
+  for (auto* w : {a.get(), b.get()}) {
+    if (w == nullptr) continue;
+    const char* who = w == a.get() ? "A" : "B";
+    auto status = w->WaitExit(exit_timeout);
+    if (!status) {
+      fail(std::string("worker ") + who + " did not exit; killed");
+      w->Kill();
+    } else if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+      fail(std::string("worker ") + who + " exited with status " +
+           std::to_string(WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status)));
+    }
+  }
+
+  std::vector<std::vector<LogLine>> inputs;
+  if (s.lock_process) {
+    auto all = s.lock_process->Lines();
+    std::vector<std::string> mine(all.begin() + static_cast<std::ptrdiff_t>(std::min(lock_from, all.size())),
+                                  all.end());
+    auto parsed = ParseLines(mine, s.lock_source);
+    // Lines without a timestamp (etcd or ZooKeeper text logs) cannot be
+    // placed in time; only stamped JSON lines join the timeline.
+    std::erase_if(parsed, [](const LogLine& l) { return !l.ts_ms; });
+    inputs.push_back(std::move(parsed));
+  }
+  {
+    auto all = store->Lines();
+    std::vector<std::string> mine(all.begin() + static_cast<std::ptrdiff_t>(std::min(store_from, all.size())),
+                                  all.end());
+    inputs.push_back(ParseLines(mine, "store"));
+  }
+  if (a) inputs.push_back(ParseLines(a->Lines(), "worker A"));
+  if (b) inputs.push_back(ParseLines(b->Lines(), "worker B"));
+  out.lines = MergeByTime(inputs);
+
+  StoreClient client(store_url);
+  auto object = client.Get(spec.key);
+  if (object.ok()) {
+    auto j = nlohmann::json::parse(object->body, nullptr, false);
+    out.final_object = j.is_discarded() ? nlohmann::json(object->body) : j;
+    if (out.final_object.is_object()) out.final_owner = out.final_object.value("owner", "");
+    if (object->token) out.final_token = object->token->value();
+  } else {
+    fail("could not read the final object " + spec.key + ": " + object.error().message);
+  }
+  std::vector<std::string> run_problems = std::move(out.problems);
+  AnalyzeSchedule(out);
+  run_problems.insert(run_problems.end(), out.problems.begin(), out.problems.end());
+  out.problems = std::move(run_problems);
+  log::Info("scenario_done", {{"scenario", spec.name},
+                              {"failover_ms", out.failover_ms ? nlohmann::json(*out.failover_ms) : nlohmann::json()},
+                              {"problems", out.problems}});
+  return out;
+}
+
+Millis PauseFor(const DemoOptions& o, Millis ttl) {
+  const Millis margin = o.pause_margin.count() > 0 ? o.pause_margin : std::max(Millis(1000), ttl);
+  return ttl + margin;
+}
+
+// A healthy leader stalls (a real SIGSTOP) for each drawn duration; it was
+// falsely evicted if its lease did not survive the stall.
+std::vector<StallTrial> RunStallTrials(Services& s, const DemoOptions& o, std::int64_t ttl,
+                                       const std::string& log_dir) {
+  const auto stalls = DrawStalls(o.stalls, o.stall_trials);
+  const auto phases = DrawPhases(o.stalls, o.stall_trials, std::max<std::int64_t>(1, ttl / 3));
+  std::vector<StallTrial> trials(stalls.size());
+  std::vector<std::unique_ptr<ChildProcess>> workers(stalls.size());
+  // The trials of one TTL run side by side: each is a separate leader of its
+  // own lock, and a stopped process uses no CPU.
+  for (std::size_t i = 0; i < stalls.size(); ++i) {
+    trials[i].stall_ms = stalls[i];
+    trials[i].phase_ms = phases[i];
+    const std::string name = "stall-ttl" + std::to_string(ttl) + "-" + std::to_string(i + 1);
+    std::vector<std::string> args = {
+        SiblingBinary("fence-worker"), "--id", "S" + std::to_string(i + 1),
+        "--backend", s.backend, "--lock-endpoints", Join(s.lock_endpoints, ","),
+        "--lock", name, "--store", s.store_on_url, "--key", "stall/ttl" + std::to_string(ttl) + "/" + std::to_string(i + 1),
+        "--ttl-ms", std::to_string(ttl), "--terms", "1", "--hold-renewals", "1",
+        "--work-ms", std::to_string(phases[i]),
+        "--inject-pause", "before-write:" + std::to_string(stalls[i]) + "ms",
+        "--acquire-timeout-ms", "20000"};
+    auto started = ChildProcess::Start({args, log_dir + "/" + name + ".log", {}});
+    if (started.ok()) {
+      workers[i] = std::move(*started);
+    } else {
+      trials[i].problem = "could not start: " + started.error().message;
+    }
+  }
+  for (std::size_t i = 0; i < workers.size(); ++i) {
+    if (!workers[i]) continue;
+    auto status = workers[i]->WaitExit(Millis(stalls[i] + 3 * ttl + 30000));
+    if (!status) {
+      workers[i]->Kill();
+      trials[i].problem = "worker did not exit";
+      continue;
+    }
+    const auto lines = ParseLines(workers[i]->Lines(), "worker");
+    const LogLine* resumed = FindEvent(lines, "worker", ev::kResumed);
+    if (resumed) trials[i].paused_ms = resumed->Int("paused_ms");
+    const bool lost = FindEvent(lines, "worker", ev::kLeaseLost) != nullptr;
+    const bool resigned = FindEvent(lines, "worker", ev::kResigned) != nullptr;
+    if (!resumed) {
+      trials[i].problem = "the stall was never injected";
+    } else if (lost == resigned) {
+      trials[i].problem = "the term ended neither by lease_lost nor by resigned";
+    }
+    trials[i].evicted = lost;
+  }
+  return trials;
+}
+
+BypassOutcome RunBypass(Services& s, const ScheduleOutcome& fenced) {
+  BypassOutcome out;
+  out.token = fenced.a_token.value_or(1);
+  const std::string key = "demo/fenced/result";
+  StoreClient client(s.store_on_url);
+  const std::string url = client.ObjectUrl(key);
+  const std::string body = R"({"owner":"bypass","payload":"written around the lock"})";
+  const std::size_t store_from = s.store_on->LineCount();
+  net::HttpCall call;
+  call.method = net::http::verb::put;
+  call.url = url;
+  call.headers = {{std::string(kFencingTokenHeader), std::to_string(out.token)},
+                  {"Content-Type", "application/json"}};
+  call.body = body;
+  out.curl = "curl -sS -i -X PUT -H " + ShellQuote(std::string(kFencingTokenHeader) + ": " + std::to_string(out.token)) +
+             " -H " + ShellQuote("Content-Type: application/json") + " --data-binary " +
+             ShellQuote(body) + " " + ShellQuote(url);
+  auto res = net::Call(call);
+  if (!res.ok()) {
+    out.response_text = "transport error: " + res.error().message;
+    return out;
+  }
+  out.status = static_cast<int>(res->result_int());
+  std::ostringstream text;
+  text << *res;
+  out.response_text = text.str();
+  auto j = nlohmann::json::parse(res->body(), nullptr, false);
+  out.body = j.is_discarded() ? nlohmann::json(res->body()) : j;
+  // The store logs the refusal; wait for it as an event rather than a sleep.
+  if (auto line = s.store_on->WaitForLine(IsEvent("store", std::string(ev::kWriteFenced)),
+                                          Millis(5000), store_from)) {
+    out.store_line = *line;
+  }
+  return out;
+}
+
+}  // namespace
+
+void AnalyzeSchedule(ScheduleOutcome& o) {
+  const auto& lines = o.lines;
+  auto worker = [&](const std::string& owner, std::string_view event) {
+    return FindEvent(lines, "worker", event,
+                     [&](const LogLine& l) { return l.Str("owner") == owner; });
+  };
+  auto problem = [&](const std::string& p) { o.problems.push_back(o.name + ": " + p); };
+
+  const LogLine* a_elected = worker("A", ev::kElected);
+  const LogLine* b_elected = worker("B", ev::kElected);
+  o.a_token = TokenOf(a_elected);
+  o.b_token = TokenOf(b_elected);
+  if (a_elected) o.a_elected_ts = a_elected->ts_ms;
+  if (b_elected) o.b_elected_ts = b_elected->ts_ms;
+  const LogLine* pause = worker("A", ev::kPauseInjected);
+  if (pause) {
+    o.a_pause_ts = pause->ts_ms;
+    o.lease_remaining_ms = pause->Int("lease_remaining_ms");
+  }
+  const LogLine* resumed = worker("A", ev::kResumed);
+  if (resumed) {
+    o.a_resumed_ts = resumed->ts_ms;
+    o.paused_ms = resumed->Int("paused_ms");
+  }
+  const LogLine* a_done = worker("A", ev::kWriteDone);
+  const LogLine* a_fenced = worker("A", ev::kFenced);
+  const LogLine* a_result = a_done ? a_done : a_fenced;
+  o.a_result = a_done ? "write_done" : a_fenced ? "fenced" : "none";
+  if (a_result) {
+    o.a_write_ts = a_result->ts_ms;
+    o.a_result_line = a_result->json;
+  }
+  for (const auto& l : lines) {
+    const std::string e = l.Event();
+    if (l.Str("component") == "worker" && l.Str("owner") == "A" &&
+        (e == ev::kLeaseLost || e == ev::kFenced || e == ev::kSteppedDown || e == ev::kResigned)) {
+      o.a_term_end_ts = l.ts_ms;
+      o.a_term_end_event = e;
+      break;
+    }
+  }
+  const LogLine* b_done = worker("B", ev::kWriteDone);
+  o.b_result = b_done ? "write_done" : worker("B", ev::kFenced) ? "fenced" : "none";
+  if (b_done) o.b_write_done_ts = b_done->ts_ms;
+  // B's write as the store saw it: the first accepted write of the key (A,
+  // stopped, cannot have written before it), carrying B's token if fenced.
+  const std::string key = b_done ? b_done->Str("key") : "";
+  const LogLine* accepted = FindEvent(lines, "store", ev::kWriteAccepted, [&](const LogLine& l) {
+    if (l.Str("key") != key) return false;
+    return !o.fencing || TokenOf(&l) == o.b_token;
+  });
+  if (accepted) o.b_accepted_ts = accepted->ts_ms;
+  if (o.a_pause_ts && o.b_accepted_ts) o.failover_ms = *o.b_accepted_ts - *o.a_pause_ts;
+
+  if (!o.a_token) problem("worker A was never elected");
+  if (!o.b_token) problem("worker B was never elected");
+  if (o.a_token && o.b_token && !(*o.a_token < *o.b_token)) {
+    problem("B's token " + std::to_string(*o.b_token) + " is not above A's " +
+            std::to_string(*o.a_token));
+  }
+  if (!pause || !resumed) problem("A was not paused and resumed");
+  if (!b_done) problem("B never completed its write");
+  if (!accepted) problem("the store never logged B's write as accepted");
+  // The schedule itself: B must have written while A was stopped.
+  if (o.b_write_done_ts && o.a_resumed_ts && *o.b_write_done_ts > *o.a_resumed_ts) {
+    problem("ordering did not hold: B's write_done (" + FormatClockMs(*o.b_write_done_ts) +
+            ") came after A resumed (" + FormatClockMs(*o.a_resumed_ts) +
+            "); raise --pause-margin-ms");
+  }
+  // A lower bound, not a timing target: no new leader can write before A's
+  // lease ran out. Log timestamps are truncated to milliseconds, hence 1 ms.
+  if (o.failover_ms && o.lease_remaining_ms && *o.failover_ms + 1 < *o.lease_remaining_ms) {
+    problem("failover of " + std::to_string(*o.failover_ms) +
+            " ms is shorter than the " + std::to_string(*o.lease_remaining_ms) +
+            " ms A's lease still had: the lock was granted before the lease expired");
+  }
+  if (!o.fencing) {
+    if (o.a_result != "write_done") problem("A's stale write was not accepted (A: " + o.a_result + ")");
+    if (o.final_owner != "A") problem("the final object is not A's (owner '" + o.final_owner + "')");
+    if (o.b_elected_ts && o.a_term_end_ts && *o.a_term_end_ts < *o.b_elected_ts) {
+      problem("A's term ended before B was elected: no two leaders at once");
+    }
+  } else {
+    if (o.a_result != "fenced") {
+      problem("A's stale write was not refused (A: " + o.a_result + ")");
+    } else {
+      const auto t = TokenOf(a_fenced, "token");
+      const auto h = TokenOf(a_fenced, "highest_token");
+      if (!t || !h || !(*t < *h) || t != o.a_token || h != o.b_token) {
+        problem("A's fenced line does not show its token t1 below B's t2: " + a_fenced->text);
+      }
+      if (!FindEvent(lines, "store", ev::kWriteFenced,
+                     [&](const LogLine& l) { return TokenOf(&l) == o.a_token; })) {
+        problem("the store did not log write_fenced for A's token");
+      }
+    }
+    if (o.final_owner != "B") problem("the final object is not B's (owner '" + o.final_owner + "')");
+    if (o.final_token != o.b_token) problem("the final object does not carry B's token");
+  }
+}
+
+int RunDemo(const DemoOptions& options) {
+  const auto started = SteadyClock::now();
+  DemoResults r;
+  r.options = options;
+  r.started_at = NowRfc3339();
+  auto& failures = r.failures;
+
+  std::error_code ec;
+  fs::create_directories(options.out_dir, ec);
+  if (ec) {
+    std::fprintf(stderr, "fence-demo: cannot create --out %s: %s\n", options.out_dir.c_str(),
+                 ec.message().c_str());
+    return 1;
+  }
+  const std::string out = fs::absolute(options.out_dir).lexically_normal().string();
+  for (const char* sub : {"failover", "stalls"}) {
+    fs::remove_all(out + "/" + sub, ec);
+    fs::create_directories(out + "/" + sub, ec);
+  }
+  std::string scratch_template = (fs::temp_directory_path() / "fence-demo.XXXXXX").string();
+  if (mkdtemp(scratch_template.data()) == nullptr) {
+    std::fprintf(stderr, "fence-demo: cannot create a scratch directory under %s\n",
+                 fs::temp_directory_path().c_str());
+    return 1;
+  }
+  const std::string scratch = scratch_template;
+  struct ScratchCleanup {
+    std::string path;
+    ~ScratchCleanup() {
+      std::error_code e;
+      fs::remove_all(path, e);
+    }
+  } cleanup{scratch};
+
+  Services s;
+  s.backend = options.backend;
+  if (!options.lock_endpoints.empty()) {
+    s.lock_endpoints = options.lock_endpoints;
+  } else {
+    LockServiceOptions lock_options;
+    lock_options.dir = scratch + "/lock";
+    auto lock = StartLockService(options.backend, lock_options);
+    if (!lock.ok()) {
+      std::fprintf(stderr, "fence-demo: could not start %s: %s\n", options.backend.c_str(),
+                   lock.error().message.c_str());
+      return 1;
+    }
+    s.lock = std::move(*lock);
+    s.lock_endpoints = s.lock.endpoints;
+    if (!s.lock.processes.empty()) s.lock_process = s.lock.processes.front().get();
+  }
+  s.lock_source = options.backend;
+  r.lock_endpoints = Join(s.lock_endpoints, ",");
+  for (bool fencing : {false, true}) {
+    std::string url;
+    auto store = StartStore(scratch + (fencing ? "/store-fenced" : "/store-unfenced"), fencing, &url);
+    if (!store.ok()) {
+      std::fprintf(stderr, "fence-demo: %s\n", store.error().message.c_str());
+      return 1;
+    }
+    (fencing ? s.store_on : s.store_off) = std::move(*store);
+    (fencing ? s.store_on_url : s.store_off_url) = url;
+  }
+  r.store_unfenced_url = s.store_off_url;
+  r.store_fenced_url = s.store_on_url;
+  log::Info("services_ready", {{"backend", s.backend}, {"lock_endpoints", r.lock_endpoints},
+                               {"store_unfenced", s.store_off_url}, {"store_fenced", s.store_on_url}});
+
+  auto add_problems = [&](const ScheduleOutcome& o) {
+    failures.insert(failures.end(), o.problems.begin(), o.problems.end());
+  };
+  const Millis ttl = options.ttl;
+  r.unfenced = RunSchedule(s, {"unfenced", false, ttl, PauseFor(options, ttl), "demo-unfenced",
+                               "demo/unfenced/result", out + "/unfenced.log"});
+  add_problems(r.unfenced);
+  WriteFile(out + "/unfenced.log", LinesText(r.unfenced.lines), &failures);
+  r.fenced = RunSchedule(s, {"fenced", true, ttl, PauseFor(options, ttl), "demo-fenced",
+                             "demo/fenced/result", out + "/fenced.log"});
+  add_problems(r.fenced);
+  WriteFile(out + "/fenced.log", LinesText(r.fenced.lines), &failures);
+
+  r.bypass = RunBypass(s, r.fenced);
+  {
+    std::string text =
+        "# A plain HTTP PUT straight to fence-store, not through any lock, carrying the\n"
+        "# stale token t1=" + std::to_string(r.bypass.token) + " of the fenced run (the key's highest token is t2=" +
+        (r.fenced.b_token ? std::to_string(*r.fenced.b_token) : std::string("?")) + ").\n"
+        "# The demo sent it with its HTTP client; this curl command is the same request.\n"
+        "$ " + r.bypass.curl + "\n" + r.bypass.response_text + "\n\n# fence-store's log line for it:\n" +
+        r.bypass.store_line + "\n";
+    WriteFile(out + "/bypass.log", text, &failures);
+  }
+  if (r.bypass.status != 409 || !r.bypass.body.is_object() ||
+      r.bypass.body.value("error", "") != "stale_token") {
+    failures.push_back("bypass: the stale-token PUT was not refused with 409 stale_token (status " +
+                       std::to_string(r.bypass.status) + ")");
+  }
+
+  std::vector<std::int64_t> failovers;
+  for (int i = 1; i <= options.failover_trials; ++i) {
+    const std::string name = "failover-ttl" + std::to_string(ttl.count()) + "-" + std::to_string(i);
+    auto o = RunSchedule(s, {name, true, ttl, PauseFor(options, ttl), name, "failover/" + name,
+                             out + "/failover/" + name + ".log"});
+    WriteFile(o.log_path, LinesText(o.lines), &failures);
+    add_problems(o);
+    if (o.failover_ms) failovers.push_back(*o.failover_ms);
+    o.lines.clear();  // the file has them; keep memory small
+    r.failover_trials.push_back(std::move(o));
+  }
+  r.failover = Summarize(failovers);
+  if (r.failover.count < static_cast<std::size_t>(options.failover_trials)) {
+    failures.push_back("failover: only " + std::to_string(r.failover.count) + " of " +
+                       std::to_string(options.failover_trials) + " trials measured");
+  }
+
+  for (std::int64_t t : options.tradeoff_ttls) {
+    TradeoffRow row;
+    row.ttl_ms = t;
+    if (t == ttl.count()) {
+      row.failovers_ms = failovers;
+    } else {
+      for (int i = 1; i <= options.tradeoff_failover_trials; ++i) {
+        const std::string name = "failover-ttl" + std::to_string(t) + "-" + std::to_string(i);
+        auto o = RunSchedule(s, {name, true, Millis(t), PauseFor(options, Millis(t)), name,
+                                 "failover/" + name, out + "/failover/" + name + ".log"});
+        WriteFile(o.log_path, LinesText(o.lines), &failures);
+        add_problems(o);
+        if (o.failover_ms) row.failovers_ms.push_back(*o.failover_ms);
+      }
+    }
+    row.failover = Summarize(row.failovers_ms);
+    log::Info("stall_trials_started", {{"ttl_ms", t}, {"trials", options.stall_trials}});
+    row.stalls = RunStallTrials(s, options, t, out + "/stalls");
+    for (const auto& st : row.stalls) {
+      if (!st.problem.empty()) {
+        failures.push_back("stall trial at TTL " + std::to_string(t) + " ms (stall " +
+                           std::to_string(st.stall_ms) + " ms): " + st.problem);
+        continue;
+      }
+      ++row.stall_trials_ok;
+      if (st.evicted) ++row.evictions;
+    }
+    r.tradeoff.push_back(std::move(row));
+  }
+
+  r.elapsed_s = std::chrono::duration<double>(SteadyClock::now() - started).count();
+  WriteFile(out + "/ttl_tradeoff.csv", TradeoffCsv(r), &failures);
+  WriteFile(out + "/ttl_tradeoff.svg", TradeoffSvg(r), &failures);
+  WriteFile(out + "/summary.json", SummaryJson(r).dump(2) + "\n", &failures);
+  WriteFile(out + "/report.md", ReportMarkdown(r), &failures);
+  std::fputs(SummaryText(r).c_str(), stdout);
+  std::printf("report: %s\n", (out + "/report.md").c_str());
+  std::fflush(stdout);
+  return failures.empty() ? 0 : 1;
+}
+
+}  // namespace fence::client::demo

@@ -1,0 +1,117 @@
+// fence-demo: stages the split-brain with real processes (a lock service,
+// fence-store, fence-worker A and B), once without fencing and once with it,
+// then the bypass write, the failover measurement and the TTL trade-off, and
+// writes the evidence (logs, summary.json, CSV, SVG, report.md).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "client/demo_logs.h"
+#include "core/clock.h"
+
+namespace fence::client::demo {
+
+struct DemoOptions {
+  std::string out_dir = "demo-out";
+  std::string backend = "lockd";
+  Millis ttl{1000};
+  // Use an already running lock service instead of starting one.
+  std::vector<std::string> lock_endpoints;
+  // A's pause is TTL + margin; 0 picks max(1000 ms, TTL): long enough for the
+  // lease to expire, B to be elected and write, on a loaded 2-core machine.
+  Millis pause_margin{0};
+  int failover_trials = 5;
+  std::vector<std::int64_t> tradeoff_ttls{250, 500, 1000, 2000};
+  int tradeoff_failover_trials = 3;
+  int stall_trials = 12;
+  StallDistribution stalls;
+};
+
+// One run of the A/B schedule: A is elected and paused before its write for
+// TTL + margin; B, waiting on the lock, is elected when A's lease expires and
+// writes; A resumes and writes.
+struct ScheduleOutcome {
+  std::string name;
+  bool fencing = true;
+  std::int64_t ttl_ms = 0;
+  std::int64_t pause_ms = 0;
+  std::string log_path;
+  std::vector<LogLine> lines;  // lock service, store, A and B merged by ts
+
+  std::optional<std::uint64_t> a_token, b_token;
+  std::optional<std::int64_t> a_elected_ts, a_pause_ts, a_resumed_ts, a_write_ts;
+  std::optional<std::int64_t> a_term_end_ts;  // A's first term-ending event
+  std::string a_term_end_event;
+  std::optional<std::int64_t> b_elected_ts, b_write_done_ts, b_accepted_ts;
+  std::optional<std::int64_t> lease_remaining_ms;  // A's lease left at pause start (lower bound)
+  std::optional<std::int64_t> paused_ms;           // measured by A
+  std::string a_result;  // "write_done", "fenced" or "none"
+  nlohmann::json a_result_line;  // A's write_done or fenced line
+  std::string b_result;
+  std::optional<std::int64_t> failover_ms;  // B accepted by the store - A's pause start
+  nlohmann::json final_object;              // the stored object, parsed
+  std::string final_owner;
+  std::optional<std::uint64_t> final_token;  // Fencing-Token header of the object
+  std::vector<std::string> problems;         // expected facts that did not hold
+};
+
+struct StallTrial {
+  std::int64_t stall_ms = 0;
+  std::int64_t phase_ms = 0;  // work before the stall, i.e. its renewal phase
+  std::optional<std::int64_t> paused_ms;
+  bool evicted = false;
+  std::string problem;
+};
+
+struct TradeoffRow {
+  std::int64_t ttl_ms = 0;
+  std::vector<std::int64_t> failovers_ms;
+  Stats failover;
+  std::vector<StallTrial> stalls;
+  int evictions = 0;
+  int stall_trials_ok = 0;
+};
+
+struct BypassOutcome {
+  std::string curl;
+  std::uint64_t token = 0;
+  int status = 0;
+  std::string response_text;
+  nlohmann::json body;
+  std::string store_line;
+};
+
+struct DemoResults {
+  DemoOptions options;
+  std::string started_at;
+  double elapsed_s = 0;
+  std::string lock_endpoints;
+  std::string store_unfenced_url, store_fenced_url;
+  ScheduleOutcome unfenced, fenced;
+  BypassOutcome bypass;
+  std::vector<ScheduleOutcome> failover_trials;
+  Stats failover;
+  std::vector<TradeoffRow> tradeoff;
+  std::vector<std::string> failures;
+};
+
+// Runs everything, writes the files, prints the summary; the exit code is 0
+// only if every expected outcome happened.
+int RunDemo(const DemoOptions& options);
+
+// Reads the facts of one schedule from its merged log lines and records the
+// expectations that did not hold in outcome.problems. Pure.
+void AnalyzeSchedule(ScheduleOutcome& outcome);
+
+// Renderers of the output files. Pure.
+nlohmann::json SummaryJson(const DemoResults& results);
+std::string TradeoffCsv(const DemoResults& results);
+std::string TradeoffSvg(const DemoResults& results);
+std::string ReportMarkdown(const DemoResults& results);
+std::string SummaryText(const DemoResults& results);
+
+}  // namespace fence::client::demo

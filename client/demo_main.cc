@@ -1,0 +1,109 @@
+// fence-demo: the split-brain, staged with real processes and real SIGSTOP,
+// without and with fencing; writes logs, summary.json, the TTL trade-off and
+// report.md into --out. Exits non-zero, naming it, if any expected outcome
+// did not happen.
+#include <signal.h>
+
+#include <sstream>
+
+#include "client/demo.h"
+#include "common/cli.h"
+#include "common/logging.h"
+
+namespace {
+
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string program = "fence-demo";
+  CLI::App app{
+      "fence-demo: starts a lock service and fence-store on free loopback ports and stages the "
+      "split-brain with two fence-worker processes: leader A is stopped (SIGSTOP) past its lease, "
+      "B takes over and writes, A resumes and writes. Without fencing A's stale write wins; with "
+      "fencing the store refuses it (409). Also: a bypass write, failover timing and the lease "
+      "TTL trade-off. Writes report.md and the evidence into --out.",
+      program};
+  fence::client::demo::DemoOptions o;
+  std::int64_t ttl_ms = o.ttl.count();
+  std::int64_t margin_ms = 0;
+  std::string endpoints;
+  std::string tradeoff = "250,500,1000,2000";
+  std::int64_t stall_median = 300;
+  app.add_option("--out", o.out_dir, "output folder (created; files in it are replaced)")
+      ->capture_default_str();
+  app.add_option("--backend", o.backend, "lock service to elect with")
+      ->check(CLI::IsMember({"lockd", "etcd", "zookeeper"}))
+      ->capture_default_str();
+  app.add_option("--ttl-ms", ttl_ms, "lease TTL of the unfenced, fenced and failover runs")
+      ->check(CLI::Range(std::int64_t{100}, std::int64_t{10000}))
+      ->capture_default_str();
+  app.add_option("--lock-endpoints", endpoints,
+                 "use this running lock service (comma-separated) instead of starting one");
+  app.add_option("--pause-margin-ms", margin_ms,
+                 "A is stopped for TTL + this margin; 0 picks max(1000, TTL)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{60000}))
+      ->capture_default_str();
+  app.add_option("--failover-trials", o.failover_trials, "failover trials at --ttl-ms")
+      ->check(CLI::Range(1, 50))
+      ->capture_default_str();
+  app.add_option("--tradeoff-ttls", tradeoff,
+                 "comma-separated TTLs (ms) of the trade-off; 'none' skips it")
+      ->capture_default_str();
+  app.add_option("--tradeoff-trials", o.tradeoff_failover_trials,
+                 "failover trials per trade-off TTL")
+      ->check(CLI::Range(1, 20))
+      ->capture_default_str();
+  app.add_option("--stall-trials", o.stall_trials, "stalled healthy leaders per trade-off TTL")
+      ->check(CLI::Range(1, 50))
+      ->capture_default_str();
+  app.add_option("--stall-median-ms", stall_median, "median of the log-normal stall durations")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{10000}))
+      ->capture_default_str();
+  app.add_option("--stall-sigma", o.stalls.sigma, "sigma of the log-normal stall durations")
+      ->check(CLI::Range(0.0, 3.0))
+      ->capture_default_str();
+  app.add_option("--stall-max-ms", o.stalls.max_ms, "stalls are clamped to at most this")
+      ->check(CLI::Range(std::int64_t{10}, std::int64_t{10000}))
+      ->capture_default_str();
+  app.add_option("--seed", o.stalls.seed, "seed of the stall durations")->capture_default_str();
+  if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
+
+  o.ttl = fence::Millis(ttl_ms);
+  o.pause_margin = fence::Millis(margin_ms);
+  o.stalls.median_ms = static_cast<double>(stall_median);
+  o.lock_endpoints = SplitList(endpoints);
+  o.tradeoff_ttls.clear();
+  if (tradeoff != "none") {
+    for (const auto& item : SplitList(tradeoff)) {
+      std::int64_t v = 0;
+      std::size_t used = 0;
+      try {
+        v = std::stoll(item, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != item.size() || v < 100 || v > 10000) {
+        return fence::FailStartup(program, "--tradeoff-ttls: '" + item +
+                                               "' is not a TTL in ms from 100 to 10000; "
+                                               "expected e.g. 250,500,1000,2000 or none");
+      }
+      o.tradeoff_ttls.push_back(v);
+    }
+    if (o.tradeoff_ttls.size() > 8) {
+      return fence::FailStartup(program, "--tradeoff-ttls: at most 8 TTLs");
+    }
+  }
+  signal(SIGPIPE, SIG_IGN);
+  fence::log::Init("demo");
+  return fence::client::demo::RunDemo(o);
+}

@@ -1,0 +1,469 @@
+// Renders fence-demo's results: summary.json for programs, the CSV and SVG
+// of the TTL trade-off, report.md and the short summary for people. Pure.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <set>
+#include <sstream>
+
+#include "client/demo.h"
+#include "core/log_event.h"
+
+namespace fence::client::demo {
+
+namespace ev = fence::events;
+
+namespace {
+
+nlohmann::json Opt(const std::optional<std::int64_t>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+nlohmann::json OptU(const std::optional<std::uint64_t>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+std::string Fixed(double v, int digits = 0) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+std::string OptText(const std::optional<std::int64_t>& v, const std::string& unit = "") {
+  return v ? std::to_string(*v) + unit : "?";
+}
+std::string OptText(const std::optional<std::uint64_t>& v) {
+  return v ? std::to_string(*v) : "?";
+}
+
+nlohmann::json StatsJson(const Stats& s, std::int64_t ttl_ms) {
+  if (s.count == 0) return {{"count", 0}};
+  return {{"count", s.count},
+          {"median_ms", s.median},
+          {"min_ms", s.min},
+          {"max_ms", s.max},
+          {"median_ratio_to_ttl", ttl_ms > 0 ? s.median / static_cast<double>(ttl_ms) : 0.0}};
+}
+
+nlohmann::json ScheduleJson(const ScheduleOutcome& o) {
+  return {{"name", o.name},
+          {"fencing", o.fencing},
+          {"ttl_ms", o.ttl_ms},
+          {"pause_ms", o.pause_ms},
+          {"log", o.log_path},
+          {"a_token", OptU(o.a_token)},
+          {"b_token", OptU(o.b_token)},
+          {"a_result", o.a_result},
+          {"a_result_line", o.a_result_line},
+          {"a_term_end_event", o.a_term_end_event},
+          {"b_result", o.b_result},
+          {"a_elected_ts_ms", Opt(o.a_elected_ts)},
+          {"a_pause_ts_ms", Opt(o.a_pause_ts)},
+          {"a_resumed_ts_ms", Opt(o.a_resumed_ts)},
+          {"a_write_ts_ms", Opt(o.a_write_ts)},
+          {"a_term_end_ts_ms", Opt(o.a_term_end_ts)},
+          {"b_elected_ts_ms", Opt(o.b_elected_ts)},
+          {"b_write_done_ts_ms", Opt(o.b_write_done_ts)},
+          {"b_accepted_ts_ms", Opt(o.b_accepted_ts)},
+          {"lease_remaining_ms", Opt(o.lease_remaining_ms)},
+          {"paused_ms", Opt(o.paused_ms)},
+          {"failover_ms", Opt(o.failover_ms)},
+          {"final_owner", o.final_owner},
+          {"final_token", OptU(o.final_token)},
+          {"final_object", o.final_object},
+          {"problems", o.problems}};
+}
+
+bool Interesting(const LogLine& l) {
+  static const std::set<std::string> kWorker = {
+      std::string(ev::kElected),    std::string(ev::kPauseInjected), std::string(ev::kResumed),
+      std::string(ev::kWriteAttempt), std::string(ev::kWriteDone),   std::string(ev::kFenced),
+      std::string(ev::kLeaseLost),  std::string(ev::kResigned),      std::string(ev::kSteppedDown)};
+  static const std::set<std::string> kOther = {
+      std::string(ev::kGranted), std::string(ev::kExpired), std::string(ev::kReleased),
+      std::string(ev::kWriteAccepted), std::string(ev::kWriteFenced)};
+  const std::string component = l.Str("component");
+  const std::string e = l.Event();
+  if (component == "worker") return kWorker.count(e) > 0;
+  return kOther.count(e) > 0;
+}
+
+std::string Facts(const LogLine& l) {
+  std::vector<std::string> parts;
+  for (const char* f : {"owner", "name", "key", "token", "highest_token", "term", "duration_ms",
+                        "lease_remaining_ms", "paused_ms", "reason", "error"}) {
+    if (!l.json.contains(f) || l.json[f].is_null()) continue;
+    if (std::string(f) == "owner" && l.Str("component") == "worker") continue;
+    const auto& v = l.json[f];
+    parts.push_back(std::string(f) + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
+  }
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? ", " : "") + parts[i];
+  return out;
+}
+
+std::string Who(const LogLine& l) {
+  const std::string c = l.Str("component");
+  if (c == "worker") return "worker " + l.Str("owner");
+  return c.empty() ? l.source : c;
+}
+
+// The events that tell the story, as a table relative to A's election.
+std::string Timeline(const ScheduleOutcome& o) {
+  std::string md = "| t (ms) | clock (UTC) | who | event | facts |\n|---:|---|---|---|---|\n";
+  const std::int64_t t0 = o.a_elected_ts.value_or(0);
+  for (const auto& l : o.lines) {
+    if (!Interesting(l) || !l.ts_ms) continue;
+    md += "| " + std::to_string(*l.ts_ms - t0) + " | " + FormatClockMs(*l.ts_ms) + " | " + Who(l) +
+          " | `" + l.Event() + "` | " + Facts(l) + " |\n";
+  }
+  return md;
+}
+
+// The raw lines that prove the point, exactly as the processes printed them.
+std::string Excerpt(const ScheduleOutcome& o, const std::set<std::string>& events) {
+  std::string out = "```json\n";
+  for (const auto& l : o.lines) {
+    if (Interesting(l) && events.count(l.Event()) > 0) out += l.text + "\n";
+  }
+  return out + "```\n";
+}
+
+std::string Check(bool ok) { return ok ? "yes" : "**NO**"; }
+
+}  // namespace
+
+nlohmann::json SummaryJson(const DemoResults& r) {
+  nlohmann::json failover_trials = nlohmann::json::array();
+  for (const auto& t : r.failover_trials) {
+    failover_trials.push_back({{"name", t.name},
+                               {"failover_ms", Opt(t.failover_ms)},
+                               {"lease_remaining_ms", Opt(t.lease_remaining_ms)},
+                               {"a_token", OptU(t.a_token)},
+                               {"b_token", OptU(t.b_token)},
+                               {"log", t.log_path},
+                               {"problems", t.problems}});
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& row : r.tradeoff) {
+    nlohmann::json stalls = nlohmann::json::array();
+    for (const auto& s : row.stalls) {
+      stalls.push_back({{"stall_ms", s.stall_ms},
+                        {"phase_ms", s.phase_ms},
+                        {"paused_ms", Opt(s.paused_ms)},
+                        {"evicted", s.evicted},
+                        {"problem", s.problem}});
+    }
+    rows.push_back({{"ttl_ms", row.ttl_ms},
+                    {"failovers_ms", row.failovers_ms},
+                    {"failover", StatsJson(row.failover, row.ttl_ms)},
+                    {"stall_trials", row.stall_trials_ok},
+                    {"false_evictions", row.evictions},
+                    {"false_eviction_rate",
+                     row.stall_trials_ok ? static_cast<double>(row.evictions) / row.stall_trials_ok : 0.0},
+                    {"stalls", stalls}});
+  }
+  const auto& d = r.options.stalls;
+  return {
+      {"ok", r.failures.empty()},
+      {"failures", r.failures},
+      {"started_at", r.started_at},
+      {"elapsed_s", r.elapsed_s},
+      {"backend", r.options.backend},
+      {"ttl_ms", r.options.ttl.count()},
+      {"lock_endpoints", r.lock_endpoints},
+      {"store_unfenced", r.store_unfenced_url},
+      {"store_fenced", r.store_fenced_url},
+      {"unfenced", ScheduleJson(r.unfenced)},
+      {"fenced", ScheduleJson(r.fenced)},
+      {"bypass",
+       {{"curl", r.bypass.curl},
+        {"token", r.bypass.token},
+        {"status", r.bypass.status},
+        {"response", r.bypass.body},
+        {"store_line", r.bypass.store_line}}},
+      {"failover",
+       {{"ttl_ms", r.options.ttl.count()},
+        {"trials", failover_trials},
+        {"stats", StatsJson(r.failover, r.options.ttl.count())}}},
+      {"tradeoff",
+       {{"stall_distribution",
+         {{"kind", "lognormal"},
+          {"median_ms", d.median_ms},
+          {"sigma", d.sigma},
+          {"min_ms", d.min_ms},
+          {"max_ms", d.max_ms},
+          {"seed", d.seed},
+          {"phase", "uniform in [0, TTL/3) of working before the stall"}}},
+        {"rows", rows}}},
+  };
+}
+
+std::string TradeoffCsv(const DemoResults& r) {
+  std::string csv =
+      "ttl_ms,failover_trials,failover_median_ms,failover_min_ms,failover_max_ms,"
+      "failover_median_ratio_to_ttl,stall_trials,false_evictions,false_eviction_rate\n";
+  for (const auto& row : r.tradeoff) {
+    const double rate =
+        row.stall_trials_ok ? static_cast<double>(row.evictions) / row.stall_trials_ok : 0.0;
+    csv += std::to_string(row.ttl_ms) + "," + std::to_string(row.failover.count) + "," +
+           Fixed(row.failover.median, 1) + "," + std::to_string(row.failover.min) + "," +
+           std::to_string(row.failover.max) + "," +
+           Fixed(row.failover.median / static_cast<double>(std::max<std::int64_t>(1, row.ttl_ms)), 3) +
+           "," + std::to_string(row.stall_trials_ok) + "," + std::to_string(row.evictions) + "," +
+           Fixed(rate, 3) + "\n";
+  }
+  return csv;
+}
+
+std::string TradeoffSvg(const DemoResults& r) {
+  // Two panels over the same TTL axis (evenly spaced categories): failover
+  // (median, with a min-max bar) and the false-eviction rate.
+  const int panel_w = 380, panel_h = 280, left = 60, top = 40, plot_w = 290, plot_h = 180;
+  const std::size_t n = r.tradeoff.size();
+  std::ostringstream svg;
+  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << 2 * panel_w << "\" height=\""
+      << panel_h << "\" font-family=\"sans-serif\" font-size=\"11\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  auto x_of = [&](std::size_t i) {
+    return n <= 1 ? plot_w / 2.0 : 15.0 + (plot_w - 30.0) * static_cast<double>(i) / static_cast<double>(n - 1);
+  };
+  for (int panel = 0; panel < 2; ++panel) {
+    const int ox = panel * panel_w + left;
+    double ymax = panel == 0 ? 1.0 : 100.0;
+    if (panel == 0) {
+      for (const auto& row : r.tradeoff) ymax = std::max(ymax, static_cast<double>(row.failover.max));
+      ymax *= 1.15;
+    }
+    const std::string title = panel == 0 ? "Failover vs lease TTL (median, min-max)"
+                                         : "False evictions of a slow leader vs TTL";
+    svg << "<text x=\"" << ox + plot_w / 2 << "\" y=\"20\" text-anchor=\"middle\" font-size=\"13\">"
+        << title << "</text>\n";
+    svg << "<line x1=\"" << ox << "\" y1=\"" << top + plot_h << "\" x2=\"" << ox + plot_w << "\" y2=\""
+        << top + plot_h << "\" stroke=\"black\"/>\n";
+    svg << "<line x1=\"" << ox << "\" y1=\"" << top << "\" x2=\"" << ox << "\" y2=\"" << top + plot_h
+        << "\" stroke=\"black\"/>\n";
+    for (int k = 0; k <= 4; ++k) {
+      const double v = ymax * k / 4;
+      const double y = top + plot_h - plot_h * k / 4.0;
+      svg << "<line x1=\"" << ox - 4 << "\" y1=\"" << y << "\" x2=\"" << ox + plot_w << "\" y2=\"" << y
+          << "\" stroke=\"#ddd\"/>\n<text x=\"" << ox - 6 << "\" y=\"" << y + 4
+          << "\" text-anchor=\"end\">" << Fixed(v) << (panel == 1 ? "%" : "") << "</text>\n";
+    }
+    svg << "<text x=\"" << ox + plot_w / 2 << "\" y=\"" << top + plot_h + 34
+        << "\" text-anchor=\"middle\">lease TTL (ms)</text>\n";
+    svg << "<text transform=\"translate(" << ox - 44 << "," << top + plot_h / 2
+        << ") rotate(-90)\" text-anchor=\"middle\">"
+        << (panel == 0 ? "pause start to new leader's write (ms)" : "stalls that cost the lease (%)")
+        << "</text>\n";
+    std::string points;
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& row = r.tradeoff[i];
+      const double x = ox + x_of(i);
+      svg << "<text x=\"" << x << "\" y=\"" << top + plot_h + 16 << "\" text-anchor=\"middle\">"
+          << row.ttl_ms << "</text>\n";
+      double v = 0;
+      if (panel == 0) {
+        v = row.failover.median;
+        const double y_min = top + plot_h - plot_h * row.failover.min / ymax;
+        const double y_max = top + plot_h - plot_h * row.failover.max / ymax;
+        svg << "<line x1=\"" << x << "\" y1=\"" << y_min << "\" x2=\"" << x << "\" y2=\"" << y_max
+            << "\" stroke=\"#1f77b4\" stroke-width=\"2\"/>\n";
+        // The TTL itself, the floor no failover can beat.
+        const double y_ttl = top + plot_h - plot_h * static_cast<double>(row.ttl_ms) / ymax;
+        svg << "<line x1=\"" << x - 8 << "\" y1=\"" << y_ttl << "\" x2=\"" << x + 8 << "\" y2=\"" << y_ttl
+            << "\" stroke=\"#999\" stroke-dasharray=\"3,2\"/>\n";
+      } else {
+        v = row.stall_trials_ok ? 100.0 * row.evictions / row.stall_trials_ok : 0.0;
+      }
+      const double y = top + plot_h - plot_h * v / ymax;
+      const std::string color = panel == 0 ? "#1f77b4" : "#d62728";
+      svg << "<circle cx=\"" << x << "\" cy=\"" << y << "\" r=\"4\" fill=\"" << color << "\"/>\n";
+      svg << "<text x=\"" << x + 6 << "\" y=\"" << y - 6 << "\">" << Fixed(v) << (panel == 1 ? "%" : "")
+          << "</text>\n";
+      points += Fixed(x, 1) + "," + Fixed(y, 1) + " ";
+    }
+    svg << "<polyline fill=\"none\" stroke=\"" << (panel == 0 ? "#1f77b4" : "#d62728")
+        << "\" stroke-width=\"1.5\" points=\"" << points << "\"/>\n";
+    if (panel == 0) {
+      svg << "<text x=\"" << ox + 4 << "\" y=\"" << top + 10
+          << "\" fill=\"#777\">dashes: the TTL</text>\n";
+    }
+  }
+  svg << "</svg>\n";
+  return svg.str();
+}
+
+std::string SummaryText(const DemoResults& r) {
+  std::ostringstream s;
+  const auto& u = r.unfenced;
+  const auto& f = r.fenced;
+  s << "fence-demo (" << r.options.backend << ", TTL " << r.options.ttl.count() << " ms, "
+    << Fixed(r.elapsed_s, 1) << " s)\n";
+  s << "  unfenced: A (token " << OptText(u.a_token) << ") stopped " << OptText(u.paused_ms, " ms")
+    << "; B (token " << OptText(u.b_token) << ") elected and wrote; A resumed and wrote too: final object is "
+    << (u.final_owner.empty() ? std::string("?") : u.final_owner + "'s") << "\n";
+  s << "  fenced:   A's write with token " << OptText(f.a_token) << " "
+    << (f.a_result == "fenced" ? "refused with 409 stale_token, highest_token " +
+                                     (f.a_result_line.contains("highest_token")
+                                          ? f.a_result_line["highest_token"].dump()
+                                          : std::string("?"))
+                               : "NOT refused (" + f.a_result + ")")
+    << "; final object is " << (f.final_owner.empty() ? std::string("?") : f.final_owner + "'s") << "\n";
+  s << "  bypass:   PUT with stale token " << r.bypass.token << " straight to the store -> "
+    << r.bypass.status << " " << (r.bypass.body.is_object() ? r.bypass.body.value("error", "") : "")
+    << "\n";
+  if (r.failover.count > 0) {
+    s << "  failover: median " << Fixed(r.failover.median) << " ms (min " << r.failover.min << ", max "
+      << r.failover.max << ") over " << r.failover.count << " trials = "
+      << Fixed(r.failover.median / static_cast<double>(r.options.ttl.count()), 2) << " x TTL\n";
+  }
+  for (const auto& row : r.tradeoff) {
+    s << "  TTL " << row.ttl_ms << " ms: failover median " << Fixed(row.failover.median)
+      << " ms, false evictions " << row.evictions << "/" << row.stall_trials_ok << "\n";
+  }
+  if (r.failures.empty()) {
+    s << "all expected outcomes happened\n";
+  } else {
+    s << "FAILED: " << r.failures.size() << " expected outcome(s) did not happen:\n";
+    for (const auto& f2 : r.failures) s << "  - " << f2 << "\n";
+  }
+  return s.str();
+}
+
+std::string ReportMarkdown(const DemoResults& r) {
+  const auto& u = r.unfenced;
+  const auto& f = r.fenced;
+  const std::int64_t ttl = r.options.ttl.count();
+  std::ostringstream md;
+  md << "# Split-brain demo: elect for liveness, fence for safety\n\n"
+     << "Generated by `fence-demo` from the run started " << r.started_at << " ("
+     << Fixed(r.elapsed_s, 1) << " s). Lock service: **" << r.options.backend << "** at `"
+     << r.lock_endpoints << "`; lease TTL **" << ttl << " ms**; worker A is stopped with a real "
+     << "`SIGSTOP` (a helper process sends `SIGCONT`) just before its write, for TTL + margin = "
+     << u.pause_ms << " ms. Every figure below comes from this run's logs.\n\n";
+
+  md << "## Outcomes\n\n| expected | happened |\n|---|---|\n"
+     << "| unfenced: two leaders at once, A's stale write accepted, final object A's | "
+     << Check(u.problems.empty()) << " |\n"
+     << "| fenced: A's write refused 409 with t1 < t2, final object B's | " << Check(f.problems.empty())
+     << " |\n"
+     << "| bypass: PUT with the stale token t1, not through any lock, refused 409 | "
+     << Check(r.bypass.status == 409) << " |\n"
+     << "| failover measured over " << r.options.failover_trials
+     << " trials, each at least the lease time A had left | "
+     << Check(r.failover.count == static_cast<std::size_t>(r.options.failover_trials)) << " |\n\n";
+  if (!r.failures.empty()) {
+    md << "**Expected outcomes that did not happen:**\n\n";
+    for (const auto& x : r.failures) md << "- " << x << "\n";
+    md << "\n";
+  }
+
+  md << "## 1. Unfenced run (`unfenced.log`)\n\n"
+     << "The store runs with `--fencing off` and the workers send no token. A is elected with token t1 = "
+     << OptText(u.a_token) << " and stopped before writing, holding a lease with at least "
+     << OptText(u.lease_remaining_ms, " ms") << " left. Its keep-alive thread is stopped with it, so the "
+     << "lease expires; B, waiting on the lock, is elected with t2 = " << OptText(u.b_token)
+     << " and writes. A resumes after " << OptText(u.paused_ms, " ms")
+     << ", still inside its own view of its term, and writes too. Both believed they were the leader: "
+     << "A's term (from `elected` to its first `" << (u.a_term_end_event.empty() ? "?" : u.a_term_end_event)
+     << "`) overlaps B's by "
+     << ((u.a_term_end_ts && u.b_elected_ts) ? std::to_string(*u.a_term_end_ts - *u.b_elected_ts) + " ms"
+                                              : std::string("?"))
+     << ".\n\n"
+     << Timeline(u) << "\n"
+     << "The stored object at the end is **" << (u.final_owner.empty() ? "?" : u.final_owner + "'s")
+     << "**: `" << u.final_object.dump() << "`: B's newer result was overwritten by a stale leader.\n\n"
+     << Excerpt(u, {std::string(ev::kElected), std::string(ev::kPauseInjected), std::string(ev::kResumed),
+                    std::string(ev::kWriteDone), std::string(ev::kWriteAccepted), std::string(ev::kExpired)})
+     << "\n";
+
+  md << "## 2. Fenced run (`fenced.log`)\n\n"
+     << "The same schedule; the store enforces fencing and every write carries its term's token. "
+     << "A (t1 = " << OptText(f.a_token) << ") resumes after " << OptText(f.paused_ms, " ms")
+     << " and writes; the store has already accepted B's write with t2 = " << OptText(f.b_token)
+     << ", so A's write is refused with `409 stale_token`: token "
+     << (f.a_result_line.contains("token") ? f.a_result_line["token"].dump() : "?") << " < highest_token "
+     << (f.a_result_line.contains("highest_token") ? f.a_result_line["highest_token"].dump() : "?")
+     << ". A logs `fenced`, does not retry, releases and stops.\n\n"
+     << Timeline(f) << "\n"
+     << "The stored object at the end is **" << (f.final_owner.empty() ? "?" : f.final_owner + "'s")
+     << "** (Fencing-Token " << OptText(f.final_token) << "): `" << f.final_object.dump() << "`.\n\n"
+     << Excerpt(f, {std::string(ev::kWriteDone), std::string(ev::kFenced), std::string(ev::kWriteFenced),
+                    std::string(ev::kWriteAccepted)})
+     << "\n";
+
+  md << "## 3. Bypass (`bypass.log`)\n\n"
+     << "A plain HTTP PUT straight to the store, not through any lock or worker, carrying the stale token "
+     << r.bypass.token << ". The check is in the resource, so it does not matter who sends the write:\n\n"
+     << "```\n$ " << r.bypass.curl << "\n```\n\nanswered **" << r.bypass.status << "**:\n\n```json\n"
+     << r.bypass.body.dump() << "\n```\n\n";
+
+  md << "## 4. Failover (`failover/`)\n\n"
+     << "From A's pause start (`pause_injected`) to the store accepting the new leader's first write "
+     << "(`write_accepted` with B's token), TTL " << ttl << " ms, " << r.failover.count << " trials:\n\n"
+     << "| trial | failover (ms) | A's lease left at pause start (ms, lower bound) | t1 | t2 |\n|---|---:|---:|---:|---:|\n";
+  for (const auto& t : r.failover_trials) {
+    md << "| " << t.name << " | " << OptText(t.failover_ms) << " | " << OptText(t.lease_remaining_ms)
+       << " | " << OptText(t.a_token) << " | " << OptText(t.b_token) << " |\n";
+  }
+  if (r.failover.count > 0) {
+    md << "\n**median " << Fixed(r.failover.median) << " ms, min " << r.failover.min << " ms, max "
+       << r.failover.max << " ms; median / TTL = "
+       << Fixed(r.failover.median / static_cast<double>(ttl), 2) << "**. "
+       << "Failover can never beat the time A's lease still had: the lock service grants the lock only "
+       << "after the lease expires (checked in every trial); what it adds is the expiry timer and the "
+       << "new leader's grant and write.\n\n";
+  }
+
+  const auto& d = r.options.stalls;
+  md << "## 5. The TTL trade-off (`ttl_tradeoff.csv`, `ttl_tradeoff.svg`)\n\n"
+     << "For each TTL: failover as above (" << r.options.tradeoff_failover_trials
+     << " trials, or the trials of section 4 at TTL " << ttl << " ms), and " << r.options.stall_trials
+     << " healthy leaders that each stall once, with a real `SIGSTOP`, right after working for a random "
+     << "part of their renewal cycle (uniform in [0, TTL/3), the keep-alive interval). Stall durations are "
+     << "**log-normal with median " << Fixed(d.median_ms) << " ms and sigma " << Fixed(d.sigma, 2)
+     << ", clamped to [" << d.min_ms << ", " << d.max_ms << "] ms, drawn from mt19937_64 with seed "
+     << d.seed << "**; every TTL faces the same stalls. A leader is falsely evicted when its lease did not "
+     << "survive the stall (its first renewal afterwards was refused: `lease_lost`); it was healthy and "
+     << "would have carried on.\n\n"
+     << "| TTL (ms) | failover median (ms) | min | max | median / TTL | false evictions | rate |\n"
+     << "|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const auto& row : r.tradeoff) {
+    const double rate = row.stall_trials_ok ? 100.0 * row.evictions / row.stall_trials_ok : 0.0;
+    md << "| " << row.ttl_ms << " | " << Fixed(row.failover.median) << " | " << row.failover.min << " | "
+       << row.failover.max << " | "
+       << Fixed(row.failover.median / static_cast<double>(std::max<std::int64_t>(1, row.ttl_ms)), 2)
+       << " | " << row.evictions << "/" << row.stall_trials_ok << " | " << Fixed(rate) << "% |\n";
+  }
+  md << "\n![failover and false evictions vs TTL](ttl_tradeoff.svg)\n\n";
+  if (!r.tradeoff.empty()) {
+    const auto& lo = r.tradeoff.front();
+    const auto& hi = r.tradeoff.back();
+    auto rate = [](const TradeoffRow& row) {
+      return row.stall_trials_ok ? 100.0 * row.evictions / row.stall_trials_ok : 0.0;
+    };
+    md << "**A shorter TTL speeds failover but evicts more healthy-but-slow leaders.** A standby can take "
+       << "over only once the old leader's lease has run out, so failover grows with the TTL (median "
+       << Fixed(lo.failover.median) << " ms at " << lo.ttl_ms << " ms, " << Fixed(hi.failover.median)
+       << " ms at " << hi.ttl_ms << " ms); but the lease is also all the slack a leader has for a stall "
+       << "(GC, swap, a frozen VM), and every stall longer than what is left of it costs the lease of a "
+       << "leader that was not dead, only slow (" << Fixed(rate(lo)) << "% of the same stalls at "
+       << lo.ttl_ms << " ms, " << Fixed(rate(hi)) << "% at " << hi.ttl_ms
+       << " ms). No TTL removes the stale write: a stall longer than the TTL is rarer with a longer TTL, "
+       << "never impossible, and when it happens only the store's fence stops the old leader's write.\n\n";
+  }
+
+  md << "## Files\n\n"
+     << "- `unfenced.log`, `fenced.log`: the lock service's, the store's and both workers' JSON lines, "
+        "merged by `ts`\n"
+     << "- `bypass.log`: the curl command and the store's answer\n"
+     << "- `failover/*.log`: every failover trial; `stalls/*.log`: every stall trial's worker\n"
+     << "- `summary.json`: all outcomes and figures, machine-readable\n"
+     << "- `ttl_tradeoff.csv`, `ttl_tradeoff.svg`: the trade-off\n\n"
+     << "Reproduce: `build/bin/fence-demo --out demo-out --ttl-ms " << ttl << " --backend "
+     << r.options.backend << "`. Why this works, and why nothing inside the paused process could have "
+     << "prevented the stale write: `docs/why-fencing.md`.\n";
+  return md.str();
+}
+
+}  // namespace fence::client::demo

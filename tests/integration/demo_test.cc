@@ -1,0 +1,165 @@
+// fence-demo end to end (real lockd, store and worker processes, real
+// SIGSTOP): asserts the outcomes from summary.json and from the raw logs,
+// not the wording of the report.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "client/demo_logs.h"
+#include "common/process.h"
+#include "tests/harness/daemon.h"
+#include "tests/harness/external_tools.h"
+
+namespace fence::testing {
+namespace {
+
+using client::demo::FindEvent;
+using client::demo::LogLine;
+using client::demo::ParseLines;
+
+std::vector<LogLine> ReadLog(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  return ParseLines(lines, path);
+}
+
+std::optional<std::uint64_t> U(const LogLine* l, const char* field) {
+  if (l == nullptr || !l->json.contains(field) || !l->json[field].is_number_unsigned()) {
+    return std::nullopt;
+  }
+  return l->json[field].get<std::uint64_t>();
+}
+
+const LogLine* Worker(const std::vector<LogLine>& lines, const std::string& owner,
+                      std::string_view event) {
+  return FindEvent(lines, "worker", event,
+                   [&](const LogLine& l) { return l.Str("owner") == owner; });
+}
+
+class DemoTest : public ::testing::Test {
+ protected:
+  // One small demo run shared by the tests: short TTL, few trials.
+  static void SetUpTestSuite() {
+    dir_ = new TempDir("fence-demo-test");
+    run_ = RunTool({SiblingBinary("fence-demo"), "--out", dir_->Sub("out"), "--ttl-ms", "300",
+                    "--pause-margin-ms", "800", "--failover-trials", "3", "--tradeoff-ttls",
+                    "200,400", "--tradeoff-trials", "1", "--stall-trials", "3"},
+                   std::chrono::minutes(5));
+    std::ifstream in(dir_->Sub("out/summary.json"));
+    std::stringstream text;
+    text << in.rdbuf();
+    summary_ = nlohmann::json::parse(text.str(), nullptr, false);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_EQ(run_.exit_code, 0) << run_.Output();
+    ASSERT_FALSE(summary_.is_discarded()) << "summary.json is missing or not JSON";
+  }
+  static std::string Out(const std::string& name) { return dir_->Sub("out/" + name); }
+
+  static TempDir* dir_;
+  static ToolRun run_;
+  static nlohmann::json summary_;
+};
+
+TempDir* DemoTest::dir_ = nullptr;
+ToolRun DemoTest::run_;
+nlohmann::json DemoTest::summary_;
+
+TEST_F(DemoTest, UnfencedRunEndsWithAsStaleObjectAndTwoLeaders) {
+  EXPECT_EQ(summary_["unfenced"]["final_owner"], "A");
+  const auto lines = ReadLog(Out("unfenced.log"));
+  const auto t1 = U(Worker(lines, "A", "elected"), "token");
+  const auto t2 = U(Worker(lines, "B", "elected"), "token");
+  ASSERT_TRUE(t1 && t2);
+  EXPECT_LT(*t1, *t2);
+  // Both wrote, and both writes were accepted by the store.
+  ASSERT_NE(Worker(lines, "A", "write_done"), nullptr);
+  ASSERT_NE(Worker(lines, "B", "write_done"), nullptr);
+  int accepted = 0;
+  for (const auto& l : lines) {
+    accepted += l.Str("component") == "store" && l.Event() == "write_accepted";
+  }
+  EXPECT_EQ(accepted, 2);
+  // A's write reached the store after B's.
+  EXPECT_LT(*Worker(lines, "B", "write_done")->ts_ms, *Worker(lines, "A", "write_done")->ts_ms);
+}
+
+TEST_F(DemoTest, FencedRunRefusesAWithLowerTokenAndKeepsB) {
+  EXPECT_EQ(summary_["fenced"]["final_owner"], "B");
+  const auto lines = ReadLog(Out("fenced.log"));
+  const auto t1 = U(Worker(lines, "A", "elected"), "token");
+  const auto t2 = U(Worker(lines, "B", "elected"), "token");
+  ASSERT_TRUE(t1 && t2);
+  const LogLine* fenced = Worker(lines, "A", "fenced");
+  ASSERT_NE(fenced, nullptr) << "A was not fenced";
+  EXPECT_EQ(U(fenced, "token"), t1);
+  EXPECT_EQ(U(fenced, "highest_token"), t2);
+  EXPECT_LT(*t1, *t2);
+  EXPECT_EQ(fenced->json["store_answer"]["error"], "stale_token");
+  EXPECT_EQ(Worker(lines, "A", "write_done"), nullptr);
+  const LogLine* store_fenced = FindEvent(lines, "store", "write_fenced");
+  ASSERT_NE(store_fenced, nullptr);
+  EXPECT_EQ(U(store_fenced, "token"), t1);
+  EXPECT_EQ(summary_["fenced"]["final_token"], *t2);
+}
+
+TEST_F(DemoTest, BypassWithTheStaleTokenGets409) {
+  EXPECT_EQ(summary_["bypass"]["status"], 409);
+  EXPECT_EQ(summary_["bypass"]["response"]["error"], "stale_token");
+  EXPECT_EQ(summary_["bypass"]["token"], summary_["fenced"]["a_token"]);
+  const std::string log = ReadFileOrEmpty(Out("bypass.log"));
+  EXPECT_NE(log.find("curl "), std::string::npos);
+  EXPECT_NE(log.find("409"), std::string::npos);
+}
+
+TEST_F(DemoTest, EachFailoverIsAtLeastTheLeaseTimeALeft) {
+  const auto& trials = summary_["failover"]["trials"];
+  ASSERT_EQ(trials.size(), 3u);
+  for (const auto& t : trials) {
+    // Recomputed from the trial's own log, not taken from the demo's figure.
+    const auto lines = ReadLog(t["log"].get<std::string>());
+    const LogLine* pause = Worker(lines, "A", "pause_injected");
+    const auto t2 = U(Worker(lines, "B", "elected"), "token");
+    ASSERT_TRUE(pause && t2) << t.dump();
+    const LogLine* accepted = FindEvent(lines, "store", "write_accepted",
+                                        [&](const LogLine& l) { return U(&l, "token") == t2; });
+    ASSERT_NE(accepted, nullptr);
+    const std::int64_t failover = *accepted->ts_ms - *pause->ts_ms;
+    const std::int64_t lease_left = *pause->Int("lease_remaining_ms");
+    // Timestamps are truncated to the millisecond.
+    EXPECT_GE(failover + 1, lease_left) << t.dump();
+    EXPECT_EQ(t["failover_ms"], failover);
+  }
+}
+
+TEST_F(DemoTest, WritesTheTradeoffFilesAndReport) {
+  const auto& rows = summary_["tradeoff"]["rows"];
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& row : rows) {
+    EXPECT_EQ(row["stall_trials"], 3) << row.dump();
+    EXPECT_EQ(row["failovers_ms"].size(), 1u);
+  }
+  const std::string csv = ReadFileOrEmpty(Out("ttl_tradeoff.csv"));
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);
+  EXPECT_NE(ReadFileOrEmpty(Out("ttl_tradeoff.svg")).find("<svg"), std::string::npos);
+  EXPECT_FALSE(ReadFileOrEmpty(Out("report.md")).empty());
+  EXPECT_NE(run_.Output().find(Out("report.md")), std::string::npos);
+}
+
+TEST(DemoFlagsTest, BadFlagExitsNonZeroWithOneLine) {
+  ToolRun run = RunTool({SiblingBinary("fence-demo"), "--ttl-ms", "nope"});
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_EQ(run.lines.size(), 1u) << run.Output();
+  ToolRun bad_ttls = RunTool({SiblingBinary("fence-demo"), "--tradeoff-ttls", "250,x"});
+  EXPECT_NE(bad_ttls.exit_code, 0);
+}
+
+}  // namespace
+}  // namespace fence::testing

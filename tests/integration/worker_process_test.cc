@@ -1,0 +1,122 @@
+// fence-worker against real fence-lockd and fence-store processes: the pause
+// is a real whole-process stop (the lease expires because nothing renews
+// it), and a fenced write is never retried.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <fstream>
+
+#include "common/process.h"
+#include "tests/harness/daemon.h"
+#include "tests/harness/external_tools.h"
+
+namespace fence::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::function<bool(std::string_view)> Event(const std::string& event) {
+  return [event](std::string_view text) {
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    return !j.is_discarded() && j.is_object() && j.value("event", "") == event;
+  };
+}
+
+nlohmann::json Json(const std::optional<std::string>& line) {
+  return line ? nlohmann::json::parse(*line, nullptr, false) : nlohmann::json();
+}
+
+char ProcessState(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  const auto paren = text.rfind(')');
+  return paren == std::string::npos || paren + 2 >= text.size() ? '?' : text[paren + 2];
+}
+
+class WorkerProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    lockd_ = StartDaemon("fence-lockd", {"--data-dir", dir_.Sub("lockd")});
+    store_ = StartDaemon("fence-store", {"--data-dir", dir_.Sub("store")});
+    ASSERT_GT(lockd_.port, 0);
+    ASSERT_GT(store_.port, 0);
+  }
+  std::unique_ptr<ChildProcess> StartWorker(std::vector<std::string> extra) {
+    std::vector<std::string> argv = {SiblingBinary("fence-worker"), "--id", "A", "--backend",
+                                     "lockd", "--lock-endpoints", lockd_.Url(""), "--lock",
+                                     "job", "--store", store_.Url(""), "--key", "out/result",
+                                     "--terms", "1", "--acquire-timeout-ms", "20000"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto child = ChildProcess::Start({argv, "", {}});
+    EXPECT_TRUE(child.ok());
+    return child.ok() ? std::move(*child) : nullptr;
+  }
+
+  TempDir dir_{"fence-worker-test"};
+  Daemon lockd_, store_;
+};
+
+TEST_F(WorkerProcessTest, PauseStopsTheWholeProcessSoTheLeaseExpires) {
+  auto w = StartWorker({"--ttl-ms", "300", "--inject-pause", "before-write:1500ms"});
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->WaitForLine(Event("pause_injected"), 20s)) << "no pause_injected";
+  // The stop follows the log line; wait for it as a state, bounded.
+  char state = '?';
+  for (int i = 0; i < 200 && state != 'T'; ++i) {
+    state = ProcessState(w->pid());
+    if (state != 'T') std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(state, 'T') << "the worker process is not stopped";
+  // Nothing renews the lease while the process is stopped: lockd expires it.
+  auto expired = lockd_.process->WaitForLine(Event("expired"), 5s);
+  ASSERT_TRUE(expired);
+  EXPECT_EQ(Json(expired)["owner"], "A");
+  auto resumed = Json(w->WaitForLine(Event("resumed"), 20s));
+  ASSERT_TRUE(resumed.is_object());
+  EXPECT_GE(resumed["paused_ms"].get<std::int64_t>(), 1500);
+  auto status = w->WaitExit(20s);
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  // The resumed worker learns it lost the lease (the renewal is refused).
+  EXPECT_TRUE(w->WaitForLine(Event("lease_lost"), 1s));
+}
+
+TEST_F(WorkerProcessTest, FencedWriteIsNotRetriedAndTheWorkerStops) {
+  // A newer leader has already fenced the key far above any token lockd
+  // will issue in this test.
+  auto raised = Request(net::http::verb::post, store_.Url("/v1/fences/out/result"),
+                        {{"Fencing-Token", "1000000"}});
+  ASSERT_EQ(raised.result_int(), 200u) << raised.body();
+  auto w = StartWorker({"--ttl-ms", "2000"});
+  ASSERT_TRUE(w);
+  auto status = w->WaitExit(30s);
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  auto fenced = Json(w->WaitForLine(Event("fenced"), 1s));
+  ASSERT_TRUE(fenced.is_object());
+  EXPECT_EQ(fenced["highest_token"], 1000000);
+  EXPECT_LT(fenced["token"].get<std::uint64_t>(), 1000000u);
+  int attempts = 0;
+  for (const auto& l : w->Lines()) attempts += Event("write_attempt")(l);
+  EXPECT_EQ(attempts, 1);
+  int store_fenced = 0;
+  for (const auto& l : store_.process->Lines()) store_fenced += Event("write_fenced")(l);
+  EXPECT_EQ(store_fenced, 1);
+  // It released the lock: a new owner gets it at once.
+  auto acquire = Request(net::http::verb::post, lockd_.Url("/v1/locks/job/acquire"),
+                         {{"Content-Type", "application/json"}},
+                         R"({"owner":"C","ttl_ms":1000,"wait_ms":0})");
+  EXPECT_EQ(acquire.result_int(), 200u) << acquire.body();
+}
+
+TEST_F(WorkerProcessTest, BadPauseSpecExitsWithOneLine) {
+  ToolRun run = RunTool({SiblingBinary("fence-worker"), "--id", "A", "--lock-endpoints",
+                         lockd_.Url(""), "--store", store_.Url(""), "--key", "k",
+                         "--inject-pause", "before-write:3"});
+  EXPECT_NE(run.exit_code, 0);
+  ASSERT_EQ(run.lines.size(), 1u) << run.Output();
+  EXPECT_NE(run.lines[0].find("before-write:DURATION"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fence::testing

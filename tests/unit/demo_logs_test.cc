@@ -1,0 +1,161 @@
+// fence-demo's pure parts: timestamps, merging logs, statistics, the seeded
+// stall distribution, and how a schedule's logs are judged.
+#include "client/demo_logs.h"
+
+#include <gtest/gtest.h>
+
+#include "client/demo.h"
+
+namespace fence::client::demo {
+namespace {
+
+TEST(ParseTimestampMsTest, ReadsTheFormatsWeMeet) {
+  // 2026-11-26T18:46:08.123Z: 1795718768 s since the epoch.
+  const std::int64_t expected = 1795718768123;
+  EXPECT_EQ(ParseTimestampMs("2026-11-26T18:46:08.123+00:00"), expected);
+  EXPECT_EQ(ParseTimestampMs("2026-11-26T18:46:08.123+0000"), expected);
+  EXPECT_EQ(ParseTimestampMs("2026-11-26T18:46:08.123Z"), expected);
+  EXPECT_EQ(ParseTimestampMs("2026-11-26T18:46:08.123456Z"), expected);
+  EXPECT_EQ(ParseTimestampMs("2026-11-26T19:46:08.123+01:00"), expected);
+  EXPECT_EQ(ParseTimestampMs("1970-01-01T00:00:00Z"), 0);
+}
+
+TEST(ParseTimestampMsTest, RejectsGarbage) {
+  for (const char* bad : {"", "2026-11-26", "2026-11-26T18:46:08.123", "2026-13-26T18:46:08Z",
+                          "2026-11-26T18:46:08.Z", "2026-11-26T18:46:08.123+1", "yesterday"}) {
+    EXPECT_FALSE(ParseTimestampMs(bad).has_value()) << bad;
+  }
+}
+
+TEST(FormatClockMsTest, PrintsUtcTimeOfDay) {
+  EXPECT_EQ(FormatClockMs(1795718768123), "18:46:08.123");
+}
+
+TEST(MergeByTimeTest, OrdersByTsAndKeepsEachProcessOrder) {
+  auto line = [](const std::string& ts, const std::string& e) {
+    return ParseLogLine(R"({"ts":")" + ts + R"(","event":")" + e + R"("})", "x");
+  };
+  std::vector<LogLine> a = {line("2026-01-01T00:00:00.100Z", "a1"),
+                            ParseLogLine("not json", "x"),
+                            line("2026-01-01T00:00:00.300Z", "a2")};
+  std::vector<LogLine> b = {line("2026-01-01T00:00:00.200Z", "b1"),
+                            line("2026-01-01T00:00:00.300Z", "b2")};
+  const auto merged = MergeByTime({a, b});
+  std::vector<std::string> order;
+  for (const auto& l : merged) order.push_back(l.json.is_object() ? l.Event() : l.text);
+  EXPECT_EQ(order, (std::vector<std::string>{"a1", "not json", "b1", "a2", "b2"}));
+}
+
+TEST(SummarizeTest, MedianMinMax) {
+  auto s = Summarize({5, 1, 3});
+  EXPECT_EQ(s.count, 3u);
+  EXPECT_EQ(s.min, 1);
+  EXPECT_EQ(s.max, 5);
+  EXPECT_DOUBLE_EQ(s.median, 3);
+  EXPECT_DOUBLE_EQ(Summarize({4, 1, 3, 2}).median, 2.5);
+  EXPECT_EQ(Summarize({}).count, 0u);
+}
+
+TEST(DrawStallsTest, SeededClampedAndReproducible) {
+  StallDistribution d;
+  d.seed = 42;
+  d.min_ms = 20;
+  d.max_ms = 900;
+  const auto first = DrawStalls(d, 200);
+  EXPECT_EQ(first, DrawStalls(d, 200));
+  for (auto v : first) {
+    EXPECT_GE(v, 20);
+    EXPECT_LE(v, 900);
+  }
+  d.seed = 43;
+  EXPECT_NE(first, DrawStalls(d, 200));
+  const auto phases = DrawPhases(d, 50, 100);
+  for (auto p : phases) {
+    EXPECT_GE(p, 0);
+    EXPECT_LT(p, 100);
+  }
+}
+
+TEST(ShellQuoteTest, QuotesSingleQuotes) {
+  EXPECT_EQ(ShellQuote("a b"), "'a b'");
+  EXPECT_EQ(ShellQuote("it's"), "'it'\\''s'");
+}
+
+// A synthetic schedule log, as the processes would print it.
+std::vector<LogLine> Schedule(bool fencing, bool b_before_resume, const std::string& final_owner,
+                              ScheduleOutcome* o) {
+  auto L = [](const std::string& ms, const std::string& body) {
+    return ParseLogLine(R"({"ts":"2026-01-01T00:00:)" + ms + R"(Z",)" + body + "}", "t");
+  };
+  std::vector<LogLine> lines = {
+      L("01.000", R"("component":"worker","event":"elected","owner":"A","token":1,"term":1)"),
+      L("01.010", R"("component":"worker","event":"elected","owner":"B","token":2,"term":2)"),
+      L("01.005", R"("component":"worker","event":"pause_injected","owner":"A","term":1,"lease_remaining_ms":990)"),
+  };
+  const std::string b_write = b_before_resume ? "02.500" : "03.500";
+  lines.push_back(L(b_write, fencing ? R"("component":"store","event":"write_accepted","key":"k","token":2)"
+                                     : R"("component":"store","event":"write_accepted","key":"k","token":null)"));
+  lines.push_back(L(b_write, R"("component":"worker","event":"write_done","owner":"B","key":"k","token":2,"term":2)"));
+  lines.push_back(L("03.000", R"("component":"worker","event":"resumed","owner":"A","term":1,"paused_ms":1995)"));
+  if (fencing) {
+    lines.push_back(L("03.001", R"("component":"store","event":"write_fenced","key":"k","token":1,"highest_token":2)"));
+    lines.push_back(L("03.002", R"("component":"worker","event":"fenced","owner":"A","key":"k","token":1,"highest_token":2,"term":1)"));
+  } else {
+    lines.push_back(L("03.002", R"("component":"worker","event":"write_done","owner":"A","key":"k","token":null,"term":1)"));
+    lines.push_back(L("03.003", R"("component":"worker","event":"lease_lost","owner":"A","term":1)"));
+  }
+  o->name = fencing ? "fenced" : "unfenced";
+  o->fencing = fencing;
+  o->final_owner = final_owner;
+  if (final_owner == "B" && fencing) o->final_token = 2;
+  return MergeByTime({lines});
+}
+
+TEST(AnalyzeScheduleTest, FencedRunThatWentAsExpectedHasNoProblems) {
+  ScheduleOutcome o;
+  o.lines = Schedule(true, true, "B", &o);
+  AnalyzeSchedule(o);
+  EXPECT_TRUE(o.problems.empty()) << o.problems.front();
+  EXPECT_EQ(o.a_token, 1u);
+  EXPECT_EQ(o.b_token, 2u);
+  EXPECT_EQ(o.a_result, "fenced");
+  EXPECT_EQ(o.failover_ms, 1495);
+}
+
+TEST(AnalyzeScheduleTest, UnfencedRunShowsTwoLeadersAndAsStaleFinalObject) {
+  ScheduleOutcome o;
+  o.lines = Schedule(false, true, "A", &o);
+  AnalyzeSchedule(o);
+  EXPECT_TRUE(o.problems.empty()) << o.problems.front();
+  EXPECT_EQ(o.a_result, "write_done");
+  EXPECT_EQ(o.a_term_end_event, "lease_lost");
+}
+
+TEST(AnalyzeScheduleTest, ReportsABrokenOrder) {
+  ScheduleOutcome o;
+  o.lines = Schedule(true, false, "B", &o);
+  AnalyzeSchedule(o);
+  ASSERT_FALSE(o.problems.empty());
+  EXPECT_NE(o.problems.front().find("ordering"), std::string::npos);
+}
+
+TEST(AnalyzeScheduleTest, ReportsTheWrongFinalObject) {
+  ScheduleOutcome o;
+  o.lines = Schedule(false, true, "B", &o);
+  AnalyzeSchedule(o);
+  EXPECT_EQ(o.problems.size(), 1u);
+}
+
+TEST(AnalyzeScheduleTest, ReportsAFailoverFasterThanTheLease) {
+  ScheduleOutcome o;
+  o.lines = Schedule(true, true, "B", &o);
+  for (auto& l : o.lines) {
+    if (l.Event() == "pause_injected") l.json["lease_remaining_ms"] = 5000;
+  }
+  AnalyzeSchedule(o);
+  ASSERT_EQ(o.problems.size(), 1u);
+  EXPECT_NE(o.problems[0].find("shorter than"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fence::client::demo

@@ -1,0 +1,318 @@
+// The worker's decisions, with a fake lock backend, a fake store and a fake
+// pauser: what it does on a stale write, a lost lease, a store error, and
+// where the pause sits relative to its leadership check.
+#include "client/worker.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <mutex>
+
+#include "core/log_event.h"
+
+namespace fence::client {
+namespace {
+
+namespace ev = fence::events;
+
+class FakeBackend : public LockBackend {
+ public:
+  std::string_view kind() const override { return "fake"; }
+  Result<Lease> Acquire(const std::string& lock, const std::string& owner, Millis ttl,
+                        Millis) override {
+    std::lock_guard g(mu);
+    ++acquires;
+    if (!acquire_script.empty()) {
+      Error e = acquire_script.front();
+      acquire_script.pop_front();
+      return e;
+    }
+    held = true;
+    return Lease{lock, owner, Token(next_token++), "lease-" + std::to_string(acquires), ttl};
+  }
+  Status KeepAlive() override {
+    std::lock_guard g(mu);
+    ++keepalives;
+    if (lose_lease) return MakeError("lease_lost", "gone");
+    return OkStatus();
+  }
+  Status Release() override {
+    std::lock_guard g(mu);
+    ++releases;
+    held = false;
+    return OkStatus();
+  }
+  std::optional<Token> token() const override { return std::nullopt; }
+
+  std::mutex mu;
+  std::deque<Error> acquire_script;
+  std::uint64_t next_token = 5;
+  bool lose_lease = false;
+  bool held = false;
+  int acquires = 0, keepalives = 0, releases = 0;
+};
+
+class FakeStore : public ObjectStore {
+ public:
+  Result<PutResult> Put(const std::string& key, const std::string& body,
+                        std::optional<Token> token) override {
+    puts.push_back({key, body, token});
+    if (!answers.empty()) {
+      auto a = answers.front();
+      answers.pop_front();
+      return a;
+    }
+    PutResult ok;
+    ok.token = token;
+    ok.highest_token = token;
+    ok.http_status = 200;
+    return ok;
+  }
+  struct Call {
+    std::string key, body;
+    std::optional<Token> token;
+  };
+  std::vector<Call> puts;
+  std::deque<Result<PutResult>> answers;
+};
+
+class FakePauser : public Pauser {
+ public:
+  Result<Millis> Pause(Millis d) override {
+    durations.push_back(d);
+    if (during) during();
+    return d;
+  }
+  std::vector<Millis> durations;
+  std::function<void()> during;
+};
+
+struct Recorded {
+  std::string event;
+  nlohmann::json fields;
+};
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  WorkerConfig Config() {
+    WorkerConfig c;
+    c.id = "A";
+    c.lock = "leader";
+    c.key = "k";
+    c.ttl = Millis(300);
+    c.renew_interval = Millis(5);
+    c.terms = 1;
+    return c;
+  }
+  EventSink Sink() {
+    return [this](EventLevel, std::string_view e, const nlohmann::json& f) {
+      std::lock_guard g(mu_);
+      events_.push_back({std::string(e), f});
+    };
+  }
+  std::vector<std::string> Names() {
+    std::lock_guard g(mu_);
+    std::vector<std::string> out;
+    for (const auto& e : events_) out.push_back(e.event);
+    return out;
+  }
+  std::optional<Recorded> Find(std::string_view name) {
+    std::lock_guard g(mu_);
+    for (const auto& e : events_) {
+      if (e.event == name) return e;
+    }
+    return std::nullopt;
+  }
+  int Count(std::string_view name) {
+    int n = 0;
+    for (const auto& e : Names()) n += e == name;
+    return n;
+  }
+
+  FakeBackend backend_;
+  FakeStore store_;
+  FakePauser pauser_;
+  std::mutex mu_;
+  std::vector<Recorded> events_;
+};
+
+PutResult Stale(std::uint64_t token, std::uint64_t highest) {
+  PutResult r;
+  r.outcome = PutResult::Outcome::kStale;
+  r.token = Token(token);
+  r.highest_token = Token(highest);
+  r.http_status = 409;
+  r.server_body = {{"error", "stale_token"}, {"token", token}, {"highest_token", highest}};
+  return r;
+}
+
+TEST_F(WorkerTest, AcceptedWriteCarriesTheTermTokenAndResigns) {
+  Worker w(Config(), backend_, store_, pauser_, Sink());
+  const TermReport r = w.RunTerm();
+  EXPECT_EQ(r.end, TermEnd::kWritten);
+  ASSERT_EQ(store_.puts.size(), 1u);
+  ASSERT_TRUE(store_.puts[0].token.has_value());
+  EXPECT_EQ(store_.puts[0].token->value(), 5u);
+  EXPECT_EQ(backend_.releases, 1);
+  const std::vector<std::string> expected = {
+      std::string(ev::kAcquiring), std::string(ev::kElected), std::string(ev::kWriteAttempt),
+      std::string(ev::kWriteDone), std::string(ev::kResigned)};
+  EXPECT_EQ(Names(), expected);
+  EXPECT_EQ(Find(ev::kElected)->fields["term"], 5);
+  EXPECT_EQ(Find(ev::kWriteDone)->fields["owner"], "A");
+  auto body = nlohmann::json::parse(store_.puts[0].body);
+  EXPECT_EQ(body["owner"], "A");
+  EXPECT_EQ(body["term"], 5);
+}
+
+TEST_F(WorkerTest, StaleWriteIsFencedNeverRetriedAndReleased) {
+  store_.answers.push_back(Stale(5, 9));
+  Worker w(Config(), backend_, store_, pauser_, Sink());
+  const TermReport r = w.RunTerm();
+  EXPECT_EQ(r.end, TermEnd::kFenced);
+  EXPECT_EQ(store_.puts.size(), 1u) << "a fenced write must not be retried";
+  EXPECT_EQ(backend_.releases, 1);
+  auto fenced = Find(ev::kFenced);
+  ASSERT_TRUE(fenced);
+  EXPECT_EQ(fenced->fields["token"], 5);
+  EXPECT_EQ(fenced->fields["highest_token"], 9);
+  EXPECT_EQ(fenced->fields["term"], 5);
+  EXPECT_EQ(Count(ev::kWriteDone), 0);
+  EXPECT_EQ(Count(ev::kResigned), 0) << "fenced already ended the term";
+}
+
+TEST_F(WorkerTest, FencedWorkerGoesBackToAcquiringWithANewTerm) {
+  store_.answers.push_back(Stale(5, 9));
+  auto config = Config();
+  config.terms = 2;
+  Worker w(config, backend_, store_, pauser_, Sink());
+  EXPECT_EQ(w.Run(), 0);
+  ASSERT_EQ(store_.puts.size(), 2u);
+  EXPECT_EQ(store_.puts[0].token->value(), 5u);
+  EXPECT_EQ(store_.puts[1].token->value(), 6u) << "only a new grant gives a higher token";
+  EXPECT_EQ(Count(ev::kAcquiring), 2);
+}
+
+TEST_F(WorkerTest, FencingOffSendsNoToken) {
+  auto config = Config();
+  config.fencing = false;
+  Worker w(config, backend_, store_, pauser_, Sink());
+  EXPECT_EQ(w.RunTerm().end, TermEnd::kWritten);
+  ASSERT_EQ(store_.puts.size(), 1u);
+  EXPECT_FALSE(store_.puts[0].token.has_value());
+  EXPECT_TRUE(Find(ev::kWriteAttempt)->fields["token"].is_null());
+}
+
+TEST_F(WorkerTest, LeaseLostBeforeTheWriteMeansNoWrite) {
+  backend_.lose_lease = true;
+  auto config = Config();
+  config.work = Millis(60000);  // ended early by the lost lease, not by time
+  Worker w(config, backend_, store_, pauser_, Sink());
+  const TermReport r = w.RunTerm();
+  EXPECT_EQ(r.end, TermEnd::kLeaseLost);
+  EXPECT_TRUE(store_.puts.empty());
+  EXPECT_EQ(Count(ev::kLeaseLost), 1);
+  EXPECT_EQ(Find(ev::kLeaseLost)->fields["term"], 5);
+  EXPECT_EQ(Count(ev::kResigned), 0);
+}
+
+TEST_F(WorkerTest, PauseSitsBetweenTheLeadershipCheckAndTheWrite) {
+  auto config = Config();
+  config.pause_before_write = Millis(1234);
+  // The lease is lost while the process is stopped; the write that follows
+  // still goes out: no check inside the worker can close this window.
+  pauser_.during = [this] {
+    std::lock_guard g(backend_.mu);
+    backend_.lose_lease = true;
+  };
+  Worker w(config, backend_, store_, pauser_, Sink());
+  w.RunTerm();
+  ASSERT_EQ(pauser_.durations.size(), 1u);
+  EXPECT_EQ(pauser_.durations[0], Millis(1234));
+  EXPECT_EQ(store_.puts.size(), 1u);
+  const auto names = Names();
+  auto pos = [&](std::string_view e) {
+    return std::find(names.begin(), names.end(), e) - names.begin();
+  };
+  EXPECT_LT(pos(ev::kPauseInjected), pos(ev::kResumed));
+  EXPECT_LT(pos(ev::kResumed), pos(ev::kWriteAttempt));
+  EXPECT_EQ(Find(ev::kPauseInjected)->fields["duration_ms"], 1234);
+}
+
+TEST_F(WorkerTest, PauseIsInjectedInTheFirstTermOnly) {
+  auto config = Config();
+  config.terms = 2;
+  config.pause_before_write = Millis(10);
+  Worker w(config, backend_, store_, pauser_, Sink());
+  EXPECT_EQ(w.Run(), 0);
+  EXPECT_EQ(pauser_.durations.size(), 1u);
+  EXPECT_EQ(store_.puts.size(), 2u);
+}
+
+TEST_F(WorkerTest, StoreErrorStepsDownWithoutRetry) {
+  store_.answers.push_back(MakeError("unreachable", "connection refused"));
+  Worker w(Config(), backend_, store_, pauser_, Sink());
+  const TermReport r = w.RunTerm();
+  EXPECT_EQ(r.end, TermEnd::kStoreError);
+  EXPECT_EQ(store_.puts.size(), 1u);
+  EXPECT_EQ(backend_.releases, 1);
+  auto down = Find(ev::kSteppedDown);
+  ASSERT_TRUE(down);
+  EXPECT_EQ(down->fields["reason"], "store_error");
+  EXPECT_EQ(down->fields["error"], "unreachable");
+}
+
+TEST_F(WorkerTest, HeldLockIsRetriedUntilGranted) {
+  backend_.acquire_script = {MakeError("held", "held by B"), MakeError("held", "held by B")};
+  Worker w(Config(), backend_, store_, pauser_, Sink());
+  EXPECT_EQ(w.RunTerm().end, TermEnd::kWritten);
+  EXPECT_EQ(backend_.acquires, 3);
+  EXPECT_EQ(Count(ev::kElected), 1);
+}
+
+TEST_F(WorkerTest, InvalidLockRequestEndsTheTermUnelected) {
+  backend_.acquire_script = {MakeError("bad_request", "ttl too large")};
+  Worker w(Config(), backend_, store_, pauser_, Sink());
+  EXPECT_EQ(w.Run(), 1);
+  EXPECT_TRUE(store_.puts.empty());
+  EXPECT_EQ(Count(ev::kElected), 0);
+}
+
+TEST_F(WorkerTest, HoldRenewalsWaitsForARenewalBeforeResigning) {
+  auto config = Config();
+  config.hold_renewals = 2;
+  Worker w(config, backend_, store_, pauser_, Sink());
+  EXPECT_EQ(w.RunTerm().end, TermEnd::kWritten);
+  std::lock_guard g(backend_.mu);
+  EXPECT_GE(backend_.keepalives, 2);
+  EXPECT_EQ(Count(ev::kResigned), 1);
+}
+
+TEST(JudgeWriteTest, MapsEveryAnswer) {
+  PutResult ok;
+  EXPECT_EQ(JudgeWrite(Result<PutResult>(ok)), WriteVerdict::kKeepLeading);
+  EXPECT_EQ(JudgeWrite(Result<PutResult>(Stale(1, 2))), WriteVerdict::kFenced);
+  EXPECT_EQ(JudgeWrite(Result<PutResult>(MakeError("storage_error", "disk"))), WriteVerdict::kStepDown);
+}
+
+TEST(ParsePauseSpecTest, AcceptsMillisecondsAndSeconds) {
+  EXPECT_EQ(*ParsePauseSpec("before-write:3000ms"), Millis(3000));
+  EXPECT_EQ(*ParsePauseSpec("before-write:3s"), Millis(3000));
+  EXPECT_EQ(*ParsePauseSpec("before-write:1ms"), Millis(1));
+  EXPECT_EQ(*ParsePauseSpec("before-write:3600s"), Millis(3600000));
+}
+
+TEST(ParsePauseSpecTest, RejectsEverythingElse) {
+  for (const char* bad : {"", "before-write:", "before-write:3", "before-write:3 s",
+                          "before-write:-3s", "before-write:+3s", "before-write:3m",
+                          "before-write:0ms", "before-write:3601s", "after-write:3s",
+                          "before-write:3.5s", "before-write:99999999999ms", "3s",
+                          "before-write:3sx", "BEFORE-WRITE:3s"}) {
+    auto r = ParsePauseSpec(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) EXPECT_EQ(r.error().code, "bad_pause");
+  }
+}
+
+}  // namespace
+}  // namespace fence::client
