@@ -101,7 +101,9 @@ TEST(LogscanTimestampTest, RejectsWhatIsNotRfc3339) {
         "2024-05-01T12:00:00Zjunk", "2024-05-01T12:00:00+0200", "1714564800"}) {
     auto ts = ParseTimestamp(bad);
     EXPECT_FALSE(ts.ok()) << bad;
-    if (!ts.ok()) EXPECT_EQ(ts.error().code, "bad_timestamp");
+    if (!ts.ok()) {
+      EXPECT_EQ(ts.error().code, "bad_timestamp");
+    }
   }
 }
 
