@@ -38,8 +38,21 @@ constexpr int kMaxSessionAttempts = 3;
 // empty) races with that removal at most this many times in a row.
 constexpr int kMaxCreateAttempts = 5;
 
+// The C client reports every failed reconnect (several per second while a
+// server is down); one line per second with a count says the same.
 void ForwardClientLog(const char* message) {
-  log::Warn("zookeeper_client", {{"message", message}});
+  static std::mutex mu;
+  static TimePoint last_logged;
+  static std::uint64_t suppressed = 0;
+  std::lock_guard guard(mu);
+  const TimePoint now = SteadyClock::now();
+  if (last_logged != TimePoint() && now - last_logged < std::chrono::seconds(1)) {
+    ++suppressed;
+    return;
+  }
+  log::Warn("zookeeper_client", {{"message", message}, {"suppressed_before", suppressed}});
+  last_logged = now;
+  suppressed = 0;
 }
 
 Millis Since(TimePoint t) {
@@ -519,12 +532,20 @@ Status ZooKeeperBackend::KeepAlive() {
     held_->confirmed_until = sent + held.session->negotiated_ttl;
     return OkStatus();
   }
-  if (rc == ZNONODE || rc == ZOK || IsSessionGone(rc) ||
-      SteadyClock::now() >= held_->confirmed_until) {
+  if (rc == ZNONODE || rc == ZOK || IsSessionGone(rc)) {
     held_.reset();
     return MakeError("lease_lost",
                      "ZooKeeper lock znode " + held.node + " is gone or no longer ours (" +
                          zerror(rc) + ")",
+                     {{"lease_id", held.lease.lease_id}});
+  }
+  if (SteadyClock::now() >= held_->confirmed_until) {
+    held_.reset();
+    return MakeError("lease_lost",
+                     "ZooKeeper session " + held.lease.lease_id +
+                         " was not confirmed within its " +
+                         std::to_string(held.session->negotiated_ttl.count()) +
+                         " ms timeout (" + zerror(rc) + "): the server may have expired it",
                      {{"lease_id", held.lease.lease_id}});
   }
   return MakeError("unavailable", "checking lock znode " + held.node + " failed: " +

@@ -1,0 +1,99 @@
+// The ZooKeeper backend against a real ZooKeeper started on a free loopback
+// port.
+#include <gtest/gtest.h>
+
+#include "client/zookeeper_backend.h"
+#include "tests/integration/backend_contract.h"
+
+namespace fence::testing::backends {
+namespace {
+
+class ZooKeeperBackendTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir("fence-zk");
+    auto service =
+        client::StartLockService("zookeeper", {dir_->path(), "", milliseconds(60000)});
+    ASSERT_TRUE(service.ok()) << service.error().message;
+    service_ = new client::LockService(std::move(*service));
+  }
+  static void TearDownTestSuite() {
+    delete service_;  // stops ZooKeeper
+    service_ = nullptr;
+    delete dir_;
+    dir_ = nullptr;
+  }
+  void SetUp() override { ASSERT_NE(service_, nullptr) << "ZooKeeper did not start"; }
+  const std::vector<std::string>& endpoints() const { return service_->endpoints; }
+
+  static TempDir* dir_;
+  static client::LockService* service_;
+};
+TempDir* ZooKeeperBackendTest::dir_ = nullptr;
+client::LockService* ZooKeeperBackendTest::service_ = nullptr;
+
+TEST_F(ZooKeeperBackendTest, TokensStrictlyIncrease) {
+  ExpectTokensStrictlyIncrease("zookeeper", endpoints());
+}
+
+TEST_F(ZooKeeperBackendTest, SecondOwnerIsRefusedWhileFirstHolds) {
+  ExpectSecondOwnerRefused("zookeeper", endpoints());
+}
+
+TEST_F(ZooKeeperBackendTest, LeaseExpiresWhenHolderIsStopped) {
+  ExpectLeaseExpiresWhenHolderStopped("zookeeper", endpoints(), *dir_);
+}
+
+TEST_F(ZooKeeperBackendTest, FencedScenarioKeepsNewLeadersObject) {
+  ExpectFencedScenario("zookeeper", endpoints(), *dir_);
+}
+
+TEST_F(ZooKeeperBackendTest, SessionTimeoutIsTheNegotiatedTtl) {
+  auto backend = MakeBackend("zookeeper", endpoints());
+  ASSERT_TRUE(backend);
+  // tickTime=200 in the generated zoo.cfg: 400 ms is the server's minimum.
+  auto lease = backend->Acquire("ttl", "A", milliseconds(100), milliseconds(0));
+  ASSERT_TRUE(lease.ok()) << lease.error().message;
+  EXPECT_EQ(lease->ttl, milliseconds(400));
+  EXPECT_TRUE(backend->Release().ok());
+  auto longer = backend->Acquire("ttl", "A", milliseconds(1500), milliseconds(0));
+  ASSERT_TRUE(longer.ok()) << longer.error().message;
+  EXPECT_EQ(longer->ttl, milliseconds(1500));
+  EXPECT_GT(longer->token, lease->token);
+  EXPECT_TRUE(backend->Release().ok());
+}
+
+TEST_F(ZooKeeperBackendTest, RefusedWaiterLeavesTheQueue) {
+  auto a = MakeBackend("zookeeper", endpoints());
+  auto b = MakeBackend("zookeeper", endpoints());
+  ASSERT_TRUE(a && b);
+  auto first = a->Acquire("queue", "A", milliseconds(3000), milliseconds(0));
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  auto refused = b->Acquire("queue", "B", milliseconds(3000), milliseconds(200));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, "held");
+  // The refused waiter left the queue: after A releases, the lock is free
+  // for B at once rather than stuck behind B's old znode.
+  ASSERT_TRUE(a->Release().ok());
+  auto second = b->Acquire("queue", "B", milliseconds(3000), milliseconds(0));
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_GT(second->token, first->token);
+  EXPECT_TRUE(b->Release().ok());
+}
+
+TEST_F(ZooKeeperBackendTest, RejectsLockNamesThatAreNotZnodeNames) {
+  auto backend = MakeBackend("zookeeper", endpoints());
+  ASSERT_TRUE(backend);
+  for (const std::string& bad : std::vector<std::string>{"", "a/b", "..", std::string("a\x01", 2)}) {
+    auto lease = backend->Acquire(bad, "A", milliseconds(1000), milliseconds(0));
+    ASSERT_FALSE(lease.ok()) << bad;
+    EXPECT_EQ(lease.error().code, "bad_request");
+  }
+}
+
+TEST_F(ZooKeeperBackendTest, DownServiceIsUnavailable) {
+  ExpectDownServiceUnavailable("zookeeper", *dir_);
+}
+
+}  // namespace
+}  // namespace fence::testing::backends
