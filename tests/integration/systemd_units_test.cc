@@ -65,10 +65,11 @@ TEST_P(SystemdUnitsTest, CarriesTheRequiredHardening) {
         std::string("PrivateTmp=yes"), std::string("PrivateDevices=yes"),
         std::string("ProtectHome=yes"), std::string("CapabilityBoundingSet="),
         std::string("RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX"),
-        std::string("SystemCallFilter=@system-service"),
-        "--data-dir /var/lib/" + GetParam()}) {
+        std::string("SystemCallFilter=@system-service")}) {
     EXPECT_NE(unit_text_.find("\n" + line), std::string::npos) << "missing " << line;
   }
+  // The daemon writes where the sandbox lets it.
+  EXPECT_NE(unit_text_.find(" --data-dir /var/lib/" + GetParam()), std::string::npos);
   if (GetParam() == "fence-store") {
     EXPECT_NE(unit_text_.find("--fencing on"), std::string::npos);
     EXPECT_EQ(unit_text_.find("--fencing off"), std::string::npos);
