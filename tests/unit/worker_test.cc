@@ -310,7 +310,9 @@ TEST(ParsePauseSpecTest, RejectsEverythingElse) {
                           "before-write:3sx", "BEFORE-WRITE:3s"}) {
     auto r = ParsePauseSpec(bad);
     EXPECT_FALSE(r.ok()) << bad;
-    if (!r.ok()) EXPECT_EQ(r.error().code, "bad_pause");
+    if (!r.ok()) {
+      EXPECT_EQ(r.error().code, "bad_pause");
+    }
   }
 }
 
