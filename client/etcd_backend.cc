@@ -220,9 +220,10 @@ Result<json> EtcdBackend::Post(std::string_view path, const json& body,
     } else {
       last_error = answer.error().message;
     }
-    const Millis pause = std::min(backoff, Remaining(deadline));
+    const Millis pause =
+        attempt < max_attempts ? std::min(backoff, Remaining(deadline)) : Millis(0);
     FailOver(index, last_error, attempt, max_attempts, pause);
-    if (attempt < max_attempts && pause > Millis(0)) std::this_thread::sleep_for(pause);
+    if (pause > Millis(0)) std::this_thread::sleep_for(pause);
     backoff = std::min(backoff * 2, kMaxBackoff);
   }
   json tried = endpoints_;

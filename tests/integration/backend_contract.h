@@ -10,7 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
 #include <chrono>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -249,6 +252,41 @@ inline void ExpectDownServiceUnavailable(std::string_view kind, const TempDir& d
   ASSERT_FALSE(lease.ok());
   EXPECT_EQ(lease.error().code, "unavailable") << lease.error().message;
   EXPECT_FALSE(backend->token().has_value());
+}
+
+// fence-demo with this backend (it starts its own lock service and store):
+// in the fenced run the new leader B's object stands and the old leader A's
+// write was refused with 409 stale_token.
+inline void ExpectDemoFencedRun(std::string_view kind, const TempDir& dir) {
+  const std::string out = dir.Sub("demo-" + std::string(kind));
+  auto demo = ChildProcess::Start(
+      {{SiblingBinary("fence-demo"), "--out", out, "--backend", std::string(kind),
+        "--failover-trials", "1", "--tradeoff-ttls", "none"},
+       "",
+       {}});
+  ASSERT_TRUE(demo.ok()) << demo.error().message;
+  const auto status = (*demo)->WaitExit(milliseconds(240000));
+  ASSERT_TRUE(status.has_value()) << "fence-demo did not finish:\n" << Output(**demo);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << Output(**demo);
+
+  std::ifstream file(out + "/summary.json");
+  ASSERT_TRUE(file.good()) << "no summary.json in " << out;
+  const json summary = json::parse(file, nullptr, false);
+  ASSERT_TRUE(summary.is_object());
+  EXPECT_EQ(summary.value("backend", ""), kind);
+  const json& fenced = summary["fenced"];
+  EXPECT_EQ(fenced.value("final_owner", ""), "B") << fenced.dump(2);
+  EXPECT_EQ(fenced.value("a_result", ""), "fenced") << fenced.dump(2);
+  const auto a_token = fenced.value("a_token", std::uint64_t{0});
+  const auto b_token = fenced.value("b_token", std::uint64_t{0});
+  EXPECT_GT(b_token, a_token);
+  EXPECT_EQ(fenced.value("final_token", std::uint64_t{0}), b_token);
+  const json& refused = fenced["a_result_line"];
+  EXPECT_EQ(refused.value("token", std::uint64_t{0}), a_token);
+  EXPECT_EQ(refused.value("highest_token", std::uint64_t{0}), b_token);
+  EXPECT_EQ(refused["store_answer"].value("error", ""), "stale_token") << refused.dump();
+  // Without fencing, the same schedule lets the stale leader's write win.
+  EXPECT_EQ(summary["unfenced"].value("final_owner", ""), "A");
 }
 
 }  // namespace fence::testing::backends

@@ -104,6 +104,10 @@ TEST_F(EtcdBackendTest, FailsOverFromADeadEndpoint) {
   EXPECT_TRUE(backend->Release().ok());
 }
 
+TEST_F(EtcdBackendTest, DemoFencedRunKeepsNewLeadersObject) {
+  ExpectDemoFencedRun("etcd", *dir_);
+}
+
 TEST_F(EtcdBackendTest, DownServiceIsUnavailable) {
   ExpectDownServiceUnavailable("etcd", *dir_);
 }

@@ -91,6 +91,10 @@ TEST_F(ZooKeeperBackendTest, RejectsLockNamesThatAreNotZnodeNames) {
   }
 }
 
+TEST_F(ZooKeeperBackendTest, DemoFencedRunKeepsNewLeadersObject) {
+  ExpectDemoFencedRun("zookeeper", *dir_);
+}
+
 TEST_F(ZooKeeperBackendTest, DownServiceIsUnavailable) {
   ExpectDownServiceUnavailable("zookeeper", *dir_);
 }
