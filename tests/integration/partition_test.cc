@@ -1,0 +1,135 @@
+// The partition experiment, end to end: fence-partition runs one scenario
+// per test in a network namespace of its own (real etcd cluster, real
+// fence-lockd pair, real store and workers, real iptables cuts), and the
+// outcome is judged from its summary.json and from fence-logscan run here on
+// the scenario's merged log. Needs root and `ip netns`; skipped otherwise.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "client/partition_net.h"
+#include "common/process.h"
+#include "tests/harness/daemon.h"
+#include "tests/harness/external_tools.h"
+
+namespace fence {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+class PartitionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (auto missing = client::partition::MissingPrerequisite()) GTEST_SKIP() << *missing;
+    if (!fs::exists(SiblingBinary("fence-partition"))) {
+      GTEST_SKIP() << "fence-partition is not built";
+    }
+    dir_ = std::make_unique<testing::TempDir>("fence-partition-test");
+  }
+
+  // Runs one scenario; returns its entry of summary.json.
+  json RunScenario(const std::string& scenario) {
+    const std::string out = dir_->Sub("out");
+    run_ = testing::RunTool({SiblingBinary("fence-partition"), "--out", out, "--scenarios", scenario},
+                            std::chrono::seconds(240));
+    const std::string text = testing::ReadFileOrEmpty(out + "/summary.json");
+    json summary = json::parse(text, nullptr, false);
+    EXPECT_FALSE(summary.is_discarded()) << "no summary.json; output:\n" << run_.Output();
+    if (summary.is_discarded()) return json::object();
+    // The namespace is gone after the run, on the normal path at least.
+    EXPECT_FALSE(fs::exists("/run/netns/" + summary.value("namespace", std::string("?"))));
+    scenario_dir_ = out + "/" + scenario;
+    return summary["scenarios"].value(scenario, json::object());
+  }
+
+  // fence-logscan --json on the scenario's merged timeline.
+  json Logscan(int& exit_code) {
+    auto scan = testing::RunTool(
+        {SiblingBinary("fence-logscan"), "--json", scenario_dir_ + "/timeline.log"});
+    exit_code = scan.exit_code;
+    std::string text;
+    for (const auto& line : scan.lines) text += line + "\n";
+    json j = json::parse(text.substr(std::min(text.find('{'), text.size())), nullptr, false);
+    return j.is_discarded() ? json::object() : j;
+  }
+
+  std::unique_ptr<testing::TempDir> dir_;
+  testing::ToolRun run_;
+  std::string scenario_dir_;
+};
+
+TEST_F(PartitionTest, QuorumLockFencesTheMinorityLeaderAfterTheHeal) {
+  const json s = RunScenario("etcd");
+  ASSERT_TRUE(s.value("ran", false)) << run_.Output();
+  EXPECT_TRUE(s.value("passed", false)) << s.dump(2);
+  const json& facts = s["facts"];
+  ASSERT_TRUE(facts["a_token"].is_number() && facts["b_token"].is_number()) << facts.dump(2);
+  EXPECT_GT(facts["b_token"].get<std::uint64_t>(), facts["a_token"].get<std::uint64_t>());
+  EXPECT_EQ(facts["a_outcome"], "fenced");
+  EXPECT_EQ(facts["a_store_answer"].value("error", ""), "stale_token");
+  // The client on the minority side never got the lock.
+  EXPECT_EQ(facts["c_elected"], false);
+  EXPECT_EQ(facts["c_exit_code"], 1);
+  // Only B's token was ever accepted for the key: no two leaders' writes.
+  ASSERT_EQ(facts["store_accepted_tokens"].size(), 1u) << facts.dump(2);
+  EXPECT_EQ(facts["store_accepted_tokens"][0]["token"], facts["b_token"]);
+
+  int exit_code = -1;
+  const json scan = Logscan(exit_code);
+  EXPECT_EQ(exit_code, 1);  // the fenced write is evidence of a contained split-brain
+  EXPECT_EQ(scan["stale_writes"].value("landed", -1), 0);
+  EXPECT_GE(scan["stale_writes"].value("rejected", 0), 1);
+}
+
+TEST_F(PartitionTest, NaivePrimaryStandbyPairElectsTwoLeadersAndAcceptsTheStaleWrite) {
+  const json s = RunScenario("naive");
+  ASSERT_TRUE(s.value("ran", false)) << run_.Output();
+  EXPECT_TRUE(s.value("passed", false)) << s.dump(2);
+  const json& facts = s["facts"];
+  EXPECT_EQ(facts["b_granted_by"], "standby");
+  ASSERT_TRUE(facts["a_token"].is_number() && facts["b_token"].is_number()) << facts.dump(2);
+  EXPECT_GE(facts["a_token"].get<std::uint64_t>(), facts["b_token"].get<std::uint64_t>());
+  EXPECT_EQ(facts["a_outcome"], "write_done");
+  EXPECT_EQ(facts["b_outcome"], "write_done");
+  EXPECT_EQ(facts["a_wrote_while_b_led"], true);
+  // Both leaders' writes were accepted by the store.
+  EXPECT_EQ(facts["store_accepted_tokens"].size(), 2u) << facts.dump(2);
+
+  int exit_code = -1;
+  const json scan = Logscan(exit_code);
+  EXPECT_EQ(exit_code, 1);
+  ASSERT_GE(scan.value("overlaps", json::array()).size(), 1u) << scan.dump(2);
+  const json& overlap = scan["overlaps"][0];
+  EXPECT_EQ(overlap["older"]["owner"], "A");
+  EXPECT_EQ(overlap["newer"]["owner"], "B");
+  EXPECT_GT(overlap.value("duration_ms", 0), 0);
+}
+
+TEST_F(PartitionTest, WorkerCutOffFromAHealthyLockServiceIsFenced) {
+  const json s = RunScenario("worker-cut");
+  ASSERT_TRUE(s.value("ran", false)) << run_.Output();
+  EXPECT_TRUE(s.value("passed", false)) << s.dump(2);
+  const json& facts = s["facts"];
+  ASSERT_TRUE(facts["a_token"].is_number() && facts["b_token"].is_number()) << facts.dump(2);
+  EXPECT_GT(facts["b_token"].get<std::uint64_t>(), facts["a_token"].get<std::uint64_t>());
+  EXPECT_EQ(facts["a_outcome"], "fenced");
+  ASSERT_EQ(facts["store_accepted_tokens"].size(), 1u) << facts.dump(2);
+
+  int exit_code = -1;
+  const json scan = Logscan(exit_code);
+  EXPECT_EQ(scan["stale_writes"].value("landed", -1), 0);
+  EXPECT_GE(scan["stale_writes"].value("rejected", 0), 1);
+}
+
+TEST_F(PartitionTest, RefusesAnUnknownScenarioWithOneLine) {
+  auto run = testing::RunTool({SiblingBinary("fence-partition"), "--scenarios", "bogus"});
+  EXPECT_EQ(run.exit_code, 1);
+  ASSERT_EQ(run.lines.size(), 1u) << run.Output();
+  EXPECT_NE(run.lines[0].find("unknown scenario 'bogus'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fence
