@@ -2,9 +2,11 @@
 // Needs root: it creates a network namespace of its own, starts every
 // process inside it, cuts the network with iptables rules inside that
 // namespace only, and removes the namespace on every exit path.
+#include <algorithm>
 #include <sstream>
 
 #include "client/partition.h"
+#include "client/partition_net.h"
 #include "common/cli.h"
 #include "common/logging.h"
 
@@ -73,8 +75,23 @@ int main(int argc, char** argv) {
   worker->add_option("--terms", naive.terms, "terms to serve")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
+  // Starts a process of the experiment under its role's group (used by the
+  // experiment itself, between `ip netns exec` and the program).
+  unsigned run_as_gid = 0;
+  int run_as_parent = 0;
+  std::vector<std::string> run_as_argv;
+  auto* run_as = app.add_subcommand(
+      "run-as", "(used by the experiment) exec a program with a role's group id, killed "
+                "when the experiment dies");
+  run_as->add_option("--gid", run_as_gid, "group id")->required();
+  run_as->add_option("--parent", run_as_parent, "pid of the experiment")->required();
+  run_as->add_option("argv", run_as_argv, "program (absolute path) and arguments, after --")
+      ->required();
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
 
+  if (run_as->parsed()) {
+    return part::RunAs(run_as_gid, run_as_parent, run_as_argv);
+  }
   if (worker->parsed()) {
     fence::log::Init("worker");
     return part::RunNaiveWorker(naive);

@@ -1,10 +1,14 @@
 #include "client/partition_net.h"
 
+#include <grp.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -135,7 +139,7 @@ Namespace::Namespace(std::string name, std::vector<Role> roles, std::string log_
       ip_(FindProgram("ip")),
       iptables_restore_(FindProgram("iptables-restore")),
       iptables_(FindProgram("iptables")),
-      setpriv_(FindProgram("setpriv")) {}
+      launcher_(SiblingBinary("fence-partition")) {}
 
 Result<std::unique_ptr<Namespace>> Namespace::Create(const std::string& name,
                                                      std::vector<Role> roles,
@@ -195,10 +199,12 @@ Result<std::unique_ptr<ChildProcess>> Namespace::Start(const std::string& role,
                                                        const std::string& log_path) {
   const Role* r = FindRole(role);
   if (r == nullptr) return MakeError("bad_role", "no role '" + role + "' in the experiment");
-  // `ip netns exec` and setpriv both exec in place, so the pid we get is the
-  // program's own and signals reach it directly.
-  std::vector<std::string> full = {setpriv_, "--regid", std::to_string(r->gid),
-                                   "--clear-groups", "--"};
+  // `ip netns exec` and the launcher both exec in place, so the pid we get
+  // is the program's own and signals reach it directly. The launcher (not
+  // setpriv) changes the group: a credential change clears the parent-death
+  // signal, and the launcher sets it again before exec.
+  std::vector<std::string> full = {launcher_, "run-as", "--gid", std::to_string(r->gid),
+                                   "--parent", std::to_string(getpid()), "--"};
   full.insert(full.end(), argv.begin(), argv.end());
   return ChildProcess::Start({Exec(full), log_path, {}});
 }
@@ -253,10 +259,10 @@ std::optional<std::string> MissingPrerequisite() {
     return "the partition experiment needs root (it creates a network namespace and "
            "iptables rules inside it)";
   }
-  for (const char* tool : {"ip", "iptables", "iptables-restore", "iptables-save", "setpriv"}) {
+  for (const char* tool : {"ip", "iptables", "iptables-restore", "iptables-save"}) {
     if (FindProgram(tool).empty()) {
       return std::string(tool) +
-             " is not installed; install iproute2, iptables and util-linux "
+             " is not installed; install iproute2 and iptables "
              "(deploy/install-deps.sh)";
     }
   }
@@ -268,6 +274,29 @@ std::optional<std::string> MissingPrerequisite() {
   }
   (void)RunCommand({ip, "netns", "delete", probe}, kCommandTimeout);
   return std::nullopt;
+}
+
+int RunAs(unsigned gid, int parent, const std::vector<std::string>& argv) {
+  if (argv.empty()) {
+    std::fprintf(stderr, "fence-partition run-as: no program given\n");
+    return 2;
+  }
+  if (setgroups(0, nullptr) != 0 || setresgid(gid, gid, gid) != 0) {
+    std::fprintf(stderr, "fence-partition run-as: cannot take group %u: %s\n", gid,
+                 std::strerror(errno));
+    return 1;
+  }
+  // setresgid cleared the parent-death signal ChildProcess set; without it a
+  // crashed experiment would leave this process running.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) return 1;  // the experiment is already gone
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  execv(args[0], args.data());
+  std::fprintf(stderr, "fence-partition run-as: cannot run %s: %s\n", args[0],
+               std::strerror(errno));
+  return 127;
 }
 
 }  // namespace fence::client::partition

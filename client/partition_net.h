@@ -103,7 +103,7 @@ class Namespace {
   std::string ip_;
   std::string iptables_restore_;
   std::string iptables_;
-  std::string setpriv_;
+  std::string launcher_;  // fence-partition, for its run-as subcommand
   bool deleted_ = false;
 };
 
@@ -112,7 +112,12 @@ class Namespace {
 std::vector<std::string> RemoveStaleNamespaces();
 
 // Why this machine cannot run the experiment (not root, no `ip netns`, no
-// iptables or setpriv), or nullopt when it can.
+// iptables), or nullopt when it can.
 std::optional<std::string> MissingPrerequisite();
+
+// fence-partition run-as: takes group `gid` (dropping supplementary
+// groups), re-arms SIGKILL on the death of `parent`, and execs argv.
+// Returns an exit code only if it could not exec.
+int RunAs(unsigned gid, int parent, const std::vector<std::string>& argv);
 
 }  // namespace fence::client::partition
