@@ -57,7 +57,9 @@ std::string ToolRun::Output() const {
 
 ToolRun RunTool(std::vector<std::string> argv, std::chrono::milliseconds timeout) {
   ToolRun run;
-  auto child = ChildProcess::Start({.argv = std::move(argv)});
+  ChildProcess::Options options;
+  options.argv = std::move(argv);
+  auto child = ChildProcess::Start(std::move(options));
   if (!child.ok()) {
     run.lines.push_back(child.error().message);
     return run;
