@@ -10,20 +10,6 @@
 #include "common/cli.h"
 #include "common/logging.h"
 
-namespace {
-
-std::vector<std::string> SplitList(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   const std::string program = "fence-demo";
   CLI::App app{
@@ -81,10 +67,10 @@ int main(int argc, char** argv) {
   o.ttl = fence::Millis(ttl_ms);
   o.pause_margin = fence::Millis(margin_ms);
   o.stalls.median_ms = static_cast<double>(stall_median);
-  o.lock_endpoints = SplitList(endpoints);
+  o.lock_endpoints = fence::SplitCommaList(endpoints);
   o.tradeoff_ttls.clear();
   if (tradeoff != "none") {
-    for (const auto& item : SplitList(tradeoff)) {
+    for (const auto& item : fence::SplitCommaList(tradeoff)) {
       std::int64_t v = 0;
       std::size_t used = 0;
       try {

@@ -23,6 +23,7 @@
 #include "client/partition_net.h"
 #include "client/store_client.h"
 #include "client/worker.h"
+#include "client/worker_process.h"
 #include "common/logging.h"
 #include "common/process.h"
 #include "core/log_event.h"
@@ -830,32 +831,7 @@ int RunNaiveWorker(const NaiveWorkerOptions& o) {
   config.terms = o.terms;
   config.payload = "result computed by " + o.id;
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
-  StoreClient store(o.store);
-  ProcessPauser pauser;
-  Worker worker(config, backend, store, pauser,
-                [](EventLevel level, std::string_view event, const json& fields) {
-                  const auto l = level == EventLevel::kError  ? spdlog::level::err
-                                 : level == EventLevel::kWarn ? spdlog::level::warn
-                                                              : spdlog::level::info;
-                  log::Event(l, event, fields);
-                });
-  std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (sig != SIGUSR1) worker.Stop();
-  });
-  const int code = worker.Run();
-  kill(getpid(), SIGUSR1);
-  signal_thread.join();
-  return code;
+  return RunWorkerProcess(config, backend, o.store);
 }
 
 json SummaryJson(const PartitionResults& results) {

@@ -10,20 +10,6 @@
 #include "common/cli.h"
 #include "common/logging.h"
 
-namespace {
-
-std::vector<std::string> SplitList(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   namespace part = fence::client::partition;
   const std::string program = "fence-partition";
@@ -96,7 +82,7 @@ int main(int argc, char** argv) {
     fence::log::Init("worker");
     return part::RunNaiveWorker(naive);
   }
-  options.scenarios = SplitList(scenarios);
+  options.scenarios = fence::SplitCommaList(scenarios);
   for (const auto& s : options.scenarios) {
     if (std::find(part::kScenarioNames.begin(), part::kScenarioNames.end(), s) ==
         part::kScenarioNames.end()) {

@@ -10,31 +10,10 @@
 #include "client/lock_backend.h"
 #include "client/store_client.h"
 #include "client/worker.h"
+#include "client/worker_process.h"
 #include "common/cli.h"
 #include "common/http_client.h"
 #include "common/logging.h"
-
-namespace {
-
-std::vector<std::string> SplitList(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
-spdlog::level::level_enum ToSpdlog(fence::client::EventLevel level) {
-  switch (level) {
-    case fence::client::EventLevel::kWarn: return spdlog::level::warn;
-    case fence::client::EventLevel::kError: return spdlog::level::err;
-    default: return spdlog::level::info;
-  }
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   const std::string program = "fence-worker";
@@ -127,36 +106,11 @@ int main(int argc, char** argv) {
   if (!store_parsed.ok()) {
     return fence::FailStartup(program, "--store: " + store_parsed.error().message);
   }
-  auto backend = fence::client::MakeLockBackend(backend_kind, SplitList(endpoints_text));
+  auto backend = fence::client::MakeLockBackend(backend_kind, fence::SplitCommaList(endpoints_text));
   if (!backend.ok()) {
     return fence::FailStartup(program, "--backend/--lock-endpoints: " + backend.error().message);
   }
 
-  // Signals are taken by one thread with sigwait, so no handler runs inside
-  // the worker's locks. Blocked before any thread exists so all inherit it.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGUSR1);  // our own "finished" wake-up
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
   fence::log::Init("worker");
-  fence::client::StoreClient store(store_url);
-  fence::client::ProcessPauser pauser;
-  fence::client::Worker worker(
-      config, **backend, store, pauser,
-      [](fence::client::EventLevel level, std::string_view event, const nlohmann::json& fields) {
-        fence::log::Event(ToSpdlog(level), event, fields);
-      });
-  std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (sig != SIGUSR1) worker.Stop();
-  });
-  const int code = worker.Run();
-  kill(getpid(), SIGUSR1);
-  signal_thread.join();
-  return code;
+  return fence::client::RunWorkerProcess(config, **backend, store_url);
 }

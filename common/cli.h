@@ -5,7 +5,9 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace fence {
 
@@ -27,6 +29,17 @@ inline std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv)
 inline int FailStartup(const std::string& program, const std::string& sentence) {
   std::fprintf(stderr, "%s: %s\n", program.c_str(), sentence.c_str());
   return 1;
+}
+
+// Splits a comma-separated flag value ("a,b,,c" -> a, b, c).
+inline std::vector<std::string> SplitCommaList(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
 }
 
 }  // namespace fence

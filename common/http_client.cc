@@ -50,15 +50,36 @@ Result<Url> ParseUrl(std::string_view url) {
   return out;
 }
 
+namespace {
+
+Error TransportError(const HttpCall& call, const std::string& step,
+                     const beast::error_code& ec) {
+  return MakeError("unreachable",
+                   std::string(http::to_string(call.method)) + " " + call.url +
+                       " failed while " + step + ": " + ec.message(),
+                   {{"url", call.url}});
+}
+
+http::request<http::string_body> BuildRequest(const HttpCall& call, const Url& url) {
+  http::request<http::string_body> req{call.method, url.target, 11};
+  req.set(http::field::host, url.host + ":" + url.port);
+  req.set(http::field::user_agent, "fence-client");
+  for (const auto& [name, value] : call.headers) req.insert(name, value);
+  req.body() = call.body;
+  if (!call.body.empty() || call.method == http::verb::put ||
+      call.method == http::verb::post) {
+    req.prepare_payload();
+  }
+  return req;
+}
+
+}  // namespace
+
 Result<Response> Call(const HttpCall& call) {
   auto url = ParseUrl(call.url);
   if (!url.ok()) return url.error();
   auto fail = [&](const std::string& step, const beast::error_code& ec) {
-    return MakeError("unreachable",
-                     std::string(http::to_string(call.method)) + " " +
-                         call.url + " failed while " + step + ": " +
-                         ec.message(),
-                     {{"url", call.url}});
+    return TransportError(call, step, ec);
   };
   asio::io_context ioc;
   beast::tcp_stream stream(ioc);
@@ -67,15 +88,7 @@ Result<Response> Call(const HttpCall& call) {
   const auto endpoints = resolver.resolve(url->host, url->port, ec);
   if (ec) return fail("resolving the host", ec);
 
-  http::request<http::string_body> req{call.method, url->target, 11};
-  req.set(http::field::host, url->host + ":" + url->port);
-  req.set(http::field::user_agent, "fence-client");
-  for (const auto& [name, value] : call.headers) req.insert(name, value);
-  req.body() = call.body;
-  if (!call.body.empty() || call.method == http::verb::put ||
-      call.method == http::verb::post) {
-    req.prepare_payload();
-  }
+  auto req = BuildRequest(call, *url);
 
   // Asynchronous operations on a private io_context give each step a real
   // deadline; synchronous socket calls cannot be bounded.
@@ -127,11 +140,7 @@ Result<StreamedResponse> CallStreaming(
   auto url = ParseUrl(call.url);
   if (!url.ok()) return url.error();
   auto fail = [&](const std::string& step, const beast::error_code& ec) {
-    return MakeError("unreachable",
-                     std::string(http::to_string(call.method)) + " " +
-                         call.url + " failed while " + step + ": " +
-                         ec.message(),
-                     {{"url", call.url}});
+    return TransportError(call, step, ec);
   };
   asio::io_context ioc;
   beast::tcp_stream stream(ioc);
@@ -140,12 +149,7 @@ Result<StreamedResponse> CallStreaming(
   const auto endpoints = resolver.resolve(url->host, url->port, ec);
   if (ec) return fail("resolving the host", ec);
 
-  http::request<http::string_body> req{call.method, url->target, 11};
-  req.set(http::field::host, url->host + ":" + url->port);
-  req.set(http::field::user_agent, "fence-client");
-  for (const auto& [name, value] : call.headers) req.insert(name, value);
-  req.body() = call.body;
-  req.prepare_payload();
+  auto req = BuildRequest(call, *url);
 
   stream.expires_after(call.timeout);
   stream.async_connect(endpoints,

@@ -1,0 +1,57 @@
+#include "client/worker_process.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "common/logging.h"
+
+namespace fence::client {
+namespace {
+
+spdlog::level::level_enum ToSpdlog(EventLevel level) {
+  switch (level) {
+    case EventLevel::kWarn:
+      return spdlog::level::warn;
+    case EventLevel::kError:
+      return spdlog::level::err;
+    default:
+      return spdlog::level::info;
+  }
+}
+
+}  // namespace
+
+int RunWorkerProcess(const WorkerConfig& config, LockBackend& backend,
+                     const std::string& store_url) {
+  // Signals are taken by one thread with sigwait, so no handler runs inside
+  // the worker's locks. Blocked before the worker's threads exist so that
+  // they all inherit the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);  // our own "finished" wake-up
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  StoreClient store(store_url);
+  ProcessPauser pauser;
+  Worker worker(config, backend, store, pauser,
+                [](EventLevel level, std::string_view event, const nlohmann::json& fields) {
+                  log::Event(ToSpdlog(level), event, fields);
+                });
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig != SIGUSR1) worker.Stop();
+  });
+  const int code = worker.Run();
+  kill(getpid(), SIGUSR1);
+  signal_thread.join();
+  return code;
+}
+
+}  // namespace fence::client
