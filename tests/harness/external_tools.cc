@@ -1,5 +1,7 @@
 #include "tests/harness/external_tools.h"
 
+#include <gtest/gtest.h>
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -91,6 +93,17 @@ int PickFreeLoopbackPort() {
   }
   close(fd);
   return port;
+}
+
+void ExpectPromtoolAcceptsMetrics(std::string_view exposition,
+                                  const std::string& scratch_path) {
+  auto promtool = FindProgram("promtool");
+  ASSERT_TRUE(promtool) << "promtool not on PATH; run deploy/install-deps.sh";
+  ASSERT_TRUE(WriteFile(scratch_path, exposition));
+  // promtool reads the exposition on stdin.
+  ToolRun run = RunTool({"/bin/sh", "-c", "exec \"$0\" check metrics < \"$1\"",
+                         *promtool, scratch_path});
+  EXPECT_EQ(run.exit_code, 0) << run.Output() << "\n--- metrics ---\n" << exposition;
 }
 
 }  // namespace fence::testing

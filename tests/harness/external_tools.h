@@ -35,4 +35,10 @@ ToolRun RunTool(std::vector<std::string> argv,
 // that loses the race sees the server fail to start and may pick again.
 int PickFreeLoopbackPort();
 
+// `promtool check metrics` (Debian's prometheus package) must accept a
+// Prometheus text exposition; fails the calling test with promtool's report.
+// `scratch_path` is where the text is written for promtool to read.
+void ExpectPromtoolAcceptsMetrics(std::string_view exposition,
+                                  const std::string& scratch_path);
+
 }  // namespace fence::testing

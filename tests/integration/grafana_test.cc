@@ -222,10 +222,6 @@ TEST(GrafanaTest, StoreMetricsQueriedAreExported) {
 }
 
 TEST(GrafanaTest, LockdMetricsQueriedAreExported) {
-  struct stat st {};
-  if (stat(SiblingBinary("fence-lockd").c_str(), &st) != 0) {
-    GTEST_SKIP() << "fence-lockd is not built in this tree yet";
-  }
   TempDir dir("fence-grafana");
   Daemon lockd = StartDaemon("fence-lockd", {"--data-dir", dir.Sub("lockd")});
   ASSERT_NE(lockd.port, 0);

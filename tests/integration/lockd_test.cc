@@ -17,6 +17,8 @@
 
 #include "common/http_client.h"
 #include "common/process.h"
+#include "tests/harness/daemon.h"
+#include "tests/harness/external_tools.h"
 
 namespace fence {
 namespace {
@@ -114,12 +116,17 @@ Reply Acquire(const Lockd& lockd, const std::string& name, const std::string& ow
               milliseconds(wait_ms + 10000));
 }
 
+// One scratch directory per test process, removed when the process exits.
+const fence::testing::TempDir& Scratch() {
+  static const fence::testing::TempDir scratch("lockd-it");
+  return scratch;
+}
+
 std::string TempDir(const std::string& tag) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("lockd-it-" + std::to_string(getpid()) + "-" + tag);
+  const std::string dir = Scratch().Sub(tag);
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  return dir.string();
+  return dir;
 }
 
 // The lockd log events (granted/expired/released) of one lock, in the order
@@ -606,16 +613,7 @@ TEST(LockdTest, MetricsPassPromtoolAndTrackHolders) {
     EXPECT_NE(text.find(expected), std::string::npos) << expected << "\n" << text;
   }
 
-  const std::string path = dir + "/metrics.txt";
-  { std::ofstream(path) << text; }
-  auto promtool = ChildProcess::Start(
-      Args({"/bin/sh", "-c", "promtool check metrics < '" + path + "'"}));
-  ASSERT_TRUE(promtool.ok());
-  auto status = (*promtool)->WaitExit(milliseconds(30000));
-  ASSERT_TRUE(status.has_value());
-  std::string output;
-  for (const auto& l : (*promtool)->Lines()) output += l + "\n";
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << output;
+  fence::testing::ExpectPromtoolAcceptsMetrics(text, dir + "/metrics.txt");
 
   // A freed lock's series disappears.
   ASSERT_EQ(Post(lockd->base + "/v1/locks/m1/release", {{"lease_id", a.body["lease_id"]}}).status, 200);

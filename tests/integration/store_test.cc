@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "tests/harness/daemon.h"
+#include "tests/harness/external_tools.h"
 #include "tests/harness/raw_socket.h"
 
 namespace fence::testing {
@@ -225,14 +226,7 @@ TEST_F(StoreTest, HealthReadinessAndMetrics) {
   EXPECT_NE(text.find("fence_store_http_request_duration_seconds_bucket"), std::string::npos);
   EXPECT_EQ(text.find("key=\""), std::string::npos) << "no per-key labels";
 
-  // promtool (Debian's prometheus package) must accept the exposition.
-  const std::string path = dir_.Sub("metrics.txt");
-  std::ofstream(path) << text;
-  const int rc = std::system(("promtool check metrics < " + path + " > " +
-                              dir_.Sub("promtool.out") + " 2>&1").c_str());
-  std::ifstream out(dir_.Sub("promtool.out"));
-  std::string report((std::istreambuf_iterator<char>(out)), {});
-  EXPECT_EQ(WEXITSTATUS(rc), 0) << report;
+  ExpectPromtoolAcceptsMetrics(text, dir_.Sub("metrics.txt"));
 }
 
 TEST_F(StoreTest, ObjectLargerThanTheLimitIs413BeforeItsBodyIsRead) {
