@@ -130,7 +130,7 @@ class EtcdBackend final : public LockBackend {
 
   std::string_view kind() const override { return "etcd"; }
 
-  Result<Lease> Acquire(const std::string& lock, const std::string& owner,
+  Result<LockGrant> Acquire(const std::string& lock, const std::string& owner,
                         Millis ttl, Millis wait) override;
   Status KeepAlive() override;
   Status Release() override;
@@ -138,7 +138,7 @@ class EtcdBackend final : public LockBackend {
 
  private:
   struct Held {
-    Lease lease;
+    LockGrant lease;
     std::int64_t lease_id = 0;
     // The server's expiry can only be later than this: it counts from when
     // the grant or renewal arrived, and we count from when we sent it.
@@ -358,7 +358,7 @@ EtcdBackend::WatchOutcome EtcdBackend::WaitForDelete(const std::string& key,
   return outcome;
 }
 
-Result<Lease> EtcdBackend::Acquire(const std::string& lock, const std::string& owner,
+Result<LockGrant> EtcdBackend::Acquire(const std::string& lock, const std::string& owner,
                                    Millis ttl, Millis wait) {
   if (auto valid = ValidateLockRequest(lock, owner, ttl, wait); !valid.ok()) {
     return valid.error();
@@ -444,7 +444,7 @@ Result<Lease> EtcdBackend::Acquire(const std::string& lock, const std::string& o
     // did and its answer was lost: the key carries our lease either way.
     if (kv_lease && *kv_lease == lease.id && create_revision && *create_revision > 0) {
       if (SteadyClock::now() >= lease.valid_until) continue;  // renew or regrant first
-      const Held held{Lease{lock, owner, Token(static_cast<std::uint64_t>(*create_revision)),
+      const Held held{LockGrant{lock, owner, Token(static_cast<std::uint64_t>(*create_revision)),
                             lease_text, lease.ttl},
                       lease.id, lease.valid_until};
       std::lock_guard guard(mu_);

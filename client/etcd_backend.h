@@ -10,7 +10,7 @@
 //               so every later creation of the key has a higher one
 //   TTL         etcd leases are whole seconds with a server minimum (about
 //               1.5 election timeouts, rounded up: 2 s on a default etcd); the
-//               requested TTL is rounded up and the Lease reports what etcd
+//               requested TTL is rounded up and the LockGrant reports what etcd
 //               granted
 //   endpoints   base URLs (http://HOST:PORT); a transport failure or 5xx moves
 //               to the next one, with bounded retries and capped backoff

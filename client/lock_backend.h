@@ -15,7 +15,7 @@
 
 namespace fence::client {
 
-struct Lease {
+struct LockGrant {
   std::string lock;      // lock name
   std::string owner;     // who holds it
   Token token;           // the fencing token issued with this grant
@@ -41,7 +41,7 @@ class LockBackend {
   // Acquires `lock` for `owner` with a lease of `ttl`, waiting up to `wait`
   // while it is held. On success the backend holds the lease until Release,
   // expiry, or a failed KeepAlive.
-  virtual Result<Lease> Acquire(const std::string& lock, const std::string& owner,
+  virtual Result<LockGrant> Acquire(const std::string& lock, const std::string& owner,
                                 Millis ttl, Millis wait) = 0;
   // Renews the current lease; "lease_lost" when it is gone.
   virtual Status KeepAlive() = 0;

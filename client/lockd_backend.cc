@@ -50,7 +50,7 @@ class LockdBackend final : public LockBackend {
 
   std::string_view kind() const override { return "lockd"; }
 
-  Result<Lease> Acquire(const std::string& lock, const std::string& owner,
+  Result<LockGrant> Acquire(const std::string& lock, const std::string& owner,
                         Millis ttl, Millis wait) override {
     const nlohmann::json body = {
         {"owner", owner}, {"ttl_ms", ttl.count()}, {"wait_ms", wait.count()}};
@@ -72,7 +72,7 @@ class LockdBackend final : public LockBackend {
   }
 
   Status KeepAlive() override {
-    std::optional<Lease> lease = Current();
+    std::optional<LockGrant> lease = Current();
     if (!lease) {
       return MakeError("lease_lost", "no lease is held; acquire first");
     }
@@ -97,7 +97,7 @@ class LockdBackend final : public LockBackend {
   }
 
   Status Release() override {
-    std::optional<Lease> lease = Current();
+    std::optional<LockGrant> lease = Current();
     if (!lease) return OkStatus();
     auto res = CallAny(http::verb::post,
                        "/v1/locks/" + EncodeKeyForPath(lease->lock) + "/release",
@@ -121,7 +121,7 @@ class LockdBackend final : public LockBackend {
   }
 
  private:
-  std::optional<Lease> Current() const {
+  std::optional<LockGrant> Current() const {
     std::lock_guard guard(mu_);
     return lease_;
   }
@@ -151,12 +151,12 @@ class LockdBackend final : public LockBackend {
 
   std::vector<std::string> endpoints_;
   mutable std::mutex mu_;
-  std::optional<Lease> lease_;  // GUARDED_BY(mu_)
+  std::optional<LockGrant> lease_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace
 
-Result<Lease> InterpretAcquireResponse(int http_status, const std::string& body,
+Result<LockGrant> InterpretAcquireResponse(int http_status, const std::string& body,
                                        const std::string& lock,
                                        const std::string& owner) {
   const auto json = ParseBody(body);
@@ -170,7 +170,7 @@ Result<Lease> InterpretAcquireResponse(int http_status, const std::string& body,
                            "{\"token\":N,\"lease_id\":...}",
                        {{"server_body", json}});
     }
-    Lease lease{lock, owner, *token, lease_id, Millis(0)};
+    LockGrant lease{lock, owner, *token, lease_id, Millis(0)};
     if (json.contains("ttl_ms") && json["ttl_ms"].is_number_integer()) {
       lease.ttl = Millis(json["ttl_ms"].get<std::int64_t>());
     }

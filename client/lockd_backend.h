@@ -16,9 +16,9 @@ namespace fence::client {
 Result<std::unique_ptr<LockBackend>> MakeLockdBackend(
     const std::vector<std::string>& endpoints);
 
-// Maps one answer of POST /v1/locks/{name}/acquire to a Lease or an Error
+// Maps one answer of POST /v1/locks/{name}/acquire to a LockGrant or an Error
 // with the LockBackend error codes. Pure, for unit tests.
-Result<Lease> InterpretAcquireResponse(int http_status, const std::string& body,
+Result<LockGrant> InterpretAcquireResponse(int http_status, const std::string& body,
                                        const std::string& lock,
                                        const std::string& owner);
 

@@ -117,7 +117,7 @@ Result<PutResult> StoreClient::RaiseFence(const std::string& key, Token token) {
                                 res->body());
 }
 
-Result<StoredObject> StoreClient::Get(const std::string& key) {
+Result<FetchedObject> StoreClient::Get(const std::string& key) {
   net::HttpCall call;
   call.method = http::verb::get;
   call.url = ObjectUrl(key);
@@ -138,7 +138,7 @@ Result<StoredObject> StoreClient::Get(const std::string& key) {
     return MakeError(std::move(code), std::move(message),
                      {{"http_status", status}, {"server_body", json}});
   }
-  StoredObject object;
+  FetchedObject object;
   object.body = res->body();
   object.content_type = std::string(net::FromBeast((*res)[http::field::content_type]));
   object.etag = std::string(net::FromBeast((*res)[http::field::etag]));

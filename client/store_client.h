@@ -33,7 +33,7 @@ struct PutResult {
   bool stale() const { return outcome == Outcome::kStale; }
 };
 
-struct StoredObject {
+struct FetchedObject {
   std::string body;
   std::string content_type;
   std::string etag;
@@ -70,7 +70,7 @@ class StoreClient final : public ObjectStore {
   // POST /v1/fences/{key}: raises the fence without writing.
   Result<PutResult> RaiseFence(const std::string& key, Token token);
   // GET /v1/objects/{key}; code "not_found" for 404.
-  Result<StoredObject> Get(const std::string& key);
+  Result<FetchedObject> Get(const std::string& key);
 
   std::string ObjectUrl(const std::string& key) const;
   std::string FenceUrl(const std::string& key) const;

@@ -272,7 +272,7 @@ TermReport Worker::RunTerm() {
   const bool bounded = config_.acquire_timeout.count() > 0;
   const auto deadline = started + config_.acquire_timeout;
   Millis backoff(100);
-  std::optional<Lease> lease;
+  std::optional<LockGrant> lease;
   SteadyClock::time_point acquire_sent;
   while (!lease) {
     {

@@ -129,7 +129,7 @@ class ZooKeeperBackend final : public LockBackend {
 
   std::string_view kind() const override { return "zookeeper"; }
 
-  Result<Lease> Acquire(const std::string& lock, const std::string& owner,
+  Result<LockGrant> Acquire(const std::string& lock, const std::string& owner,
                         Millis ttl, Millis wait) override;
   Status KeepAlive() override;
   Status Release() override;
@@ -142,7 +142,7 @@ class ZooKeeperBackend final : public LockBackend {
 
  private:
   struct Held {
-    Lease lease;
+    LockGrant lease;
     std::string node;  // full path of our ephemeral sequential znode
     Session* session = nullptr;
     // Last server round trip that saw our znode, plus the session timeout:
@@ -158,7 +158,7 @@ class ZooKeeperBackend final : public LockBackend {
   Status EnsureSession(Millis ttl);
   void CloseSession();
   bool WaitConnected(TimePoint until);
-  Result<Lease> AcquireInSession(const std::string& lock, const std::string& owner,
+  Result<LockGrant> AcquireInSession(const std::string& lock, const std::string& owner,
                                  TimePoint deadline);
   Status EnsureParent(const std::string& dir);
   Result<Node> CreateLockNode(const std::string& dir, const std::string& prefix,
@@ -346,7 +346,7 @@ Result<ZooKeeperBackend::Node> ZooKeeperBackend::CreateLockNode(
                                       " attempts");
 }
 
-Result<Lease> ZooKeeperBackend::AcquireInSession(const std::string& lock,
+Result<LockGrant> ZooKeeperBackend::AcquireInSession(const std::string& lock,
                                                  const std::string& owner,
                                                  TimePoint deadline) {
   zhandle_t* zh = session_->zh;
@@ -397,7 +397,7 @@ Result<Lease> ZooKeeperBackend::AcquireInSession(const std::string& lock,
     if (me == queue.begin()) {
       // The listing came from the server within this session, so the
       // session was alive when we sent it.
-      const Held held{Lease{lock, owner, Token(static_cast<std::uint64_t>(node->czxid)),
+      const Held held{LockGrant{lock, owner, Token(static_cast<std::uint64_t>(node->czxid)),
                             SessionHex(session->id), session->negotiated_ttl},
                       node->path, session, listed_at + session->negotiated_ttl};
       std::lock_guard guard(state_mu_);
@@ -443,7 +443,7 @@ Result<Lease> ZooKeeperBackend::AcquireInSession(const std::string& lock,
   }
 }
 
-Result<Lease> ZooKeeperBackend::Acquire(const std::string& lock, const std::string& owner,
+Result<LockGrant> ZooKeeperBackend::Acquire(const std::string& lock, const std::string& owner,
                                         Millis ttl, Millis wait) {
   if (auto valid = ValidateLockRequest(lock, owner, ttl, wait); !valid.ok()) {
     return valid.error();

@@ -3,7 +3,7 @@
 //
 //   session     one ZooKeeper session per backend, session timeout = the
 //               lease TTL (the server clamps it to [2, 20] x tickTime unless
-//               its config widens the range; the Lease reports the negotiated
+//               its config widens the range; the LockGrant reports the negotiated
 //               timeout)
 //   acquire     an ephemeral sequential znode /fence-locks/<lock>/lock-<session>-N
 //               holding the owner; the lowest sequence holds the lock; a

@@ -1,5 +1,5 @@
 // The checks every external lock backend (etcd, ZooKeeper) must pass against
-// a real server started by StartLockService, and real fence-worker and
+// a real server started by LaunchLockService, and real fence-worker and
 // fence-store processes where a holder or a store is needed. Included by
 // etcd_backend_test.cc and zookeeper_backend_test.cc.
 #pragma once
@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "client/lock_backend.h"
-#include "client/lock_service.h"
+#include "tools/services/lock_services.h"
 #include "common/process.h"
 #include "tests/harness/daemon.h"
 
@@ -243,7 +243,7 @@ inline void ExpectFencedScenario(std::string_view kind,
 
 // A lock service that is down answers "unavailable", not a hang or a token.
 inline void ExpectDownServiceUnavailable(std::string_view kind, const TempDir& dir) {
-  auto service = client::StartLockService(kind, {dir.Sub("down"), "", milliseconds(60000)});
+  auto service = tools::LaunchLockService(kind, {dir.Sub("down"), "", milliseconds(60000)});
   ASSERT_TRUE(service.ok()) << service.error().message;
   auto backend = MakeBackend(kind, service->endpoints);
   ASSERT_TRUE(backend);

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "client/demo_logs.h"
+#include "tools/demo/demo_logs.h"
 #include "common/process.h"
 #include "tests/harness/daemon.h"
 #include "tests/harness/external_tools.h"
@@ -15,9 +15,9 @@
 namespace fence::testing {
 namespace {
 
-using client::demo::FindEvent;
-using client::demo::LogLine;
-using client::demo::ParseLines;
+using tools::demo::FindEvent;
+using tools::demo::LogLine;
+using tools::demo::ParseLines;
 
 std::vector<LogLine> ReadLog(const std::string& path) {
   std::ifstream in(path);

@@ -11,9 +11,9 @@ class EtcdBackendTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir("fence-etcd");
-    auto service = client::StartLockService("etcd", {dir_->path(), "", milliseconds(60000)});
+    auto service = tools::LaunchLockService("etcd", {dir_->path(), "", milliseconds(60000)});
     ASSERT_TRUE(service.ok()) << service.error().message;
-    service_ = new client::LockService(std::move(*service));
+    service_ = new tools::LaunchedLockService(std::move(*service));
   }
   static void TearDownTestSuite() {
     delete service_;  // stops etcd
@@ -25,10 +25,10 @@ class EtcdBackendTest : public ::testing::Test {
   const std::vector<std::string>& endpoints() const { return service_->endpoints; }
 
   static TempDir* dir_;
-  static client::LockService* service_;
+  static tools::LaunchedLockService* service_;
 };
 TempDir* EtcdBackendTest::dir_ = nullptr;
-client::LockService* EtcdBackendTest::service_ = nullptr;
+tools::LaunchedLockService* EtcdBackendTest::service_ = nullptr;
 
 TEST_F(EtcdBackendTest, TokensStrictlyIncrease) {
   ExpectTokensStrictlyIncrease("etcd", endpoints());

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "client/partition_net.h"
+#include "tools/partition/partition_net.h"
 #include "common/process.h"
 #include "tests/harness/daemon.h"
 #include "tests/harness/external_tools.h"
@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 class PartitionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (auto missing = client::partition::MissingPrerequisite()) GTEST_SKIP() << *missing;
+    if (auto missing = tools::partition::MissingPrerequisite()) GTEST_SKIP() << *missing;
     if (!fs::exists(SiblingBinary("fence-partition"))) {
       GTEST_SKIP() << "fence-partition is not built";
     }

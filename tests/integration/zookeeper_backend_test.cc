@@ -13,9 +13,9 @@ class ZooKeeperBackendTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir("fence-zk");
     auto service =
-        client::StartLockService("zookeeper", {dir_->path(), "", milliseconds(60000)});
+        tools::LaunchLockService("zookeeper", {dir_->path(), "", milliseconds(60000)});
     ASSERT_TRUE(service.ok()) << service.error().message;
-    service_ = new client::LockService(std::move(*service));
+    service_ = new tools::LaunchedLockService(std::move(*service));
   }
   static void TearDownTestSuite() {
     delete service_;  // stops ZooKeeper
@@ -27,10 +27,10 @@ class ZooKeeperBackendTest : public ::testing::Test {
   const std::vector<std::string>& endpoints() const { return service_->endpoints; }
 
   static TempDir* dir_;
-  static client::LockService* service_;
+  static tools::LaunchedLockService* service_;
 };
 TempDir* ZooKeeperBackendTest::dir_ = nullptr;
-client::LockService* ZooKeeperBackendTest::service_ = nullptr;
+tools::LaunchedLockService* ZooKeeperBackendTest::service_ = nullptr;
 
 TEST_F(ZooKeeperBackendTest, TokensStrictlyIncrease) {
   ExpectTokensStrictlyIncrease("zookeeper", endpoints());

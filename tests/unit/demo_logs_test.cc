@@ -1,12 +1,12 @@
 // fence-demo's pure parts: timestamps, merging logs, statistics, the seeded
 // stall distribution, and how a schedule's logs are judged.
-#include "client/demo_logs.h"
+#include "tools/demo/demo_logs.h"
 
 #include <gtest/gtest.h>
 
-#include "client/demo.h"
+#include "tools/demo/demo.h"
 
-namespace fence::client::demo {
+namespace fence::tools::demo {
 namespace {
 
 TEST(ParseTimestampMsTest, ReadsTheFormatsWeMeet) {
@@ -158,4 +158,4 @@ TEST(AnalyzeScheduleTest, ReportsAFailoverFasterThanTheLease) {
 }
 
 }  // namespace
-}  // namespace fence::client::demo
+}  // namespace fence::tools::demo

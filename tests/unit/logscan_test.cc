@@ -1,11 +1,11 @@
-#include "core/logscan.h"
+#include "tools/logscan/logscan.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace fence::logscan {
+namespace fence::tools::logscan {
 namespace {
 
 // 2024-05-01T12:00:00.000Z: synthetic logs start here.
@@ -359,4 +359,4 @@ TEST(LogscanTest, ReportListsAtMostMaxItems) {
 }
 
 }  // namespace
-}  // namespace fence::logscan
+}  // namespace fence::tools::logscan

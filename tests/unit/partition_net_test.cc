@@ -5,10 +5,10 @@
 
 #include <algorithm>
 
-#include "client/partition_backend.h"
-#include "client/partition_net.h"
+#include "tools/partition/partition_backend.h"
+#include "tools/partition/partition_net.h"
 
-namespace fence::client::partition {
+namespace fence::tools::partition {
 namespace {
 
 const std::vector<Role> kRoles = {{"m1", 61001, "127.0.0.1"},
@@ -51,11 +51,11 @@ TEST(PartitionNamespaceTest, NameCarriesTheOwnerPid) {
   EXPECT_EQ(NamespaceOwnerPid("other-4242"), std::nullopt);
 }
 
-class FakeBackend final : public LockBackend {
+class FakeBackend final : public client::LockBackend {
  public:
-  explicit FakeBackend(Result<Lease> answer) : answer_(std::move(answer)) {}
+  explicit FakeBackend(Result<client::LockGrant> answer) : answer_(std::move(answer)) {}
   std::string_view kind() const override { return "lockd"; }
-  Result<Lease> Acquire(const std::string&, const std::string&, Millis, Millis) override {
+  Result<client::LockGrant> Acquire(const std::string&, const std::string&, Millis, Millis) override {
     ++acquires;
     return answer_;
   }
@@ -73,10 +73,10 @@ class FakeBackend final : public LockBackend {
   int acquires = 0, keepalives = 0, releases = 0;
 
  private:
-  Result<Lease> answer_;
+  Result<client::LockGrant> answer_;
 };
 
-Lease LeaseWith(std::uint64_t token) { return Lease{"leader", "B", Token(token), "l1", Millis(1000)}; }
+client::LockGrant LeaseWith(std::uint64_t token) { return client::LockGrant{"leader", "B", Token(token), "l1", Millis(1000)}; }
 
 TEST(FallbackLockBackendTest, FallsBackOnlyWhenThePrimaryIsUnavailable) {
   auto primary = std::make_unique<FakeBackend>(MakeError("unavailable", "timeout"));
@@ -109,4 +109,4 @@ TEST(FallbackLockBackendTest, AHeldAnswerIsNotAReasonToFallBack) {
 }
 
 }  // namespace
-}  // namespace fence::client::partition
+}  // namespace fence::tools::partition

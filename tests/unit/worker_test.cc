@@ -18,7 +18,7 @@ namespace ev = fence::events;
 class FakeBackend : public LockBackend {
  public:
   std::string_view kind() const override { return "fake"; }
-  Result<Lease> Acquire(const std::string& lock, const std::string& owner, Millis ttl,
+  Result<LockGrant> Acquire(const std::string& lock, const std::string& owner, Millis ttl,
                         Millis) override {
     std::lock_guard g(mu);
     ++acquires;
@@ -28,7 +28,7 @@ class FakeBackend : public LockBackend {
       return e;
     }
     held = true;
-    return Lease{lock, owner, Token(next_token++), "lease-" + std::to_string(acquires), ttl};
+    return LockGrant{lock, owner, Token(next_token++), "lease-" + std::to_string(acquires), ttl};
   }
   Status KeepAlive() override {
     std::lock_guard g(mu);

@@ -1,4 +1,4 @@
-#include "client/partition.h"
+#include "tools/partition/partition.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -19,8 +19,8 @@
 #include <thread>
 
 #include "client/lock_backend.h"
-#include "client/partition_backend.h"
-#include "client/partition_net.h"
+#include "tools/partition/partition_backend.h"
+#include "tools/partition/partition_net.h"
 #include "client/store_client.h"
 #include "client/worker.h"
 #include "client/worker_process.h"
@@ -28,7 +28,7 @@
 #include "common/process.h"
 #include "core/log_event.h"
 
-namespace fence::client::partition {
+namespace fence::tools::partition {
 namespace {
 
 namespace fs = std::filesystem;
@@ -811,15 +811,15 @@ int RunPartition(const PartitionOptions& options) {
 }
 
 int RunNaiveWorker(const NaiveWorkerOptions& o) {
-  auto primary = MakeLockBackend("lockd", {o.primary});
-  auto standby = MakeLockBackend("lockd", {o.standby});
+  auto primary = client::MakeLockBackend("lockd", {o.primary});
+  auto standby = client::MakeLockBackend("lockd", {o.standby});
   if (!primary.ok() || !standby.ok()) {
     std::fprintf(stderr, "fence-partition naive-worker: bad --primary or --standby URL\n");
     return 2;
   }
   FallbackLockBackend backend(std::move(*primary), "primary " + o.primary, std::move(*standby),
                               "standby " + o.standby);
-  WorkerConfig config;
+  client::WorkerConfig config;
   config.id = o.id;
   config.lock = o.lock;
   config.key = o.key;
@@ -831,7 +831,7 @@ int RunNaiveWorker(const NaiveWorkerOptions& o) {
   config.terms = o.terms;
   config.payload = "result computed by " + o.id;
 
-  return RunWorkerProcess(config, backend, o.store);
+  return client::RunWorkerProcess(config, backend, o.store);
 }
 
 json SummaryJson(const PartitionResults& results) {
@@ -941,4 +941,4 @@ std::string ReportMarkdown(const PartitionResults& results) {
   return md.str();
 }
 
-}  // namespace fence::client::partition
+}  // namespace fence::tools::partition

@@ -1,4 +1,4 @@
-#include "client/demo.h"
+#include "tools/demo/demo.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,7 +12,7 @@
 #include <memory>
 #include <sstream>
 
-#include "client/lock_service.h"
+#include "tools/services/lock_services.h"
 #include "client/store_client.h"
 #include "common/http_client.h"
 #include "common/logging.h"
@@ -20,7 +20,7 @@
 #include "core/key.h"
 #include "core/log_event.h"
 
-namespace fence::client::demo {
+namespace fence::tools::demo {
 
 namespace fs = std::filesystem;
 namespace ev = fence::events;
@@ -79,7 +79,7 @@ struct Services {
   std::vector<std::string> lock_endpoints;
   ChildProcess* lock_process = nullptr;  // null for an external service
   std::string lock_source;               // label in merged logs
-  LockService lock;
+  LaunchedLockService lock;
   std::unique_ptr<ChildProcess> store_off, store_on;
   std::string store_off_url, store_on_url;
 };
@@ -217,7 +217,7 @@ ScheduleOutcome RunSchedule(Services& s, const ScheduleSpec& spec) {
   if (b) inputs.push_back(ParseLines(b->Lines(), "worker B"));
   out.lines = MergeByTime(inputs);
 
-  StoreClient client(store_url);
+  client::StoreClient client(store_url);
   auto object = client.Get(spec.key);
   if (object.ok()) {
     auto j = nlohmann::json::parse(object->body, nullptr, false);
@@ -298,7 +298,7 @@ BypassOutcome RunBypass(Services& s, const ScheduleOutcome& fenced) {
   BypassOutcome out;
   out.token = fenced.a_token.value_or(1);
   const std::string key = "demo/fenced/result";
-  StoreClient client(s.store_on_url);
+  client::StoreClient client(s.store_on_url);
   const std::string url = client.ObjectUrl(key);
   const std::string body = R"({"owner":"bypass","payload":"written around the lock"})";
   const std::size_t store_from = s.store_on->LineCount();
@@ -472,9 +472,9 @@ int RunDemo(const DemoOptions& options) {
   if (!options.lock_endpoints.empty()) {
     s.lock_endpoints = options.lock_endpoints;
   } else {
-    LockServiceOptions lock_options;
+    LaunchOptions lock_options;
     lock_options.dir = scratch + "/lock";
-    auto lock = StartLockService(options.backend, lock_options);
+    auto lock = LaunchLockService(options.backend, lock_options);
     if (!lock.ok()) {
       std::fprintf(stderr, "fence-demo: could not start %s: %s\n", options.backend.c_str(),
                    lock.error().message.c_str());
@@ -589,4 +589,4 @@ int RunDemo(const DemoOptions& options) {
   return failures.empty() ? 0 : 1;
 }
 
-}  // namespace fence::client::demo
+}  // namespace fence::tools::demo

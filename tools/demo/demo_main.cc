@@ -6,7 +6,7 @@
 
 #include <sstream>
 
-#include "client/demo.h"
+#include "tools/demo/demo.h"
 #include "common/cli.h"
 #include "common/logging.h"
 
@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
       "fencing the store refuses it (409). Also: a bypass write, failover timing and the lease "
       "TTL trade-off. Writes report.md and the evidence into --out.",
       program};
-  fence::client::demo::DemoOptions o;
+  fence::tools::demo::DemoOptions o;
   std::int64_t ttl_ms = o.ttl.count();
   std::int64_t margin_ms = 0;
   std::string endpoints;
@@ -91,5 +91,5 @@ int main(int argc, char** argv) {
   }
   signal(SIGPIPE, SIG_IGN);
   fence::log::Init("demo");
-  return fence::client::demo::RunDemo(o);
+  return fence::tools::demo::RunDemo(o);
 }

@@ -5,13 +5,13 @@
 #include <algorithm>
 #include <sstream>
 
-#include "client/partition.h"
-#include "client/partition_net.h"
+#include "tools/partition/partition.h"
+#include "tools/partition/partition_net.h"
 #include "common/cli.h"
 #include "common/logging.h"
 
 int main(int argc, char** argv) {
-  namespace part = fence::client::partition;
+  namespace part = fence::tools::partition;
   const std::string program = "fence-partition";
   CLI::App app{
       "fence-partition: the partition experiment. In a network namespace of its own it runs "

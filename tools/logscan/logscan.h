@@ -26,7 +26,7 @@
 
 #include "core/result.h"
 
-namespace fence::logscan {
+namespace fence::tools::logscan {
 
 using EpochMillis = std::int64_t;
 
@@ -160,4 +160,4 @@ nlohmann::json ToJson(const Findings& findings);
 // The human report; lists at most `max_items` entries per section.
 std::string FormatReport(const Findings& findings, std::size_t max_items = 20);
 
-}  // namespace fence::logscan
+}  // namespace fence::tools::logscan

@@ -1,4 +1,4 @@
-#include "client/partition_net.h"
+#include "tools/partition/partition_net.h"
 
 #include <grp.h>
 #include <signal.h>
@@ -15,7 +15,7 @@
 #include <map>
 #include <set>
 
-namespace fence::client::partition {
+namespace fence::tools::partition {
 namespace {
 
 namespace fs = std::filesystem;
@@ -299,4 +299,4 @@ int RunAs(unsigned gid, int parent, const std::vector<std::string>& argv) {
   return 127;
 }
 
-}  // namespace fence::client::partition
+}  // namespace fence::tools::partition

@@ -1,24 +1,24 @@
-#include "client/partition_backend.h"
+#include "tools/partition/partition_backend.h"
 
 #include "common/logging.h"
 
-namespace fence::client::partition {
+namespace fence::tools::partition {
 
-FallbackLockBackend::FallbackLockBackend(std::unique_ptr<LockBackend> primary,
+FallbackLockBackend::FallbackLockBackend(std::unique_ptr<client::LockBackend> primary,
                                          std::string primary_name,
-                                         std::unique_ptr<LockBackend> standby,
+                                         std::unique_ptr<client::LockBackend> standby,
                                          std::string standby_name)
     : primary_(std::move(primary)),
       standby_(std::move(standby)),
       primary_name_(std::move(primary_name)),
       standby_name_(std::move(standby_name)) {}
 
-LockBackend* FallbackLockBackend::Active() const {
+client::LockBackend* FallbackLockBackend::Active() const {
   std::lock_guard guard(mu_);
   return active_;
 }
 
-Result<Lease> FallbackLockBackend::Acquire(const std::string& lock, const std::string& owner,
+Result<client::LockGrant> FallbackLockBackend::Acquire(const std::string& lock, const std::string& owner,
                                            Millis ttl, Millis wait) {
   auto granted = primary_->Acquire(lock, owner, ttl, wait);
   if (granted.ok()) {
@@ -47,13 +47,13 @@ Result<Lease> FallbackLockBackend::Acquire(const std::string& lock, const std::s
 }
 
 Status FallbackLockBackend::KeepAlive() {
-  LockBackend* active = Active();
+  client::LockBackend* active = Active();
   if (active == nullptr) return MakeError("lease_lost", "no lease is held; acquire first");
   return active->KeepAlive();
 }
 
 Status FallbackLockBackend::Release() {
-  LockBackend* active = Active();
+  client::LockBackend* active = Active();
   if (active == nullptr) return OkStatus();
   Status released = active->Release();
   if (released.ok()) {
@@ -64,14 +64,14 @@ Status FallbackLockBackend::Release() {
 }
 
 std::optional<Token> FallbackLockBackend::token() const {
-  LockBackend* active = Active();
+  client::LockBackend* active = Active();
   return active != nullptr ? active->token() : std::nullopt;
 }
 
 std::string FallbackLockBackend::granted_by() const {
-  LockBackend* active = Active();
+  client::LockBackend* active = Active();
   if (active == nullptr) return "";
   return active == primary_.get() ? primary_name_ : standby_name_;
 }
 
-}  // namespace fence::client::partition
+}  // namespace fence::tools::partition

@@ -11,7 +11,7 @@
 
 #include "common/cli.h"
 #include "common/logging.h"
-#include "core/logscan.h"
+#include "tools/logscan/logscan.h"
 
 namespace {
 
@@ -20,8 +20,8 @@ namespace {
 constexpr std::size_t kMaxLineBytes = 1 << 20;
 
 void ScanStream(std::istream& in, const std::string& source,
-                std::vector<fence::logscan::LogEvent>& events,
-                fence::logscan::InputStats& stats) {
+                std::vector<fence::tools::logscan::LogEvent>& events,
+                fence::tools::logscan::InputStats& stats) {
   std::string line;
   bool oversized = false;
   std::size_t number = 0;
@@ -31,16 +31,16 @@ void ScanStream(std::istream& in, const std::string& source,
     if (oversized) {
       ++stats.not_json;
     } else {
-      auto parsed = fence::logscan::ParseLine(line, source, number);
+      auto parsed = fence::tools::logscan::ParseLine(line, source, number);
       switch (parsed.kind) {
-        case fence::logscan::LineKind::kEvent:
+        case fence::tools::logscan::LineKind::kEvent:
           ++stats.events;
           events.push_back(std::move(*parsed.event));
           break;
-        case fence::logscan::LineKind::kNotJson:
+        case fence::tools::logscan::LineKind::kNotJson:
           ++stats.not_json;
           break;
-        case fence::logscan::LineKind::kNotEvent:
+        case fence::tools::logscan::LineKind::kNotEvent:
           ++stats.not_event;
           break;
       }
@@ -95,8 +95,8 @@ int main(int argc, char** argv) {
   fence::log::Init("logscan");
 
   if (inputs.empty()) inputs.push_back("-");
-  std::vector<fence::logscan::LogEvent> events;
-  fence::logscan::InputStats stats;
+  std::vector<fence::tools::logscan::LogEvent> events;
+  fence::tools::logscan::InputStats stats;
   for (const auto& input : inputs) {
     stats.sources.push_back(input);
     if (input == "-") {
@@ -129,13 +129,13 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  const auto findings = fence::logscan::Analyze(std::move(events), std::move(stats));
+  const auto findings = fence::tools::logscan::Analyze(std::move(events), std::move(stats));
   if (json) {
-    std::cout << fence::logscan::ToJson(findings).dump(
+    std::cout << fence::tools::logscan::ToJson(findings).dump(
                      2, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
   } else {
-    std::cout << fence::logscan::FormatReport(findings, max_items);
+    std::cout << fence::tools::logscan::FormatReport(findings, max_items);
   }
   std::cout.flush();
   return findings.SplitBrainEvidence() ? 1 : 0;

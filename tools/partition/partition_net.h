@@ -21,7 +21,7 @@
 #include "common/process.h"
 #include "core/result.h"
 
-namespace fence::client::partition {
+namespace fence::tools::partition {
 
 // One process of the experiment. `address` is where it listens ("" for a
 // pure client such as a worker); `gid` identifies its packets.
@@ -120,4 +120,4 @@ std::optional<std::string> MissingPrerequisite();
 // Returns an exit code only if it could not exec.
 int RunAs(unsigned gid, int parent, const std::vector<std::string>& argv);
 
-}  // namespace fence::client::partition
+}  // namespace fence::tools::partition

@@ -6,10 +6,10 @@
 #include <set>
 #include <sstream>
 
-#include "client/demo.h"
+#include "tools/demo/demo.h"
 #include "core/log_event.h"
 
-namespace fence::client::demo {
+namespace fence::tools::demo {
 
 namespace ev = fence::events;
 
@@ -466,4 +466,4 @@ std::string ReportMarkdown(const DemoResults& r) {
   return md.str();
 }
 
-}  // namespace fence::client::demo
+}  // namespace fence::tools::demo

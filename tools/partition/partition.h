@@ -26,9 +26,9 @@
 #include <string>
 #include <vector>
 
-#include "core/logscan.h"
+#include "tools/logscan/logscan.h"
 
-namespace fence::client::partition {
+namespace fence::tools::partition {
 
 inline const std::vector<std::string> kScenarioNames = {"etcd", "naive", "worker-cut"};
 
@@ -99,4 +99,4 @@ int RunNaiveWorker(const NaiveWorkerOptions& options);
 nlohmann::json SummaryJson(const PartitionResults& results);
 std::string ReportMarkdown(const PartitionResults& results);
 
-}  // namespace fence::client::partition
+}  // namespace fence::tools::partition

@@ -1,11 +1,11 @@
-#include "client/demo_logs.h"
+#include "tools/demo/demo_logs.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 
-namespace fence::client::demo {
+namespace fence::tools::demo {
 
 namespace {
 
@@ -209,4 +209,4 @@ std::string ShellQuote(std::string_view text) {
   return out;
 }
 
-}  // namespace fence::client::demo
+}  // namespace fence::tools::demo

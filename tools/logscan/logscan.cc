@@ -1,4 +1,4 @@
-#include "core/logscan.h"
+#include "tools/logscan/logscan.h"
 
 #include <algorithm>
 #include <cctype>
@@ -10,7 +10,7 @@
 
 #include "core/log_event.h"
 
-namespace fence::logscan {
+namespace fence::tools::logscan {
 
 namespace {
 
@@ -685,4 +685,4 @@ std::string FormatReport(const Findings& f, std::size_t max_items) {
   return out;
 }
 
-}  // namespace fence::logscan
+}  // namespace fence::tools::logscan

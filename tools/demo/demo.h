@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "client/demo_logs.h"
+#include "tools/demo/demo_logs.h"
 #include "core/clock.h"
 
-namespace fence::client::demo {
+namespace fence::tools::demo {
 
 struct DemoOptions {
   std::string out_dir = "demo-out";
@@ -114,4 +114,4 @@ std::string TradeoffSvg(const DemoResults& results);
 std::string ReportMarkdown(const DemoResults& results);
 std::string SummaryText(const DemoResults& results);
 
-}  // namespace fence::client::demo
+}  // namespace fence::tools::demo

@@ -1,4 +1,4 @@
-#include "client/lock_service.h"
+#include "tools/services/lock_services.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -20,7 +20,7 @@
 #include "common/http_client.h"
 #include "common/logging.h"
 
-namespace fence::client {
+namespace fence::tools {
 namespace {
 
 namespace fs = std::filesystem;
@@ -126,7 +126,7 @@ std::optional<std::string> WaitReady(ChildProcess& child,
   return "did not answer within " + std::to_string(kReadyTimeout.count()) + " ms";
 }
 
-Result<LockService> StartLockd(const LockServiceOptions& options) {
+Result<LaunchedLockService> StartLockd(const LaunchOptions& options) {
   auto dir = MakeRunDir(options.dir, "lockd");
   if (!dir.ok()) return dir.error();
   const std::string binary = SiblingBinary("fence-lockd");
@@ -140,14 +140,14 @@ Result<LockService> StartLockd(const LockServiceOptions& options) {
   if (!port.ok()) {
     return MakeError("unavailable", binary + " did not start: " + port.error().message);
   }
-  LockService service;
+  LaunchedLockService service;
   service.kind = "lockd";
   service.endpoints = {"http://127.0.0.1:" + std::to_string(*port)};
   service.processes.push_back(std::move(*child));
   return service;
 }
 
-Result<LockService> StartEtcd(const LockServiceOptions& options) {
+Result<LaunchedLockService> StartEtcd(const LaunchOptions& options) {
   const std::string binary = FindOnPath("etcd");
   if (binary.empty()) {
     return MakeError("unavailable",
@@ -186,7 +186,7 @@ Result<LockService> StartEtcd(const LockServiceOptions& options) {
                                          {"endpoint", client_url},
                                          {"pid", (*child)->pid()},
                                          {"data_dir", *dir}});
-      LockService service;
+      LaunchedLockService service;
       service.kind = "etcd";
       service.endpoints = {client_url};
       service.processes.push_back(std::move(*child));
@@ -204,7 +204,7 @@ Result<LockService> StartEtcd(const LockServiceOptions& options) {
                                       " attempts: " + last_failure);
 }
 
-Result<LockService> StartZooKeeper(const LockServiceOptions& options) {
+Result<LaunchedLockService> StartZooKeeper(const LaunchOptions& options) {
   const std::string java = FindOnPath("java");
   if (java.empty()) {
     return MakeError("unavailable",
@@ -252,7 +252,7 @@ Result<LockService> StartZooKeeper(const LockServiceOptions& options) {
                                          {"endpoint", endpoint},
                                          {"pid", (*child)->pid()},
                                          {"data_dir", *dir}});
-      LockService service;
+      LaunchedLockService service;
       service.kind = "zookeeper";
       service.endpoints = {endpoint};
       service.processes.push_back(std::move(*child));
@@ -271,10 +271,10 @@ Result<LockService> StartZooKeeper(const LockServiceOptions& options) {
 
 }  // namespace
 
-Result<LockService> StartLockService(std::string_view kind,
-                                     const LockServiceOptions& options) {
+Result<LaunchedLockService> LaunchLockService(std::string_view kind,
+                                     const LaunchOptions& options) {
   if (options.dir.empty()) {
-    return MakeError("bad_request", "LockServiceOptions.dir is empty; expected a "
+    return MakeError("bad_request", "LaunchOptions.dir is empty; expected a "
                                     "directory for the service's data");
   }
   if (kind == "lockd") return StartLockd(options);
@@ -284,4 +284,4 @@ Result<LockService> StartLockService(std::string_view kind,
                                       "'; expected lockd, etcd or zookeeper");
 }
 
-}  // namespace fence::client
+}  // namespace fence::tools

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-namespace fence::client::demo {
+namespace fence::tools::demo {
 
 // Milliseconds since the Unix epoch of an RFC 3339 timestamp such as
 // "2026-11-26T18:46:08.123+00:00", "...08.123+0000" or "...08.123456Z".
@@ -79,4 +79,4 @@ std::vector<std::int64_t> DrawPhases(const StallDistribution& dist, int count,
 // A shell-quoted argument for the curl line in bypass.log.
 std::string ShellQuote(std::string_view text);
 
-}  // namespace fence::client::demo
+}  // namespace fence::tools::demo

@@ -11,12 +11,12 @@
 
 #include "client/lock_backend.h"
 
-namespace fence::client::partition {
+namespace fence::tools::partition {
 
-class FallbackLockBackend final : public LockBackend {
+class FallbackLockBackend final : public client::LockBackend {
  public:
-  FallbackLockBackend(std::unique_ptr<LockBackend> primary, std::string primary_name,
-                      std::unique_ptr<LockBackend> standby, std::string standby_name);
+  FallbackLockBackend(std::unique_ptr<client::LockBackend> primary, std::string primary_name,
+                      std::unique_ptr<client::LockBackend> standby, std::string standby_name);
 
   // The arrangement presents itself as one lock service of the primary's
   // kind; that is exactly the illusion that makes it unsafe.
@@ -24,7 +24,7 @@ class FallbackLockBackend final : public LockBackend {
 
   // Asks the primary; only when it is unavailable (not when it answers
   // "held") asks the standby, and logs `lock_fallback`.
-  Result<Lease> Acquire(const std::string& lock, const std::string& owner, Millis ttl,
+  Result<client::LockGrant> Acquire(const std::string& lock, const std::string& owner, Millis ttl,
                         Millis wait) override;
   // Renewal and release go to the server that granted the lease.
   Status KeepAlive() override;
@@ -35,14 +35,14 @@ class FallbackLockBackend final : public LockBackend {
   std::string granted_by() const;
 
  private:
-  LockBackend* Active() const;
+  client::LockBackend* Active() const;
 
-  std::unique_ptr<LockBackend> primary_;
-  std::unique_ptr<LockBackend> standby_;
+  std::unique_ptr<client::LockBackend> primary_;
+  std::unique_ptr<client::LockBackend> standby_;
   const std::string primary_name_;
   const std::string standby_name_;
   mutable std::mutex mu_;
-  LockBackend* active_ = nullptr;  // GUARDED_BY(mu_)
+  client::LockBackend* active_ = nullptr;  // GUARDED_BY(mu_)
 };
 
-}  // namespace fence::client::partition
+}  // namespace fence::tools::partition

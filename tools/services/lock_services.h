@@ -12,15 +12,15 @@
 #include "core/clock.h"
 #include "core/result.h"
 
-namespace fence::client {
+namespace fence::tools {
 
-struct LockServiceOptions {
+struct LaunchOptions {
   std::string dir;        // data and config live here (created if missing)
   std::string log_path;   // the service's output is appended here if set
   Millis lockd_max_ttl{60000};  // fence-lockd --max-ttl-ms
 };
 
-struct LockService {
+struct LaunchedLockService {
   std::string kind;                    // "lockd", "etcd", "zookeeper"
   std::vector<std::string> endpoints;  // what --lock-endpoints takes
   std::vector<std::unique_ptr<ChildProcess>> processes;
@@ -28,7 +28,7 @@ struct LockService {
 
 // kind is "lockd", "etcd" or "zookeeper". Returns once the service answers
 // requests; errors say which binary failed and include its output.
-Result<LockService> StartLockService(std::string_view kind,
-                                     const LockServiceOptions& options);
+Result<LaunchedLockService> LaunchLockService(std::string_view kind,
+                                     const LaunchOptions& options);
 
-}  // namespace fence::client
+}  // namespace fence::tools
