@@ -58,7 +58,7 @@ Result<Millis> ParsePauseSpec(std::string_view spec) {
   } else {
     return bad(unit.empty() ? "has no unit" : "has an unknown unit '" + std::string(unit) + "'");
   }
-  if (ms < 1 || ms > 3600 * 1000) return bad("is out of range");
+  if (ms < 1 || ms > 3600ull * 1000) return bad("is out of range");
   return Millis(static_cast<std::int64_t>(ms));
 }
 

@@ -287,7 +287,7 @@ class Session : public std::enable_shared_from_this<Session> {
     socket.shutdown(tcp::socket::shutdown_send, ignored);
     if (!body_pending_) return;
     body_pending_ = false;
-    discard_ = std::make_shared<std::array<char, 16 * 1024>>();
+    discard_ = std::make_shared<std::array<char, 16ul * 1024>>();
     stream_.expires_after(std::chrono::seconds(2));
     Discard();
   }
@@ -308,7 +308,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const Route* route_ = nullptr;
   std::string tail_;
   Clock::time_point started_;
-  std::shared_ptr<std::array<char, 16 * 1024>> discard_;
+  std::shared_ptr<std::array<char, 16ul * 1024>> discard_;
   bool busy_ = false;
   bool draining_ = false;
   bool keep_alive_ = false;

@@ -38,7 +38,7 @@ struct Route {
   http::verb method;
   std::string path;     // exact path, or a prefix when `prefix` is true
   bool prefix = false;  // the prefix must be followed by a non-empty tail
-  std::uint64_t body_limit = 64 * 1024;
+  std::uint64_t body_limit = 64ull * 1024;
   // Decides from the header alone, before the body is read: a response given
   // to `done` ends the request without reading (or waiting for) its body.
   // This is how a stale write is refused before its bytes cross the network.

@@ -17,7 +17,7 @@ class Token {
  public:
   constexpr explicit Token(std::uint64_t value) : value_(value) {}
   constexpr std::uint64_t value() const { return value_; }
-  friend constexpr auto operator<=>(Token, Token) = default;
+  friend constexpr auto operator<=>(Token, Token) = default;  // NOLINT(modernize-use-nullptr): clang-tidy 14 misreads defaulted <=>
   std::string ToString() const { return std::to_string(value_); }
 
  private:

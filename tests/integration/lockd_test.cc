@@ -123,7 +123,7 @@ const fence::testing::TempDir& Scratch() {
 }
 
 std::string TempDir(const std::string& tag) {
-  const std::string dir = Scratch().Sub(tag);
+  std::string dir = Scratch().Sub(tag);
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

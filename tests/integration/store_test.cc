@@ -294,7 +294,7 @@ TEST_F(StoreTest, StaleWriteIsRefusedWithoutReadingItsBody) {
 TEST_F(StoreTest, OversizedHeaderIs431AndGarbageIs400) {
   RawConnection conn(store_.port);
   ASSERT_TRUE(conn.Send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " +
-                        std::string(64 * 1024, 'a') + "\r\n\r\n"));
+                        std::string(64ul * 1024, 'a') + "\r\n\r\n"));
   bool closed = false;
   std::string reply = conn.ReadUntilClose(std::chrono::seconds(10), &closed);
   EXPECT_EQ(reply.rfind("HTTP/1.1 431", 0), 0u) << reply.substr(0, 200);
@@ -488,7 +488,7 @@ TEST_F(StoreTest, DiskFailureIs507AndAcknowledgesNothing) {
   store_.port = *port;
 
   ASSERT_EQ(Put("small", "1", "kept").result(), status::ok);
-  auto big = Put("big", "1", std::string(6 * 1024 * 1024, 'b'));
+  auto big = Put("big", "1", std::string(6ul * 1024 * 1024, 'b'));
   ASSERT_EQ(big.result(), status::insufficient_storage) << big.body();
   EXPECT_EQ(Json(big)["error"], "storage_error");
   EXPECT_EQ(Get("big").result(), status::not_found);

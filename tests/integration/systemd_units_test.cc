@@ -36,7 +36,7 @@ class SystemdUnitsTest : public ::testing::TestWithParam<std::string> {
     const auto pos = text.find("ExecStart=" + installed);
     EXPECT_NE(pos, std::string::npos) << "ExecStart must start " << installed;
     if (pos != std::string::npos) text.replace(pos + 10, installed.size(), binary_);
-    const std::string path = dir.Sub(GetParam() + ".service");
+    std::string path = dir.Sub(GetParam() + ".service");
     EXPECT_TRUE(WriteFile(path, text));
     return path;
   }

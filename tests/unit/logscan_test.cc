@@ -247,7 +247,7 @@ TEST(LogscanTest, CountsWorkerFencedLinesWhenNoStoreLogIsGiven) {
 TEST(LogscanTest, FencedWritesAloneAreEvidence) {
   LogBuilder store;
   for (int i = 0; i < 4; ++i) {
-    store.Add(Line(i * 1000, "store", "write_fenced",
+    store.Add(Line(static_cast<EpochMillis>(i) * 1000, "store", "write_fenced",
                    {{"key", "k"}, {"token", 3}, {"highest_token", 9}}));
   }
   Findings f = store.Analyze();

@@ -38,7 +38,7 @@ TEST(TokenParseTest, RejectsEverythingElseWithAReason) {
 }
 
 TEST(TokenParseTest, NamesTheProblem) {
-  EXPECT_NE(ParseToken("0").error().message.find("0"), std::string::npos);
+  EXPECT_NE(ParseToken("0").error().message.find('0'), std::string::npos);
   EXPECT_NE(ParseToken("007").error().message.find("leading zero"),
             std::string::npos);
   EXPECT_NE(ParseToken("18446744073709551616").error().message.find("2^64-1"),

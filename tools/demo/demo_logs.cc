@@ -75,7 +75,8 @@ std::optional<std::int64_t> ParseTimestampMs(std::string_view ts) {
   }
   const std::int64_t days = DaysFromCivil(year, month, day);
   const std::int64_t seconds =
-      days * 86400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+      days * 86400 + std::int64_t{hour} * 3600 + std::int64_t{minute} * 60 + second -
+      std::int64_t{offset_minutes} * 60;
   return seconds * 1000 + millis;
 }
 

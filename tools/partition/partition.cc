@@ -608,7 +608,7 @@ std::vector<TimelineLine> BuildTimeline(ScenarioResult& r) {
   std::error_code ec;
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(r.dir, ec)) {
-    const auto path = entry.path();
+    const auto& path = entry.path();
     if (path.extension() == ".log" && path.filename() != "timeline.log") files.push_back(path);
   }
   std::sort(files.begin(), files.end());
@@ -863,7 +863,7 @@ namespace {
 
 std::string Who(const logscan::LogEvent& e) {
   const std::string owner = e.fields.value("owner", "");
-  const std::string process = e.source.substr(0, e.source.rfind('.'));
+  std::string process = e.source.substr(0, e.source.rfind('.'));
   if (e.component == "worker") return "worker " + (owner.empty() ? process : owner);
   if (e.component == "partition") return "experiment";
   if (e.component == process) return process;

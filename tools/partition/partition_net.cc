@@ -104,7 +104,7 @@ std::string FindProgram(const std::string& name) {
   while (start <= dirs.size()) {
     const std::size_t end = std::min(dirs.find(':', start), dirs.size());
     if (end > start) {
-      const std::string candidate = dirs.substr(start, end - start) + "/" + name;
+      std::string candidate = dirs.substr(start, end - start) + "/" + name;
       if (access(candidate.c_str(), X_OK) == 0) return candidate;
     }
     start = end + 1;
