@@ -25,15 +25,6 @@
 
 namespace fence::lockd {
 
-// The process's monotonic clock (CLOCK_MONOTONIC), in whole milliseconds.
-class SteadyClock final : public Clock {
- public:
-  Millis Now() const override {
-    return std::chrono::duration_cast<Millis>(
-        std::chrono::steady_clock::now().time_since_epoch());
-  }
-};
-
 struct LockServiceOptions {
   Millis max_ttl{60000};
   Millis max_wait{30000};
@@ -60,7 +51,7 @@ class LockService {
   using StatusCallback = std::function<void(Result<LockStatus>)>;
 
   // `clock` must be the monotonic clock the timers of `ioc` run on (in
-  // production SteadyClock); `journal` and `metrics` outlive the service.
+  // production MonotonicClock); `journal` and `metrics` outlive the service.
   LockService(boost::asio::io_context& ioc, const Clock& clock,
               TokenJournal& journal, LockdMetrics& metrics,
               LockServiceOptions options);

@@ -11,6 +11,7 @@
 #include "common/cli.h"
 #include "common/daemon.h"
 #include "common/logging.h"
+#include "common/monotonic_clock.h"
 #include "lockd/http_api.h"
 #include "lockd/lock_service.h"
 #include "lockd/metrics.h"
@@ -96,7 +97,7 @@ int main(int argc, char** argv) {
   auto work = boost::asio::make_work_guard(lease_ioc);
   auto registry = std::make_shared<prometheus::Registry>();
   fence::lockd::LockdMetrics metrics(*registry);
-  fence::lockd::SteadyClock clock;
+  fence::MonotonicClock clock;
   fence::lockd::LockService service(lease_ioc, clock, **journal, metrics,
                                     service_options);
   fence::lockd::LockdApi api(service, metrics, registry,

@@ -1,0 +1,19 @@
+// The process's monotonic clock (CLOCK_MONOTONIC) behind the Clock interface
+// of core/, in whole milliseconds. Tests use core's FakeClock instead.
+#pragma once
+
+#include <chrono>
+
+#include "core/clock.h"
+
+namespace fence {
+
+class MonotonicClock final : public Clock {
+ public:
+  Millis Now() const override {
+    return std::chrono::duration_cast<Millis>(
+        std::chrono::steady_clock::now().time_since_epoch());
+  }
+};
+
+}  // namespace fence
