@@ -147,7 +147,7 @@ Result<std::string> ParseLockName(std::string_view encoded) {
   return name;
 }
 
-LockdApi::LockdApi(LockService& service, LockdMetrics& metrics,
+LockdApi::LockdApi(AsyncLockService& service, LockdMetrics& metrics,
                    std::shared_ptr<prometheus::Registry> registry,
                    ApiOptions options)
     : service_(service),

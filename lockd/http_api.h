@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "common/http_server.h"
-#include "lockd/lock_service.h"
+#include "lockd/async_lock_service.h"
 #include "lockd/metrics.h"
 
 namespace fence::lockd {
@@ -40,7 +40,7 @@ Result<std::string> ParseLockName(std::string_view encoded);
 
 class LockdApi {
  public:
-  LockdApi(LockService& service, LockdMetrics& metrics,
+  LockdApi(AsyncLockService& service, LockdMetrics& metrics,
            std::shared_ptr<prometheus::Registry> registry, ApiOptions options);
 
   std::vector<net::Route> Routes();
@@ -51,7 +51,7 @@ class LockdApi {
   void HandleStatus(net::Request request, net::Respond respond);
   net::Response BadRequest(const Error& error);
 
-  LockService& service_;
+  AsyncLockService& service_;
   LockdMetrics& metrics_;
   std::shared_ptr<prometheus::Registry> registry_;
   const ApiOptions options_;

@@ -2,47 +2,46 @@
 
 #include <sys/random.h>
 
-#include <boost/asio/post.hpp>
-#include <cerrno>
-
 #include "common/logging.h"
 #include "core/log_event.h"
 
 namespace fence::lockd {
 
-namespace asio = boost::asio;
 namespace ev = fence::events;
 
-LockService::LockService(asio::io_context& ioc, const Clock& clock,
+LockService::LockService(const Clock& clock, Timers& timers,
                          TokenJournal& journal, LockdMetrics& metrics,
                          LockServiceOptions options)
-    : strand_(asio::make_strand(ioc)),
-      clock_(clock),
+    : clock_(clock),
+      timers_(timers),
       journal_(journal),
       metrics_(metrics),
       options_(options),
       grace_until_(clock.Now() + options.grace),
-      table_(clock),
-      expiry_timer_(strand_),
-      grace_timer_(strand_) {
+      table_(clock) {
   metrics_.last_token.Set(static_cast<double>(journal_.floor()));
+}
+
+LockService::~LockService() {
+  if (grace_timer_) timers_.Cancel(*grace_timer_);
+  if (expiry_timer_) timers_.Cancel(*expiry_timer_);
+  for (auto& [id, w] : waiters_) timers_.Cancel(w.timer);
+}
+
+void LockService::Start() {
   if (options_.grace > Millis(0)) {
     log::Info("grace_started",
               {{"grace_ms", options_.grace.count()},
                {"token_floor", journal_.floor()},
                {"reason", "restart: a lease granted before it may still be "
                           "live for one max TTL"}});
-  }
-  asio::post(strand_, [this] {
-    grace_timer_.expires_after(options_.grace);
-    grace_timer_.async_wait([this](boost::system::error_code ec) {
-      if (!ec) Tick();
+    grace_timer_ = timers_.ScheduleAt(grace_until_, [this] {
+      grace_timer_.reset();
+      Tick();
     });
-    Tick();
-  });
+  }
+  Tick();
 }
-
-LockService::~LockService() = default;
 
 Millis LockService::GraceRemaining() const {
   return std::max(Millis(0), grace_until_ - clock_.Now());
@@ -50,21 +49,8 @@ Millis LockService::GraceRemaining() const {
 
 void LockService::Acquire(std::string name, std::string owner, Millis ttl,
                           Millis wait, LeaseCallback done) {
-  asio::post(strand_, [this, name = std::move(name), owner = std::move(owner),
-                       ttl, wait, done = std::move(done)]() mutable {
-    DoAcquire(std::move(name), std::move(owner), ttl, wait, std::move(done));
-  });
-}
-
-void LockService::DoAcquire(std::string name, std::string owner, Millis ttl,
-                            Millis wait, LeaseCallback done) {
   Tick();
-  if (shutting_down_) {
-    Refuse("capacity", {{"name", name}, {"owner", owner}, {"error", "shutting_down"}});
-    return done(MakeError("shutting_down",
-                          "lockd is shutting down; retry against a running "
-                          "lockd"));
-  }
+  if (shutting_down_) return done(ShuttingDown(name, owner));
   if (!granting_) {
     // A wait that ends inside the grace period can only end in a refusal:
     // say so now, with the time after which asking again can succeed.
@@ -107,12 +93,11 @@ void LockService::Wait(std::string name, std::string owner, Millis ttl,
   }
   const WaiterId id = next_waiter_id_++;
   table_.Enqueue(name, Waiter{id, owner, ttl});
-  auto timer = std::make_unique<asio::steady_timer>(strand_, wait);
-  timer->async_wait([this, id](boost::system::error_code ec) {
-    if (!ec) OnWaitTimeout(id);
-  });
-  waiters_.emplace(id, PendingWaiter{std::move(name), std::move(owner), std::move(done),
-                                     std::move(timer), clock_.Now()});
+  const Millis now = clock_.Now();
+  const Timers::Id timer =
+      timers_.ScheduleAt(now + wait, [this, id] { OnWaitTimeout(id); });
+  waiters_.emplace(id, PendingWaiter{std::move(name), std::move(owner),
+                                     std::move(done), timer, now});
 }
 
 void LockService::OnWaitTimeout(WaiterId id) {
@@ -127,79 +112,71 @@ void LockService::OnWaitTimeout(WaiterId id) {
   w.done(Held(w.name, w.owner, waited));
 }
 
-void LockService::KeepAlive(LeaseId id, LeaseCallback done) {
-  asio::post(strand_, [this, id, done = std::move(done)] {
-    Tick();
-    auto lease = table_.KeepAlive(id);
-    if (!lease.ok()) {
-      Refuse("unknown_lease", {{"lease_id", id.ToString()}, {"op", "keepalive"}});
-      return done(lease.error());
-    }
-    metrics_.keepalives.Increment();
-    log::Info(ev::kRenewed, {{"name", lease->name},
-                             {ev::kOwner, lease->owner},
-                             {ev::kToken, lease->token.value()},
-                             {ev::kLeaseId, id.ToString()},
-                             {"ttl_ms", lease->ttl.count()}});
-    ArmExpiryTimer();
-    done(std::move(*lease));
-  });
+void LockService::KeepAlive(LeaseId id, const LeaseCallback& done) {
+  Tick();
+  auto lease = table_.KeepAlive(id);
+  if (!lease.ok()) {
+    Refuse("unknown_lease", {{"lease_id", id.ToString()}, {"op", "keepalive"}});
+    return done(lease.error());
+  }
+  metrics_.keepalives.Increment();
+  log::Info(ev::kRenewed, {{"name", lease->name},
+                           {ev::kOwner, lease->owner},
+                           {ev::kToken, lease->token.value()},
+                           {ev::kLeaseId, id.ToString()},
+                           {"ttl_ms", lease->ttl.count()}});
+  ArmExpiryTimer();
+  done(std::move(*lease));
 }
 
-void LockService::Release(std::string name, LeaseId id, LeaseCallback done) {
-  asio::post(strand_, [this, name = std::move(name), id,
-                       done = std::move(done)] {
-    Tick();
-    auto lease = table_.Release(name, id);
-    if (!lease.ok()) {
-      Refuse(lease.error().code == "not_holder" ? "not_holder" : "unknown_lease",
-             {{"name", name}, {"lease_id", id.ToString()}, {"op", "release"}});
-      return done(lease.error());
-    }
-    metrics_.releases.Increment();
-    log::Info(ev::kReleased, {{"name", lease->name},
-                              {ev::kOwner, lease->owner},
-                              {ev::kToken, lease->token.value()},
-                              {ev::kLeaseId, id.ToString()}});
-    OnFreed(*lease);
-    Serve(name);
-    ArmExpiryTimer();
-    done(std::move(*lease));
-  });
+void LockService::Release(const std::string& name, LeaseId id,
+                          const LeaseCallback& done) {
+  Tick();
+  auto lease = table_.Release(name, id);
+  if (!lease.ok()) {
+    Refuse(lease.error().code == "not_holder" ? "not_holder" : "unknown_lease",
+           {{"name", name}, {"lease_id", id.ToString()}, {"op", "release"}});
+    return done(lease.error());
+  }
+  metrics_.releases.Increment();
+  log::Info(ev::kReleased, {{"name", lease->name},
+                            {ev::kOwner, lease->owner},
+                            {ev::kToken, lease->token.value()},
+                            {ev::kLeaseId, id.ToString()}});
+  OnFreed(*lease);
+  Serve(name);
+  ArmExpiryTimer();
+  done(std::move(*lease));
 }
 
-void LockService::Status(std::string name, StatusCallback done) {
-  asio::post(strand_, [this, name = std::move(name), done = std::move(done)] {
-    Tick();
-    const Lease* holder = table_.Holder(name);
-    if (holder == nullptr) {
-      return done(MakeError(
-          "not_held", "lock '" + name + "' is not held",
-          {{"name", name},
-           {"waiters", table_.WaiterCount(name)},
-           {"grace_remaining_ms", GraceRemaining().count()}}));
-    }
-    done(LockStatus{name, holder->owner, holder->token,
-                    table_.ExpiresIn(*holder), holder->ttl,
-                    table_.WaiterCount(name)});
-  });
+void LockService::Status(const std::string& name, const StatusCallback& done) {
+  Tick();
+  const Lease* holder = table_.Holder(name);
+  if (holder == nullptr) {
+    return done(MakeError(
+        "not_held", "lock '" + name + "' is not held",
+        {{"name", name},
+         {"waiters", table_.WaiterCount(name)},
+         {"grace_remaining_ms", GraceRemaining().count()}}));
+  }
+  done(LockStatus{name, holder->owner, holder->token, table_.ExpiresIn(*holder),
+                  holder->ttl, table_.WaiterCount(name)});
 }
 
 void LockService::Shutdown() {
-  asio::post(strand_, [this] {
-    shutting_down_ = true;
-    for (auto& [id, w] : waiters_) {
-      table_.RemoveWaiter(w.name, id);
-      w.timer->cancel();
-      Refuse("capacity", {{"name", w.name}, {"error", "shutting_down"}});
-      w.done(MakeError("shutting_down",
-                       "lockd is shutting down; retry against a running "
-                       "lockd"));
-    }
-    waiters_.clear();
-    expiry_timer_.cancel();
-    grace_timer_.cancel();
-  });
+  shutting_down_ = true;
+  std::unordered_map<WaiterId, PendingWaiter> waiters;
+  waiters.swap(waiters_);
+  for (auto& [id, w] : waiters) {
+    table_.RemoveWaiter(w.name, id);
+    timers_.Cancel(w.timer);
+    w.done(ShuttingDown(w.name, w.owner));
+  }
+  if (expiry_timer_) timers_.Cancel(*expiry_timer_);
+  if (grace_timer_) timers_.Cancel(*grace_timer_);
+  expiry_timer_.reset();
+  expiry_armed_for_.reset();
+  grace_timer_.reset();
 }
 
 void LockService::Tick() {
@@ -227,46 +204,43 @@ void LockService::Tick() {
 void LockService::Serve(const std::string& name) {
   while (granting_ && !shutting_down_ && table_.HasReadyWaiter(name)) {
     auto token = NextToken();
+    std::optional<Millis> waited;
     if (!token.ok()) {
       const WaiterId head = table_.FirstWaiter(name)->id;
       table_.RemoveWaiter(name, head);
-      auto it = waiters_.find(head);
       Refuse("storage", {{"name", name}, {"error", token.error().message}});
-      if (it != waiters_.end()) {
-        PendingWaiter w = std::move(it->second);
-        waiters_.erase(it);
-        w.timer->cancel();
-        w.done(token.error());
-      }
+      if (LeaseCallback done = TakeWaiter(head, &waited)) done(token.error());
       continue;
     }
     auto handoff = table_.GrantToHead(name, NewLeaseId(), *token);
     if (!handoff.ok()) return;  // unreachable: checked ready
-    auto it = waiters_.find(handoff->waiter.id);
-    std::optional<Millis> waited;
-    LeaseCallback done;
-    if (it != waiters_.end()) {
-      waited = clock_.Now() - it->second.since;
-      it->second.timer->cancel();
-      done = std::move(it->second.done);
-      waiters_.erase(it);
-    }
+    LeaseCallback done = TakeWaiter(handoff->waiter.id, &waited);
     OnGranted(handoff->lease, waited);
     if (done) done(handoff->lease);
   }
 }
 
+LockService::LeaseCallback LockService::TakeWaiter(WaiterId id,
+                                                   std::optional<Millis>* waited) {
+  auto it = waiters_.find(id);
+  if (it == waiters_.end()) return nullptr;
+  *waited = clock_.Now() - it->second.since;
+  timers_.Cancel(it->second.timer);
+  LeaseCallback done = std::move(it->second.done);
+  waiters_.erase(it);
+  return done;
+}
+
 void LockService::ArmExpiryTimer() {
+  if (shutting_down_) return;
   const std::optional<Millis> next = table_.NextExpiry();
   if (next == expiry_armed_for_) return;
   expiry_armed_for_ = next;
-  if (!next) {
-    expiry_timer_.cancel();
-    return;
-  }
-  expiry_timer_.expires_after(std::max(Millis(0), *next - clock_.Now()));
-  expiry_timer_.async_wait([this](boost::system::error_code ec) {
-    if (ec) return;  // re-armed or cancelled
+  if (expiry_timer_) timers_.Cancel(*expiry_timer_);
+  expiry_timer_.reset();
+  if (!next) return;
+  expiry_timer_ = timers_.ScheduleAt(*next, [this] {
+    expiry_timer_.reset();
     expiry_armed_for_.reset();
     Tick();
   });
@@ -352,6 +326,12 @@ Error LockService::Starting(const std::string& name, const std::string& owner) {
                    "nothing until every lease from before the restart has "
                    "surely expired; retry after retry_after_ms",
                    {{"name", name}, {"retry_after_ms", remaining.count()}});
+}
+
+Error LockService::ShuttingDown(const std::string& name, const std::string& owner) {
+  Refuse("capacity", {{"name", name}, {"owner", owner}, {"error", "shutting_down"}});
+  return MakeError("shutting_down",
+                   "lockd is shutting down; retry against a running lockd");
 }
 
 void LockService::Refuse(const char* reason, nlohmann::json fields) {

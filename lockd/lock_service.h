@@ -2,18 +2,15 @@
 // durable tokens, random lease ids, a timer for the earliest expiry, timers
 // for long-poll waiters, the post-restart grace period, logs and metrics.
 //
-// Concurrency: every member below the public section is confined to one
-// strand (`strand_`). Public methods may be called from any thread; they
-// post to the strand and answer through their callback, from the strand.
+// Concurrency: none inside. Every call (Start, the operations, and the
+// Timers' callbacks) must come from one thread or strand: AsyncLockService
+// runs it on an asio strand; unit tests drive it on a FakeClock and
+// FakeTimers. Only GraceRemaining may be called from anywhere.
 // Waiting never blocks a thread: a waiter is a queued callback plus a timer.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
-#include <chrono>
 #include <functional>
-#include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -50,27 +47,30 @@ class LockService {
   using LeaseCallback = std::function<void(Result<Lease>)>;
   using StatusCallback = std::function<void(Result<LockStatus>)>;
 
-  // `clock` must be the monotonic clock the timers of `ioc` run on (in
-  // production MonotonicClock); `journal` and `metrics` outlive the service.
-  LockService(boost::asio::io_context& ioc, const Clock& clock,
-              TokenJournal& journal, LockdMetrics& metrics,
-              LockServiceOptions options);
-  ~LockService();
+  // `clock` is the clock `timers` run on; `timers`, `journal` and `metrics`
+  // outlive the service. The grace period starts now.
+  LockService(const Clock& clock, Timers& timers, TokenJournal& journal,
+              LockdMetrics& metrics, LockServiceOptions options);
+  ~LockService();  // cancels its timers; callbacks not yet answered are dropped
   LockService(const LockService&) = delete;
   LockService& operator=(const LockService&) = delete;
+
+  // Arms the end of the grace period. Call once, before any operation.
+  void Start();
 
   // `name`, `owner`, `ttl` and `wait` are already validated. Errors: "held"
   // (details holder, token, expires_in_ms, waited_ms), "starting" (details
   // retry_after_ms), "too_many_locks", "too_many_waiters", "shutting_down",
-  // "storage_error".
+  // "storage_error". `done` runs at once or, for a waiter, from a later call
+  // or timer.
   void Acquire(std::string name, std::string owner, Millis ttl, Millis wait,
                LeaseCallback done);
   // Errors: "unknown_lease".
-  void KeepAlive(LeaseId id, LeaseCallback done);
+  void KeepAlive(LeaseId id, const LeaseCallback& done);
   // Errors: "unknown_lease", "not_holder".
-  void Release(std::string name, LeaseId id, LeaseCallback done);
+  void Release(const std::string& name, LeaseId id, const LeaseCallback& done);
   // Errors: "not_held" (details waiters, grace_remaining_ms).
-  void Status(std::string name, StatusCallback done);
+  void Status(const std::string& name, const StatusCallback& done);
   // Answers every waiter and every later acquire with "shutting_down", so a
   // drain does not wait out long polls.
   void Shutdown();
@@ -82,12 +82,10 @@ class LockService {
     std::string name;
     std::string owner;
     LeaseCallback done;
-    std::unique_ptr<boost::asio::steady_timer> timer;
+    Timers::Id timer;
     Millis since;
   };
 
-  void DoAcquire(std::string name, std::string owner, Millis ttl, Millis wait,
-                 LeaseCallback done);
   void Wait(std::string name, std::string owner, Millis ttl, Millis wait,
             LeaseCallback done);
   void OnWaitTimeout(WaiterId id);
@@ -97,6 +95,8 @@ class LockService {
   void Tick();
   // Grants `name` to its waiters in order while it is free.
   void Serve(const std::string& name);
+  // Removes the waiter and returns its callback (empty if it is gone).
+  LeaseCallback TakeWaiter(WaiterId id, std::optional<Millis>* waited);
   void ArmExpiryTimer();
   void OnGranted(const Lease& lease, std::optional<Millis> waited);
   void OnFreed(const Lease& lease);
@@ -104,10 +104,11 @@ class LockService {
   LeaseId NewLeaseId() const;
   Error Held(const std::string& name, const std::string& owner, Millis waited);
   Error Starting(const std::string& name, const std::string& owner);
+  Error ShuttingDown(const std::string& name, const std::string& owner);
   void Refuse(const char* reason, nlohmann::json fields);
 
-  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   const Clock& clock_;
+  Timers& timers_;
   TokenJournal& journal_;
   LockdMetrics& metrics_;
   const LockServiceOptions options_;
@@ -116,9 +117,9 @@ class LockService {
   LeaseTable table_;
   bool granting_ = false;
   bool shutting_down_ = false;
-  boost::asio::steady_timer expiry_timer_;
+  std::optional<Timers::Id> grace_timer_;
+  std::optional<Timers::Id> expiry_timer_;
   std::optional<Millis> expiry_armed_for_;
-  boost::asio::steady_timer grace_timer_;
   WaiterId next_waiter_id_ = 1;
   std::unordered_map<WaiterId, PendingWaiter> waiters_;
   std::unordered_map<std::string, prometheus::Gauge*> lock_gauges_;

@@ -12,19 +12,18 @@
 #include "common/daemon.h"
 #include "common/logging.h"
 #include "common/monotonic_clock.h"
+#include "lockd/async_lock_service.h"
 #include "lockd/http_api.h"
-#include "lockd/lock_service.h"
 #include "lockd/metrics.h"
 #include "lockd/token_journal.h"
 
-int main(int argc, char** argv) {
-  const std::string program = "fence-lockd";
-  CLI::App app{
-      "fence-lockd: an HTTP lock/lease daemon. Each grant carries a fencing "
-      "token that is strictly higher than every token issued before, across "
-      "all locks and restarts (kill -9 included). After a restart it grants "
-      "nothing for one --max-ttl-ms.",
-      program};
+namespace {
+
+namespace lockd = fence::lockd;
+
+constexpr const char* kProgram = "fence-lockd";
+
+struct Flags {
   std::string listen = "127.0.0.1:8081";
   std::string data_dir;
   std::int64_t max_ttl_ms = 60000;
@@ -33,46 +32,49 @@ int main(int argc, char** argv) {
   std::size_t max_locks = 100000;
   std::size_t max_waiters = 10000;
   std::size_t max_connections = 1024;
-  app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 binds a free port")
+};
+
+void AddFlags(CLI::App& app, Flags& f) {
+  app.add_option("--listen", f.listen, "HOST:PORT to listen on; port 0 binds a free port")
       ->capture_default_str();
-  app.add_option("--data-dir", data_dir,
+  app.add_option("--data-dir", f.data_dir,
                  "directory of the token counter file 'tokens' (created if missing)")
       ->required();
-  app.add_option("--max-ttl-ms", max_ttl_ms,
+  app.add_option("--max-ttl-ms", f.max_ttl_ms,
                  "largest ttl_ms an acquire may ask for; also the grace period "
                  "after a restart")
       ->check(CLI::Range(std::int64_t{10}, std::int64_t{86400000}))
       ->capture_default_str();
-  app.add_option("--max-wait-ms", max_wait_ms, "largest wait_ms an acquire may ask for")
+  app.add_option("--max-wait-ms", f.max_wait_ms, "largest wait_ms an acquire may ask for")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600000}))
       ->capture_default_str();
-  app.add_option("--token-block", token_block,
+  app.add_option("--token-block", f.token_block,
                  "tokens reserved per fdatasync of the counter; a crash skips the "
                  "unused rest of a block")
-      ->check(CLI::Range(std::uint64_t{1}, fence::lockd::kMaxTokenBlock))
+      ->check(CLI::Range(std::uint64_t{1}, lockd::kMaxTokenBlock))
       ->capture_default_str();
-  app.add_option("--max-locks", max_locks, "locks held at once (503 above)")
+  app.add_option("--max-locks", f.max_locks, "locks held at once (503 above)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{10000000}))
       ->capture_default_str();
-  app.add_option("--max-waiters", max_waiters, "acquires waiting at once (503 above)")
+  app.add_option("--max-waiters", f.max_waiters, "acquires waiting at once (503 above)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
       ->capture_default_str();
-  app.add_option("--max-connections", max_connections, "connections served at once (503 above)")
+  app.add_option("--max-connections", f.max_connections,
+                 "connections served at once (503 above)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100000}))
       ->capture_default_str();
-  if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
+}
 
-  signal(SIGPIPE, SIG_IGN);
-  fence::log::Init("lockd");
-
+// Creates the data directory and opens the token journal in it.
+fence::Result<std::unique_ptr<lockd::TokenJournal>> OpenJournal(const Flags& f) {
   std::error_code ec;
-  std::filesystem::create_directories(data_dir, ec);
+  std::filesystem::create_directories(f.data_dir, ec);
   if (ec) {
-    return fence::FailStartup(program, "cannot create data directory " + data_dir +
-                                           ": " + ec.message());
+    return fence::MakeError("storage_error", "cannot create data directory " +
+                                                 f.data_dir + ": " + ec.message());
   }
-  auto journal = fence::lockd::TokenJournal::Open(data_dir, token_block);
-  if (!journal.ok()) return fence::FailStartup(program, journal.error().message);
+  auto journal = lockd::TokenJournal::Open(f.data_dir, f.token_block);
+  if (!journal.ok()) return journal;
   if ((*journal)->one_slot_unreadable()) {
     fence::log::Warn("token_slot_unreadable",
                      {{"path", (*journal)->path()},
@@ -82,27 +84,46 @@ int main(int argc, char** argv) {
                                   "continuing from the other, skipping one "
                                   "maximum block of tokens"}});
   }
+  return journal;
+}
 
-  const fence::Millis max_ttl(max_ttl_ms);
-  fence::lockd::LockServiceOptions service_options;
-  service_options.max_ttl = max_ttl;
-  service_options.max_wait = fence::Millis(max_wait_ms);
-  service_options.grace = (*journal)->existed() ? max_ttl : fence::Millis(0);
-  service_options.max_locks = max_locks;
-  service_options.max_waiters = max_waiters;
+lockd::LockServiceOptions ServiceOptions(const Flags& f,
+                                         const lockd::TokenJournal& journal) {
+  lockd::LockServiceOptions options;
+  options.max_ttl = fence::Millis(f.max_ttl_ms);
+  options.max_wait = fence::Millis(f.max_wait_ms);
+  options.grace = journal.existed() ? options.max_ttl : fence::Millis(0);
+  options.max_locks = f.max_locks;
+  options.max_waiters = f.max_waiters;
+  return options;
+}
 
+fence::net::DaemonOptions DaemonOptionsFor(const Flags& f,
+                                           const lockd::TokenJournal& journal,
+                                           const lockd::LockServiceOptions& service) {
+  fence::net::DaemonOptions daemon;
+  daemon.listen = f.listen;
+  daemon.listening_fields = {{"data_dir", f.data_dir},
+                             {"max_ttl_ms", f.max_ttl_ms},
+                             {"max_wait_ms", f.max_wait_ms},
+                             {"token_floor", journal.floor()},
+                             {"grace_ms", service.grace.count()}};
+  return daemon;
+}
+
+// Runs the lease service and the HTTP daemon until SIGTERM/SIGINT.
+int Serve(const Flags& f, lockd::TokenJournal& journal) {
+  const lockd::LockServiceOptions options = ServiceOptions(f, journal);
   // The lease table, its timers and the token journal's fsyncs live on their
   // own thread, so a sync never stalls an HTTP I/O thread.
   boost::asio::io_context lease_ioc(1);
   auto work = boost::asio::make_work_guard(lease_ioc);
   auto registry = std::make_shared<prometheus::Registry>();
-  fence::lockd::LockdMetrics metrics(*registry);
+  lockd::LockdMetrics metrics(*registry);
   fence::MonotonicClock clock;
-  fence::lockd::LockService service(lease_ioc, clock, **journal, metrics,
-                                    service_options);
-  fence::lockd::LockdApi api(service, metrics, registry,
-                             {.max_ttl = max_ttl,
-                              .max_wait = service_options.max_wait});
+  lockd::AsyncLockService service(lease_ioc, clock, journal, metrics, options);
+  lockd::LockdApi api(service, metrics, registry,
+                      {.max_ttl = options.max_ttl, .max_wait = options.max_wait});
   // RunDaemon drains on the same signals; this second set answers the long
   // polls at once so the drain does not wait them out.
   boost::asio::signal_set signals(lease_ioc, SIGTERM, SIGINT);
@@ -113,20 +134,34 @@ int main(int argc, char** argv) {
 
   fence::net::ServerOptions server_options;
   server_options.metrics_prefix = "fence_lockd";
-  server_options.max_connections = max_connections;
-  fence::net::DaemonOptions daemon;
-  daemon.listen = listen;
-  daemon.listening_fields = {{"data_dir", data_dir},
-                             {"max_ttl_ms", max_ttl_ms},
-                             {"max_wait_ms", max_wait_ms},
-                             {"token_floor", (*journal)->floor()},
-                             {"grace_ms", service_options.grace.count()}};
-  const int code = fence::net::RunDaemon(program, daemon, std::move(server_options),
-                                         api.Routes(), *registry);
+  server_options.max_connections = f.max_connections;
+  const int code = fence::net::RunDaemon(kProgram, DaemonOptionsFor(f, journal, options),
+                                         std::move(server_options), api.Routes(),
+                                         *registry);
   service.Shutdown();
   work.reset();
   signals.cancel();
   lease_ioc.stop();
   lease_thread.join();
   return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "fence-lockd: an HTTP lock/lease daemon. Each grant carries a fencing "
+      "token that is strictly higher than every token issued before, across "
+      "all locks and restarts (kill -9 included). After a restart it grants "
+      "nothing for one --max-ttl-ms.",
+      kProgram};
+  Flags flags;
+  AddFlags(app, flags);
+  if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
+
+  signal(SIGPIPE, SIG_IGN);
+  fence::log::Init("lockd");
+  auto journal = OpenJournal(flags);
+  if (!journal.ok()) return fence::FailStartup(kProgram, journal.error().message);
+  return Serve(flags, **journal);
 }

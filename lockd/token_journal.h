@@ -77,7 +77,6 @@ class TokenJournal {
   bool existed() const { return existed_; }  // false on a brand-new data dir
   bool one_slot_unreadable() const { return one_slot_unreadable_; }
   std::uint64_t floor() const { return floor_; }
-  std::uint64_t last_issued() const { return next_ - 1; }
   const std::string& path() const { return path_; }
 
  private:
