@@ -32,9 +32,10 @@ void LockService::Start() {
   if (options_.grace > Millis(0)) {
     log::Info("grace_started",
               {{"grace_ms", options_.grace.count()},
+               {"source", options_.grace_source},
                {"token_floor", journal_.floor()},
                {"reason", "restart: a lease granted before it may still be "
-                          "live for one max TTL"}});
+                          "live for up to the largest TTL ever granted"}});
     grace_timer_ = timers_.ScheduleAt(grace_until_, [this] {
       grace_timer_.reset();
       Tick();
@@ -69,7 +70,7 @@ void LockService::Acquire(std::string name, std::string owner, Millis ttl,
                               " locks; release some or raise --max-locks",
                           {{"max_locks", options_.max_locks}}));
   }
-  auto token = NextToken();
+  auto token = NextToken(ttl);
   if (!token.ok()) {
     Refuse("storage", {{"name", name}, {"owner", owner}, {"error", token.error().message}});
     return done(token.error());
@@ -203,7 +204,7 @@ void LockService::Tick() {
 
 void LockService::Serve(const std::string& name) {
   while (granting_ && !shutting_down_ && table_.HasReadyWaiter(name)) {
-    auto token = NextToken();
+    auto token = NextToken(table_.FirstWaiter(name)->ttl);
     std::optional<Millis> waited;
     if (!token.ok()) {
       const WaiterId head = table_.FirstWaiter(name)->id;
@@ -271,8 +272,8 @@ void LockService::OnFreed(const Lease& lease) {
   }
 }
 
-Result<Token> LockService::NextToken() {
-  auto token = journal_.Next();
+Result<Token> LockService::NextToken(Millis ttl) {
+  auto token = journal_.Issue(ttl);
   if (!token.ok()) {
     log::Error("token_journal_failed", {{"path", journal_.path()},
                                         {"message", token.error().message}});
@@ -322,9 +323,10 @@ Error LockService::Starting(const std::string& name, const std::string& owner) {
   Refuse("grace", {{"name", name}, {"owner", owner},
                    {"retry_after_ms", remaining.count()}});
   return MakeError("starting",
-                   "lockd restarted less than one max TTL ago and grants "
-                   "nothing until every lease from before the restart has "
-                   "surely expired; retry after retry_after_ms",
+                   "lockd restarted less than the largest lease TTL it ever "
+                   "granted ago and grants nothing until every lease from "
+                   "before the restart has surely expired; retry after "
+                   "retry_after_ms",
                    {{"name", name}, {"retry_after_ms", remaining.count()}});
 }
 

@@ -25,10 +25,12 @@ namespace fence::lockd {
 struct LockServiceOptions {
   Millis max_ttl{60000};
   Millis max_wait{30000};
-  // No grant before this much time has passed since start. One max_ttl after
-  // a restart, so that no lease granted before a crash can still be live;
-  // zero on a brand-new data directory, where no lease can exist.
+  // No grant before this much time has passed since start: after a restart
+  // the largest TTL ever granted (TokenJournal::grace()), so that no lease
+  // granted before a crash can still be live; zero on a brand-new data
+  // directory, where no lease can exist.
   Millis grace{0};
+  std::string grace_source = "new_token_file";  // logged in grace_started
   std::size_t max_locks = 100000;    // locks held at once
   std::size_t max_waiters = 10000;   // acquires waiting at once
 };
@@ -100,7 +102,7 @@ class LockService {
   void ArmExpiryTimer();
   void OnGranted(const Lease& lease, std::optional<Millis> waited);
   void OnFreed(const Lease& lease);
-  Result<Token> NextToken();
+  Result<Token> NextToken(Millis ttl);
   LeaseId NewLeaseId() const;
   Error Held(const std::string& name, const std::string& owner, Millis waited);
   Error Starting(const std::string& name, const std::string& owner);

@@ -41,8 +41,9 @@ void AddFlags(CLI::App& app, Flags& f) {
                  "directory of the token counter file 'tokens' (created if missing)")
       ->required();
   app.add_option("--max-ttl-ms", f.max_ttl_ms,
-                 "largest ttl_ms an acquire may ask for; also the grace period "
-                 "after a restart")
+                 "largest ttl_ms an acquire may ask for. The grace period after "
+                 "a restart is the largest TTL ever granted (recorded in the "
+                 "token file), whatever this flag says now")
       ->check(CLI::Range(std::int64_t{10}, std::int64_t{86400000}))
       ->capture_default_str();
   app.add_option("--max-wait-ms", f.max_wait_ms, "largest wait_ms an acquire may ask for")
@@ -73,8 +74,20 @@ fence::Result<std::unique_ptr<lockd::TokenJournal>> OpenJournal(const Flags& f) 
     return fence::MakeError("storage_error", "cannot create data directory " +
                                                  f.data_dir + ": " + ec.message());
   }
-  auto journal = lockd::TokenJournal::Open(f.data_dir, f.token_block);
+  auto journal = lockd::TokenJournal::Open(
+      f.data_dir, {.block = f.token_block, .assumed_max_ttl = fence::Millis(f.max_ttl_ms)});
   if (!journal.ok()) return journal;
+  if ((*journal)->grace().source == "max_ttl_flag_version1_file") {
+    fence::log::Warn("token_file_version1",
+                     {{"path", (*journal)->path()},
+                      {"grace_ms", f.max_ttl_ms},
+                      {"message", "the token file is version 1, which did not "
+                                  "record the largest TTL granted; the grace "
+                                  "period is the current --max-ttl-ms, which is "
+                                  "too short if an earlier run allowed longer "
+                                  "leases (the file is version 2 from the next "
+                                  "grant on)"}});
+  }
   if ((*journal)->one_slot_unreadable()) {
     fence::log::Warn("token_slot_unreadable",
                      {{"path", (*journal)->path()},
@@ -82,7 +95,9 @@ fence::Result<std::unique_ptr<lockd::TokenJournal>> OpenJournal(const Flags& f) 
                       {"message", "one slot of the token file was unreadable "
                                   "(a write torn by a crash, or damage); "
                                   "continuing from the other, skipping one "
-                                  "maximum block of tokens"}});
+                                  "maximum block of tokens; the grace period "
+                                  "is the larger of its recorded max TTL and "
+                                  "--max-ttl-ms"}});
   }
   return journal;
 }
@@ -92,7 +107,8 @@ lockd::LockServiceOptions ServiceOptions(const Flags& f,
   lockd::LockServiceOptions options;
   options.max_ttl = fence::Millis(f.max_ttl_ms);
   options.max_wait = fence::Millis(f.max_wait_ms);
-  options.grace = journal.existed() ? options.max_ttl : fence::Millis(0);
+  options.grace = journal.grace().duration;
+  options.grace_source = journal.grace().source;
   options.max_locks = f.max_locks;
   options.max_waiters = f.max_waiters;
   return options;
@@ -107,7 +123,8 @@ fence::net::DaemonOptions DaemonOptionsFor(const Flags& f,
                              {"max_ttl_ms", f.max_ttl_ms},
                              {"max_wait_ms", f.max_wait_ms},
                              {"token_floor", journal.floor()},
-                             {"grace_ms", service.grace.count()}};
+                             {"grace_ms", service.grace.count()},
+                             {"grace_source", service.grace_source}};
   return daemon;
 }
 
@@ -153,7 +170,7 @@ int main(int argc, char** argv) {
       "fence-lockd: an HTTP lock/lease daemon. Each grant carries a fencing "
       "token that is strictly higher than every token issued before, across "
       "all locks and restarts (kill -9 included). After a restart it grants "
-      "nothing for one --max-ttl-ms.",
+      "nothing for the largest TTL it ever granted.",
       kProgram};
   Flags flags;
   AddFlags(app, flags);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -12,7 +13,9 @@
 namespace fence::lockd {
 namespace {
 
-constexpr char kMagic[8] = {'F', 'L', 'K', 'T', 'O', 'K', 'N', '1'};
+constexpr char kMagicV1[8] = {'F', 'L', 'K', 'T', 'O', 'K', 'N', '1'};
+constexpr char kMagicV2[8] = {'F', 'L', 'K', 'T', 'O', 'K', 'N', '2'};
+constexpr std::size_t kV1HeaderBytes = 32;
 
 void PutU64(char* out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
@@ -65,24 +68,50 @@ std::uint32_t Crc32(std::string_view bytes) {
 
 std::array<char, kSlotHeaderBytes> EncodeSlot(const Slot& slot) {
   std::array<char, kSlotHeaderBytes> out{};
-  std::memcpy(out.data(), kMagic, 8);
+  std::memcpy(out.data(), kMagicV2, 8);
   PutU64(out.data() + 8, slot.seq);
   PutU64(out.data() + 16, slot.reserved_upto);
-  PutU32(out.data() + 24, Crc32(std::string_view(out.data(), 24)));
+  PutU64(out.data() + 24, static_cast<std::uint64_t>(slot.max_ttl.value_or(Millis(0)).count()));
+  PutU32(out.data() + 32, Crc32(std::string_view(out.data(), 32)));
   return out;
 }
 
-DecodedSlot DecodeSlot(std::string_view header) {
+namespace {
+
+// A TTL beyond this cannot have been granted (--max-ttl-ms allows one day);
+// a larger value with a valid checksum is not ours.
+constexpr std::uint64_t kMaxRecordedTtlMs = 1ull << 40;
+
+DecodedSlot DecodeV1(std::string_view header) {
+  const char* p = header.data();
+  if (GetU32(p + 24) != Crc32(header.substr(0, 24)) || GetU32(p + 28) != 0) {
+    return {SlotState::kCorrupt, {}};
+  }
+  return {SlotState::kValid, Slot{GetU64(p + 8), GetU64(p + 16), std::nullopt}};
+}
+
+DecodedSlot DecodeV2(std::string_view header) {
   if (header.size() < kSlotHeaderBytes) return {SlotState::kCorrupt, {}};
+  const char* p = header.data();
+  const std::uint64_t max_ttl_ms = GetU64(p + 24);
+  if (GetU32(p + 32) != Crc32(header.substr(0, 32)) || GetU32(p + 36) != 0 ||
+      max_ttl_ms > kMaxRecordedTtlMs) {
+    return {SlotState::kCorrupt, {}};
+  }
+  return {SlotState::kValid,
+          Slot{GetU64(p + 8), GetU64(p + 16), Millis(static_cast<std::int64_t>(max_ttl_ms))}};
+}
+
+}  // namespace
+
+DecodedSlot DecodeSlot(std::string_view header) {
+  if (header.size() < kV1HeaderBytes) return {SlotState::kCorrupt, {}};
   bool all_zero = true;
   for (char c : header) all_zero = all_zero && c == 0;
   if (all_zero) return {SlotState::kEmpty, {}};
-  const char* p = header.data();
-  if (std::memcmp(p, kMagic, 8) != 0 ||
-      GetU32(p + 24) != Crc32(header.substr(0, 24)) || GetU32(p + 28) != 0) {
-    return {SlotState::kCorrupt, {}};
-  }
-  return {SlotState::kValid, Slot{GetU64(p + 8), GetU64(p + 16)}};
+  if (std::memcmp(header.data(), kMagicV2, 8) == 0) return DecodeV2(header);
+  if (std::memcmp(header.data(), kMagicV1, 8) == 0) return DecodeV1(header);
+  return {SlotState::kCorrupt, {}};
 }
 
 Result<Recovery> RecoverFromFile(std::string_view contents) {
@@ -117,44 +146,80 @@ Result<Recovery> RecoverFromFile(std::string_view contents) {
   return r;
 }
 
+namespace {
+
+// Creates `path` holding a first slot (no token reserved, no lease granted).
+// A half-written new file must never be mistaken for a real one: it is built
+// aside, synced, then renamed into place and the directory synced.
+Status CreateTokenFile(const std::string& dir, const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  const int t = open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+  if (t < 0) return MakeError("storage_error", Errno("cannot create " + tmp));
+  std::string contents(kTokenFileBytes, '\0');
+  const auto first = EncodeSlot(Slot{0, 0, Millis(0)});
+  std::memcpy(contents.data(), first.data(), first.size());
+  Status written = WriteAll(t, contents.data(), contents.size(), 0, tmp);
+  if (written.ok() && fsync(t) != 0) {
+    written = MakeError("storage_error", Errno("cannot sync " + tmp));
+  }
+  close(t);
+  if (!written.ok()) return written;
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    return MakeError("storage_error", Errno("cannot rename " + tmp));
+  }
+  const int d = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0 || fsync(d) != 0) {
+    if (d >= 0) close(d);
+    return MakeError("storage_error", Errno("cannot sync directory " + dir));
+  }
+  close(d);
+  return OkStatus();
+}
+
+Result<std::string> ReadWhole(int fd, const std::string& path) {
+  std::string contents(kTokenFileBytes + 1, '\0');
+  std::size_t got = 0;
+  while (got < contents.size()) {
+    const ssize_t n = pread(fd, contents.data() + got, contents.size() - got,
+                            static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return MakeError("storage_error", Errno("cannot read " + path));
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  contents.resize(got);
+  return contents;
+}
+
+// The grace period and what the file knew about earlier leases.
+Grace GraceFor(bool existed, const Recovery& r, Millis assumed_max_ttl) {
+  if (!existed) return {Millis(0), "new_token_file"};
+  if (!r.newest.max_ttl) return {assumed_max_ttl, "max_ttl_flag_version1_file"};
+  if (r.one_slot_unreadable) {
+    return {std::max(*r.newest.max_ttl, assumed_max_ttl), "max_ttl_flag_slot_unreadable"};
+  }
+  return {*r.newest.max_ttl, "recorded_max_ttl"};
+}
+
+}  // namespace
+
 Result<std::unique_ptr<TokenJournal>> TokenJournal::Open(const std::string& dir,
-                                                         std::uint64_t block) {
-  if (block < 1 || block > kMaxTokenBlock) {
+                                                         const JournalOptions& options) {
+  if (options.block < 1 || options.block > kMaxTokenBlock) {
     return MakeError("bad_argument", "token block must be 1.." +
                                          std::to_string(kMaxTokenBlock));
   }
   std::unique_ptr<TokenJournal> j(new TokenJournal());
   j->path_ = dir + "/tokens";
-  j->block_ = block;
+  j->block_ = options.block;
   j->fd_ = open(j->path_.c_str(), O_RDWR | O_CLOEXEC);
   j->existed_ = j->fd_ >= 0;
   if (j->fd_ < 0 && errno != ENOENT) {
     return MakeError("storage_error", Errno("cannot open " + j->path_));
   }
   if (j->fd_ < 0) {
-    // A half-written new file must never be mistaken for a real one: build
-    // it aside, sync it, then rename it into place and sync the directory.
-    const std::string tmp = j->path_ + ".tmp";
-    const int t = open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-    if (t < 0) return MakeError("storage_error", Errno("cannot create " + tmp));
-    std::string contents(kTokenFileBytes, '\0');
-    const auto first = EncodeSlot(Slot{0, 0});
-    std::memcpy(contents.data(), first.data(), first.size());
-    Status written = WriteAll(t, contents.data(), contents.size(), 0, tmp);
-    if (written.ok() && fsync(t) != 0) {
-      written = MakeError("storage_error", Errno("cannot sync " + tmp));
-    }
-    close(t);
-    if (!written.ok()) return written.error();
-    if (rename(tmp.c_str(), j->path_.c_str()) != 0) {
-      return MakeError("storage_error", Errno("cannot rename " + tmp));
-    }
-    const int d = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (d < 0 || fsync(d) != 0) {
-      if (d >= 0) close(d);
-      return MakeError("storage_error", Errno("cannot sync directory " + dir));
-    }
-    close(d);
+    Status created = CreateTokenFile(dir, j->path_);
+    if (!created.ok()) return created.error();
     j->fd_ = open(j->path_.c_str(), O_RDWR | O_CLOEXEC);
     if (j->fd_ < 0) {
       return MakeError("storage_error", Errno("cannot open " + j->path_));
@@ -168,18 +233,9 @@ Result<std::unique_ptr<TokenJournal>> TokenJournal::Open(const std::string& dir,
                                       "share one token counter"
                          : Errno("cannot lock " + j->path_));
   }
-  std::string contents(kTokenFileBytes + 1, '\0');
-  std::size_t got = 0;
-  while (got < contents.size()) {
-    const ssize_t n = pread(j->fd_, contents.data() + got, contents.size() - got,
-                            static_cast<off_t>(got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return MakeError("storage_error", Errno("cannot read " + j->path_));
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  contents.resize(got);
-  auto recovery = RecoverFromFile(contents);
+  auto contents = ReadWhole(j->fd_, j->path_);
+  if (!contents.ok()) return contents.error();
+  auto recovery = RecoverFromFile(*contents);
   if (!recovery.ok()) {
     return MakeError("corrupt_token_file",
                      "token file " + j->path_ + " is corrupt: " +
@@ -189,7 +245,12 @@ Result<std::unique_ptr<TokenJournal>> TokenJournal::Open(const std::string& dir,
                          "it aside only if every resource fenced by this "
                          "lockd is fenced anew)");
   }
-  j->current_ = Slot{recovery->newest.seq, recovery->floor};
+  j->grace_ = GraceFor(j->existed_, *recovery, options.assumed_max_ttl);
+  // Where the file does not say, the assumption is carried into every later
+  // slot: a crash during this grace must not shorten the next one.
+  j->current_ = Slot{recovery->newest.seq, recovery->floor,
+                     std::max(recovery->newest.max_ttl.value_or(Millis(0)),
+                              j->grace_.duration)};
   j->floor_ = recovery->floor;
   j->next_ = recovery->floor + 1;
   j->one_slot_unreadable_ = recovery->one_slot_unreadable;
@@ -211,14 +272,19 @@ Status TokenJournal::WriteSlot(const Slot& slot) {
   return OkStatus();
 }
 
-Result<Token> TokenJournal::Next() {
+Result<Token> TokenJournal::Issue(Millis ttl) {
   if (failed_) return *failed_;
-  if (next_ > current_.reserved_upto) {
-    if (current_.reserved_upto > std::numeric_limits<std::uint64_t>::max() - block_) {
+  const bool new_block = next_ > current_.reserved_upto;
+  const bool longer_ttl = ttl > *current_.max_ttl;
+  if (new_block || longer_ttl) {
+    if (new_block &&
+        current_.reserved_upto > std::numeric_limits<std::uint64_t>::max() - block_) {
       failed_ = MakeError("storage_error", "the token counter is exhausted");
       return *failed_;
     }
-    const Slot slot{current_.seq + 1, current_.reserved_upto + block_};
+    const Slot slot{current_.seq + 1,
+                    current_.reserved_upto + (new_block ? block_ : 0),
+                    std::max(*current_.max_ttl, ttl)};
     Status written = WriteSlot(slot);
     if (!written.ok()) {
       failed_ = written.error();

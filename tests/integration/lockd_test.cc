@@ -526,6 +526,39 @@ TEST(LockdTest, KillNineThenRestartNeverReusesTokensOrGrantsInGrace) {
   EXPECT_EQ(Get(lockd->base + "/readyz").status, 200);
 }
 
+// The grace after a restart must cover the longest lease ever granted, not
+// whatever --max-ttl-ms the restart happens to use: lowering the flag and
+// restarting must not let a new holder in beside a lease that is still live.
+TEST(LockdTest, RestartWithLowerMaxTtlStillWaitsOutTheLongestLease) {
+  const std::string dir = TempDir("lower-ttl");
+  SteadyTime granted_sent;
+  {
+    auto lockd = Lockd::Start(dir, {"--max-ttl-ms", "60000"});
+    ASSERT_TRUE(lockd);
+    granted_sent = Now();
+    Reply a = Acquire(*lockd, "job", "A", 60000);
+    ASSERT_EQ(a.status, 200) << a.raw;
+    lockd->process->Kill();
+  }
+  auto lockd = Lockd::Start(dir, {"--max-ttl-ms", "1000"});
+  ASSERT_TRUE(lockd);
+  Reply b = Acquire(*lockd, "job", "B", 1000, 3000);
+  const auto a_live_for = milliseconds(60000) -
+      std::chrono::duration_cast<milliseconds>(Now() - granted_sent);
+  ASSERT_GT(a_live_for.count(), 0);
+  EXPECT_NE(b.status, 200) << "B was granted while A's 60 s lease may still be live: "
+                           << b.raw;
+  EXPECT_EQ(b.body.value("error", ""), "starting") << b.raw;
+  EXPECT_GE(b.body.value("retry_after_ms", std::int64_t{0}), a_live_for.count()) << b.raw;
+  auto grace = lockd->process->WaitForLine(
+      [](std::string_view l) { return l.find("\"grace_started\"") != l.npos; },
+      milliseconds(1));
+  ASSERT_TRUE(grace.has_value());
+  const json started = json::parse(*grace);
+  EXPECT_EQ(started.value("grace_ms", 0), 60000) << *grace;
+  EXPECT_EQ(started.value("source", ""), "recorded_max_ttl") << *grace;
+}
+
 TEST(LockdTest, CorruptTokenFileStopsStartup) {
   const std::string dir = TempDir("corrupt");
   {

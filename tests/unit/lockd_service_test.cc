@@ -28,7 +28,7 @@ struct Answer {
 class LockdServiceTest : public ::testing::Test {
  protected:
   void StartService(Millis grace, LockServiceOptions options = {}) {
-    auto journal = TokenJournal::Open(dir_.path(), 1);
+    auto journal = TokenJournal::Open(dir_.path(), {.block = 1});
     ASSERT_TRUE(journal.ok()) << journal.error().message;
     journal_ = std::move(*journal);
     options.grace = grace;
