@@ -116,6 +116,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // Not boost::none: Beast 1.74 compares `length > none` as true.
     header_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     route_ = nullptr;
+    admitted_.reset();
     is_head_ = false;
     stream_.expires_after(server_.options_.idle_timeout);
     http::async_read_header(
@@ -160,19 +161,18 @@ class Session : public std::enable_shared_from_this<Session> {
     route_ = route;
     tail_ = std::move(tail);
 
-    if (!route_->precheck) return AfterPrecheck(std::nullopt);
-    route_->precheck(
-        header, tail_,
-        [self = shared_from_this()](std::optional<Response> response) {
-          asio::post(self->stream_.get_executor(),
-                     [self, r = std::move(response)]() mutable {
-                       self->AfterPrecheck(std::move(r));
-                     });
-        });
+    if (!route_->precheck) return AfterPrecheck(Admit());
+    route_->precheck(header, tail_, [self = shared_from_this()](Admission a) {
+      asio::post(self->stream_.get_executor(),
+                 [self, a = std::move(a)]() mutable {
+                   self->AfterPrecheck(std::move(a));
+                 });
+    });
   }
 
-  void AfterPrecheck(std::optional<Response> refusal) {
-    if (refusal) return Send(std::move(*refusal));
+  void AfterPrecheck(Admission admission) {
+    if (admission.refusal) return Send(std::move(*admission.refusal));
+    admitted_ = std::move(admission.value);
     if (const auto length = header_parser_->content_length();
         length && *length > route_->body_limit) {
       return ServerReply(BodyTooLarge());
@@ -226,7 +226,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     body_pending_ = false;
     stream_.expires_never();
-    Request request{body_parser_->release(), std::move(tail_)};
+    Request request{body_parser_->release(), std::move(tail_), std::move(admitted_)};
     body_parser_.reset();
     route_->handle(std::move(request),
                    [self = shared_from_this()](Response response) {
@@ -307,6 +307,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> body_parser_;
   const Route* route_ = nullptr;
   std::string tail_;
+  std::any admitted_;  // the route's precheck result, handed to `handle`
   Clock::time_point started_;
   std::shared_ptr<std::array<char, 16ul * 1024>> discard_;
   bool busy_ = false;

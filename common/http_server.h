@@ -3,6 +3,7 @@
 // request metrics, and a graceful drain.
 #pragma once
 
+#include <any>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -28,10 +29,24 @@ struct Request {
   http::request<http::string_body> message;
   // The path after the route's prefix, still percent-encoded.
   std::string tail;
+  // What the route's precheck parsed from the header and handed on (see
+  // Admission), so the handler does not parse it again; empty without one.
+  std::any admitted;
 };
 
 // Answers a request exactly once; may be called from any thread.
 using Respond = std::function<void(Response)>;
+
+// A precheck's decision: a refusal ends the request without reading its
+// body; otherwise `value` (e.g. the parsed key and token) becomes the
+// request's `admitted`.
+struct Admission {
+  std::optional<Response> refusal;
+  std::any value;
+};
+inline Admission Admit(std::any value = {}) { return {std::nullopt, std::move(value)}; }
+inline Admission Refuse(Response response) { return {std::move(response), {}}; }
+using PrecheckDone = std::function<void(Admission)>;
 
 struct Route {
   std::string name;  // low-cardinality label for metrics, e.g. "objects"
@@ -39,13 +54,12 @@ struct Route {
   std::string path;     // exact path, or a prefix when `prefix` is true
   bool prefix = false;  // the prefix must be followed by a non-empty tail
   std::uint64_t body_limit = 64ull * 1024;
-  // Decides from the header alone, before the body is read: a response given
+  // Decides from the header alone, before the body is read: a Refuse given
   // to `done` ends the request without reading (or waiting for) its body.
   // This is how a stale write is refused before its bytes cross the network.
   // `header` is valid only during the call; `done` may be called later, from
-  // any thread; nullopt lets the request proceed.
-  std::function<void(const RequestHeader&, std::string_view tail,
-                     std::function<void(std::optional<Response>)> done)>
+  // any thread, exactly once.
+  std::function<void(const RequestHeader&, std::string_view tail, PrecheckDone done)>
       precheck;
   std::function<void(Request, Respond)> handle;
   // Told when the server itself answered for this route without calling

@@ -106,224 +106,256 @@ std::string WriteResultFor(const std::string& code) {
   return "bad_request";
 }
 
+std::string OpName(http::verb method) {
+  switch (method) {
+    case http::verb::put:
+      return "put";
+    case http::verb::delete_:
+      return "delete";
+    default:
+      return "fence";
+  }
+}
+
+Result<WriteReceipt> ApplyWrite(StoreService& service, http::verb method,
+                                const ParsedWrite& p,
+                                http::request<http::string_body>& message) {
+  switch (method) {
+    case http::verb::put:
+      return service.Put(
+          p.key, p.token, std::move(message.body()),
+          std::string(net::FromBeast(message[http::field::content_type])));
+    case http::verb::delete_:
+      return service.Delete(p.key, p.token);
+    default:
+      return service.RaiseFence(p.key, p.token);
+  }
+}
+
+// Logs a write the service refused, at the level its cause deserves.
+void LogRefusedWrite(const std::string& op, const ParsedWrite& p,
+                     const Error& e, const std::string& result) {
+  nlohmann::json fields = {{"op", op},
+                           {"key", p.key},
+                           {"token", OptionalToken(p.token)},
+                           {"error", e.code}};
+  if (e.details.contains("highest_token")) {
+    fields["highest_token"] = e.details["highest_token"];
+  }
+  if (result == "fenced") {
+    log::Warn("write_fenced", fields);
+  } else if (result == "storage_error") {
+    fields["message"] = e.message;
+    log::Error("write_failed", fields);
+  } else {
+    log::Info("write_refused", fields);
+  }
+}
+
+// Logs an accepted write and builds its 200 answer.
+Response AcceptedWrite(http::verb method, const std::string& op,
+                       const WriteReceipt& receipt) {
+  nlohmann::json body = {{"key", receipt.key},
+                         {"token", OptionalToken(receipt.token)},
+                         {"highest_token", OptionalToken(receipt.highest_token)}};
+  if (method == http::verb::put) {
+    body["size"] = receipt.size;
+    body["etag"] = receipt.etag;
+  } else if (method == http::verb::delete_) {
+    body["deleted"] = true;
+  }
+  log::Info(method == http::verb::post ? "fence_raised" : "write_accepted",
+            {{"op", op},
+             {"key", receipt.key},
+             {"token", OptionalToken(receipt.token)},
+             {"highest_token", OptionalToken(receipt.highest_token)},
+             {"size", receipt.size}});
+  return JsonResponse(http::status::ok, body);
+}
+
+Response ObjectResponse(http::verb method, StoredObject object) {
+  Response res{http::status::ok, 11};
+  const KeyRecord& rec = object.record;
+  res.set(http::field::content_type, rec.content_type);
+  res.set(http::field::etag, rec.etag);
+  if (rec.object_token) {
+    res.set(net::ToBeast(kFencingTokenHeader), rec.object_token->ToString());
+  }
+  if (rec.highest_token) {
+    res.set("Fencing-Highest-Token", rec.highest_token->ToString());
+  }
+  res.content_length(rec.size);
+  if (method == http::verb::get) res.body() = std::move(object.body);
+  return res;
+}
+
+net::Route PlainRoute(std::string name, http::verb method, std::string path,
+                      bool prefix) {
+  net::Route route;
+  route.name = std::move(name);
+  route.method = method;
+  route.path = std::move(path);
+  route.prefix = prefix;
+  return route;
+}
+
 }  // namespace
+
+// Refuses a write from its header: bad key or token, missing token, or a
+// token already below the fence. The storage read runs off the I/O thread.
+// The parsed key and token are handed on to Mutate (Request::admitted).
+void StoreApi::PrecheckWrite(const net::RequestHeader& header,
+                             std::string_view tail, net::PrecheckDone done) {
+  auto parsed = ParseWrite(header, tail);
+  if (!parsed.ok()) {
+    RecordWrite("bad_request");
+    return done(net::Refuse(
+        ErrorResponse(StatusForError(parsed.error().code), parsed.error())));
+  }
+  boost::asio::post(pool_, [this, p = std::move(*parsed),
+                            done = std::move(done)]() mutable {
+    const Status admitted = service_.Precheck(p.key, p.token);
+    if (admitted.ok()) return done(net::Admit(std::move(p)));
+    const Error& e = admitted.error();
+    const std::string result = WriteResultFor(e.code);
+    RecordWrite(result);
+    if (result == "fenced") {
+      log::Warn("write_fenced",
+                {{"key", p.key},
+                 {"token", OptionalToken(p.token)},
+                 {"highest_token", e.details.value("highest_token", nlohmann::json())},
+                 {"before_body", true}});
+    }
+    done(net::Refuse(ErrorResponse(StatusForError(e.code), e)));
+  });
+}
 
 void StoreApi::Mutate(http::verb method, net::Request request,
                       net::Respond respond) {
-  auto parsed = ParseWrite(request.message.base(), request.tail);
-  if (!parsed.ok()) {
-    RecordWrite("bad_request");
-    return respond(ErrorResponse(StatusForError(parsed.error().code), parsed.error()));
-  }
-  boost::asio::post(pool_, [this, method, p = std::move(*parsed),
+  // Every write route has PrecheckWrite, which admits only a parsed write.
+  ParsedWrite p = std::any_cast<ParsedWrite>(std::move(request.admitted));
+  boost::asio::post(pool_, [this, method, p = std::move(p),
                             message = std::move(request.message),
                             respond = std::move(respond)]() mutable {
-    Result<WriteReceipt> receipt = [&]() -> Result<WriteReceipt> {
-      switch (method) {
-        case http::verb::put:
-          return service_.Put(
-              p.key, p.token, std::move(message.body()),
-              std::string(net::FromBeast(message[http::field::content_type])));
-        case http::verb::delete_:
-          return service_.Delete(p.key, p.token);
-        default:
-          return service_.RaiseFence(p.key, p.token);
-      }
-    }();
-    const std::string op = method == http::verb::put      ? "put"
-                           : method == http::verb::delete_ ? "delete"
-                                                           : "fence";
+    const Result<WriteReceipt> receipt = ApplyWrite(service_, method, p, message);
+    const std::string op = OpName(method);
     if (!receipt.ok()) {
       const Error& e = receipt.error();
       const std::string result = WriteResultFor(e.code);
       RecordWrite(result);
-      nlohmann::json fields = {{"op", op},
-                               {"key", p.key},
-                               {"token", OptionalToken(p.token)},
-                               {"error", e.code}};
-      if (e.details.contains("highest_token")) {
-        fields["highest_token"] = e.details["highest_token"];
-      }
-      if (result == "fenced") {
-        log::Warn("write_fenced", fields);
-      } else if (result == "storage_error") {
-        fields["message"] = e.message;
-        log::Error("write_failed", fields);
-      } else {
-        log::Info("write_refused", fields);
-      }
+      LogRefusedWrite(op, p, e, result);
       return respond(ErrorResponse(StatusForError(e.code), e));
     }
     RecordWrite("accepted");
-    nlohmann::json body = {{"key", receipt->key},
-                           {"token", OptionalToken(receipt->token)},
-                           {"highest_token", OptionalToken(receipt->highest_token)}};
-    if (method == http::verb::put) {
-      body["size"] = receipt->size;
-      body["etag"] = receipt->etag;
-    } else if (method == http::verb::delete_) {
-      body["deleted"] = true;
-    }
-    log::Info(method == http::verb::post ? "fence_raised" : "write_accepted",
-              {{"op", op},
-               {"key", receipt->key},
-               {"token", OptionalToken(receipt->token)},
-               {"highest_token", OptionalToken(receipt->highest_token)},
-               {"size", receipt->size}});
-    respond(JsonResponse(http::status::ok, body));
+    respond(AcceptedWrite(method, op, *receipt));
   });
+}
+
+void StoreApi::ReadObject(http::verb method, const net::Request& request,
+                          net::Respond respond) {
+  auto key = ParseKey(request.tail);
+  if (!key.ok()) {
+    return respond(ErrorResponse(http::status::bad_request, key.error()));
+  }
+  boost::asio::post(pool_, [this, method, key = std::move(*key),
+                            respond = std::move(respond)] {
+    auto object = service_.Get(key);
+    if (!object.ok()) {
+      return respond(ErrorResponse(StatusForError(object.error().code),
+                                   object.error()));
+    }
+    respond(ObjectResponse(method, std::move(*object)));
+  });
+}
+
+void StoreApi::ReadFence(const net::Request& request, net::Respond respond) {
+  auto key = ParseKey(request.tail);
+  if (!key.ok()) {
+    return respond(ErrorResponse(http::status::bad_request, key.error()));
+  }
+  boost::asio::post(pool_, [this, key = std::move(*key),
+                            respond = std::move(respond)] {
+    auto fence = service_.GetFence(key);
+    if (!fence.ok()) {
+      return respond(ErrorResponse(StatusForError(fence.error().code),
+                                   fence.error()));
+    }
+    respond(JsonResponse(http::status::ok,
+                         {{"key", fence->key},
+                          {"highest_token", fence->highest_token.value()}}));
+  });
+}
+
+net::Route StoreApi::WriteRoute(std::string name, std::string_view prefix,
+                                http::verb method, std::uint64_t body_limit) {
+  net::Route route = PlainRoute(std::move(name), method, std::string(prefix), true);
+  route.body_limit = body_limit;
+  route.precheck = [this](const net::RequestHeader& header, std::string_view tail,
+                          net::PrecheckDone done) {
+    PrecheckWrite(header, tail, std::move(done));
+  };
+  route.on_server_reply = [this](http::status status) {
+    RecordWrite(status == http::status::payload_too_large ? "too_large"
+                                                          : "bad_request");
+  };
+  route.handle = [this, method](net::Request r, net::Respond done) {
+    Mutate(method, std::move(r), std::move(done));
+  };
+  return route;
+}
+
+void StoreApi::AddObjectWriteRoutes(std::vector<net::Route>& routes) {
+  routes.push_back(WriteRoute("objects", kObjectsPrefix, http::verb::put,
+                              options_.max_object_bytes));
+  routes.push_back(WriteRoute("objects", kObjectsPrefix, http::verb::delete_, 0));
+}
+
+void StoreApi::AddObjectReadRoutes(std::vector<net::Route>& routes) {
+  for (auto method : {http::verb::get, http::verb::head}) {
+    net::Route route =
+        PlainRoute("objects", method, std::string(kObjectsPrefix), true);
+    route.handle = [this, method](net::Request r, net::Respond respond) {
+      ReadObject(method, r, std::move(respond));
+    };
+    routes.push_back(std::move(route));
+  }
+}
+
+void StoreApi::AddFenceRoutes(std::vector<net::Route>& routes) {
+  net::Route read =
+      PlainRoute("fences", http::verb::get, std::string(kFencesPrefix), true);
+  read.handle = [this](net::Request r, net::Respond respond) {
+    ReadFence(r, std::move(respond));
+  };
+  routes.push_back(std::move(read));
+  routes.push_back(WriteRoute("fences", kFencesPrefix, http::verb::post, 0));
+}
+
+void StoreApi::AddHealthRoutes(std::vector<net::Route>& routes) {
+  routes.push_back(net::MetricsRoute(registry_));
+  net::Route healthz = PlainRoute("healthz", http::verb::get, "/healthz", false);
+  healthz.handle = [](net::Request, net::Respond respond) {
+    respond(JsonResponse(http::status::ok, {{"status", "ok"}}));
+  };
+  routes.push_back(std::move(healthz));
+  net::Route readyz = PlainRoute("readyz", http::verb::get, "/readyz", false);
+  readyz.handle = [this](net::Request, net::Respond respond) {
+    if (service_.Healthy()) {
+      return respond(JsonResponse(http::status::ok, {{"status", "ready"}}));
+    }
+    respond(ErrorResponse(http::status::service_unavailable, "not_ready",
+                          "the last write to storage failed; writes answer "
+                          "507 until storage recovers"));
+  };
+  routes.push_back(std::move(readyz));
 }
 
 std::vector<net::Route> StoreApi::Routes() {
   std::vector<net::Route> routes;
-
-  // Refuses a write from its header: bad key or token, missing token, or a
-  // token already below the fence. The storage read runs off the I/O thread.
-  auto precheck = [this](const net::RequestHeader& header, std::string_view tail,
-                         std::function<void(std::optional<Response>)> done) {
-    auto parsed = ParseWrite(header, tail);
-    if (!parsed.ok()) {
-      RecordWrite("bad_request");
-      return done(ErrorResponse(StatusForError(parsed.error().code),
-                                parsed.error()));
-    }
-    boost::asio::post(pool_, [this, p = std::move(*parsed),
-                              done = std::move(done)] {
-      const Status admitted = service_.Precheck(p.key, p.token);
-      if (admitted.ok()) return done(std::nullopt);
-      const Error& e = admitted.error();
-      const std::string result = WriteResultFor(e.code);
-      RecordWrite(result);
-      if (result == "fenced") {
-        log::Warn("write_fenced",
-                  {{"key", p.key},
-                   {"token", OptionalToken(p.token)},
-                   {"highest_token", e.details.value("highest_token", nlohmann::json())},
-                   {"before_body", true}});
-      }
-      done(ErrorResponse(StatusForError(e.code), e));
-    });
-  };
-  auto count_server_reply = [this](http::status status) {
-    RecordWrite(status == http::status::payload_too_large ? "too_large"
-                                                          : "bad_request");
-  };
-
-  for (auto method : {http::verb::put, http::verb::delete_}) {
-    net::Route route;
-    route.name = "objects";
-    route.method = method;
-    route.path = std::string(kObjectsPrefix);
-    route.prefix = true;
-    route.body_limit = method == http::verb::put ? options_.max_object_bytes : 0;
-    route.precheck = precheck;
-    route.on_server_reply = count_server_reply;
-    route.handle = [this, method](net::Request r, net::Respond done) {
-      Mutate(method, std::move(r), std::move(done));
-    };
-    routes.push_back(std::move(route));
-  }
-
-  for (auto method : {http::verb::get, http::verb::head}) {
-    net::Route route;
-    route.name = "objects";
-    route.method = method;
-    route.path = std::string(kObjectsPrefix);
-    route.prefix = true;
-    route.handle = [this, method](net::Request r, net::Respond respond) {
-      auto key = ParseKey(r.tail);
-      if (!key.ok()) {
-        return respond(ErrorResponse(http::status::bad_request, key.error()));
-      }
-      boost::asio::post(pool_, [this, method, key = std::move(*key),
-                                respond = std::move(respond)] {
-        auto object = service_.Get(key);
-        if (!object.ok()) {
-          return respond(ErrorResponse(StatusForError(object.error().code),
-                                       object.error()));
-        }
-        Response res{http::status::ok, 11};
-        const KeyRecord& rec = object->record;
-        res.set(http::field::content_type, rec.content_type);
-        res.set(http::field::etag, rec.etag);
-        if (rec.object_token) res.set(net::ToBeast(kFencingTokenHeader), rec.object_token->ToString());
-        if (rec.highest_token) {
-          res.set("Fencing-Highest-Token", rec.highest_token->ToString());
-        }
-        res.content_length(rec.size);
-        if (method == http::verb::get) res.body() = std::move(object->body);
-        respond(std::move(res));
-      });
-    };
-    routes.push_back(std::move(route));
-  }
-
-  {
-    net::Route route;
-    route.name = "fences";
-    route.method = http::verb::get;
-    route.path = std::string(kFencesPrefix);
-    route.prefix = true;
-    route.handle = [this](net::Request r, net::Respond respond) {
-      auto key = ParseKey(r.tail);
-      if (!key.ok()) {
-        return respond(ErrorResponse(http::status::bad_request, key.error()));
-      }
-      boost::asio::post(pool_, [this, key = std::move(*key),
-                                respond = std::move(respond)] {
-        auto fence = service_.GetFence(key);
-        if (!fence.ok()) {
-          return respond(ErrorResponse(StatusForError(fence.error().code),
-                                       fence.error()));
-        }
-        respond(JsonResponse(http::status::ok,
-                             {{"key", fence->key},
-                              {"highest_token", fence->highest_token.value()}}));
-      });
-    };
-    routes.push_back(std::move(route));
-  }
-  {
-    net::Route route;
-    route.name = "fences";
-    route.method = http::verb::post;
-    route.path = std::string(kFencesPrefix);
-    route.prefix = true;
-    route.body_limit = 0;
-    route.precheck = precheck;
-    route.on_server_reply = count_server_reply;
-    route.handle = [this](net::Request r, net::Respond done) {
-      Mutate(http::verb::post, std::move(r), std::move(done));
-    };
-    routes.push_back(std::move(route));
-  }
-
-  routes.push_back(net::MetricsRoute(registry_));
-  {
-    net::Route route;
-    route.name = "healthz";
-    route.method = http::verb::get;
-    route.path = "/healthz";
-    route.handle = [](net::Request, net::Respond respond) {
-      respond(JsonResponse(http::status::ok, {{"status", "ok"}}));
-    };
-    routes.push_back(std::move(route));
-  }
-  {
-    net::Route route;
-    route.name = "readyz";
-    route.method = http::verb::get;
-    route.path = "/readyz";
-    route.handle = [this](net::Request, net::Respond respond) {
-      if (service_.Healthy()) {
-        return respond(JsonResponse(http::status::ok, {{"status", "ready"}}));
-      }
-      respond(ErrorResponse(http::status::service_unavailable, "not_ready",
-                            "the last write to storage failed; writes answer "
-                            "507 until storage recovers"));
-    };
-    routes.push_back(std::move(route));
-  }
+  AddObjectWriteRoutes(routes);
+  AddObjectReadRoutes(routes);
+  AddFenceRoutes(routes);
+  AddHealthRoutes(routes);
   return routes;
 }
 

@@ -30,7 +30,23 @@ class StoreApi {
 
  private:
   struct Metrics;
+
+  // One function per route family.
+  void AddObjectWriteRoutes(std::vector<net::Route>& routes);
+  void AddObjectReadRoutes(std::vector<net::Route>& routes);
+  void AddFenceRoutes(std::vector<net::Route>& routes);
+  void AddHealthRoutes(std::vector<net::Route>& routes);
+  // A mutating route (PUT/DELETE object, POST fence): prechecked from its
+  // header, then applied by Mutate.
+  net::Route WriteRoute(std::string name, std::string_view prefix,
+                        net::http::verb method, std::uint64_t body_limit);
+
+  void PrecheckWrite(const net::RequestHeader& header, std::string_view tail,
+                     net::PrecheckDone done);
   void Mutate(net::http::verb method, net::Request request, net::Respond respond);
+  void ReadObject(net::http::verb method, const net::Request& request,
+                  net::Respond respond);
+  void ReadFence(const net::Request& request, net::Respond respond);
   void RecordWrite(const std::string& result);
 
   StoreService& service_;

@@ -36,8 +36,6 @@ class StoreService {
  public:
   StoreService(Storage& storage, FencingMode mode);
 
-  FencingMode mode() const { return mode_; }
-
   // Checks a write from its header alone, before its body is read, so that
   // a stale writer is refused without sending its bytes. Advisory only: Put
   // checks again under the key's lock.
