@@ -134,7 +134,6 @@ class EtcdBackend final : public LockBackend {
                         Millis ttl, Millis wait) override;
   Status KeepAlive() override;
   Status Release() override;
-  std::optional<Token> token() const override;
 
  private:
   struct Held {
@@ -150,6 +149,24 @@ class EtcdBackend final : public LockBackend {
     TimePoint valid_until;
   };
   enum class WatchOutcome { kDeleted, kTimedOut, kFailed };
+  // The lock key as one lock transaction read it.
+  struct LockKeyState {
+    std::int64_t revision = 0;  // etcd's revision when it answered
+    std::optional<std::int64_t> create_revision;
+    std::optional<std::int64_t> key_lease;  // the lease the key is attached to
+    std::string holder;                     // the key's value: the owner
+  };
+
+  // Steps of Acquire, run with api_mu_ held.
+  // The current hold if it is this lock for this owner (or an error if it is
+  // another lock); nullopt when nothing is held.
+  std::optional<Result<LockGrant>> AlreadyHeld(const std::string& lock, const std::string& owner);
+  Status RefreshOwnLease(GrantedLease& lease, Millis ttl, int& grants);
+  // Creates the lock key with our lease if it is absent, and reads it.
+  Result<LockKeyState> LockTxn(const std::string& key, const std::string& owner,
+                               std::int64_t lease_id);
+  Error HeldError(const std::string& lock, const std::string& key, const LockKeyState& found,
+                  Millis wait);
 
   Result<json> Post(std::string_view path, const json& body, Millis budget);
   Result<GrantedLease> GrantLease(Millis ttl);
@@ -286,6 +303,62 @@ std::optional<std::int64_t> EtcdBackend::LeaseRemainingMs(std::int64_t lease_id)
   return std::max<std::int64_t>(0, *ttl_s) * 1000;
 }
 
+// Reads a /v3/watch stream, one JSON message per line, until a DELETE of
+// the key (or a cancel) is seen, or something that is not etcd talking.
+class DeleteWatchReader {
+ public:
+  // Returns false to stop reading.
+  bool Feed(std::string_view data) {
+    pending_.append(data);
+    std::size_t newline;
+    while ((newline = pending_.find('\n')) != std::string::npos) {
+      const std::string line = pending_.substr(0, newline);
+      pending_.erase(0, newline + 1);
+      if (!line.empty() && !Message(line)) return false;
+    }
+    if (pending_.size() > kMaxWatchLineBytes) {
+      return Fail("watch message longer than 1 MiB");
+    }
+    return true;
+  }
+  bool failed() const { return failed_; }
+  bool deleted() const { return deleted_; }
+  const std::string& problem() const { return problem_; }
+
+ private:
+  bool Message(const std::string& line) {
+    const json message = json::parse(line, nullptr, false);
+    const json* result =
+        message.is_object() && message.contains("result") ? &message["result"] : nullptr;
+    if (result == nullptr || !result->is_object()) {
+      return Fail("unexpected watch message: " + line.substr(0, 200));
+    }
+    // A canceled watch (e.g. its start revision was compacted) is not an
+    // answer about the key: the caller re-reads the key's state.
+    if (result->value("canceled", false)) return Deleted();
+    if (result->contains("events")) {
+      for (const auto& event : (*result)["events"]) {
+        if (event.value("type", "PUT") == "DELETE") return Deleted();
+      }
+    }
+    return true;
+  }
+  bool Deleted() {
+    deleted_ = true;
+    return false;
+  }
+  bool Fail(std::string problem) {
+    failed_ = true;
+    problem_ = std::move(problem);
+    return false;
+  }
+
+  std::string pending_;
+  std::string problem_;
+  bool failed_ = false;
+  bool deleted_ = false;
+};
+
 EtcdBackend::WatchOutcome EtcdBackend::WaitForDelete(const std::string& key,
                                                      std::int64_t from_revision,
                                                      TimePoint until) {
@@ -301,173 +374,148 @@ EtcdBackend::WatchOutcome EtcdBackend::WaitForDelete(const std::string& key,
                                      endpoints_[index] + "/v3/watch",
                                      {{"create_request", create}});
   call.timeout = timeout;
-  std::string pending;
-  WatchOutcome outcome = WatchOutcome::kTimedOut;
-  std::string problem;
-  auto reader = [&](std::string_view data) {
-    pending.append(data);
-    std::size_t newline;
-    while ((newline = pending.find('\n')) != std::string::npos) {
-      const std::string line = pending.substr(0, newline);
-      pending.erase(0, newline + 1);
-      if (line.empty()) continue;
-      const json message = json::parse(line, nullptr, false);
-      const json* result = message.is_object() && message.contains("result")
-                               ? &message["result"]
-                               : nullptr;
-      if (result == nullptr || !result->is_object()) {
-        problem = "unexpected watch message: " + line.substr(0, 200);
-        outcome = WatchOutcome::kFailed;
-        return false;
-      }
-      // A canceled watch (e.g. its start revision was compacted) is not an
-      // answer about the key: the caller re-reads the key's state.
-      if (result->value("canceled", false)) {
-        outcome = WatchOutcome::kDeleted;
-        return false;
-      }
-      if (result->contains("events")) {
-        for (const auto& event : (*result)["events"]) {
-          if (event.value("type", "PUT") == "DELETE") {
-            outcome = WatchOutcome::kDeleted;
-            return false;
-          }
-        }
-      }
-    }
-    if (pending.size() > kMaxWatchLineBytes) {
-      problem = "watch message longer than 1 MiB";
-      outcome = WatchOutcome::kFailed;
-      return false;
-    }
-    return true;
-  };
-  auto streamed = net::CallStreaming(call, reader);
+  DeleteWatchReader reader;
+  auto streamed =
+      net::CallStreaming(call, [&](std::string_view data) { return reader.Feed(data); });
+  std::string problem = reader.problem();
   if (!streamed.ok()) {
     problem = streamed.error().message;
-    outcome = WatchOutcome::kFailed;
-  } else if (streamed->head.result() != net::http::status::ok) {
+  } else if (!reader.failed() && streamed->head.result() != net::http::status::ok) {
     problem = "watch answered HTTP " + std::to_string(streamed->head.result_int());
-    outcome = WatchOutcome::kFailed;
   }
-  if (outcome == WatchOutcome::kFailed) {
-    const Millis pause = std::min(kFirstBackoff * 4, Remaining(until));
-    FailOver(index, problem, 1, 1, pause);
-    std::this_thread::sleep_for(pause);
+  if (problem.empty()) {
+    return reader.deleted() ? WatchOutcome::kDeleted : WatchOutcome::kTimedOut;
   }
-  return outcome;
+  const Millis pause = std::min(kFirstBackoff * 4, Remaining(until));
+  FailOver(index, problem, 1, 1, pause);
+  std::this_thread::sleep_for(pause);
+  return WatchOutcome::kFailed;
+}
+
+std::optional<Result<LockGrant>> EtcdBackend::AlreadyHeld(const std::string& lock,
+                                                          const std::string& owner) {
+  std::lock_guard guard(mu_);
+  if (held_ && SteadyClock::now() < held_->valid_until) {
+    if (held_->lease.lock == lock && held_->lease.owner == owner) return held_->lease;
+    return MakeError("bad_request", "this client already holds lock '" + held_->lease.lock +
+                                        "'; release it first");
+  }
+  held_.reset();
+  return std::nullopt;
+}
+
+Status EtcdBackend::RefreshOwnLease(GrantedLease& lease, Millis ttl, int& grants) {
+  // A lease can expire under us (a long stall between grant and txn); a
+  // fresh one is granted a bounded number of times.
+  constexpr int kMaxGrants = 4;
+  // Our own lease must outlive the wait: renew it at half its TTL, and
+  // start over with a fresh one if it expired meanwhile.
+  if (SteadyClock::now() < lease.valid_until - lease.ttl / 2) return OkStatus();
+  auto renewed = RenewLease(lease, kRetryBudget);
+  if (!renewed.ok()) return renewed.error();
+  if (*renewed && SteadyClock::now() < lease.valid_until) return OkStatus();
+  if (++grants > kMaxGrants) {
+    return MakeError("unavailable", "etcd let " + std::to_string(kMaxGrants) +
+                                        " leases expire before the lock "
+                                        "transaction could use them");
+  }
+  auto fresh = GrantLease(ttl);
+  if (!fresh.ok()) return fresh.error();
+  lease = *fresh;
+  return OkStatus();
+}
+
+Result<EtcdBackend::LockKeyState> EtcdBackend::LockTxn(const std::string& key,
+                                                       const std::string& owner,
+                                                       std::int64_t lease_id) {
+  const std::string key64 = Base64Encode(key);
+  const json range = {{"request_range", {{"key", key64}}}};
+  const json txn = {
+      {"compare",
+       {{{"target", "CREATE"}, {"key", key64}, {"create_revision", "0"},
+         {"result", "EQUAL"}}}},
+      {"success",
+       {{{"request_put",
+          {{"key", key64}, {"value", Base64Encode(owner)}, {"lease", std::to_string(lease_id)}}}},
+        range}},
+      {"failure", {range}}};
+  auto answer = Post("/v3/kv/txn", txn, kRetryBudget);
+  if (!answer.ok()) return answer.error();
+  const bool succeeded = answer->value("succeeded", false);
+  const auto revision = JsonInt(answer->value("header", json::object()), "revision");
+  const json responses = answer->value("responses", json::array());
+  const std::size_t range_index = succeeded ? 1 : 0;
+  const json kvs = responses.size() > range_index
+                       ? responses[range_index]
+                             .value("response_range", json::object())
+                             .value("kvs", json::array())
+                       : json::array();
+  if (!revision || kvs.empty()) {
+    return MakeError("unavailable",
+                     "etcd answered the lock transaction without the key or a "
+                     "revision: " + answer->dump());
+  }
+  const json& kv = kvs[0];
+  return LockKeyState{*revision, JsonInt(kv, "create_revision"), JsonInt(kv, "lease"),
+                      Base64Decode(kv.value("value", "")).value_or("?")};
+}
+
+Error EtcdBackend::HeldError(const std::string& lock, const std::string& key,
+                             const LockKeyState& found, Millis wait) {
+  json details = {{"holder", found.holder}, {"lock", lock}};
+  if (found.create_revision) details["holder_token"] = *found.create_revision;
+  if (found.key_lease) {
+    if (auto left = LeaseRemainingMs(*found.key_lease)) details["expires_in_ms"] = *left;
+  }
+  return MakeError("held",
+                   "lock '" + lock + "' is held by '" + found.holder + "' (etcd key " + key +
+                       ", create_revision " + std::to_string(found.create_revision.value_or(0)) +
+                       ") after waiting " + std::to_string(wait.count()) + " ms",
+                   details);
 }
 
 Result<LockGrant> EtcdBackend::Acquire(const std::string& lock, const std::string& owner,
-                                   Millis ttl, Millis wait) {
+                                       Millis ttl, Millis wait) {
   if (auto valid = ValidateLockRequest(lock, owner, ttl, wait); !valid.ok()) {
     return valid.error();
   }
   std::lock_guard api(api_mu_);
-  {
-    std::lock_guard guard(mu_);
-    if (held_ && SteadyClock::now() < held_->valid_until) {
-      if (held_->lease.lock == lock && held_->lease.owner == owner) return held_->lease;
-      return MakeError("bad_request", "this client already holds lock '" +
-                                          held_->lease.lock + "'; release it first");
-    }
-    held_.reset();
-  }
+  if (auto held = AlreadyHeld(lock, owner)) return *held;
   const TimePoint deadline = SteadyClock::now() + wait;
   const std::string key = EtcdLockKey(lock);
-  const std::string key64 = Base64Encode(key);
-
   auto granted = GrantLease(ttl);
   if (!granted.ok()) return granted.error();
   GrantedLease lease = *granted;
-  // A lease can expire under us (a long stall between grant and txn); a
-  // fresh one is granted a bounded number of times.
-  constexpr int kMaxGrants = 4;
   int grants = 1;
-
   while (true) {
-    // Our own lease must outlive the wait: renew it at half its TTL, and
-    // start over with a fresh one if it expired meanwhile.
-    if (SteadyClock::now() >= lease.valid_until - lease.ttl / 2) {
-      auto renewed = RenewLease(lease, kRetryBudget);
-      if (!renewed.ok()) return renewed.error();
-      if (!*renewed || SteadyClock::now() >= lease.valid_until) {
-        if (++grants > kMaxGrants) {
-          return MakeError("unavailable", "etcd let " + std::to_string(kMaxGrants) +
-                                              " leases expire before the lock "
-                                              "transaction could use them");
-        }
-        auto fresh = GrantLease(ttl);
-        if (!fresh.ok()) return fresh.error();
-        lease = *fresh;
-      }
-    }
-    const std::string lease_text = std::to_string(lease.id);
-    const json range = {{"request_range", {{"key", key64}}}};
-    const json txn = {
-        {"compare",
-         {{{"target", "CREATE"}, {"key", key64}, {"create_revision", "0"},
-           {"result", "EQUAL"}}}},
-        {"success",
-         {{{"request_put",
-            {{"key", key64}, {"value", Base64Encode(owner)}, {"lease", lease_text}}}},
-          range}},
-        {"failure", {range}}};
-    auto answer = Post("/v3/kv/txn", txn, kRetryBudget);
-    if (!answer.ok()) {
-      if (answer.error().code == "not_found") {  // our lease just expired
+    if (auto fresh = RefreshOwnLease(lease, ttl, grants); !fresh.ok()) return fresh.error();
+    auto found = LockTxn(key, owner, lease.id);
+    if (!found.ok()) {
+      if (found.error().code == "not_found") {  // our lease just expired
         lease.valid_until = SteadyClock::now();
         continue;
       }
       RevokeQuietly(lease.id);
-      return answer.error();
+      return found.error();
     }
-    const bool succeeded = answer->value("succeeded", false);
-    const auto revision = JsonInt(answer->value("header", json::object()), "revision");
-    const json responses = answer->value("responses", json::array());
-    const std::size_t range_index = succeeded ? 1 : 0;
-    const json kvs = responses.size() > range_index
-                         ? responses[range_index]
-                               .value("response_range", json::object())
-                               .value("kvs", json::array())
-                         : json::array();
-    if (!revision || kvs.empty()) {
-      RevokeQuietly(lease.id);
-      return MakeError("unavailable",
-                       "etcd answered the lock transaction without the key or a "
-                       "revision: " + answer->dump());
-    }
-    const json& kv = kvs[0];
-    const auto create_revision = JsonInt(kv, "create_revision");
-    const auto kv_lease = JsonInt(kv, "lease");
     // Ours whether this transaction created the key or an earlier attempt
     // did and its answer was lost: the key carries our lease either way.
-    if (kv_lease && *kv_lease == lease.id && create_revision && *create_revision > 0) {
+    if (found->key_lease == lease.id && found->create_revision.value_or(0) > 0) {
       if (SteadyClock::now() >= lease.valid_until) continue;  // renew or regrant first
-      const Held held{LockGrant{lock, owner, Token(static_cast<std::uint64_t>(*create_revision)),
-                            lease_text, lease.ttl},
+      const Held held{LockGrant{lock, owner,
+                                Token(static_cast<std::uint64_t>(*found->create_revision)),
+                                std::to_string(lease.id), lease.ttl},
                       lease.id, lease.valid_until};
       std::lock_guard guard(mu_);
       held_ = held;
       return held.lease;
     }
-    const std::string holder = Base64Decode(kv.value("value", "")).value_or("?");
     if (SteadyClock::now() >= deadline) {
       RevokeQuietly(lease.id);
-      json details = {{"holder", holder}, {"lock", lock}};
-      if (create_revision) details["holder_token"] = *create_revision;
-      if (kv_lease) {
-        if (auto left = LeaseRemainingMs(*kv_lease)) details["expires_in_ms"] = *left;
-      }
-      return MakeError("held",
-                       "lock '" + lock + "' is held by '" + holder + "' (etcd key " +
-                           key + ", create_revision " +
-                           std::to_string(create_revision.value_or(0)) + ") after waiting " +
-                           std::to_string(wait.count()) + " ms",
-                       details);
+      return HeldError(lock, key, *found, wait);
     }
-    const TimePoint renew_at = lease.valid_until - lease.ttl / 2;
-    WaitForDelete(key, *revision + 1, std::min(deadline, renew_at));
+    WaitForDelete(key, found->revision + 1,
+                  std::min(deadline, lease.valid_until - lease.ttl / 2));
   }
 }
 
@@ -530,12 +578,6 @@ Status EtcdBackend::Release() {
                    answer.error().message + "; the lock frees itself when lease " +
                        std::to_string(held->lease_id) + " runs out (" +
                        std::to_string(held->lease.ttl.count()) + " ms TTL)");
-}
-
-std::optional<Token> EtcdBackend::token() const {
-  std::lock_guard guard(mu_);
-  if (!held_ || SteadyClock::now() >= held_->valid_until) return std::nullopt;
-  return held_->lease.token;
 }
 
 }  // namespace

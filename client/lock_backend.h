@@ -4,7 +4,6 @@
 #pragma once
 
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,8 +46,6 @@ class LockBackend {
   virtual Status KeepAlive() = 0;
   // Releases the lock if still held; releasing a lost lease is not an error.
   virtual Status Release() = 0;
-  // The token of the current lease, if one is held.
-  virtual std::optional<Token> token() const = 0;
 };
 
 // Creates a backend by kind ("lockd", "etcd", "zookeeper") for the given

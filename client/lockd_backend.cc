@@ -114,12 +114,6 @@ class LockdBackend final : public LockBackend {
                         "release of lock " + lease->lock);
   }
 
-  std::optional<Token> token() const override {
-    std::lock_guard guard(mu_);
-    if (!lease_) return std::nullopt;
-    return lease_->token;
-  }
-
  private:
   std::optional<LockGrant> Current() const {
     std::lock_guard guard(mu_);

@@ -17,16 +17,11 @@
 namespace fence::client {
 
 namespace ev = fence::events;
-using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
 nlohmann::json TokenJson(std::optional<Token> t) {
   return t ? nlohmann::json(t->value()) : nlohmann::json(nullptr);
-}
-
-Millis Since(SteadyClock::time_point from) {
-  return std::chrono::duration_cast<Millis>(SteadyClock::now() - from);
 }
 
 }  // namespace
@@ -62,67 +57,85 @@ Result<Millis> ParsePauseSpec(std::string_view spec) {
   return Millis(static_cast<std::int64_t>(ms));
 }
 
+namespace {
+
+// Whether /proc/<pid>/stat (read into `stat`) shows the process stopped.
+// Async-signal-safe: runs in the forked resumer.
+bool ShowsStopped(const char* stat, ssize_t n) {
+  ssize_t close_paren = -1;
+  for (ssize_t j = 0; j < n; ++j) {
+    if (stat[j] == ')') close_paren = j;
+  }
+  return close_paren >= 0 && close_paren + 2 < n && stat[close_paren + 2] == 'T';
+}
+
+// The forked resumer: sleeps until `deadline`, then sends `target` SIGCONT
+// once it has really stopped. Only async-signal-safe calls: the parent is
+// multithreaded.
+[[noreturn]] void RunResumer(pid_t target, const char* stat_path, const timespec& deadline) {
+  // A resumer that outlived a killed worker could SIGCONT a recycled pid.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != target) _exit(1);
+  const int devnull = open("/dev/null", O_RDWR);
+  if (devnull >= 0) {
+    dup2(devnull, STDIN_FILENO);
+    dup2(devnull, STDOUT_FILENO);
+    dup2(devnull, STDERR_FILENO);
+  }
+  // No other descriptor of the worker (its log pipe, sockets) stays open
+  // here, so whoever reads the worker's output sees EOF when it exits.
+  syscall(SYS_close_range, 3u, ~0u, 0u);
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, nullptr) == EINTR) {
+  }
+  // SIGCONT must not arrive before the worker has stopped (it would be
+  // lost, and the worker would stay stopped): wait, bounded, for state T.
+  for (int i = 0; i < 10000; ++i) {
+    char buf[512];
+    const int fd = open(stat_path, O_RDONLY);
+    if (fd < 0) _exit(1);  // the worker is gone
+    const ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n > 0 && ShowsStopped(buf, n)) {
+      kill(target, SIGCONT);
+      _exit(0);
+    }
+    const timespec one_ms{0, 1000000};
+    nanosleep(&one_ms, nullptr);
+  }
+  kill(target, SIGCONT);
+  _exit(2);
+}
+
+timespec MonotonicDeadline(Millis after) {
+  timespec deadline{};
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += static_cast<time_t>(after.count() / 1000);
+  deadline.tv_nsec += static_cast<long>((after.count() % 1000) * 1000000);
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_sec += 1;
+    deadline.tv_nsec -= 1000000000L;
+  }
+  return deadline;
+}
+
+}  // namespace
+
 Result<Millis> ProcessPauser::Pause(Millis duration) {
   // Everything the resumer needs is computed before fork: in a
   // multithreaded process the child may only make async-signal-safe calls.
   const pid_t self = getpid();
   const std::string stat_path = "/proc/" + std::to_string(self) + "/stat";
-  timespec deadline{};
-  clock_gettime(CLOCK_MONOTONIC, &deadline);
-  deadline.tv_sec += static_cast<time_t>(duration.count() / 1000);
-  deadline.tv_nsec += static_cast<long>((duration.count() % 1000) * 1000000);
-  if (deadline.tv_nsec >= 1000000000L) {
-    deadline.tv_sec += 1;
-    deadline.tv_nsec -= 1000000000L;
-  }
-  const auto started = SteadyClock::now();
+  const timespec deadline = MonotonicDeadline(duration);
+  const Millis started = clock_.Now();
   const pid_t resumer = fork();
   if (resumer < 0) {
     return MakeError("pause_failed", std::string("fork of the resumer failed: ") +
                                          std::strerror(errno));
   }
-  if (resumer == 0) {
-    // A resumer that outlived a killed worker could SIGCONT a recycled pid.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != self) _exit(1);
-    const int devnull = open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-      dup2(devnull, STDIN_FILENO);
-      dup2(devnull, STDOUT_FILENO);
-      dup2(devnull, STDERR_FILENO);
-    }
-    // No other descriptor of the worker (its log pipe, sockets) stays open
-    // here, so whoever reads the worker's output sees EOF when it exits.
-    syscall(SYS_close_range, 3u, ~0u, 0u);
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, nullptr) == EINTR) {
-    }
-    // SIGCONT must not arrive before the worker has stopped (it would be
-    // lost, and the worker would stay stopped): wait, bounded, for state T.
-    for (int i = 0; i < 10000; ++i) {
-      char buf[512];
-      const int fd = open(stat_path.c_str(), O_RDONLY);
-      if (fd < 0) _exit(1);  // the worker is gone
-      const ssize_t n = read(fd, buf, sizeof buf - 1);
-      close(fd);
-      if (n > 0) {
-        ssize_t close_paren = -1;
-        for (ssize_t j = 0; j < n; ++j) {
-          if (buf[j] == ')') close_paren = j;
-        }
-        if (close_paren >= 0 && close_paren + 2 < n && buf[close_paren + 2] == 'T') {
-          kill(self, SIGCONT);
-          _exit(0);
-        }
-      }
-      const timespec one_ms{0, 1000000};
-      nanosleep(&one_ms, nullptr);
-    }
-    kill(self, SIGCONT);
-    _exit(2);
-  }
+  if (resumer == 0) RunResumer(self, stat_path.c_str(), deadline);
   // The whole process stops here, keep-alive thread included.
   kill(self, SIGSTOP);
-  const Millis paused = Since(started);
+  const Millis paused = clock_.Now() - started;
   int status = 0;
   while (waitpid(resumer, &status, 0) < 0 && errno == EINTR) {
   }
@@ -152,15 +165,262 @@ std::string_view TermEndName(TermEnd end) {
   return "unknown";
 }
 
+
 Worker::Worker(WorkerConfig config, LockBackend& backend, ObjectStore& store,
-               Pauser& pauser, EventSink sink)
+               Pauser& pauser, const Clock& clock, EventSink sink)
     : config_(std::move(config)),
       backend_(backend),
       store_(store),
       pauser_(pauser),
+      clock_(clock),
       sink_(std::move(sink)) {}
 
 Worker::~Worker() { StopKeepAlive(); }
+
+TermReport Worker::RunTerm() {
+  TermReport unelected;
+  Millis acquire_sent{0};
+  std::optional<LockGrant> grant = AcquireLock(unelected, acquire_sent);
+  if (!grant) return unelected;
+  Term term{std::move(*grant), {}};
+  StartRenewing(term, acquire_sent);
+  if (!Work(term) || !CheckLease(term) || !InjectPause(term) ||
+      !JudgeAnswer(term, Write(term))) {
+    return term.report;
+  }
+  Resign(term);
+  return term.report;
+}
+
+std::optional<LockGrant> Worker::AcquireLock(TermReport& report, Millis& sent) {
+  {
+    std::lock_guard guard(mu_);
+    lease_lost_ = false;  // a lost lease of the previous term must not cut our waits short
+  }
+  Emit(EventLevel::kInfo, ev::kAcquiring,
+       {{"lock", config_.lock}, {"backend", std::string(backend_.kind())}});
+  const Millis started = clock_.Now();
+  const bool bounded = config_.acquire_timeout > Millis(0);
+  const Millis deadline = started + config_.acquire_timeout;
+  Millis backoff(100);
+  while (!stopped()) {
+    Millis wait = config_.acquire_wait;
+    if (bounded) {
+      const Millis left = deadline - clock_.Now();
+      if (left <= Millis(0)) {
+        Emit(EventLevel::kError, "acquire_timeout",
+             {{"lock", config_.lock}, {"waited_ms", (clock_.Now() - started).count()}});
+        report.end = TermEnd::kNotElected;
+        return std::nullopt;
+      }
+      wait = std::min(wait, left);
+    }
+    sent = clock_.Now();
+    auto granted = backend_.Acquire(config_.lock, config_.id, config_.ttl, wait);
+    if (granted.ok()) return std::move(*granted);
+    if (!RetryAcquire(report, granted.error(), sent, wait, backoff)) return std::nullopt;
+  }
+  return std::nullopt;  // stopped: the report says kStopped
+}
+
+bool Worker::RetryAcquire(TermReport& report, const Error& error, Millis asked_at,
+                          Millis waited, Millis& backoff) {
+  if (error.code == "held") {
+    // The long poll already waited; a service that answered early is
+    // asked again after a short pause instead of in a tight loop.
+    if (clock_.Now() - asked_at + Millis(10) < waited) {
+      WaitFor(clock_.Now() + Millis(50), [] { return false; });
+    }
+    return true;
+  }
+  if (error.code == "unavailable") {
+    Emit(EventLevel::kWarn, "lock_unavailable",
+         {{"lock", config_.lock}, {"message", error.message}, {"retry_in_ms", backoff.count()}});
+    WaitFor(clock_.Now() + backoff, [] { return false; });
+    backoff = std::min(backoff * 2, Millis(2000));
+    return true;
+  }
+  Emit(EventLevel::kError, "lock_refused",
+       {{"lock", config_.lock}, {"error", error.code}, {"message", error.message},
+        {"details", error.details}});
+  report.end = TermEnd::kFailed;
+  report.error = error;
+  return false;
+}
+
+void Worker::StartRenewing(Term& term, Millis acquire_sent) {
+  const Token token = term.grant.token;
+  term.report.token = token;
+  term.elected_at = clock_.Now();
+  {
+    std::lock_guard guard(mu_);
+    term_open_ = true;
+    lease_lost_ = false;
+    keepalive_stop_ = false;
+    renewals_ = 0;
+    lease_.emplace(clock_, config_.ttl, config_.renew_interval, acquire_sent);
+  }
+  Emit(EventLevel::kInfo, ev::kElected,
+       TermFields(term, {{"lock", config_.lock},
+                         {"backend", std::string(backend_.kind())},
+                         {std::string(ev::kToken), token.value()},
+                         {std::string(ev::kLeaseId), term.grant.lease_id},
+                         {"ttl_ms", term.grant.ttl.count()}}));
+  keepalive_ = std::thread([this, token] { KeepAliveLoop(token); });
+}
+
+bool Worker::Work(Term& term) {
+  // Ends early when the lease is lost or Stop is called; CheckLease says so.
+  if (config_.work > Millis(0)) WaitFor(term.elected_at + config_.work, [] { return false; });
+  return true;
+}
+
+bool Worker::CheckLease(Term& term) {
+  // The leader's last look at its own lease before writing. Whatever happens
+  // between this check and the write (a pause, a slow network) is exactly
+  // what no check on this side can rule out.
+  if (lost()) {
+    CloseTerm(term, TermEnd::kLeaseLost);  // the keep-alive thread logged lease_lost
+    return false;
+  }
+  if (stopped()) {
+    LeaveTerm(term, TermEnd::kStopped, EventLevel::kInfo, ev::kResigned,
+              TermFields(term, {{"reason", "stopped"}}));
+    return false;
+  }
+  return true;
+}
+
+bool Worker::InjectPause(Term& term) {
+  if (!config_.pause_before_write || pause_done_) return true;
+  pause_done_ = true;
+  const Millis duration = *config_.pause_before_write;
+  Millis left{0};
+  {
+    std::lock_guard guard(mu_);
+    left = lease_->TimeLeft();
+  }
+  Emit(EventLevel::kInfo, ev::kPauseInjected,
+       TermFields(term, {{"point", "before-write"},
+                         {"duration_ms", duration.count()},
+                         {"lease_remaining_ms", std::max(Millis(0), left).count()}}));
+  auto paused = pauser_.Pause(duration);
+  if (!paused.ok()) {
+    term.report.error = paused.error();
+    LeaveTerm(term, TermEnd::kFailed, EventLevel::kError, ev::kSteppedDown,
+              TermFields(term, {{"reason", "pause_failed"}, {"message", paused.error().message}}));
+    return false;
+  }
+  Emit(EventLevel::kInfo, ev::kResumed, TermFields(term, {{"paused_ms", paused->count()}}));
+  return true;
+}
+
+Result<PutResult> Worker::Write(Term& term) {
+  const Token token = term.grant.token;
+  const std::optional<Token> sent_token =
+      config_.fencing ? std::optional<Token>(token) : std::nullopt;
+  const nlohmann::json object = {
+      {"owner", config_.id}, {"term", token.value()}, {"payload", config_.payload}};
+  Emit(EventLevel::kInfo, ev::kWriteAttempt,
+       TermFields(term, {{std::string(ev::kKey), config_.key},
+                         {std::string(ev::kToken), TokenJson(sent_token)},
+                         {"fencing", config_.fencing}}));
+  return store_.Put(config_.key, object.dump(), sent_token);
+}
+
+bool Worker::JudgeAnswer(Term& term, const Result<PutResult>& put) {
+  switch (JudgeWrite(put)) {
+    case WriteVerdict::kKeepLeading:
+      term.report.put = *put;
+      term.report.end = TermEnd::kWritten;
+      Emit(EventLevel::kInfo, ev::kWriteDone,
+           TermFields(term, {{std::string(ev::kKey), config_.key},
+                             {std::string(ev::kToken), TokenJson(put->token)},
+                             {std::string(ev::kHighestToken), TokenJson(put->highest_token)},
+                             {"etag", put->etag},
+                             {"store_fencing", put->fencing_off ? "off" : "on"}}));
+      return true;
+    case WriteVerdict::kFenced: {
+      term.report.put = *put;
+      const std::optional<Token> sent =
+          config_.fencing ? std::optional<Token>(term.grant.token) : std::nullopt;
+      // Proof that a newer leader exists: stop at once, never retry this
+      // write, never raise our own token to get past the fence. Logged even
+      // if the lease was already found lost: it is the store's verdict.
+      Emit(EventLevel::kWarn, ev::kFenced,
+           TermFields(term, {{std::string(ev::kKey), config_.key},
+                             {std::string(ev::kToken), TokenJson(put->token ? put->token : sent)},
+                             {std::string(ev::kHighestToken), TokenJson(put->highest_token)},
+                             {"store_answer", put->server_body}}));
+      CloseTerm(term, TermEnd::kFenced);
+      return false;
+    }
+    case WriteVerdict::kStepDown:
+      term.report.error = put.error();
+      // The write's fate is unknown: a leader that cannot tell whether its
+      // write landed stops leading rather than guess.
+      LeaveTerm(term, TermEnd::kStoreError, EventLevel::kError, ev::kSteppedDown,
+                TermFields(term, {{"reason", "store_error"},
+                                  {"error", put.error().code},
+                                  {"message", put.error().message},
+                                  {"details", put.error().details}}));
+      return false;
+  }
+  return false;
+}
+
+void Worker::Resign(Term& term) {
+  if (config_.hold_renewals > 0) {
+    int target = 0;
+    Millis until{0};
+    {
+      std::lock_guard guard(mu_);
+      target = renewals_ + config_.hold_renewals;
+      until = lease_->RenewalsDueBy(config_.hold_renewals);
+    }
+    WaitFor(until, [&] { return renewals_ >= target; });
+  }
+  // Logs nothing if the lease was lost meanwhile: lease_lost ended the term.
+  LeaveTerm(term, term.report.end, EventLevel::kInfo, ev::kResigned,
+            TermFields(term, {{"reason", "work_done"}}));
+}
+
+int Worker::Run() {
+  int code = 0;
+  for (int served = 0; config_.terms == 0 || served < config_.terms; ++served) {
+    const TermReport report = RunTerm();
+    switch (report.end) {
+      case TermEnd::kStopped:
+        return code;
+      case TermEnd::kNotElected:
+      case TermEnd::kFailed:
+        return 1;
+      case TermEnd::kStoreError:
+        code = 1;
+        break;
+      default:
+        break;
+    }
+    if (stopped()) break;
+  }
+  return code;
+}
+
+void Worker::Stop() {
+  std::lock_guard guard(mu_);
+  stop_ = true;
+  changed_.notify_all();
+}
+
+void Worker::WakeForTest() {
+  std::lock_guard guard(mu_);
+  changed_.notify_all();
+}
+
+nlohmann::json Worker::TermFields(const Term& term, nlohmann::json fields) const {
+  fields[std::string(ev::kTerm)] = term.grant.token.value();
+  return fields;
+}
 
 void Worker::Emit(EventLevel level, std::string_view event, nlohmann::json fields) {
   // `owner` on every line: a reader (or fence-logscan) attributes each event
@@ -180,66 +440,73 @@ bool Worker::EndTerm(EventLevel level, std::string_view event, nlohmann::json fi
   return true;
 }
 
-void Worker::Stop() {
-  std::lock_guard guard(mu_);
-  stop_ = true;
-  changed_.notify_all();
+void Worker::LeaveTerm(Term& term, TermEnd end, EventLevel level, std::string_view event,
+                       nlohmann::json fields) {
+  EndTerm(level, event, std::move(fields));
+  CloseTerm(term, end);
 }
 
-bool Worker::WaitFor(SteadyClock::time_point until, const std::function<bool()>& done) {
-  std::unique_lock lock(mu_);
-  changed_.wait_until(lock, until, [&] { return stop_ || lease_lost_ || done(); });
-  return done();
-}
-
-Millis Worker::LeaseRemaining() const {
-  std::lock_guard guard(mu_);
-  // A lower bound: the service extended the lease no earlier than we sent
-  // the last successful renewal (or the acquire).
-  const auto expires = last_renew_sent_ + config_.ttl;
-  return std::chrono::duration_cast<Millis>(expires - SteadyClock::now());
+void Worker::CloseTerm(Term& term, TermEnd end) {
+  {
+    std::lock_guard guard(mu_);
+    term_open_ = false;
+  }
+  term.report.end = end;
+  term.report.lease_lost = lost();
+  StopKeepAlive();
+  const Status released = backend_.Release();
+  if (!released.ok()) {
+    // The lease then simply runs out; nothing else depends on the release.
+    Emit(EventLevel::kWarn, "release_failed",
+         {{"error", released.error().code}, {"message", released.error().message}});
+  }
 }
 
 void Worker::KeepAliveLoop(Token term) {
-  const Millis interval = config_.renew_interval.count() > 0
-                              ? config_.renew_interval
-                              : std::max(Millis(1), config_.ttl / 3);
   std::unique_lock lock(mu_);
-  auto next = last_renew_sent_ + interval;
-  while (true) {
-    if (changed_.wait_until(lock, next, [&] { return keepalive_stop_; })) return;
-    const auto sent = SteadyClock::now();
+  Millis due = lease_->NextRenewalDue();
+  while (!WaitLocked(lock, due, [&] { return keepalive_stop_; })) {
+    const Millis sent = clock_.Now();
     lock.unlock();
     const Status renewed = backend_.KeepAlive();
     lock.lock();
     if (keepalive_stop_) return;
     if (renewed.ok()) {
-      last_renew_sent_ = sent;
+      lease_->Renewed(sent);
       ++renewals_;
-      next = sent + interval;
+      due = lease_->NextRenewalDue();
       changed_.notify_all();
       continue;
     }
     const Error& e = renewed.error();
-    const bool expired_locally = SteadyClock::now() >= last_renew_sent_ + config_.ttl;
-    if (e.code == "lease_lost" || expired_locally) {
+    if (e.code == "lease_lost" || lease_->Expired()) {
       // Without a successful renewal the lease must be taken as gone once
       // its TTL has run out, even if the service could not be asked.
-      lease_lost_ = true;
-      changed_.notify_all();
-      lock.unlock();
-      EndTerm(EventLevel::kWarn, ev::kLeaseLost,
-              {{std::string(ev::kTerm), term.value()},
-               {"reason", e.code == "lease_lost" ? "keepalive_refused"
-                                                 : "renewals_failed_until_expiry"},
-               {"message", e.message}});
+      LoseLease(lock, term,
+                e.code == "lease_lost" ? "keepalive_refused" : "renewals_failed_until_expiry",
+                e.message);
       return;
     }
     lock.unlock();
     Emit(EventLevel::kWarn, "renewal_failed",
          {{std::string(ev::kTerm), term.value()}, {"error", e.code}, {"message", e.message}});
     lock.lock();
-    next = SteadyClock::now() + std::min(interval, Millis(100));
+    due = lease_->RetryDue();
+  }
+}
+
+void Worker::LoseLease(std::unique_lock<std::mutex>& lock, Token term, std::string_view reason,
+                       const std::string& message) {
+  // Lost and ended in one step under mu_, so the main thread, once it sees
+  // the loss, can no longer end the term with another event.
+  lease_lost_ = true;
+  const bool ended_here = term_open_;
+  term_open_ = false;
+  changed_.notify_all();
+  lock.unlock();
+  if (ended_here) {
+    Emit(EventLevel::kWarn, ev::kLeaseLost,
+         {{std::string(ev::kTerm), term.value()}, {"reason", reason}, {"message", message}});
   }
 }
 
@@ -252,242 +519,32 @@ void Worker::StopKeepAlive() {
   if (keepalive_.joinable()) keepalive_.join();
 }
 
-void Worker::LeaveTerm(EventLevel level, std::string_view event, nlohmann::json fields) {
-  EndTerm(level, event, std::move(fields));
-  StopKeepAlive();
-  const Status released = backend_.Release();
-  if (!released.ok()) {
-    // The lease then simply runs out; nothing else depends on the release.
-    Emit(EventLevel::kWarn, "release_failed",
-         {{"error", released.error().code}, {"message", released.error().message}});
+bool Worker::WaitLocked(std::unique_lock<std::mutex>& lock, Millis until,
+                        const std::function<bool()>& done) {
+  // The condition variable sleeps on the real clock; the injected clock
+  // alone decides when `until` has come (re-read after every wake-up).
+  while (!done()) {
+    const Millis left = until - clock_.Now();
+    if (left <= Millis(0)) return false;
+    changed_.wait_for(lock, left);
   }
+  return true;
 }
 
-TermReport Worker::RunTerm() {
-  TermReport report;
-  const std::string backend_kind(backend_.kind());
-  Emit(EventLevel::kInfo, ev::kAcquiring, {{"lock", config_.lock}, {"backend", backend_kind}});
-
-  const auto started = SteadyClock::now();
-  const bool bounded = config_.acquire_timeout.count() > 0;
-  const auto deadline = started + config_.acquire_timeout;
-  Millis backoff(100);
-  std::optional<LockGrant> lease;
-  SteadyClock::time_point acquire_sent;
-  while (!lease) {
-    {
-      std::lock_guard guard(mu_);
-      if (stop_) return report;
-    }
-    Millis wait = config_.acquire_wait;
-    if (bounded) {
-      const auto left = std::chrono::duration_cast<Millis>(deadline - SteadyClock::now());
-      if (left.count() <= 0) {
-        Emit(EventLevel::kError, "acquire_timeout",
-             {{"lock", config_.lock}, {"waited_ms", Since(started).count()}});
-        report.end = TermEnd::kNotElected;
-        return report;
-      }
-      wait = std::min(wait, left);
-    }
-    acquire_sent = SteadyClock::now();
-    auto granted = backend_.Acquire(config_.lock, config_.id, config_.ttl, wait);
-    if (granted.ok()) {
-      lease = *granted;
-      break;
-    }
-    const Error& e = granted.error();
-    if (e.code == "held") {
-      // The long poll already waited; a service that answered early is
-      // asked again after a short pause instead of in a tight loop.
-      if (Since(acquire_sent) + Millis(10) < wait) {
-        WaitFor(SteadyClock::now() + Millis(50), [] { return false; });
-      }
-      continue;
-    }
-    if (e.code == "unavailable") {
-      Emit(EventLevel::kWarn, "lock_unavailable",
-           {{"lock", config_.lock}, {"message", e.message}, {"retry_in_ms", backoff.count()}});
-      WaitFor(SteadyClock::now() + backoff, [] { return false; });
-      backoff = std::min(backoff * 2, Millis(2000));
-      continue;
-    }
-    Emit(EventLevel::kError, "lock_refused",
-         {{"lock", config_.lock}, {"error", e.code}, {"message", e.message},
-          {"details", e.details}});
-    report.end = TermEnd::kFailed;
-    report.error = e;
-    return report;
-  }
-
-  const Token term = lease->token;
-  report.token = term;
-  {
-    std::lock_guard guard(mu_);
-    term_open_ = true;
-    lease_lost_ = false;
-    keepalive_stop_ = false;
-    renewals_ = 0;
-    term_ = term;
-    last_renew_sent_ = acquire_sent;
-  }
-  auto with_term = [&](nlohmann::json fields) {
-    fields[std::string(ev::kTerm)] = term.value();
-    return fields;
-  };
-  Emit(EventLevel::kInfo, ev::kElected,
-       with_term({{"lock", config_.lock},
-                  {"backend", backend_kind},
-                  {std::string(ev::kToken), term.value()},
-                  {std::string(ev::kLeaseId), lease->lease_id},
-                  {"ttl_ms", lease->ttl.count()}}));
-  keepalive_ = std::thread([this, term] { KeepAliveLoop(term); });
-
-  auto stopped = [&] {
-    std::lock_guard guard(mu_);
-    return stop_;
-  };
-  auto lost = [&] {
-    std::lock_guard guard(mu_);
-    return lease_lost_;
-  };
-
-  if (config_.work.count() > 0) {
-    WaitFor(SteadyClock::now() + config_.work, [] { return false; });
-  }
-  // The leader's last look at its own lease before writing. Whatever happens
-  // between this check and the write (a pause, a slow network) is exactly
-  // what no check on this side can rule out.
-  if (lost()) {
-    StopKeepAlive();
-    report.end = TermEnd::kLeaseLost;
-    report.lease_lost = true;
-    return report;
-  }
-  if (stopped()) {
-    LeaveTerm(EventLevel::kInfo, ev::kResigned, with_term({{"reason", "stopped"}}));
-    return report;
-  }
-
-  if (config_.pause_before_write && !pause_done_) {
-    pause_done_ = true;
-    const Millis duration = *config_.pause_before_write;
-    Emit(EventLevel::kInfo, ev::kPauseInjected,
-         with_term({{"point", "before-write"},
-                    {"duration_ms", duration.count()},
-                    {"lease_remaining_ms", std::max<std::int64_t>(0, LeaseRemaining().count())}}));
-    auto paused = pauser_.Pause(duration);
-    if (!paused.ok()) {
-      report.error = paused.error();
-      report.end = TermEnd::kFailed;
-      LeaveTerm(EventLevel::kError, ev::kSteppedDown,
-                with_term({{"reason", "pause_failed"}, {"message", paused.error().message}}));
-      return report;
-    }
-    Emit(EventLevel::kInfo, ev::kResumed, with_term({{"paused_ms", paused->count()}}));
-  }
-
-  const std::optional<Token> sent_token =
-      config_.fencing ? std::optional<Token>(term) : std::nullopt;
-  const nlohmann::json object = {
-      {"owner", config_.id}, {"term", term.value()}, {"payload", config_.payload}};
-  Emit(EventLevel::kInfo, ev::kWriteAttempt,
-       with_term({{std::string(ev::kKey), config_.key},
-                  {std::string(ev::kToken), TokenJson(sent_token)},
-                  {"fencing", config_.fencing}}));
-  auto put = store_.Put(config_.key, object.dump(), sent_token);
-  switch (JudgeWrite(put)) {
-    case WriteVerdict::kKeepLeading: {
-      report.put = *put;
-      report.end = TermEnd::kWritten;
-      Emit(EventLevel::kInfo, ev::kWriteDone,
-           with_term({{std::string(ev::kKey), config_.key},
-                      {std::string(ev::kToken), TokenJson(put->token)},
-                      {std::string(ev::kHighestToken), TokenJson(put->highest_token)},
-                      {"etag", put->etag},
-                      {"store_fencing", put->fencing_off ? "off" : "on"}}));
-      if (config_.hold_renewals > 0) {
-        int target = 0;
-        {
-          std::lock_guard guard(mu_);
-          target = renewals_ + config_.hold_renewals;
-        }
-        const Millis interval = config_.renew_interval.count() > 0
-                                    ? config_.renew_interval
-                                    : std::max(Millis(1), config_.ttl / 3);
-        // Bounded: the renewals are due within hold * interval; a lease that
-        // cannot be renewed is declared lost within a TTL after that.
-        WaitFor(SteadyClock::now() + interval * (config_.hold_renewals + 1) + config_.ttl,
-                [&] { return renewals_ >= target; });
-      }
-      if (lost()) {
-        StopKeepAlive();
-        report.lease_lost = true;
-        return report;
-      }
-      LeaveTerm(EventLevel::kInfo, ev::kResigned, with_term({{"reason", "work_done"}}));
-      return report;
-    }
-    case WriteVerdict::kFenced: {
-      report.put = *put;
-      report.end = TermEnd::kFenced;
-      report.lease_lost = lost();
-      // Proof that a newer leader exists: stop at once, never retry this
-      // write, never raise our own token to get past the fence.
-      Emit(EventLevel::kWarn, ev::kFenced,
-           with_term({{std::string(ev::kKey), config_.key},
-                      {std::string(ev::kToken), TokenJson(put->token ? put->token : sent_token)},
-                      {std::string(ev::kHighestToken), TokenJson(put->highest_token)},
-                      {"store_answer", put->server_body}}));
-      {
-        std::lock_guard guard(mu_);
-        term_open_ = false;  // `fenced` ended the term
-      }
-      StopKeepAlive();
-      const Status released = backend_.Release();
-      if (!released.ok()) {
-        Emit(EventLevel::kWarn, "release_failed",
-             {{"error", released.error().code}, {"message", released.error().message}});
-      }
-      return report;
-    }
-    case WriteVerdict::kStepDown: {
-      report.error = put.error();
-      report.end = TermEnd::kStoreError;
-      report.lease_lost = lost();
-      // The write's fate is unknown: a leader that cannot tell whether its
-      // write landed stops leading rather than guess.
-      LeaveTerm(EventLevel::kError, ev::kSteppedDown,
-                with_term({{"reason", "store_error"},
-                           {"error", put.error().code},
-                           {"message", put.error().message},
-                           {"details", put.error().details}}));
-      return report;
-    }
-  }
-  return report;
+bool Worker::WaitFor(Millis until, const std::function<bool()>& done) {
+  std::unique_lock lock(mu_);
+  WaitLocked(lock, until, [&] { return stop_ || lease_lost_ || done(); });
+  return done();
 }
 
-int Worker::Run() {
-  int code = 0;
-  for (int served = 0; config_.terms == 0 || served < config_.terms; ++served) {
-    const TermReport report = RunTerm();
-    switch (report.end) {
-      case TermEnd::kStopped:
-        return code;
-      case TermEnd::kNotElected:
-      case TermEnd::kFailed:
-        return 1;
-      case TermEnd::kStoreError:
-        code = 1;
-        break;
-      default:
-        break;
-    }
-    std::lock_guard guard(mu_);
-    if (stop_) break;
-  }
-  return code;
+bool Worker::stopped() const {
+  std::lock_guard guard(mu_);
+  return stop_;
+}
+
+bool Worker::lost() const {
+  std::lock_guard guard(mu_);
+  return lease_lost_;
 }
 
 }  // namespace fence::client

@@ -7,8 +7,6 @@
 // decisions are unit-tested with fakes; fence-worker wires the real ones.
 #pragma once
 
-#include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -21,6 +19,7 @@
 #include "client/lock_backend.h"
 #include "client/store_client.h"
 #include "core/clock.h"
+#include "core/leader_lease.h"
 #include "core/result.h"
 
 namespace fence::client {
@@ -34,7 +33,7 @@ struct WorkerConfig {
   std::string lock;
   std::string key;  // the store key the leader writes
   Millis ttl{2000};
-  Millis renew_interval{0};        // 0: a third of the TTL
+  Millis renew_interval{0};        // 0: see LeaderLease::RenewInterval
   Millis acquire_wait{5000};       // one long poll of Acquire
   Millis acquire_timeout{60000};   // give up becoming leader after this long
   bool fencing = true;             // false: write without a token (demo only)
@@ -60,7 +59,11 @@ class Pauser {
 // log pipe is kept waiting by it.
 class ProcessPauser final : public Pauser {
  public:
+  explicit ProcessPauser(const Clock& clock) : clock_(clock) {}
   Result<Millis> Pause(Millis duration) override;
+
+ private:
+  const Clock& clock_;
 };
 
 enum class EventLevel { kInfo, kWarn, kError };
@@ -99,12 +102,15 @@ struct TermReport {
 
 class Worker {
  public:
+  // `clock` is the worker's monotonic clock (fence::MonotonicClock in
+  // production): every lease and wait decision reads it.
   Worker(WorkerConfig config, LockBackend& backend, ObjectStore& store,
-         Pauser& pauser, EventSink sink);
+         Pauser& pauser, const Clock& clock, EventSink sink);
   ~Worker();
 
-  // Serves one term: acquire, renew, work, (pause), write, then resign or
-  // step down. Always leaves the keep-alive thread stopped.
+  // Serves one term, a list of steps: acquire, start renewing, work, last
+  // lease check (+ injected pause), write, judge the answer, leave the term.
+  // Always leaves the keep-alive thread stopped.
   TermReport RunTerm();
   // Serves config.terms terms (or until Stop) and returns the exit code:
   // 0 when every term ended as a leader should (written, fenced, lease lost),
@@ -112,28 +118,66 @@ class Worker {
   int Run();
   // Thread-safe: ends waits and makes Run return after the current step.
   void Stop();
+  // Wakes every wait to re-read the clock: a test that moved a simulated
+  // clock calls it, since waits sleep on the real one.
+  void WakeForTest();
 
  private:
+  // One term's facts, passed from step to step.
+  struct Term {
+    LockGrant grant;
+    TermReport report;
+    Millis elected_at{0};  // clock time, read before `elected` is logged
+  };
+
+  // The steps of a term. Each returns false when it ended the term.
+  std::optional<LockGrant> AcquireLock(TermReport& report, Millis& sent);
+  void StartRenewing(Term& term, Millis acquire_sent);
+  bool Work(Term& term);
+  bool CheckLease(Term& term);
+  bool InjectPause(Term& term);
+  Result<PutResult> Write(Term& term);
+  bool JudgeAnswer(Term& term, const Result<PutResult>& put);
+  void Resign(Term& term);
+
+  // Decides what one refused acquire means: true to ask again (after a
+  // short wait), false when the term ends unelected.
+  bool RetryAcquire(TermReport& report, const Error& error, Millis asked_at, Millis waited,
+                    Millis& backoff);
+  nlohmann::json TermFields(const Term& term, nlohmann::json fields) const;
   void Emit(EventLevel level, std::string_view event, nlohmann::json fields);
   // Logs a term-ending event once per term: a term is bounded by `elected`
   // and the first of lease_lost, fenced, stepped_down, resigned.
   bool EndTerm(EventLevel level, std::string_view event, nlohmann::json fields);
+  // Ends the term as `end`: logs `event` first (the worker has stopped
+  // acting as leader; nothing is logged if the keep-alive thread already
+  // ended the term), then stops renewing and releases the lock, so no new
+  // leader is ever elected while our term still looks open.
+  void LeaveTerm(Term& term, TermEnd end, EventLevel level, std::string_view event,
+                 nlohmann::json fields);
+  // The same without an event of its own (the caller logged it).
+  void CloseTerm(Term& term, TermEnd end);
   void KeepAliveLoop(Token term);
-  // Ends the term as its leader chose to: logs `event` first (the worker has
-  // stopped acting as leader), then stops renewing and releases the lock, so
-  // no new leader is ever elected while our term still looks open.
-  void LeaveTerm(EventLevel level, std::string_view event, nlohmann::json fields);
+  // The keep-alive thread found the lease gone: marks it lost, ends the
+  // term and logs lease_lost (unless the term had already ended). Unlocks.
+  void LoseLease(std::unique_lock<std::mutex>& lock, Token term, std::string_view reason,
+                 const std::string& message);
   void StopKeepAlive();
-  // Waits until `done` holds, the lease is lost, Stop is called or `until`
-  // passes. Returns true if `done` held.
-  bool WaitFor(std::chrono::steady_clock::time_point until,
-               const std::function<bool()>& done);
-  Millis LeaseRemaining() const;
+  // Waits until `done` holds or the clock reaches `until`; the caller holds
+  // `lock` on mu_. Returns true if `done` held.
+  bool WaitLocked(std::unique_lock<std::mutex>& lock, Millis until,
+                  const std::function<bool()>& done);
+  // Waits until `done` holds, the lease is lost, Stop is called or the
+  // clock reaches `until`. Returns true if `done` held.
+  bool WaitFor(Millis until, const std::function<bool()>& done);
+  bool stopped() const;
+  bool lost() const;
 
   const WorkerConfig config_;
   LockBackend& backend_;
   ObjectStore& store_;
   Pauser& pauser_;
+  const Clock& clock_;
   EventSink sink_;
   bool pause_done_ = false;  // the pause is injected in the first term only
 
@@ -144,9 +188,8 @@ class Worker {
   bool keepalive_stop_ = false;
   bool lease_lost_ = false;
   bool term_open_ = false;
-  std::optional<Token> term_;
   int renewals_ = 0;
-  std::chrono::steady_clock::time_point last_renew_sent_;
+  std::optional<LeaderLease> lease_;
   std::thread keepalive_;
 };
 

@@ -2,27 +2,27 @@
 // backend, renews its lease on its own thread, does some work and writes the
 // result to fence-store with its term's fencing token. Logs are JSON lines
 // on stderr (component "worker").
-#include <signal.h>
-
-#include <sstream>
-#include <thread>
+#include <cstdint>
+#include <string>
 
 #include "client/lock_backend.h"
-#include "client/store_client.h"
 #include "client/worker.h"
 #include "client/worker_process.h"
 #include "common/cli.h"
 #include "common/http_client.h"
 #include "common/logging.h"
 
-int main(int argc, char** argv) {
-  const std::string program = "fence-worker";
-  CLI::App app{
-      "fence-worker: elects itself through a lock backend, renews its lease on "
-      "its own thread, does some work and writes the result to fence-store "
-      "with its fencing token. A 409 stale_token from the store makes it stop "
-      "leading at once (no retry), release, and go back to acquiring.",
-      program};
+namespace {
+
+constexpr const char* kProgram = "fence-worker";
+constexpr const char* kDescription =
+    "fence-worker: elects itself through a lock backend, renews its lease on "
+    "its own thread, does some work and writes the result to fence-store "
+    "with its fencing token. A 409 stale_token from the store makes it stop "
+    "leading at once (no retry), release, and go back to acquiring.";
+
+// The command line as given; BuildConfig checks what CLI11 cannot.
+struct Flags {
   fence::client::WorkerConfig config;
   std::string backend_kind = "lockd";
   std::string endpoints_text;
@@ -34,83 +34,110 @@ int main(int argc, char** argv) {
   std::int64_t wait_ms = 5000;
   std::int64_t acquire_timeout_ms = 60000;
   std::int64_t work_ms = 0;
-  config.lock = "leader";
-  app.add_option("--id", config.id, "this worker's owner name, e.g. A")->required();
-  app.add_option("--backend", backend_kind, "lock service kind")
+};
+
+// Who elects, through which lock service, for how long.
+void AddElectionOptions(CLI::App& app, Flags& f) {
+  f.config.lock = "leader";
+  app.add_option("--id", f.config.id, "this worker's owner name, e.g. A")->required();
+  app.add_option("--backend", f.backend_kind, "lock service kind")
       ->check(CLI::IsMember({"lockd", "etcd", "zookeeper"}))
       ->capture_default_str();
-  app.add_option("--lock-endpoints", endpoints_text,
+  app.add_option("--lock-endpoints", f.endpoints_text,
                  "comma-separated lock service endpoints: URLs for lockd and etcd "
                  "(http://127.0.0.1:8081), host:port for ZooKeeper")
       ->required();
-  app.add_option("--lock", config.lock, "name of the lock to elect on")->capture_default_str();
-  app.add_option("--store", store_url, "fence-store base URL, e.g. http://127.0.0.1:8080")
-      ->required();
-  app.add_option("--key", config.key, "store key the leader writes its result to")->required();
-  app.add_option("--ttl-ms", ttl_ms, "lease TTL in milliseconds")
+  app.add_option("--lock", f.config.lock, "name of the lock to elect on")->capture_default_str();
+  app.add_option("--ttl-ms", f.ttl_ms, "lease TTL in milliseconds")
       ->check(CLI::Range(std::int64_t{50}, std::int64_t{600000}))
       ->capture_default_str();
-  app.add_option("--renew-interval-ms", renew_ms,
+  app.add_option("--renew-interval-ms", f.renew_ms,
                  "keep-alive interval; 0 means a third of the TTL")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{600000}))
       ->capture_default_str();
-  app.add_option("--fencing", fencing,
+  app.add_option("--wait-ms", f.wait_ms,
+                 "how long one acquire request waits while the lock is held")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{600000}))
+      ->capture_default_str();
+  app.add_option("--acquire-timeout-ms", f.acquire_timeout_ms,
+                 "give up (exit 1) after trying this long to become leader; 0 waits forever")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}))
+      ->capture_default_str();
+  app.add_option("--terms", f.config.terms,
+                 "leader terms to serve, then exit; 0 serves until SIGTERM")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+}
+
+// What a leader does with its term: work, then write to the store.
+void AddWorkOptions(CLI::App& app, Flags& f) {
+  app.add_option("--store", f.store_url, "fence-store base URL, e.g. http://127.0.0.1:8080")
+      ->required();
+  app.add_option("--key", f.config.key, "store key the leader writes its result to")
+      ->required();
+  app.add_option("--fencing", f.fencing,
                  "'on' sends the term's token with every write; 'off' sends none "
                  "(only to stage the unfenced demo)")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
-  app.add_option("--inject-pause", pause_spec,
+  app.add_option("--inject-pause", f.pause_spec,
                  "before-write:DURATION (e.g. 3000ms or 3s): in the first term, stop "
                  "the whole process with SIGSTOP just before the write; a helper "
                  "process sends SIGCONT after DURATION");
-  app.add_option("--wait-ms", wait_ms, "how long one acquire request waits while the lock is held")
-      ->check(CLI::Range(std::int64_t{0}, std::int64_t{600000}))
-      ->capture_default_str();
-  app.add_option("--acquire-timeout-ms", acquire_timeout_ms,
-                 "give up (exit 1) after trying this long to become leader; 0 waits forever")
-      ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}))
-      ->capture_default_str();
-  app.add_option("--work-ms", work_ms, "time spent working (lease renewed) before the write")
+  app.add_option("--work-ms", f.work_ms, "time spent working (lease renewed) before the write")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600000}))
       ->capture_default_str();
-  app.add_option("--hold-renewals", config.hold_renewals,
+  app.add_option("--hold-renewals", f.config.hold_renewals,
                  "after the write, stay leader until this many more renewals succeed, "
                  "then resign")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
-  app.add_option("--terms", config.terms,
-                 "leader terms to serve, then exit; 0 serves until SIGTERM")
-      ->check(CLI::Range(0, 1000000))
+  app.add_option("--payload", f.config.payload, "the work result written to the store")
       ->capture_default_str();
-  app.add_option("--payload", config.payload, "the work result written to the store")
-      ->capture_default_str();
-  if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
+}
 
-  config.ttl = fence::Millis(ttl_ms);
-  config.renew_interval = fence::Millis(renew_ms);
-  config.acquire_wait = fence::Millis(wait_ms);
-  config.acquire_timeout = fence::Millis(acquire_timeout_ms);
-  config.work = fence::Millis(work_ms);
-  config.fencing = fencing == "on";
+// The worker's configuration from the flags, or the one line that says
+// which flag is wrong.
+fence::Result<fence::client::WorkerConfig> BuildConfig(const Flags& f) {
+  fence::client::WorkerConfig config = f.config;
+  config.ttl = fence::Millis(f.ttl_ms);
+  config.renew_interval = fence::Millis(f.renew_ms);
+  config.acquire_wait = fence::Millis(f.wait_ms);
+  config.acquire_timeout = fence::Millis(f.acquire_timeout_ms);
+  config.work = fence::Millis(f.work_ms);
+  config.fencing = f.fencing == "on";
   if (config.payload.empty()) config.payload = "result computed by " + config.id;
   if (config.renew_interval >= config.ttl) {
-    return fence::FailStartup(program, "--renew-interval-ms must be shorter than --ttl-ms (" +
-                                           std::to_string(ttl_ms) + "), or 0 for a third of it");
+    return fence::MakeError("bad_flag", "--renew-interval-ms must be shorter than --ttl-ms (" +
+                                            std::to_string(f.ttl_ms) +
+                                            "), or 0 for a third of it");
   }
-  if (!pause_spec.empty()) {
-    auto pause = fence::client::ParsePauseSpec(pause_spec);
-    if (!pause.ok()) return fence::FailStartup(program, pause.error().message);
+  if (!f.pause_spec.empty()) {
+    auto pause = fence::client::ParsePauseSpec(f.pause_spec);
+    if (!pause.ok()) return pause.error();
     config.pause_before_write = *pause;
   }
-  auto store_parsed = fence::net::ParseUrl(store_url);
-  if (!store_parsed.ok()) {
-    return fence::FailStartup(program, "--store: " + store_parsed.error().message);
+  if (auto store = fence::net::ParseUrl(f.store_url); !store.ok()) {
+    return fence::MakeError("bad_flag", "--store: " + store.error().message);
   }
-  auto backend = fence::client::MakeLockBackend(backend_kind, fence::SplitCommaList(endpoints_text));
-  if (!backend.ok()) {
-    return fence::FailStartup(program, "--backend/--lock-endpoints: " + backend.error().message);
-  }
+  return config;
+}
 
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{kDescription, kProgram};
+  Flags flags;
+  AddElectionOptions(app, flags);
+  AddWorkOptions(app, flags);
+  if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
+  auto config = BuildConfig(flags);
+  if (!config.ok()) return fence::FailStartup(kProgram, config.error().message);
+  auto backend = fence::client::MakeLockBackend(flags.backend_kind,
+                                                fence::SplitCommaList(flags.endpoints_text));
+  if (!backend.ok()) {
+    return fence::FailStartup(kProgram, "--backend/--lock-endpoints: " + backend.error().message);
+  }
   fence::log::Init("worker");
-  return fence::client::RunWorkerProcess(config, **backend, store_url);
+  return fence::client::RunWorkerProcess(*config, **backend, flags.store_url);
 }

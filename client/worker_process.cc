@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/logging.h"
+#include "common/monotonic_clock.h"
 
 namespace fence::client {
 namespace {
@@ -38,8 +39,9 @@ int RunWorkerProcess(const WorkerConfig& config, LockBackend& backend,
   signal(SIGPIPE, SIG_IGN);
 
   StoreClient store(store_url);
-  ProcessPauser pauser;
-  Worker worker(config, backend, store, pauser,
+  MonotonicClock clock;
+  ProcessPauser pauser(clock);
+  Worker worker(config, backend, store, pauser, clock,
                 [](EventLevel level, std::string_view event, const nlohmann::json& fields) {
                   log::Event(ToSpdlog(level), event, fields);
                 });

@@ -133,7 +133,6 @@ class ZooKeeperBackend final : public LockBackend {
                         Millis ttl, Millis wait) override;
   Status KeepAlive() override;
   Status Release() override;
-  std::optional<Token> token() const override;
 
   // Watcher for session events and for the predecessor znode alike: either
   // way the waiting Acquire re-reads the queue.
@@ -159,11 +158,29 @@ class ZooKeeperBackend final : public LockBackend {
   void CloseSession();
   bool WaitConnected(TimePoint until);
   Result<LockGrant> AcquireInSession(const std::string& lock, const std::string& owner,
-                                 TimePoint deadline);
+                                     TimePoint deadline);
+  // Steps of AcquireInSession.
+  using QueueEntry = std::pair<long long, std::string>;  // sequence, znode name
+  // The lock queue under `dir` by sequence; `listed_at` is when the
+  // listing that succeeded was sent.
+  Result<std::vector<QueueEntry>> ListQueue(const std::string& dir, TimePoint deadline,
+                                            TimePoint& listed_at);
+  Result<LockGrant> TakeLock(const std::string& lock, const std::string& owner,
+                             const Node& node, TimePoint listed_at);
+  Error HeldError(const std::string& lock, const std::string& lowest);
+  // Returns once the predecessor is gone, a session event came, or the
+  // deadline passed (the caller re-reads the queue).
+  Status WaitForPredecessor(const std::string& predecessor, TimePoint deadline);
+  void LeaveQueue(const std::string& node);
   Status EnsureParent(const std::string& dir);
   Result<Node> CreateLockNode(const std::string& dir, const std::string& prefix,
                               const std::string& owner, TimePoint deadline);
   Error SessionGone(std::string_view during) const;
+  // Steps of KeepAlive. What the session's state alone says about `held`
+  // (with state_mu_ held; forgets a lost hold), nullopt if nothing.
+  std::optional<Error> SessionProblem(const Held& held);
+  // Judges the round trip (zoo_exists of our znode) sent at `sent`.
+  Status ConfirmHold(const Held& held, TimePoint sent, int rc, const Stat& stat);
   Error ConnectionLost(std::string_view during, int rc) const;
 
   const std::string hosts_;
@@ -346,100 +363,120 @@ Result<ZooKeeperBackend::Node> ZooKeeperBackend::CreateLockNode(
                                       " attempts");
 }
 
-Result<LockGrant> ZooKeeperBackend::AcquireInSession(const std::string& lock,
-                                                 const std::string& owner,
-                                                 TimePoint deadline) {
-  zhandle_t* zh = session_->zh;
-  Session* session = session_.get();
-  const std::string dir = std::string(kRoot) + "/" + lock;
-  const std::string prefix = "lock-" + SessionHex(session->id) + "-";
-  auto node = CreateLockNode(dir, prefix, owner, deadline);
-  if (!node.ok()) return node.error();
-  const std::string my_name = node->path.substr(dir.size() + 1);
+void ZooKeeperBackend::LeaveQueue(const std::string& node) {
+  // If the delete cannot be confirmed the session is closed, since a
+  // forgotten znode would later "hold" the lock for nobody.
+  const int rc = zoo_delete(session_->zh, node.c_str(), -1);
+  if (rc != ZOK && rc != ZNONODE) CloseSession();
+}
 
-  // Leaves the queue; if the delete cannot be confirmed the session is
-  // closed, since a forgotten znode would later "hold" the lock for nobody.
-  auto leave_queue = [&] {
-    const int rc = zoo_delete(zh, node->path.c_str(), -1);
-    if (rc != ZOK && rc != ZNONODE) CloseSession();
-  };
-
+Result<std::vector<ZooKeeperBackend::QueueEntry>> ZooKeeperBackend::ListQueue(
+    const std::string& dir, TimePoint deadline, TimePoint& listed_at) {
   while (true) {
-    const TimePoint listed_at = SteadyClock::now();
+    listed_at = SteadyClock::now();
     String_vector children{};
-    const int rc = zoo_get_children(zh, dir.c_str(), 0, &children);
+    const int rc = zoo_get_children(session_->zh, dir.c_str(), 0, &children);
     if (IsSessionGone(rc)) return SessionGone("reading the lock queue");
     if (IsConnectionProblem(rc)) {
-      if (!WaitConnected(std::max(deadline, SteadyClock::now() + session->negotiated_ttl))) {
-        leave_queue();
-        return ConnectionLost("reading the lock queue", rc);
-      }
+      const TimePoint until = std::max(deadline, SteadyClock::now() + session_->negotiated_ttl);
+      if (!WaitConnected(until)) return ConnectionLost("reading the lock queue", rc);
       continue;
     }
-    if (rc != ZOK) {
-      leave_queue();
-      return MakeError("unavailable", "cannot list " + dir + ": " + zerror(rc));
-    }
-    std::vector<std::pair<long long, std::string>> queue;
+    if (rc != ZOK) return MakeError("unavailable", "cannot list " + dir + ": " + zerror(rc));
+    std::vector<QueueEntry> queue;
     for (int i = 0; i < children.count; ++i) {
       const std::string name = children.data[i];
       if (const long long seq = SequenceOf(name); seq >= 0) queue.emplace_back(seq, name);
     }
     deallocate_String_vector(&children);
     std::sort(queue.begin(), queue.end());
-    const auto me = std::find_if(queue.begin(), queue.end(),
-                                 [&](const auto& entry) { return entry.second == my_name; });
-    if (me == queue.end()) {
+    return queue;
+  }
+}
+
+Result<LockGrant> ZooKeeperBackend::TakeLock(const std::string& lock, const std::string& owner,
+                                             const Node& node, TimePoint listed_at) {
+  Session* session = session_.get();
+  // The listing came from the server within this session, so the session
+  // was alive when we sent it.
+  const Held held{LockGrant{lock, owner, Token(static_cast<std::uint64_t>(node.czxid)),
+                            SessionHex(session->id), session->negotiated_ttl},
+                  node.path, session, listed_at + session->negotiated_ttl};
+  std::lock_guard guard(state_mu_);
+  if (session->expired) return SessionGone("taking the lock");
+  held_ = held;
+  return held.lease;
+}
+
+Error ZooKeeperBackend::HeldError(const std::string& lock, const std::string& lowest) {
+  char data[1024];
+  int length = sizeof data;
+  Stat stat{};
+  std::string holder = "?";
+  if (zoo_get(session_->zh, lowest.c_str(), 0, data, &length, &stat) == ZOK && length >= 0) {
+    holder.assign(data, static_cast<std::size_t>(length));
+  }
+  return MakeError("held",
+                   "lock '" + lock + "' is held by '" + holder + "' (znode " + lowest +
+                       ", czxid " + std::to_string(stat.czxid) + ") after waiting",
+                   {{"holder", holder}, {"lock", lock}, {"holder_token", stat.czxid}});
+}
+
+Status ZooKeeperBackend::WaitForPredecessor(const std::string& predecessor,
+                                            TimePoint deadline) {
+  std::uint64_t seen;
+  {
+    std::lock_guard guard(state_mu_);
+    seen = events_;
+  }
+  Stat stat{};
+  const int rc = zoo_wexists(session_->zh, predecessor.c_str(), &ZooKeeperBackend::OnEvent,
+                             session_.get(), &stat);
+  if (rc == ZNONODE) return OkStatus();  // gone already: read the queue again
+  if (IsSessionGone(rc)) return SessionGone("watching the predecessor");
+  if (rc != ZOK && !IsConnectionProblem(rc)) {
+    return MakeError("unavailable", "cannot watch " + predecessor + ": " + zerror(rc));
+  }
+  // A connection problem is waited out like the watch: the session event
+  // wakes us as the predecessor's deletion would.
+  std::unique_lock lock_state(state_mu_);
+  changed_.wait_until(lock_state, deadline, [&] { return events_ != seen; });
+  return OkStatus();
+}
+
+Result<LockGrant> ZooKeeperBackend::AcquireInSession(const std::string& lock,
+                                                     const std::string& owner,
+                                                     TimePoint deadline) {
+  const std::string dir = std::string(kRoot) + "/" + lock;
+  const std::string prefix = "lock-" + SessionHex(session_->id) + "-";
+  auto node = CreateLockNode(dir, prefix, owner, deadline);
+  if (!node.ok()) return node.error();
+  const std::string my_name = node->path.substr(dir.size() + 1);
+  // Every way out but a lost session (which took our znode with it) leaves
+  // the queue.
+  auto give_up = [&](const Error& e) {
+    if (e.code != "session_expired") LeaveQueue(node->path);
+    return e;
+  };
+  while (true) {
+    TimePoint listed_at;
+    auto queue = ListQueue(dir, deadline, listed_at);
+    if (!queue.ok()) return give_up(queue.error());
+    const auto me = std::find_if(queue->begin(), queue->end(),
+                                 [&](const QueueEntry& entry) { return entry.second == my_name; });
+    if (me == queue->end()) {
       // Our znode is gone: the session ended, or someone deleted it.
       return SessionGone("waiting in the lock queue (our znode " + node->path +
                          " disappeared)");
     }
-    if (me == queue.begin()) {
-      // The listing came from the server within this session, so the
-      // session was alive when we sent it.
-      const Held held{LockGrant{lock, owner, Token(static_cast<std::uint64_t>(node->czxid)),
-                            SessionHex(session->id), session->negotiated_ttl},
-                      node->path, session, listed_at + session->negotiated_ttl};
-      std::lock_guard guard(state_mu_);
-      if (session->expired) return SessionGone("taking the lock");
-      held_ = held;
-      return held.lease;
-    }
-    const std::string lowest = dir + "/" + queue.front().second;
+    if (me == queue->begin()) return TakeLock(lock, owner, *node, listed_at);
     if (SteadyClock::now() >= deadline) {
-      char data[1024];
-      int length = sizeof data;
-      Stat stat{};
-      std::string holder = "?";
-      if (zoo_get(zh, lowest.c_str(), 0, data, &length, &stat) == ZOK && length >= 0) {
-        holder.assign(data, static_cast<std::size_t>(length));
-      }
-      leave_queue();
-      return MakeError("held",
-                       "lock '" + lock + "' is held by '" + holder + "' (znode " +
-                           lowest + ", czxid " + std::to_string(stat.czxid) +
-                           ") after waiting",
-                       {{"holder", holder}, {"lock", lock}, {"holder_token", stat.czxid}});
+      return give_up(HeldError(lock, dir + "/" + queue->front().second));
     }
     // Watch only the znode just before ours: when it goes, either we are
     // first or the one before it is our new predecessor; nobody else wakes.
-    const std::string predecessor = dir + "/" + std::prev(me)->second;
-    std::uint64_t seen;
-    {
-      std::lock_guard guard(state_mu_);
-      seen = events_;
-    }
-    Stat stat{};
-    const int watch_rc =
-        zoo_wexists(zh, predecessor.c_str(), &ZooKeeperBackend::OnEvent, session, &stat);
-    if (watch_rc == ZNONODE) continue;
-    if (IsSessionGone(watch_rc)) return SessionGone("watching the predecessor");
-    if (watch_rc != ZOK && !IsConnectionProblem(watch_rc)) {
-      leave_queue();
-      return MakeError("unavailable", "cannot watch " + predecessor + ": " + zerror(watch_rc));
-    }
-    std::unique_lock lock_state(state_mu_);
-    changed_.wait_until(lock_state, deadline, [&] { return events_ != seen; });
+    auto watched = WaitForPredecessor(dir + "/" + std::prev(me)->second, deadline);
+    if (!watched.ok()) return give_up(watched.error());
   }
 }
 
@@ -485,45 +522,34 @@ Result<LockGrant> ZooKeeperBackend::Acquire(const std::string& lock, const std::
                                       " times while acquiring lock '" + lock + "'");
 }
 
-Status ZooKeeperBackend::KeepAlive() {
-  std::lock_guard api(api_mu_);
-  std::optional<Held> held_copy;
-  {
-    std::lock_guard guard(state_mu_);
-    if (!held_) return MakeError("lease_lost", "no ZooKeeper lock is held");
-    held_copy = held_;
-    const Held& held = *held_copy;
-    const Session& session = *held.session;
-    auto lost = [&](const std::string& why) {
-      held_.reset();
-      return MakeError("lease_lost", why, {{"lease_id", held.lease.lease_id}});
-    };
-    if (session.expired) {
-      return lost("ZooKeeper session " + held.lease.lease_id + " has expired");
-    }
-    if (session.disconnected_since) {
-      const Millis gone = Since(*session.disconnected_since);
-      // The server expires a session it has not heard from for the session
-      // timeout, and it has not heard from us since the connection dropped.
-      if (gone >= session.negotiated_ttl) {
-        return lost("disconnected from ZooKeeper for " + std::to_string(gone.count()) +
-                    " ms, at least the " + std::to_string(session.negotiated_ttl.count()) +
-                    " ms session timeout: the session is expired at the server");
-      }
-      return MakeError("unavailable",
-                       "disconnected from ZooKeeper " + std::to_string(gone.count()) +
-                           " ms ago; session " + held.lease.lease_id +
-                           " and its lock may still be alive for up to " +
-                           std::to_string((session.negotiated_ttl - gone).count()) + " ms",
-                       {{"lease_id", held.lease.lease_id}});
-    }
+std::optional<Error> ZooKeeperBackend::SessionProblem(const Held& held) {
+  const Session& session = *held.session;
+  auto lost = [&](const std::string& why) {
+    held_.reset();
+    return MakeError("lease_lost", why, {{"lease_id", held.lease.lease_id}});
+  };
+  if (session.expired) {
+    return lost("ZooKeeper session " + held.lease.lease_id + " has expired");
   }
-  const Held& held = *held_copy;
-  // The C client pings by itself; this round trip proves to us that the
-  // session is alive now and that our znode is still there.
-  const TimePoint sent = SteadyClock::now();
-  Stat stat{};
-  const int rc = zoo_exists(held.session->zh, held.node.c_str(), 0, &stat);
+  if (!session.disconnected_since) return std::nullopt;
+  const Millis gone = Since(*session.disconnected_since);
+  // The server expires a session it has not heard from for the session
+  // timeout, and it has not heard from us since the connection dropped.
+  if (gone >= session.negotiated_ttl) {
+    return lost("disconnected from ZooKeeper for " + std::to_string(gone.count()) +
+                " ms, at least the " + std::to_string(session.negotiated_ttl.count()) +
+                " ms session timeout: the session is expired at the server");
+  }
+  return MakeError("unavailable",
+                   "disconnected from ZooKeeper " + std::to_string(gone.count()) +
+                       " ms ago; session " + held.lease.lease_id +
+                       " and its lock may still be alive for up to " +
+                       std::to_string((session.negotiated_ttl - gone).count()) + " ms",
+                   {{"lease_id", held.lease.lease_id}});
+}
+
+Status ZooKeeperBackend::ConfirmHold(const Held& held, TimePoint sent, int rc,
+                                     const Stat& stat) {
   std::lock_guard guard(state_mu_);
   if (!held_ || held_->node != held.node) {
     return MakeError("lease_lost", "the lock was released meanwhile");
@@ -553,6 +579,23 @@ Status ZooKeeperBackend::KeepAlive() {
                    {{"lease_id", held.lease.lease_id}});
 }
 
+Status ZooKeeperBackend::KeepAlive() {
+  std::lock_guard api(api_mu_);
+  std::optional<Held> held;
+  {
+    std::lock_guard guard(state_mu_);
+    if (!held_) return MakeError("lease_lost", "no ZooKeeper lock is held");
+    held = held_;
+    if (auto problem = SessionProblem(*held)) return *problem;
+  }
+  // The C client pings by itself; this round trip proves to us that the
+  // session is alive now and that our znode is still there.
+  const TimePoint sent = SteadyClock::now();
+  Stat stat{};
+  const int rc = zoo_exists(held->session->zh, held->node.c_str(), 0, &stat);
+  return ConfirmHold(*held, sent, rc, stat);
+}
+
 Status ZooKeeperBackend::Release() {
   std::lock_guard api(api_mu_);
   std::optional<Held> held;
@@ -570,15 +613,6 @@ Status ZooKeeperBackend::Release() {
                                     {"error", zerror(rc)}});
   CloseSession();
   return OkStatus();
-}
-
-std::optional<Token> ZooKeeperBackend::token() const {
-  std::lock_guard guard(state_mu_);
-  if (!held_ || held_->session->expired ||
-      SteadyClock::now() >= held_->confirmed_until) {
-    return std::nullopt;
-  }
-  return held_->lease.token;
 }
 
 }  // namespace

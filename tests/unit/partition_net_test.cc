@@ -67,9 +67,6 @@ class FakeBackend final : public client::LockBackend {
     ++releases;
     return OkStatus();
   }
-  std::optional<Token> token() const override {
-    return answer_.ok() ? std::optional<Token>(answer_->token) : std::nullopt;
-  }
   int acquires = 0, keepalives = 0, releases = 0;
 
  private:

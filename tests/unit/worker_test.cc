@@ -5,9 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <thread>
 
+#include "common/monotonic_clock.h"
 #include "core/log_event.h"
 
 namespace fence::client {
@@ -33,8 +37,14 @@ class FakeBackend : public LockBackend {
   Status KeepAlive() override {
     std::lock_guard g(mu);
     ++keepalives;
+    changed.notify_all();
     if (lose_lease) return MakeError("lease_lost", "gone");
     return OkStatus();
+  }
+  // Bounded wait (in real time) for the worker's n-th keep-alive.
+  bool WaitForKeepAlives(int n) {
+    std::unique_lock g(mu);
+    return changed.wait_for(g, std::chrono::seconds(10), [&] { return keepalives >= n; });
   }
   Status Release() override {
     std::lock_guard g(mu);
@@ -42,9 +52,9 @@ class FakeBackend : public LockBackend {
     held = false;
     return OkStatus();
   }
-  std::optional<Token> token() const override { return std::nullopt; }
 
   std::mutex mu;
+  std::condition_variable changed;
   std::deque<Error> acquire_script;
   std::uint64_t next_token = 5;
   bool lose_lease = false;
@@ -87,6 +97,24 @@ class FakePauser : public Pauser {
   std::function<void()> during;
 };
 
+// Simulated time shared with the worker's threads. The worker's waits sleep
+// on the real clock, so each Advance is followed by Worker::WakeForTest.
+class ManualClock final : public Clock {
+ public:
+  Millis Now() const override {
+    std::lock_guard g(mu_);
+    return now_;
+  }
+  void Advance(Millis by) {
+    std::lock_guard g(mu_);
+    now_ += by;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  Millis now_{1000};
+};
+
 struct Recorded {
   std::string event;
   nlohmann::json fields;
@@ -108,7 +136,16 @@ class WorkerTest : public ::testing::Test {
     return [this](EventLevel, std::string_view e, const nlohmann::json& f) {
       std::lock_guard g(mu_);
       events_.push_back({std::string(e), f});
+      logged_.notify_all();
     };
+  }
+  // Bounded wait (in real time) for an event from the worker's threads.
+  bool WaitForEvent(std::string_view name) {
+    std::unique_lock g(mu_);
+    return logged_.wait_for(g, std::chrono::seconds(10), [&] {
+      return std::any_of(events_.begin(), events_.end(),
+                         [&](const Recorded& e) { return e.event == name; });
+    });
   }
   std::vector<std::string> Names() {
     std::lock_guard g(mu_);
@@ -129,10 +166,12 @@ class WorkerTest : public ::testing::Test {
     return n;
   }
 
+  MonotonicClock clock_;
   FakeBackend backend_;
   FakeStore store_;
   FakePauser pauser_;
   std::mutex mu_;
+  std::condition_variable logged_;
   std::vector<Recorded> events_;
 };
 
@@ -147,7 +186,7 @@ PutResult Stale(std::uint64_t token, std::uint64_t highest) {
 }
 
 TEST_F(WorkerTest, AcceptedWriteCarriesTheTermTokenAndResigns) {
-  Worker w(Config(), backend_, store_, pauser_, Sink());
+  Worker w(Config(), backend_, store_, pauser_, clock_, Sink());
   const TermReport r = w.RunTerm();
   EXPECT_EQ(r.end, TermEnd::kWritten);
   ASSERT_EQ(store_.puts.size(), 1u);
@@ -167,7 +206,7 @@ TEST_F(WorkerTest, AcceptedWriteCarriesTheTermTokenAndResigns) {
 
 TEST_F(WorkerTest, StaleWriteIsFencedNeverRetriedAndReleased) {
   store_.answers.push_back(Stale(5, 9));
-  Worker w(Config(), backend_, store_, pauser_, Sink());
+  Worker w(Config(), backend_, store_, pauser_, clock_, Sink());
   const TermReport r = w.RunTerm();
   EXPECT_EQ(r.end, TermEnd::kFenced);
   EXPECT_EQ(store_.puts.size(), 1u) << "a fenced write must not be retried";
@@ -185,7 +224,7 @@ TEST_F(WorkerTest, FencedWorkerGoesBackToAcquiringWithANewTerm) {
   store_.answers.push_back(Stale(5, 9));
   auto config = Config();
   config.terms = 2;
-  Worker w(config, backend_, store_, pauser_, Sink());
+  Worker w(config, backend_, store_, pauser_, clock_, Sink());
   EXPECT_EQ(w.Run(), 0);
   ASSERT_EQ(store_.puts.size(), 2u);
   EXPECT_EQ(store_.puts[0].token->value(), 5u);
@@ -196,7 +235,7 @@ TEST_F(WorkerTest, FencedWorkerGoesBackToAcquiringWithANewTerm) {
 TEST_F(WorkerTest, FencingOffSendsNoToken) {
   auto config = Config();
   config.fencing = false;
-  Worker w(config, backend_, store_, pauser_, Sink());
+  Worker w(config, backend_, store_, pauser_, clock_, Sink());
   EXPECT_EQ(w.RunTerm().end, TermEnd::kWritten);
   ASSERT_EQ(store_.puts.size(), 1u);
   EXPECT_FALSE(store_.puts[0].token.has_value());
@@ -207,7 +246,7 @@ TEST_F(WorkerTest, LeaseLostBeforeTheWriteMeansNoWrite) {
   backend_.lose_lease = true;
   auto config = Config();
   config.work = Millis(60000);  // ended early by the lost lease, not by time
-  Worker w(config, backend_, store_, pauser_, Sink());
+  Worker w(config, backend_, store_, pauser_, clock_, Sink());
   const TermReport r = w.RunTerm();
   EXPECT_EQ(r.end, TermEnd::kLeaseLost);
   EXPECT_TRUE(store_.puts.empty());
@@ -225,7 +264,7 @@ TEST_F(WorkerTest, PauseSitsBetweenTheLeadershipCheckAndTheWrite) {
     std::lock_guard g(backend_.mu);
     backend_.lose_lease = true;
   };
-  Worker w(config, backend_, store_, pauser_, Sink());
+  Worker w(config, backend_, store_, pauser_, clock_, Sink());
   w.RunTerm();
   ASSERT_EQ(pauser_.durations.size(), 1u);
   EXPECT_EQ(pauser_.durations[0], Millis(1234));
@@ -243,7 +282,7 @@ TEST_F(WorkerTest, PauseIsInjectedInTheFirstTermOnly) {
   auto config = Config();
   config.terms = 2;
   config.pause_before_write = Millis(10);
-  Worker w(config, backend_, store_, pauser_, Sink());
+  Worker w(config, backend_, store_, pauser_, clock_, Sink());
   EXPECT_EQ(w.Run(), 0);
   EXPECT_EQ(pauser_.durations.size(), 1u);
   EXPECT_EQ(store_.puts.size(), 2u);
@@ -251,7 +290,7 @@ TEST_F(WorkerTest, PauseIsInjectedInTheFirstTermOnly) {
 
 TEST_F(WorkerTest, StoreErrorStepsDownWithoutRetry) {
   store_.answers.push_back(MakeError("unreachable", "connection refused"));
-  Worker w(Config(), backend_, store_, pauser_, Sink());
+  Worker w(Config(), backend_, store_, pauser_, clock_, Sink());
   const TermReport r = w.RunTerm();
   EXPECT_EQ(r.end, TermEnd::kStoreError);
   EXPECT_EQ(store_.puts.size(), 1u);
@@ -264,7 +303,7 @@ TEST_F(WorkerTest, StoreErrorStepsDownWithoutRetry) {
 
 TEST_F(WorkerTest, HeldLockIsRetriedUntilGranted) {
   backend_.acquire_script = {MakeError("held", "held by B"), MakeError("held", "held by B")};
-  Worker w(Config(), backend_, store_, pauser_, Sink());
+  Worker w(Config(), backend_, store_, pauser_, clock_, Sink());
   EXPECT_EQ(w.RunTerm().end, TermEnd::kWritten);
   EXPECT_EQ(backend_.acquires, 3);
   EXPECT_EQ(Count(ev::kElected), 1);
@@ -272,7 +311,7 @@ TEST_F(WorkerTest, HeldLockIsRetriedUntilGranted) {
 
 TEST_F(WorkerTest, InvalidLockRequestEndsTheTermUnelected) {
   backend_.acquire_script = {MakeError("bad_request", "ttl too large")};
-  Worker w(Config(), backend_, store_, pauser_, Sink());
+  Worker w(Config(), backend_, store_, pauser_, clock_, Sink());
   EXPECT_EQ(w.Run(), 1);
   EXPECT_TRUE(store_.puts.empty());
   EXPECT_EQ(Count(ev::kElected), 0);
@@ -281,11 +320,42 @@ TEST_F(WorkerTest, InvalidLockRequestEndsTheTermUnelected) {
 TEST_F(WorkerTest, HoldRenewalsWaitsForARenewalBeforeResigning) {
   auto config = Config();
   config.hold_renewals = 2;
-  Worker w(config, backend_, store_, pauser_, Sink());
+  Worker w(config, backend_, store_, pauser_, clock_, Sink());
   EXPECT_EQ(w.RunTerm().end, TermEnd::kWritten);
   std::lock_guard g(backend_.mu);
   EXPECT_GE(backend_.keepalives, 2);
   EXPECT_EQ(Count(ev::kResigned), 1);
+}
+
+TEST_F(WorkerTest, RenewsEveryIntervalOfItsOwnClock) {
+  // Simulated minutes, real milliseconds: a worker that waited on the real
+  // clock would renew nothing within the test's bounded waits.
+  ManualClock clock;
+  auto config = Config();
+  config.ttl = Millis(90000);
+  config.renew_interval = Millis(30000);
+  config.work = Millis(100000);
+  Worker w(config, backend_, store_, pauser_, clock, Sink());
+  TermReport report;
+  std::thread term([&] { report = w.RunTerm(); });
+  ASSERT_TRUE(WaitForEvent(ev::kElected));
+  for (int i = 1; i <= 3; ++i) {
+    clock.Advance(Millis(29999));
+    w.WakeForTest();
+    clock.Advance(Millis(1));
+    w.WakeForTest();
+    EXPECT_TRUE(backend_.WaitForKeepAlives(i)) << "renewal " << i;
+    std::lock_guard g(backend_.mu);
+    EXPECT_EQ(backend_.keepalives, i) << "one renewal per interval";
+  }
+  EXPECT_TRUE(store_.puts.empty()) << "the work takes 100 s of the worker's clock";
+  clock.Advance(Millis(10000));
+  w.WakeForTest();
+  term.join();
+  EXPECT_EQ(report.end, TermEnd::kWritten);
+  EXPECT_EQ(store_.puts.size(), 1u);
+  std::lock_guard g(backend_.mu);
+  EXPECT_EQ(backend_.keepalives, 3);
 }
 
 TEST(JudgeWriteTest, MapsEveryAnswer) {

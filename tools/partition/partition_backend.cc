@@ -63,11 +63,6 @@ Status FallbackLockBackend::Release() {
   return released;
 }
 
-std::optional<Token> FallbackLockBackend::token() const {
-  client::LockBackend* active = Active();
-  return active != nullptr ? active->token() : std::nullopt;
-}
-
 std::string FallbackLockBackend::granted_by() const {
   client::LockBackend* active = Active();
   if (active == nullptr) return "";

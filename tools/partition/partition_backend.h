@@ -29,7 +29,6 @@ class FallbackLockBackend final : public client::LockBackend {
   // Renewal and release go to the server that granted the lease.
   Status KeepAlive() override;
   Status Release() override;
-  std::optional<Token> token() const override;
 
   // "primary", "standby" or "" (nothing held): which server granted.
   std::string granted_by() const;
