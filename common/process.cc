@@ -1,18 +1,24 @@
 #include "common/process.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/logging.h"
 
 extern char** environ;
 
@@ -21,6 +27,13 @@ namespace fence {
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(Options options) {
   if (options.argv.empty()) {
     return MakeError("bad_argument", "no program given to start");
+  }
+  // Said here rather than by a child that exits 127: a program of this
+  // build that is missing must be an error that names it.
+  if (access(options.argv[0].c_str(), X_OK) != 0) {
+    return MakeError("spawn_failed", "cannot run '" + options.argv[0] +
+                                         "': " + std::strerror(errno) +
+                                         "; expected an executable file");
   }
   // Everything the child needs is prepared before fork: after fork only
   // async-signal-safe calls are allowed in a multithreaded parent.
@@ -135,11 +148,10 @@ Result<int> ChildProcess::WaitForListeningPort(std::chrono::milliseconds timeout
       },
       timeout);
   if (!line) {
-    std::string tail;
-    for (const auto& l : Lines()) tail += l + "\n";
-    return MakeError("not_listening",
-                     "process " + std::to_string(pid_) +
-                         " did not log a listening event; its output:\n" + tail);
+    return MakeError("not_listening", "process " + std::to_string(pid_) +
+                                          " did not log a listening event within " +
+                                          std::to_string(timeout.count()) +
+                                          " ms; its last output:\n" + OutputTail());
   }
   return port;
 }
@@ -152,6 +164,15 @@ std::vector<std::string> ChildProcess::Lines() const {
 std::size_t ChildProcess::LineCount() const {
   std::lock_guard lock(mu_);
   return lines_.size();
+}
+
+std::string ChildProcess::OutputTail(std::size_t count) const {
+  std::lock_guard lock(mu_);
+  std::string tail;
+  for (std::size_t i = lines_.size() > count ? lines_.size() - count : 0; i < lines_.size(); ++i) {
+    tail += lines_[i] + "\n";
+  }
+  return tail;
 }
 
 bool ChildProcess::Signal(int signal) {
@@ -204,6 +225,137 @@ std::string SiblingBinary(std::string_view name) {
   std::string dir = n > 0 ? std::string(self, static_cast<std::size_t>(n)) : ".";
   dir = dir.substr(0, dir.rfind('/'));
   return dir + "/" + std::string(name);
+}
+
+std::optional<std::string> FindProgram(std::string_view name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "";
+  dirs += ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  std::stringstream stream(dirs);
+  std::string dir;
+  while (std::getline(stream, dir, ':')) {
+    if (dir.empty()) continue;
+    std::string candidate = dir + "/" + std::string(name);
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return std::nullopt;
+}
+
+Result<int> PickFreeLoopbackPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return MakeError("no_free_port", std::string("socket: ") + std::strerror(errno));
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t length = sizeof addr;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) != 0) {
+    const std::string why = std::strerror(errno);
+    close(fd);
+    return MakeError("no_free_port", "cannot bind a free loopback port: " + why);
+  }
+  close(fd);
+  return static_cast<int>(ntohs(addr.sin_port));
+}
+
+std::string ListeningDaemon::Url(std::string_view path) const {
+  return "http://" + host + ":" + std::to_string(port) + std::string(path);
+}
+
+Result<ListeningDaemon> StartListeningDaemon(ChildProcess::Options options,
+                                             const std::string& listen, Millis timeout) {
+  if (options.argv.empty()) return MakeError("bad_argument", "no daemon given to start");
+  std::string command;
+  for (const auto& word : options.argv) command += (command.empty() ? "" : " ") + word;
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  options.argv.push_back("--listen");
+  options.argv.push_back(listen);
+  auto child = ChildProcess::Start(std::move(options));
+  if (!child.ok()) return child.error();
+  auto port = (*child)->WaitForListeningPort(timeout);
+  if (!port.ok()) {
+    (*child)->Kill();
+    return MakeError("not_listening", "'" + command + " --listen " + listen +
+                                          "' did not start: " + port.error().message);
+  }
+  ListeningDaemon daemon;
+  daemon.process = std::move(*child);
+  daemon.host = host;
+  daemon.port = *port;
+  return daemon;
+}
+
+namespace {
+
+// Asks `ready` every `interval` until it answers true, the child exits, or
+// `timeout` passes. Returns nullopt when ready, else why not.
+std::optional<std::string> ProbeUntilReady(ChildProcess& child, const std::function<bool()>& ready,
+                                           Millis timeout, Millis interval) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (child.WaitExit(Millis(0))) return std::string("exited before it was ready");
+    if (ready()) return std::nullopt;
+    // The server gives no event to wait on: probing at a fixed interval
+    // until the deadline is all there is.
+    if (child.WaitExit(interval)) return std::string("exited before it was ready");
+  }
+  return "was not ready within " + std::to_string(timeout.count()) + " ms";
+}
+
+}  // namespace
+
+Result<PickedPortsServer> StartOnPickedPorts(const PickedPortsOptions& options) {
+  std::string last_failure = "no attempt was made";
+  for (int attempt = 1; attempt <= options.attempts; ++attempt) {
+    std::vector<int> ports;
+    for (int i = 0; i < options.port_count; ++i) {
+      auto port = PickFreeLoopbackPort();
+      if (!port.ok()) return port.error();
+      ports.push_back(*port);
+    }
+    auto command = options.command(ports);
+    if (!command.ok()) return command.error();
+    auto child = ChildProcess::Start(std::move(*command));
+    if (!child.ok()) return child.error();
+    auto not_ready = ProbeUntilReady(
+        **child, [&] { return options.ready(ports); }, options.ready_timeout,
+        options.probe_interval);
+    if (!not_ready) return PickedPortsServer{std::move(*child), ports};
+    (*child)->Kill();
+    std::string port_list;
+    for (int p : ports) port_list += (port_list.empty() ? "" : "/") + std::to_string(p);
+    last_failure = options.name + " on port " + port_list + " " + *not_ready +
+                   "; its last output:\n" + (*child)->OutputTail();
+    log::Warn("server_start_failed", {{"server", options.name},
+                                      {"attempt", attempt},
+                                      {"ports", ports},
+                                      {"reason", *not_ready}});
+  }
+  return MakeError("unavailable", "could not start " + options.name + " after " +
+                                      std::to_string(options.attempts) +
+                                      " attempts: " + last_failure);
+}
+
+std::string CommandResult::Output() const {
+  std::string text;
+  for (const auto& line : lines) text += line + "\n";
+  return text;
+}
+
+Result<CommandResult> RunToCompletion(ChildProcess::Options options, Millis timeout) {
+  auto child = ChildProcess::Start(std::move(options));
+  if (!child.ok()) return child.error();
+  CommandResult result;
+  if (auto status = (*child)->WaitExit(timeout)) {
+    if (WIFEXITED(*status)) result.exit_code = WEXITSTATUS(*status);
+  } else {
+    (*child)->Kill();
+  }
+  result.lines = (*child)->Lines();
+  return result;
 }
 
 }  // namespace fence

@@ -1,6 +1,10 @@
-// The one process launcher, for tests and the demo: start a binary, collect
-// its output lines, wait for a line (such as the "listening" event) as an
-// event, signal it, and stop it on every path.
+// The one process launcher, for the tools and the tests alike: start a
+// binary, collect its output lines, wait for a line (such as the "listening"
+// event) as an event, signal it, and stop it on every path. On top of it:
+// one of our daemons started on a free port (StartListeningDaemon), a
+// third-party server on picked ports (StartOnPickedPorts), a command run to
+// completion (RunToCompletion), and the lookups they need (SiblingBinary,
+// FindProgram, PickFreeLoopbackPort).
 #pragma once
 
 #include <sys/types.h>
@@ -16,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/result.h"
 
 namespace fence {
@@ -50,6 +55,8 @@ class ChildProcess {
 
   std::vector<std::string> Lines() const;
   std::size_t LineCount() const;
+  // The last `count` output lines, one per line, for error messages.
+  std::string OutputTail(std::size_t count = 20) const;
 
   bool Signal(int signal);
   // The raw wait status once the child has exited, or nullopt on timeout.
@@ -77,5 +84,71 @@ class ChildProcess {
 
 // A path next to the running executable (e.g. a sibling binary in build/bin).
 std::string SiblingBinary(std::string_view name);
+
+// The absolute path of the executable `name` on $PATH, then in the sbin and
+// bin folders a non-login PATH may lack (iproute2 and iptables live in
+// sbin); nullopt if there is none.
+std::optional<std::string> FindProgram(std::string_view name);
+
+// A loopback port that was free a moment ago (bound to port 0, read, closed),
+// for third-party servers that cannot bind port 0 and report the port they
+// got. Another process may take it before the server binds it: see
+// StartOnPickedPorts.
+Result<int> PickFreeLoopbackPort();
+
+// One of our daemons, listening.
+struct ListeningDaemon {
+  std::unique_ptr<ChildProcess> process;
+  std::string host = "127.0.0.1";
+  int port = 0;  // 0 only in a default-constructed value
+  // "http://host:port" + path.
+  std::string Url(std::string_view path = "") const;
+};
+
+// Starts one of our daemons: `options.argv` (argv[0] its path, or a wrapper
+// such as `ip netns exec` whose last words are the daemon's command line)
+// with `--listen <listen>` appended, and waits up to `timeout` for its
+// {"event":"listening",...,"port":N} line. With the default listen address
+// the kernel picks a free port and the daemon reports it, so there is no
+// race for ports. On every failure (cannot start, exits, never listens) the
+// child is killed and reaped before the error (with its last output lines)
+// is returned.
+Result<ListeningDaemon> StartListeningDaemon(ChildProcess::Options options,
+                                             const std::string& listen = "127.0.0.1:0",
+                                             Millis timeout = Millis(20000));
+
+// A third-party server (etcd, ZooKeeper, Prometheus, Alertmanager) on ports
+// picked for it. `command` builds its command line for the picked ports (it
+// may write a config file or make a data folder); `ready` is one bounded
+// readiness probe (an HTTP GET, a four-letter word), asked every
+// `probe_interval` until it answers true, the server exits, or
+// `ready_timeout` passes. A server that exits before it is ready most likely
+// lost a port to another process: it is started again on new ports, up to
+// `attempts` times. Every server that is not returned is killed and reaped.
+struct PickedPortsOptions {
+  std::string name;  // for errors and logs, e.g. "etcd"
+  int port_count = 1;
+  std::function<Result<ChildProcess::Options>(const std::vector<int>& ports)> command;
+  std::function<bool(const std::vector<int>& ports)> ready;
+  Millis ready_timeout{30000};
+  Millis probe_interval{50};
+  int attempts = 5;
+};
+struct PickedPortsServer {
+  std::unique_ptr<ChildProcess> process;
+  std::vector<int> ports;
+};
+Result<PickedPortsServer> StartOnPickedPorts(const PickedPortsOptions& options);
+
+// A command run to completion.
+struct CommandResult {
+  int exit_code = -1;  // -1: killed after the timeout, or ended by a signal
+  std::vector<std::string> lines;  // stdout and stderr, interleaved
+  std::string Output() const;      // the lines, each ending in '\n'
+};
+// Runs `options.argv` (argv[0] an absolute path) until it exits, bounded by
+// `timeout`: a command that overstays is killed (exit_code -1). An error
+// only if it could not be started.
+Result<CommandResult> RunToCompletion(ChildProcess::Options options, Millis timeout);
 
 }  // namespace fence

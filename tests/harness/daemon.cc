@@ -27,23 +27,13 @@ Daemon StartDaemon(std::string_view binary, std::vector<std::string> args,
   ChildProcess::Options options;
   options.argv.push_back(SiblingBinary(binary));
   options.argv.insert(options.argv.end(), args.begin(), args.end());
-  options.argv.push_back("--listen");
-  options.argv.push_back("127.0.0.1:0");
   options.extra_env = std::move(extra_env);
-  Daemon daemon;
-  auto child = ChildProcess::Start(options);
-  if (!child.ok()) {
-    ADD_FAILURE() << child.error().message;
-    return daemon;
+  auto daemon = StartListeningDaemon(std::move(options));
+  if (!daemon.ok()) {
+    ADD_FAILURE() << daemon.error().message;
+    return Daemon{};
   }
-  daemon.process = std::move(*child);
-  auto port = daemon.process->WaitForListeningPort();
-  if (!port.ok()) {
-    ADD_FAILURE() << port.error().message;
-    return daemon;
-  }
-  daemon.port = *port;
-  return daemon;
+  return std::move(*daemon);
 }
 
 net::Response Request(net::http::verb method, const std::string& url,

@@ -1,5 +1,6 @@
-// Test harness: temp dirs and daemons started as real processes on free
-// loopback ports (--listen 127.0.0.1:0, port read from the listening event).
+// Test harness: temp dirs, and gtest-reporting wrappers over common/process.h
+// (daemons started as real processes on free loopback ports: --listen
+// 127.0.0.1:0, port read from the listening event).
 #pragma once
 
 #include <memory>
@@ -26,17 +27,11 @@ class TempDir {
   std::string path_;
 };
 
-struct Daemon {
-  std::unique_ptr<ChildProcess> process;
-  int port = 0;
-  std::string Url(std::string_view path) const {
-    return "http://127.0.0.1:" + std::to_string(port) + std::string(path);
-  }
-};
+using Daemon = ListeningDaemon;
 
-// Starts build/bin/<binary> with `args` plus --listen 127.0.0.1:0 and waits
-// for its listening event. Fails the calling test (ADD_FAILURE) and returns
-// a Daemon without a port if the daemon does not come up.
+// StartListeningDaemon of build/bin/<binary> with `args`. Fails the calling
+// test (ADD_FAILURE, with the daemon's output) and returns a Daemon without
+// a process and with port 0 if the daemon does not come up.
 Daemon StartDaemon(std::string_view binary, std::vector<std::string> args,
                    std::vector<std::string> extra_env = {});
 

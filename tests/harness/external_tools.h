@@ -1,5 +1,7 @@
 // Test harness for tests that drive third-party tools (promtool, prometheus,
-// alertmanager, systemd-analyze) and read files of the source tree.
+// alertmanager, systemd-analyze) and read files of the source tree. Finding
+// a program and picking a free port are common/process.h's FindProgram and
+// PickFreeLoopbackPort.
 #pragma once
 
 #include <chrono>
@@ -8,10 +10,9 @@
 #include <string_view>
 #include <vector>
 
-namespace fence::testing {
+#include "common/process.h"
 
-// The absolute path of `name` found on $PATH, or nullopt.
-std::optional<std::string> FindProgram(std::string_view name);
+namespace fence::testing {
 
 // A path inside the source tree (FENCE_SOURCE_DIR, set by tests/CMakeLists).
 std::string SourcePath(std::string_view relative);
@@ -19,21 +20,13 @@ std::string SourcePath(std::string_view relative);
 std::string ReadFileOrEmpty(const std::string& path);
 bool WriteFile(const std::string& path, std::string_view text);
 
-struct ToolRun {
-  int exit_code = -1;  // -1: did not exit normally in time (killed)
-  std::vector<std::string> lines;  // stdout and stderr, interleaved
-  std::string Output() const;
-};
+using ToolRun = CommandResult;
 
-// Runs argv (argv[0] an absolute path) to completion, bounded by `timeout`;
-// a run that overstays is killed and reported with exit_code -1.
+// RunToCompletion of argv (argv[0] an absolute path), bounded by `timeout`;
+// a run that overstays is killed and reported with exit_code -1, one that
+// cannot start with exit_code -1 and the reason as its only line.
 ToolRun RunTool(std::vector<std::string> argv,
                 std::chrono::milliseconds timeout = std::chrono::seconds(60));
-
-// A loopback port that was free a moment ago, for third-party servers that
-// cannot report the port they bound (Prometheus, Alertmanager). A caller
-// that loses the race sees the server fail to start and may pick again.
-int PickFreeLoopbackPort();
 
 // `promtool check metrics` (Debian's prometheus package) must accept a
 // Prometheus text exposition; fails the calling test with promtool's report.

@@ -56,37 +56,28 @@ struct ThirdPartyServer {
   }
 };
 
-// Prometheus and Alertmanager cannot report a port they picked, so the test
-// picks one; if another process takes it first the server exits and the
-// test picks again (bounded).
-ThirdPartyServer StartOnFreePort(const std::function<std::vector<std::string>(int)>& argv_for,
+// Prometheus and Alertmanager cannot report a port they picked: they get a
+// picked one, and are started again on another if they lose it.
+ThirdPartyServer StartOnFreePort(const std::string& name,
+                                 const std::function<std::vector<std::string>(int)>& argv_for,
                                  const std::string& log_path) {
-  ThirdPartyServer server;
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    const int port = PickFreeLoopbackPort();
-    auto child = ChildProcess::Start({argv_for(port), log_path, {}});
-    if (!child.ok()) {
-      ADD_FAILURE() << child.error().message;
-      return server;
-    }
-    server.process = std::move(*child);
-    server.port = port;
-    if (WaitUntil(
-            [&] {
-              if (server.process->WaitExit(0ms)) return true;  // died: stop waiting
-              auto res = Get(server.Url("/-/ready"));
-              return res && res->result() == http::status::ok;
-            },
-            30s) &&
-        !server.process->exited()) {
-      return server;
-    }
-    server.process->Kill();
+  PickedPortsOptions options;
+  options.name = name;
+  options.command = [&](const std::vector<int>& ports) -> Result<ChildProcess::Options> {
+    return ChildProcess::Options{argv_for(ports[0]), log_path, {}};
+  };
+  options.ready = [](const std::vector<int>& ports) {
+    auto res = Get("http://127.0.0.1:" + std::to_string(ports[0]) + "/-/ready");
+    return res && res->result() == http::status::ok;
+  };
+  options.probe_interval = 200ms;
+  options.attempts = 3;
+  auto server = StartOnPickedPorts(options);
+  if (!server.ok()) {
+    ADD_FAILURE() << server.error().message;
+    return {};
   }
-  ADD_FAILURE() << "could not start " << argv_for(0)[0] << "; its output:\n"
-                << ReadFileOrEmpty(log_path);
-  server.process.reset();
-  return server;
+  return {std::move(server->process), server->ports[0]};
 }
 
 class AlertingTest : public ::testing::Test {
@@ -119,6 +110,7 @@ TEST_F(AlertingTest, FencedWriteFiresInPrometheusAndReachesAlertmanager) {
   ASSERT_TRUE(WriteFile(am_config,
                         ReadFileOrEmpty(SourcePath("deploy/prometheus/alertmanager.yml"))));
   ThirdPartyServer alertmanager = StartOnFreePort(
+      "alertmanager",
       [&](int port) {
         return std::vector<std::string>{
             tools_["prometheus-alertmanager"], "--config.file=" + am_config,
@@ -133,7 +125,10 @@ TEST_F(AlertingTest, FencedWriteFiresInPrometheusAndReachesAlertmanager) {
   // the shipped rules beside it, where rule_files expects them.
   std::string config = ReadFileOrEmpty(SourcePath("deploy/prometheus/prometheus.yml"));
   const std::string store_address = "127.0.0.1:" + std::to_string(store.port);
-  const std::string lockd_address = "127.0.0.1:" + std::to_string(PickFreeLoopbackPort());
+  // No lockd runs in this test: its scrape target is a port nobody serves.
+  const auto unused_port = PickFreeLoopbackPort();
+  ASSERT_TRUE(unused_port.ok()) << unused_port.error().message;
+  const std::string lockd_address = "127.0.0.1:" + std::to_string(*unused_port);
   const std::string am_address = "127.0.0.1:" + std::to_string(alertmanager.port);
   ASSERT_TRUE(Replace(config, "scrape_interval: 15s", "scrape_interval: 1s"));
   ASSERT_TRUE(Replace(config, "evaluation_interval: 15s", "evaluation_interval: 1s"));
@@ -145,6 +140,7 @@ TEST_F(AlertingTest, FencedWriteFiresInPrometheusAndReachesAlertmanager) {
   ASSERT_TRUE(WriteFile(dir.Sub("alerts.yml"),
                         ReadFileOrEmpty(SourcePath("deploy/prometheus/alerts.yml"))));
   ThirdPartyServer prometheus = StartOnFreePort(
+      "prometheus",
       [&](int port) {
         return std::vector<std::string>{
             tools_["prometheus"], "--config.file=" + dir.Sub("prometheus.yml"),

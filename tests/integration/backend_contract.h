@@ -1,19 +1,15 @@
 // The checks every external lock backend (etcd, ZooKeeper) must pass against
 // a real server started by LaunchLockService, and real fence-worker and
-// fence-store processes where a holder or a store is needed. Included by
-// etcd_backend_test.cc and zookeeper_backend_test.cc.
+// fence-store processes where a holder or a store is needed: a typed test
+// suite, instantiated by etcd_backend_test.cc and zookeeper_backend_test.cc
+// with a Kind (a struct whose kName is "etcd" or "zookeeper"), plus the
+// fixture their own tests share.
 #pragma once
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <sys/wait.h>
 
 #include <chrono>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -60,24 +56,30 @@ inline std::optional<json> WaitForEvent(ChildProcess& child, std::string_view ev
   return found;
 }
 
-inline std::string Output(const ChildProcess& child) {
-  std::string out;
-  for (const auto& line : child.Lines()) out += line + "\n";
-  return out;
-}
+// One real lock service of Kind::kName for all the tests of a suite, on free
+// loopback ports, stopped after the suite.
+template <typename Kind>
+class LockServiceSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir("fence-" + std::string(Kind::kName));
+    auto service = tools::LaunchLockService(Kind::kName, {dir_->path(), "", milliseconds(60000)});
+    ASSERT_TRUE(service.ok()) << service.error().message;
+    service_ = new tools::LaunchedLockService(std::move(*service));
+  }
+  static void TearDownTestSuite() {
+    delete service_;  // stops the server
+    service_ = nullptr;
+    delete dir_;
+    dir_ = nullptr;
+  }
+  void SetUp() override { ASSERT_NE(service_, nullptr) << Kind::kName << " did not start"; }
+  const std::vector<std::string>& endpoints() const { return service_->endpoints; }
+  const TempDir& dir() const { return *dir_; }
 
-// A loopback port nothing listens on (bound, read, closed).
-inline int UnusedPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof addr;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
+  static inline TempDir* dir_ = nullptr;
+  static inline tools::LaunchedLockService* service_ = nullptr;
+};
 
 inline std::unique_ptr<ChildProcess> StartWorker(std::string_view kind,
                                                  const std::vector<std::string>& endpoints,
@@ -167,7 +169,7 @@ inline void ExpectLeaseExpiresWhenHolderStopped(std::string_view kind,
                             1000, {"--work-ms", "60000"});
   ASSERT_TRUE(holder);
   auto elected = WaitForEvent(*holder, "elected", milliseconds(20000));
-  ASSERT_TRUE(elected) << Output(*holder);
+  ASSERT_TRUE(elected) << holder->OutputTail();
   const std::uint64_t token_a = elected->value("token", std::uint64_t{0});
   ASSERT_GT(token_a, 0u);
 
@@ -183,7 +185,7 @@ inline void ExpectLeaseExpiresWhenHolderStopped(std::string_view kind,
   const std::size_t seen = holder->LineCount();
   ASSERT_TRUE(holder->Signal(SIGCONT));
   auto lost = WaitForEvent(*holder, "lease_lost", milliseconds(15000), seen);
-  EXPECT_TRUE(lost) << Output(*holder);
+  EXPECT_TRUE(lost) << holder->OutputTail();
   holder->Stop();
   EXPECT_TRUE(b->Release().ok());
   store.process->Stop();
@@ -208,22 +210,22 @@ inline void ExpectFencedScenario(std::string_view kind,
                         "--payload", "from-A"});
   ASSERT_TRUE(a);
   auto elected_a = WaitForEvent(*a, "elected", milliseconds(20000));
-  ASSERT_TRUE(elected_a) << Output(*a);
-  ASSERT_TRUE(WaitForEvent(*a, "pause_injected", milliseconds(20000))) << Output(*a);
+  ASSERT_TRUE(elected_a) << a->OutputTail();
+  ASSERT_TRUE(WaitForEvent(*a, "pause_injected", milliseconds(20000))) << a->OutputTail();
   const std::uint64_t token_a = elected_a->value("token", std::uint64_t{0});
 
   auto b = StartWorker(kind, endpoints, "B", "fenced", store.Url(""), "fenced-key", 1000,
                        {"--payload", "from-B", "--acquire-timeout-ms", "30000"});
   ASSERT_TRUE(b);
   auto written_b = WaitForEvent(*b, "write_done", milliseconds(30000));
-  ASSERT_TRUE(written_b) << Output(*b);
+  ASSERT_TRUE(written_b) << b->OutputTail();
   const std::uint64_t token_b = written_b->value("token", std::uint64_t{0});
   EXPECT_GT(token_b, token_a);
 
   ASSERT_FALSE(WaitForEvent(*a, "resumed", milliseconds(0)))
       << "A resumed before B wrote; the schedule needs a longer pause on this machine";
   auto fenced = WaitForEvent(*a, "fenced", milliseconds(kPauseMs + 15000));
-  ASSERT_TRUE(fenced) << Output(*a);
+  ASSERT_TRUE(fenced) << a->OutputTail();
   EXPECT_EQ(fenced->value("token", std::uint64_t{0}), token_a);
   EXPECT_EQ(fenced->value("highest_token", std::uint64_t{0}), token_b);
   EXPECT_NE(fenced->dump().find("stale_token"), std::string::npos) << fenced->dump();
@@ -254,39 +256,34 @@ inline void ExpectDownServiceUnavailable(std::string_view kind, const TempDir& d
   EXPECT_EQ(renewed.error().code, "lease_lost");
 }
 
-// fence-demo with this backend (it starts its own lock service and store):
-// in the fenced run the new leader B's object stands and the old leader A's
-// write was refused with 409 stale_token.
-inline void ExpectDemoFencedRun(std::string_view kind, const TempDir& dir) {
-  const std::string out = dir.Sub("demo-" + std::string(kind));
-  auto demo = ChildProcess::Start(
-      {{SiblingBinary("fence-demo"), "--out", out, "--backend", std::string(kind),
-        "--failover-trials", "1", "--tradeoff-ttls", "none"},
-       "",
-       {}});
-  ASSERT_TRUE(demo.ok()) << demo.error().message;
-  const auto status = (*demo)->WaitExit(milliseconds(240000));
-  ASSERT_TRUE(status.has_value()) << "fence-demo did not finish:\n" << Output(**demo);
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << Output(**demo);
+// The contract, for each Kind.
+template <typename Kind>
+class BackendContractTest : public LockServiceSuite<Kind> {};
+TYPED_TEST_SUITE_P(BackendContractTest);
 
-  std::ifstream file(out + "/summary.json");
-  ASSERT_TRUE(file.good()) << "no summary.json in " << out;
-  const json summary = json::parse(file, nullptr, false);
-  ASSERT_TRUE(summary.is_object());
-  EXPECT_EQ(summary.value("backend", ""), kind);
-  const json& fenced = summary["fenced"];
-  EXPECT_EQ(fenced.value("final_owner", ""), "B") << fenced.dump(2);
-  EXPECT_EQ(fenced.value("a_result", ""), "fenced") << fenced.dump(2);
-  const auto a_token = fenced.value("a_token", std::uint64_t{0});
-  const auto b_token = fenced.value("b_token", std::uint64_t{0});
-  EXPECT_GT(b_token, a_token);
-  EXPECT_EQ(fenced.value("final_token", std::uint64_t{0}), b_token);
-  const json& refused = fenced["a_result_line"];
-  EXPECT_EQ(refused.value("token", std::uint64_t{0}), a_token);
-  EXPECT_EQ(refused.value("highest_token", std::uint64_t{0}), b_token);
-  EXPECT_EQ(refused["store_answer"].value("error", ""), "stale_token") << refused.dump();
-  // Without fencing, the same schedule lets the stale leader's write win.
-  EXPECT_EQ(summary["unfenced"].value("final_owner", ""), "A");
+TYPED_TEST_P(BackendContractTest, TokensStrictlyIncrease) {
+  ExpectTokensStrictlyIncrease(TypeParam::kName, this->endpoints());
 }
+
+TYPED_TEST_P(BackendContractTest, SecondOwnerIsRefusedWhileFirstHolds) {
+  ExpectSecondOwnerRefused(TypeParam::kName, this->endpoints());
+}
+
+TYPED_TEST_P(BackendContractTest, LeaseExpiresWhenHolderIsStopped) {
+  ExpectLeaseExpiresWhenHolderStopped(TypeParam::kName, this->endpoints(), this->dir());
+}
+
+TYPED_TEST_P(BackendContractTest, FencedScenarioKeepsNewLeadersObject) {
+  ExpectFencedScenario(TypeParam::kName, this->endpoints(), this->dir());
+}
+
+TYPED_TEST_P(BackendContractTest, DownServiceIsUnavailable) {
+  ExpectDownServiceUnavailable(TypeParam::kName, this->dir());
+}
+
+REGISTER_TYPED_TEST_SUITE_P(BackendContractTest, TokensStrictlyIncrease,
+                            SecondOwnerIsRefusedWhileFirstHolds,
+                            LeaseExpiresWhenHolderIsStopped,
+                            FencedScenarioKeepsNewLeadersObject, DownServiceIsUnavailable);
 
 }  // namespace fence::testing::backends

@@ -1,4 +1,5 @@
-// The etcd backend against a real etcd started on free loopback ports.
+// The etcd backend against a real etcd started on free loopback ports: the
+// contract of backend_contract.h, and what is particular to etcd.
 #include <gtest/gtest.h>
 
 #include "client/etcd_backend.h"
@@ -7,44 +8,12 @@
 namespace fence::testing::backends {
 namespace {
 
-class EtcdBackendTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir("fence-etcd");
-    auto service = tools::LaunchLockService("etcd", {dir_->path(), "", milliseconds(60000)});
-    ASSERT_TRUE(service.ok()) << service.error().message;
-    service_ = new tools::LaunchedLockService(std::move(*service));
-  }
-  static void TearDownTestSuite() {
-    delete service_;  // stops etcd
-    service_ = nullptr;
-    delete dir_;
-    dir_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(service_, nullptr) << "etcd did not start"; }
-  const std::vector<std::string>& endpoints() const { return service_->endpoints; }
-
-  static TempDir* dir_;
-  static tools::LaunchedLockService* service_;
+struct Etcd {
+  static constexpr const char* kName = "etcd";
 };
-TempDir* EtcdBackendTest::dir_ = nullptr;
-tools::LaunchedLockService* EtcdBackendTest::service_ = nullptr;
+INSTANTIATE_TYPED_TEST_SUITE_P(Etcd, BackendContractTest, Etcd);
 
-TEST_F(EtcdBackendTest, TokensStrictlyIncrease) {
-  ExpectTokensStrictlyIncrease("etcd", endpoints());
-}
-
-TEST_F(EtcdBackendTest, SecondOwnerIsRefusedWhileFirstHolds) {
-  ExpectSecondOwnerRefused("etcd", endpoints());
-}
-
-TEST_F(EtcdBackendTest, LeaseExpiresWhenHolderIsStopped) {
-  ExpectLeaseExpiresWhenHolderStopped("etcd", endpoints(), *dir_);
-}
-
-TEST_F(EtcdBackendTest, FencedScenarioKeepsNewLeadersObject) {
-  ExpectFencedScenario("etcd", endpoints(), *dir_);
-}
+using EtcdBackendTest = LockServiceSuite<Etcd>;
 
 TEST_F(EtcdBackendTest, TokenIsTheLockKeysCreateRevision) {
   auto backend = MakeBackend("etcd", endpoints());
@@ -95,21 +64,15 @@ TEST_F(EtcdBackendTest, SubSecondTtlIsRoundedUpToWholeSeconds) {
 }
 
 TEST_F(EtcdBackendTest, FailsOverFromADeadEndpoint) {
-  const std::string dead = "http://127.0.0.1:" + std::to_string(UnusedPort());
+  const auto unused = PickFreeLoopbackPort();
+  ASSERT_TRUE(unused.ok()) << unused.error().message;
+  const std::string dead = "http://127.0.0.1:" + std::to_string(*unused);
   auto backend = MakeBackend("etcd", {dead, endpoints()[0]});
   ASSERT_TRUE(backend);
   auto lease = backend->Acquire("failover", "A", milliseconds(2000), milliseconds(0));
   ASSERT_TRUE(lease.ok()) << lease.error().message;
   EXPECT_TRUE(backend->KeepAlive().ok());
   EXPECT_TRUE(backend->Release().ok());
-}
-
-TEST_F(EtcdBackendTest, DemoFencedRunKeepsNewLeadersObject) {
-  ExpectDemoFencedRun("etcd", *dir_);
-}
-
-TEST_F(EtcdBackendTest, DownServiceIsUnavailable) {
-  ExpectDownServiceUnavailable("etcd", *dir_);
 }
 
 TEST(EtcdBackendConfigTest, RejectsEndpointsThatAreNotBaseUrls) {

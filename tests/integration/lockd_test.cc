@@ -51,18 +51,13 @@ class Lockd {
   // Starts fence-lockd on a free port; fails the test if it does not listen.
   static std::unique_ptr<Lockd> Start(const std::string& data_dir,
                                       std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {SiblingBinary("fence-lockd"), "--listen",
-                                     "127.0.0.1:0", "--data-dir", data_dir};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    auto child = ChildProcess::Start(Args(argv));
-    EXPECT_TRUE(child.ok());
-    if (!child.ok()) return nullptr;
-    auto port = (*child)->WaitForListeningPort();
-    EXPECT_TRUE(port.ok()) << (port.ok() ? "" : port.error().message);
-    if (!port.ok()) return nullptr;
+    std::vector<std::string> args = {"--data-dir", data_dir};
+    args.insert(args.end(), extra.begin(), extra.end());
+    testing::Daemon daemon = testing::StartDaemon("fence-lockd", std::move(args));
+    if (daemon.port == 0) return nullptr;
     auto lockd = std::unique_ptr<Lockd>(new Lockd());
-    lockd->process = std::move(*child);
-    lockd->base = "http://127.0.0.1:" + std::to_string(*port);
+    lockd->process = std::move(daemon.process);
+    lockd->base = daemon.Url();
     return lockd;
   }
 

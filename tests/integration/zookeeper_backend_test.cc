@@ -1,5 +1,6 @@
 // The ZooKeeper backend against a real ZooKeeper started on a free loopback
-// port.
+// port: the contract of backend_contract.h, and what is particular to
+// ZooKeeper.
 #include <gtest/gtest.h>
 
 #include "client/zookeeper_backend.h"
@@ -8,45 +9,12 @@
 namespace fence::testing::backends {
 namespace {
 
-class ZooKeeperBackendTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir("fence-zk");
-    auto service =
-        tools::LaunchLockService("zookeeper", {dir_->path(), "", milliseconds(60000)});
-    ASSERT_TRUE(service.ok()) << service.error().message;
-    service_ = new tools::LaunchedLockService(std::move(*service));
-  }
-  static void TearDownTestSuite() {
-    delete service_;  // stops ZooKeeper
-    service_ = nullptr;
-    delete dir_;
-    dir_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(service_, nullptr) << "ZooKeeper did not start"; }
-  const std::vector<std::string>& endpoints() const { return service_->endpoints; }
-
-  static TempDir* dir_;
-  static tools::LaunchedLockService* service_;
+struct ZooKeeper {
+  static constexpr const char* kName = "zookeeper";
 };
-TempDir* ZooKeeperBackendTest::dir_ = nullptr;
-tools::LaunchedLockService* ZooKeeperBackendTest::service_ = nullptr;
+INSTANTIATE_TYPED_TEST_SUITE_P(ZooKeeper, BackendContractTest, ZooKeeper);
 
-TEST_F(ZooKeeperBackendTest, TokensStrictlyIncrease) {
-  ExpectTokensStrictlyIncrease("zookeeper", endpoints());
-}
-
-TEST_F(ZooKeeperBackendTest, SecondOwnerIsRefusedWhileFirstHolds) {
-  ExpectSecondOwnerRefused("zookeeper", endpoints());
-}
-
-TEST_F(ZooKeeperBackendTest, LeaseExpiresWhenHolderIsStopped) {
-  ExpectLeaseExpiresWhenHolderStopped("zookeeper", endpoints(), *dir_);
-}
-
-TEST_F(ZooKeeperBackendTest, FencedScenarioKeepsNewLeadersObject) {
-  ExpectFencedScenario("zookeeper", endpoints(), *dir_);
-}
+using ZooKeeperBackendTest = LockServiceSuite<ZooKeeper>;
 
 TEST_F(ZooKeeperBackendTest, SessionTimeoutIsTheNegotiatedTtl) {
   auto backend = MakeBackend("zookeeper", endpoints());
@@ -89,14 +57,6 @@ TEST_F(ZooKeeperBackendTest, RejectsLockNamesThatAreNotZnodeNames) {
     ASSERT_FALSE(lease.ok()) << bad;
     EXPECT_EQ(lease.error().code, "bad_request");
   }
-}
-
-TEST_F(ZooKeeperBackendTest, DemoFencedRunKeepsNewLeadersObject) {
-  ExpectDemoFencedRun("zookeeper", *dir_);
-}
-
-TEST_F(ZooKeeperBackendTest, DownServiceIsUnavailable) {
-  ExpectDownServiceUnavailable("zookeeper", *dir_);
 }
 
 }  // namespace

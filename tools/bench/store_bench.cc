@@ -98,22 +98,12 @@ Figures MeasurePuts(const std::string& run, int port, int clients, long max_ops,
   return Summarize(std::move(all), seconds, errors.load());
 }
 
-struct Store {
-  std::unique_ptr<fence::ChildProcess> process;
-  int port = 0;
-};
-
-Store StartStore(const std::string& data_dir, const std::string& fencing) {
-  fence::ChildProcess::Options options;
-  options.argv = {fence::SiblingBinary("fence-store"), "--listen", "127.0.0.1:0",
-                  "--data-dir", data_dir, "--fencing", fencing};
-  Store store;
-  auto child = fence::ChildProcess::Start(options);
-  if (!child.ok()) return store;
-  store.process = std::move(*child);
-  auto port = store.process->WaitForListeningPort();
-  if (port.ok()) store.port = *port;
-  return store;
+fence::Result<fence::ListeningDaemon> StartStore(const std::string& data_dir,
+                                                const std::string& fencing) {
+  return fence::StartListeningDaemon(
+      {{fence::SiblingBinary("fence-store"), "--data-dir", data_dir, "--fencing", fencing},
+       "",
+       {}});
 }
 
 void PrintRow(const char* name, const Figures& f, double peer) {
@@ -148,18 +138,21 @@ int main(int argc, char** argv) {
   const auto limit = std::chrono::seconds(seconds);
 
   const Figures fsync = MeasureFsync(dir, max_ops, limit);
-  Store fenced = StartStore(dir + "/fenced", "on");
-  Store unfenced = StartStore(dir + "/unfenced", "off");
-  if (fenced.port == 0 || unfenced.port == 0) {
-    std::fprintf(stderr, "fence-bench-store: could not start fence-store\n");
-    return 1;
+  auto fenced = StartStore(dir + "/fenced", "on");
+  auto unfenced = StartStore(dir + "/unfenced", "off");
+  for (const auto* store : {&fenced, &unfenced}) {
+    if (!store->ok()) {
+      std::fprintf(stderr, "fence-bench-store: %s\n", store->error().message.c_str());
+      return 1;
+    }
   }
-  const Figures one = MeasurePuts("one", fenced.port, 1, max_ops, limit, object_bytes, true);
-  const Figures many = MeasurePuts("many", fenced.port, clients, max_ops, limit, object_bytes, true);
+  const Figures one = MeasurePuts("one", fenced->port, 1, max_ops, limit, object_bytes, true);
+  const Figures many =
+      MeasurePuts("many", fenced->port, clients, max_ops, limit, object_bytes, true);
   const Figures many_off =
-      MeasurePuts("many", unfenced.port, clients, max_ops, limit, object_bytes, false);
-  fenced.process->Stop();
-  unfenced.process->Stop();
+      MeasurePuts("many", unfenced->port, clients, max_ops, limit, object_bytes, false);
+  fenced->process->Stop();
+  unfenced->process->Stop();
   std::filesystem::remove_all(dir);
 
   std::printf("object %zu bytes, %d clients in the concurrent runs, each run <= %ld ops / %d s\n",

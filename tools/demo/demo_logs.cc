@@ -5,80 +5,9 @@
 #include <cstdio>
 #include <ctime>
 
+#include "tools/logscan/timestamp.h"
+
 namespace fence::tools::demo {
-
-namespace {
-
-bool Digits(std::string_view s, std::size_t pos, std::size_t n, int* out) {
-  if (pos + n > s.size()) return false;
-  int v = 0;
-  for (std::size_t i = pos; i < pos + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return true;
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-// algorithm), so no time zone database or global state is involved.
-std::int64_t DaysFromCivil(int y, int m, int d) {
-  y -= m <= 2 ? 1 : 0;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = static_cast<unsigned>((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-}  // namespace
-
-std::optional<std::int64_t> ParseTimestampMs(std::string_view ts) {
-  int year, month, day, hour, minute, second;
-  if (!Digits(ts, 0, 4, &year) || ts.size() < 19 || ts[4] != '-' ||
-      !Digits(ts, 5, 2, &month) || ts[7] != '-' || !Digits(ts, 8, 2, &day) ||
-      (ts[10] != 'T' && ts[10] != ' ') || !Digits(ts, 11, 2, &hour) || ts[13] != ':' ||
-      !Digits(ts, 14, 2, &minute) || ts[16] != ':' || !Digits(ts, 17, 2, &second)) {
-    return std::nullopt;
-  }
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
-      second > 60) {
-    return std::nullopt;
-  }
-  std::size_t pos = 19;
-  int millis = 0;
-  if (pos < ts.size() && ts[pos] == '.') {
-    ++pos;
-    int scale = 100;
-    const std::size_t start = pos;
-    while (pos < ts.size() && ts[pos] >= '0' && ts[pos] <= '9') {
-      millis += (ts[pos] - '0') * scale;
-      scale /= 10;
-      ++pos;
-    }
-    if (pos == start) return std::nullopt;
-  }
-  int offset_minutes = 0;
-  const std::string_view zone = ts.substr(pos);
-  if (zone == "Z" || zone == "z") {
-    offset_minutes = 0;
-  } else if (zone.size() >= 5 && (zone[0] == '+' || zone[0] == '-')) {
-    int oh, om;
-    const bool colon = zone.size() == 6 && zone[3] == ':';
-    if (!Digits(zone, 1, 2, &oh) || !Digits(zone, colon ? 4 : 3, 2, &om) ||
-        zone.size() != (colon ? 6u : 5u)) {
-      return std::nullopt;
-    }
-    offset_minutes = (oh * 60 + om) * (zone[0] == '-' ? -1 : 1);
-  } else {
-    return std::nullopt;
-  }
-  const std::int64_t days = DaysFromCivil(year, month, day);
-  const std::int64_t seconds =
-      days * 86400 + std::int64_t{hour} * 3600 + std::int64_t{minute} * 60 + second -
-      std::int64_t{offset_minutes} * 60;
-  return seconds * 1000 + millis;
-}
 
 std::string FormatClockMs(std::int64_t epoch_ms) {
   const std::int64_t day_ms = ((epoch_ms % 86400000) + 86400000) % 86400000;
@@ -108,7 +37,8 @@ LogLine ParseLogLine(std::string text, std::string source) {
   if (!json.is_discarded() && json.is_object()) {
     line.json = std::move(json);
     if (line.json.contains("ts") && line.json["ts"].is_string()) {
-      line.ts_ms = ParseTimestampMs(line.json["ts"].get<std::string>());
+      auto ts = logscan::ParseTimestamp(line.json["ts"].get<std::string>());
+      if (ts.ok()) line.ts_ms = *ts;
     }
   }
   line.text = std::move(text);

@@ -14,18 +14,13 @@
 
 namespace fence::tools::demo {
 
-// Milliseconds since the Unix epoch of an RFC 3339 timestamp such as
-// "2026-11-26T18:46:08.123+00:00", "...08.123+0000" or "...08.123456Z".
-// Fractions beyond milliseconds are truncated.
-std::optional<std::int64_t> ParseTimestampMs(std::string_view ts);
-
 // Formats epoch milliseconds as "HH:MM:SS.mmm" (UTC), for report tables.
 std::string FormatClockMs(std::int64_t epoch_ms);
 
 struct LogLine {
   std::string text;                     // the line exactly as printed
   nlohmann::json json;                  // the parsed object, or null
-  std::optional<std::int64_t> ts_ms;    // from json["ts"]
+  std::optional<std::int64_t> ts_ms;    // from json["ts"] (logscan::ParseTimestamp)
   std::string source;                   // who printed it, e.g. "worker A"
 
   std::string Str(const char* field) const;  // "" if absent or not a string

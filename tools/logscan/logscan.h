@@ -25,16 +25,9 @@
 #include <vector>
 
 #include "core/result.h"
+#include "tools/logscan/timestamp.h"
 
 namespace fence::tools::logscan {
-
-using EpochMillis = std::int64_t;
-
-// RFC 3339 with a 'Z' or ±HH:MM offset and optional fraction (as our logger
-// writes: 2024-05-01T12:00:00.123+00:00) -> milliseconds since the epoch.
-Result<EpochMillis> ParseTimestamp(std::string_view text);
-// Milliseconds since the epoch -> "2024-05-01T12:00:00.123Z".
-std::string FormatTimestamp(EpochMillis ms);
 
 struct LogEvent {
   std::string source;  // input name, e.g. "fenced.log" or "-" for stdin
