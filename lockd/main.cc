@@ -5,7 +5,6 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <filesystem>
 #include <thread>
 
 #include "common/cli.h"
@@ -38,7 +37,8 @@ void AddFlags(CLI::App& app, Flags& f) {
   app.add_option("--listen", f.listen, "HOST:PORT to listen on; port 0 binds a free port")
       ->capture_default_str();
   app.add_option("--data-dir", f.data_dir,
-                 "directory of the token counter file 'tokens' (created if missing)")
+                 "directory of the token counter file 'tokens' and the lock file 'LOCK' "
+                 "(created if missing); one fence-lockd per directory")
       ->required();
   app.add_option("--max-ttl-ms", f.max_ttl_ms,
                  "largest ttl_ms an acquire may ask for. The grace period after "
@@ -66,14 +66,8 @@ void AddFlags(CLI::App& app, Flags& f) {
       ->capture_default_str();
 }
 
-// Creates the data directory and opens the token journal in it.
+// Opens (creating if needed) the data directory and its token journal.
 fence::Result<std::unique_ptr<lockd::TokenJournal>> OpenJournal(const Flags& f) {
-  std::error_code ec;
-  std::filesystem::create_directories(f.data_dir, ec);
-  if (ec) {
-    return fence::MakeError("storage_error", "cannot create data directory " +
-                                                 f.data_dir + ": " + ec.message());
-  }
   auto journal = lockd::TokenJournal::Open(
       f.data_dir, {.block = f.token_block, .assumed_max_ttl = fence::Millis(f.max_ttl_ms)});
   if (!journal.ok()) return journal;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 
 namespace fence::lockd {
@@ -148,12 +149,66 @@ Result<Recovery> RecoverFromFile(std::string_view contents) {
 
 namespace {
 
+Status SyncDir(const std::string& dir) {
+  const int d = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0 || fsync(d) != 0) {
+    Error error = MakeError("storage_error", Errno("cannot sync directory " + dir));
+    if (d >= 0) close(d);
+    return error;
+  }
+  close(d);
+  return OkStatus();
+}
+
+// Creates `dir` and any missing parents, syncing each parent after creating
+// its child so the new directory survives a power cut. Another process
+// creating it at the same time is fine (EEXIST).
+Status CreateDirs(const std::filesystem::path& dir) {
+  struct stat st {};
+  if (stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return OkStatus();
+    return MakeError("storage_error", dir.string() + " exists and is not a directory");
+  }
+  const std::filesystem::path parent =
+      dir.has_parent_path() ? dir.parent_path() : std::filesystem::path(".");
+  Status made = CreateDirs(parent);
+  if (!made.ok()) return made;
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return MakeError("storage_error", Errno("cannot create data directory " + dir.string()));
+  }
+  return SyncDir(parent.string());
+}
+
+// Takes DIR/LOCK: an exclusive flock held for the journal's life. The file
+// is opened with O_CREAT and never renamed or removed, so every lockd on the
+// directory locks the same inode, however many start at once.
+Result<int> LockDataDir(const std::string& dir) {
+  const std::string path = dir + "/LOCK";
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return MakeError("storage_error", Errno("cannot open " + path));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    Error error = MakeError(
+        "storage_error",
+        errno == EWOULDBLOCK
+            ? path + " is locked by another running fence-lockd; two daemons "
+                     "must never share one token counter"
+            : Errno("cannot lock " + path));
+    close(fd);
+    return error;
+  }
+  return fd;
+}
+
 // Creates `path` holding a first slot (no token reserved, no lease granted).
 // A half-written new file must never be mistaken for a real one: it is built
-// aside, synced, then renamed into place and the directory synced.
+// aside, synced, then renamed into place and the directory synced. Called
+// only under the LOCK, so a leftover temporary file is from a crash.
 Status CreateTokenFile(const std::string& dir, const std::string& path) {
   const std::string tmp = path + ".tmp";
-  const int t = open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+  if (unlink(tmp.c_str()) != 0 && errno != ENOENT) {
+    return MakeError("storage_error", Errno("cannot remove " + tmp));
+  }
+  const int t = open(tmp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
   if (t < 0) return MakeError("storage_error", Errno("cannot create " + tmp));
   std::string contents(kTokenFileBytes, '\0');
   const auto first = EncodeSlot(Slot{0, 0, Millis(0)});
@@ -167,13 +222,7 @@ Status CreateTokenFile(const std::string& dir, const std::string& path) {
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     return MakeError("storage_error", Errno("cannot rename " + tmp));
   }
-  const int d = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (d < 0 || fsync(d) != 0) {
-    if (d >= 0) close(d);
-    return MakeError("storage_error", Errno("cannot sync directory " + dir));
-  }
-  close(d);
-  return OkStatus();
+  return SyncDir(dir);
 }
 
 Result<std::string> ReadWhole(int fd, const std::string& path) {
@@ -209,7 +258,12 @@ Result<std::unique_ptr<TokenJournal>> TokenJournal::Open(const std::string& dir,
     return MakeError("bad_argument", "token block must be 1.." +
                                          std::to_string(kMaxTokenBlock));
   }
+  Status made = CreateDirs(dir);
+  if (!made.ok()) return made.error();
   std::unique_ptr<TokenJournal> j(new TokenJournal());
+  auto lock = LockDataDir(dir);
+  if (!lock.ok()) return lock.error();
+  j->lock_fd_ = *lock;
   j->path_ = dir + "/tokens";
   j->block_ = options.block;
   j->fd_ = open(j->path_.c_str(), O_RDWR | O_CLOEXEC);
@@ -224,14 +278,6 @@ Result<std::unique_ptr<TokenJournal>> TokenJournal::Open(const std::string& dir,
     if (j->fd_ < 0) {
       return MakeError("storage_error", Errno("cannot open " + j->path_));
     }
-  }
-  if (flock(j->fd_, LOCK_EX | LOCK_NB) != 0) {
-    return MakeError("storage_error",
-                     errno == EWOULDBLOCK
-                         ? j->path_ + " is locked by another running "
-                                      "fence-lockd; two daemons must never "
-                                      "share one token counter"
-                         : Errno("cannot lock " + j->path_));
   }
   auto contents = ReadWhole(j->fd_, j->path_);
   if (!contents.ok()) return contents.error();
@@ -259,6 +305,7 @@ Result<std::unique_ptr<TokenJournal>> TokenJournal::Open(const std::string& dir,
 
 TokenJournal::~TokenJournal() {
   if (fd_ >= 0) close(fd_);
+  if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
 }
 
 Status TokenJournal::WriteSlot(const Slot& slot) {

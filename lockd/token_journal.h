@@ -89,9 +89,10 @@ Result<Recovery> RecoverFromFile(std::string_view contents);
 
 class TokenJournal {
  public:
-  // Opens DIR/tokens, creating it (atomically, via a temporary file and a
-  // rename) if missing, and takes an exclusive flock so two lockds can never
-  // issue tokens from the same counter. `block` tokens are reserved per
+  // Creates DIR if missing, takes an exclusive flock on DIR/LOCK (so two
+  // lockds can never issue tokens from the same counter), then opens
+  // DIR/tokens, creating it (atomically, via a temporary file and a rename)
+  // if missing. `block` tokens are reserved per
   // fdatasync (1..kMaxTokenBlock); a crash skips the unused rest of a block.
   static Result<std::unique_ptr<TokenJournal>> Open(const std::string& dir,
                                                     const JournalOptions& options);
@@ -121,6 +122,7 @@ class TokenJournal {
 
   std::string path_;
   int fd_ = -1;
+  int lock_fd_ = -1;  // DIR/LOCK, flocked while open
   std::uint64_t block_ = 1;
   Slot current_;  // the newest slot on disk
   std::uint64_t next_ = 1;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -557,6 +558,52 @@ TEST(LockdTest, RestartWithLowerMaxTtlStillWaitsOutTheLongestLease) {
   const json started = json::parse(*grace);
   EXPECT_EQ(started.value("grace_ms", 0), 60000) << *grace;
   EXPECT_EQ(started.value("source", ""), "recorded_max_ttl") << *grace;
+}
+
+// Two lockds started at the same instant on one fresh data directory:
+// exactly one serves; the other exits non-zero with one line saying that the
+// directory is locked by another fence-lockd. Repeated (FENCE_LOCKD_RACE_ROUNDS,
+// default 50) because the window is narrow; even rounds use an existing
+// empty directory, odd rounds one that neither has created yet.
+TEST(LockdTest, TwoLockdsOnOneFreshDirectoryNeverBothServe) {
+  const char* env = std::getenv("FENCE_LOCKD_RACE_ROUNDS");
+  const int rounds = env != nullptr ? std::atoi(env) : 50;
+  int both_served = 0, clear_refusals = 0, other_refusals = 0;
+  for (int round = 0; round < rounds; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    std::string dir = TempDir("race-" + std::to_string(round));
+    if (round % 2 == 1) dir += "/data";
+    std::vector<std::unique_ptr<ChildProcess>> lockds;
+    for (int i = 0; i < 2; ++i) {
+      auto child = ChildProcess::Start(Args({SiblingBinary("fence-lockd"), "--listen",
+                                             "127.0.0.1:0", "--data-dir", dir}));
+      ASSERT_TRUE(child.ok());
+      lockds.push_back(std::move(*child));
+    }
+    int serving = 0;
+    for (auto& lockd : lockds) {
+      if (lockd->WaitForLine([](std::string_view l) { return l.find("\"listening\"") != l.npos; },
+                             milliseconds(20000))) {
+        ++serving;
+        continue;
+      }
+      const auto status = lockd->WaitExit(milliseconds(10000));
+      ASSERT_TRUE(status.has_value()) << "neither listening nor exited";
+      EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0) << *status;
+      const auto lines = lockd->Lines();
+      EXPECT_EQ(lines.size(), 1u) << "one line of reason";
+      const bool clear = !lines.empty() &&
+                         lines.back().find("locked by another running fence-lockd") !=
+                             std::string::npos;
+      EXPECT_TRUE(clear) << (lines.empty() ? "" : lines.back());
+      ++(clear ? clear_refusals : other_refusals);
+    }
+    EXPECT_EQ(serving, 1);
+    if (serving == 2) ++both_served;
+    for (auto& lockd : lockds) lockd->Kill();
+  }
+  std::printf("race: %d rounds, both served in %d, refused clearly in %d, otherwise in %d\n",
+              rounds, both_served, clear_refusals, other_refusals);
 }
 
 TEST(LockdTest, CorruptTokenFileStopsStartup) {

@@ -227,6 +227,31 @@ TEST_F(TokenJournalFileTest, SecondOpenIsRefusedWhileTheFirstHoldsTheLock) {
       << second.error().message;
 }
 
+TEST_F(TokenJournalFileTest, LockIsASeparateFileReleasedOnClose) {
+  {
+    auto first = TokenJournal::Open(dir_.string(), {.block = 1});
+    ASSERT_TRUE(first.ok());
+    EXPECT_TRUE(std::filesystem::exists(dir_ / "LOCK"));
+  }
+  EXPECT_TRUE(TokenJournal::Open(dir_.string(), {.block = 1}).ok());
+}
+
+TEST_F(TokenJournalFileTest, CreatesMissingDirectoriesAndReplacesALeftoverTempFile) {
+  const std::filesystem::path nested = dir_ / "a" / "b";
+  std::filesystem::create_directories(nested);
+  {
+    std::ofstream tmp(nested / "tokens.tmp", std::ios::binary);
+    tmp << "half a file from a crash";
+  }
+  auto journal = TokenJournal::Open(nested.string(), {.block = 1});
+  ASSERT_TRUE(journal.ok()) << journal.error().message;
+  EXPECT_FALSE(std::filesystem::exists(nested / "tokens.tmp"));
+  EXPECT_EQ(std::filesystem::file_size(nested / "tokens"), kTokenFileBytes);
+  auto deeper = TokenJournal::Open((dir_ / "c" / "d").string(), {.block = 1});
+  ASSERT_TRUE(deeper.ok()) << deeper.error().message;
+  EXPECT_FALSE((*deeper)->existed());
+}
+
 TEST_F(TokenJournalFileTest, CorruptFileRefusesToOpen) {
   {
     auto journal = TokenJournal::Open(dir_.string(), {.block = 1});
