@@ -147,6 +147,18 @@ Result<Recovery> RecoverFromFile(std::string_view contents) {
   return r;
 }
 
+Result<std::uint64_t> ParseTokenFloor(std::string_view text) {
+  auto token = ParseToken(text);
+  constexpr std::uint64_t kLast = std::numeric_limits<std::uint64_t>::max();
+  if (token.ok() && token->value() < kLast) return token->value();
+  return MakeError("bad_token_floor",
+                   "'" + std::string(text) +
+                       "' is not a usable token floor; expected the highest fencing token "
+                       "any store reports: a decimal integer from 1 to " +
+                       std::to_string(kLast - 1) +
+                       " with no sign, spaces or leading zeros");
+}
+
 namespace {
 
 Status SyncDir(const std::string& dir) {
@@ -241,7 +253,9 @@ Result<std::string> ReadWhole(int fd, const std::string& path) {
 }
 
 // The grace period and what the file knew about earlier leases.
-Grace GraceFor(bool existed, const Recovery& r, Millis assumed_max_ttl) {
+Grace GraceFor(bool existed, const Recovery& r, const JournalOptions& options) {
+  const Millis assumed_max_ttl = options.assumed_max_ttl;
+  if (!existed && options.token_floor) return {assumed_max_ttl, "max_ttl_flag_token_floor"};
   if (!existed) return {Millis(0), "new_token_file"};
   if (!r.newest.max_ttl) return {assumed_max_ttl, "max_ttl_flag_version1_file"};
   if (r.one_slot_unreadable) {
@@ -283,15 +297,23 @@ Result<std::unique_ptr<TokenJournal>> TokenJournal::Open(const std::string& dir,
   if (!contents.ok()) return contents.error();
   auto recovery = RecoverFromFile(*contents);
   if (!recovery.ok()) {
+    // Never advise restoring a copy: an old copy issues old tokens again.
     return MakeError("corrupt_token_file",
                      "token file " + j->path_ + " is corrupt: " +
                          recovery.error().message +
                          "; refusing to start because tokens could go "
-                         "backwards (restore the file from a backup, or set "
-                         "it aside only if every resource fenced by this "
-                         "lockd is fenced anew)");
+                         "backwards. To recover, move it aside (mv " + j->path_ +
+                         " " + j->path_ + ".corrupt) and restart with "
+                         "--token-floor N, where N is at least the highest "
+                         "fencing token any store reports (GET /v1/fences/{key} "
+                         "for every key fenced with this lockd's tokens)");
   }
-  j->grace_ = GraceFor(j->existed_, *recovery, options.assumed_max_ttl);
+  if (recovery->floor == std::numeric_limits<std::uint64_t>::max()) {
+    return MakeError("corrupt_token_file",
+                     "token file " + j->path_ + " says every token up to 2^64-1 "
+                     "may have been issued; no higher token exists");
+  }
+  j->grace_ = GraceFor(j->existed_, *recovery, options);
   // Where the file does not say, the assumption is carried into every later
   // slot: a crash during this grace must not shorten the next one.
   j->current_ = Slot{recovery->newest.seq, recovery->floor,
@@ -300,7 +322,23 @@ Result<std::unique_ptr<TokenJournal>> TokenJournal::Open(const std::string& dir,
   j->floor_ = recovery->floor;
   j->next_ = recovery->floor + 1;
   j->one_slot_unreadable_ = recovery->one_slot_unreadable;
+  if (options.token_floor) {
+    Status applied = j->ApplyFloor(*options.token_floor);
+    if (!applied.ok()) return applied.error();
+  }
   return j;
+}
+
+Status TokenJournal::ApplyFloor(std::uint64_t requested) {
+  floor_applied_ = FloorApplied{requested, floor_, requested > floor_};
+  if (!floor_applied_->raised) return OkStatus();
+  const Slot slot{current_.seq + 1, requested, current_.max_ttl};
+  Status written = WriteSlot(slot);
+  if (!written.ok()) return written;
+  current_ = slot;
+  floor_ = requested;
+  next_ = requested + 1;
+  return OkStatus();
 }
 
 TokenJournal::~TokenJournal() {
@@ -324,13 +362,14 @@ Result<Token> TokenJournal::Issue(Millis ttl) {
   const bool new_block = next_ > current_.reserved_upto;
   const bool longer_ttl = ttl > *current_.max_ttl;
   if (new_block || longer_ttl) {
-    if (new_block &&
-        current_.reserved_upto > std::numeric_limits<std::uint64_t>::max() - block_) {
+    constexpr std::uint64_t kLast = std::numeric_limits<std::uint64_t>::max();
+    if (new_block && current_.reserved_upto == kLast) {
       failed_ = MakeError("storage_error", "the token counter is exhausted");
       return *failed_;
     }
-    const Slot slot{current_.seq + 1,
-                    current_.reserved_upto + (new_block ? block_ : 0),
+    const std::uint64_t grow =
+        new_block ? std::min(block_, kLast - current_.reserved_upto) : 0;
+    const Slot slot{current_.seq + 1, current_.reserved_upto + grow,
                     std::max(*current_.max_ttl, ttl)};
     Status written = WriteSlot(slot);
     if (!written.ok()) {
@@ -339,7 +378,13 @@ Result<Token> TokenJournal::Issue(Millis ttl) {
     }
     current_ = slot;
   }
-  return Token(next_++);
+  const std::uint64_t token = next_;
+  if (token == std::numeric_limits<std::uint64_t>::max()) {
+    failed_ = MakeError("storage_error", "the token counter is exhausted");
+  } else {
+    ++next_;
+  }
+  return Token(token);
 }
 
 }  // namespace fence::lockd

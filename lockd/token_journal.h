@@ -75,16 +75,34 @@ struct Grace {
   // "max_ttl_flag_version1_file": a version-1 file has no record, so the
   //   current --max-ttl-ms is assumed;
   // "max_ttl_flag_slot_unreadable": one slot was unreadable and may have
-  //   recorded more, so the larger of the record and --max-ttl-ms.
+  //   recorded more, so the larger of the record and --max-ttl-ms;
+  // "max_ttl_flag_token_floor": a new file given --token-floor replaces one
+  //   whose record is lost, so --max-ttl-ms.
   std::string source;
 };
 
 struct JournalOptions {
   std::uint64_t block = 1000;  // tokens reserved per fdatasync
   // Assumed as the largest TTL ever granted where the file does not say
-  // (version 1, or one slot unreadable): the current --max-ttl-ms.
+  // (version 1, one slot unreadable, or a new file given a token floor):
+  // the current --max-ttl-ms.
   Millis assumed_max_ttl{60000};
+  // --token-floor: every token issued from now on is above this. Raised
+  // durably at open when the file holds less; never lowers the file.
+  std::optional<std::uint64_t> token_floor = std::nullopt;
 };
+
+// What --token-floor did at open.
+struct FloorApplied {
+  std::uint64_t requested = 0;
+  std::uint64_t journal_floor = 0;  // what the file held before
+  bool raised = false;              // false: the file already held as much
+};
+
+// Parses a --token-floor value: a token (1*DIGIT, no sign or leading zero)
+// below 2^64-1, so that a token can still be issued above it. Errors have
+// code "bad_token_floor" and say what was expected.
+Result<std::uint64_t> ParseTokenFloor(std::string_view text);
 Result<Recovery> RecoverFromFile(std::string_view contents);
 
 class TokenJournal {
@@ -114,11 +132,13 @@ class TokenJournal {
   // file does not say).
   Millis max_ttl() const { return *current_.max_ttl; }
   const Grace& grace() const { return grace_; }
+  const std::optional<FloorApplied>& floor_applied() const { return floor_applied_; }
   const std::string& path() const { return path_; }
 
  private:
   TokenJournal() = default;
   Status WriteSlot(const Slot& slot);
+  Status ApplyFloor(std::uint64_t requested);
 
   std::string path_;
   int fd_ = -1;
@@ -130,6 +150,7 @@ class TokenJournal {
   bool existed_ = false;
   bool one_slot_unreadable_ = false;
   Grace grace_;
+  std::optional<FloorApplied> floor_applied_;
   std::optional<Error> failed_;
 };
 

@@ -606,7 +606,32 @@ TEST(LockdTest, TwoLockdsOnOneFreshDirectoryNeverBothServe) {
               rounds, both_served, clear_refusals, other_refusals);
 }
 
-TEST(LockdTest, CorruptTokenFileStopsStartup) {
+// Runs fence-lockd with `args` expecting it to refuse: exits with
+// `expected_code` after exactly one line, which is returned.
+std::string RefusedStartLine(std::vector<std::string> args, int expected_code) {
+  args.insert(args.begin(), SiblingBinary("fence-lockd"));
+  auto child = ChildProcess::Start(Args(args));
+  EXPECT_TRUE(child.ok());
+  if (!child.ok()) return "";
+  auto status = (*child)->WaitExit(milliseconds(10000));
+  EXPECT_TRUE(status.has_value());
+  if (!status) return "";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == expected_code) << *status;
+  const auto lines = (*child)->Lines();
+  EXPECT_EQ(lines.size(), 1u) << "a one-line reason";
+  return lines.empty() ? "" : lines.back();
+}
+
+std::uint64_t GrantedToken(const Lockd& lockd, const std::string& name) {
+  Reply r = Acquire(lockd, name, "A", 100, 10000);
+  EXPECT_EQ(r.status, 200) << r.raw;
+  return r.status == 200 ? r.body["token"].get<std::uint64_t>() : 0;
+}
+
+// A corrupt token file stops startup with the safe procedure in its message
+// (never "restore a backup": an old copy issues old tokens again); following
+// it, the next token is above the floor given.
+TEST(LockdTest, CorruptTokenFileRefusesAndTokenFloorRecovers) {
   const std::string dir = TempDir("corrupt");
   {
     auto lockd = Lockd::Start(dir);
@@ -618,16 +643,72 @@ TEST(LockdTest, CorruptTokenFileStopsStartup) {
     std::ofstream f(dir + "/tokens", std::ios::binary | std::ios::trunc);
     f << std::string(8192, '\x42');
   }
-  auto child = ChildProcess::Start(
-      Args({SiblingBinary("fence-lockd"), "--listen", "127.0.0.1:0", "--data-dir", dir}));
-  ASSERT_TRUE(child.ok());
-  auto status = (*child)->WaitExit(milliseconds(10000));
-  ASSERT_TRUE(status.has_value());
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0);
-  const auto lines = (*child)->Lines();
-  ASSERT_FALSE(lines.empty());
-  EXPECT_NE(lines.back().find("corrupt"), std::string::npos) << lines.back();
-  EXPECT_NE(lines.back().find("refusing to start"), std::string::npos) << lines.back();
+  const std::string line = RefusedStartLine(
+      {"--listen", "127.0.0.1:0", "--data-dir", dir}, 1);
+  for (const char* expected : {"corrupt", "refusing to start", "move it aside",
+                               "--token-floor N", "highest fencing token any store reports",
+                               "GET /v1/fences/"}) {
+    EXPECT_NE(line.find(expected), std::string::npos) << expected << " in: " << line;
+  }
+  EXPECT_EQ(line.find("backup"), std::string::npos) << line;
+
+  std::filesystem::rename(dir + "/tokens", dir + "/tokens.corrupt");
+  auto lockd = Lockd::Start(dir, {"--token-floor", "5000", "--max-ttl-ms", "300"});
+  ASSERT_TRUE(lockd);
+  EXPECT_EQ(GrantedToken(*lockd, "x"), 5001u);
+}
+
+TEST(LockdTest, TokenFloorOnAFreshDirectoryMakesTheFirstTokenAboveIt) {
+  const std::string dir = TempDir("floor-fresh");
+  {
+    auto lockd = Lockd::Start(dir, {"--token-floor", "41", "--max-ttl-ms", "300"});
+    ASSERT_TRUE(lockd);
+    EXPECT_EQ(GrantedToken(*lockd, "x"), 42u);
+    EXPECT_TRUE(lockd->process->WaitForLine(
+        [](std::string_view l) { return l.find("\"token_floor_raised\"") != l.npos; },
+        milliseconds(1)));
+    lockd->process->Kill();
+  }
+  // The floor is durable: no flag needed after it.
+  auto lockd = Lockd::Start(dir, {"--token-block", "1"});
+  ASSERT_TRUE(lockd);
+  EXPECT_GT(GrantedToken(*lockd, "x"), 42u);
+}
+
+TEST(LockdTest, TokenFloorBelowTheJournalDoesNotLowerIt) {
+  const std::string dir = TempDir("floor-below");
+  std::uint64_t highest = 0;
+  {
+    auto lockd = Lockd::Start(dir, {"--token-block", "1"});
+    ASSERT_TRUE(lockd);
+    for (int i = 0; i < 5; ++i) highest = GrantedToken(*lockd, "x" + std::to_string(i));
+    lockd->process->Kill();
+  }
+  auto lockd = Lockd::Start(dir, {"--token-floor", "2", "--token-block", "1",
+                                  "--max-ttl-ms", "1000"});
+  ASSERT_TRUE(lockd);
+  auto below = lockd->process->WaitForLine(
+      [](std::string_view l) { return l.find("\"token_floor_below_journal\"") != l.npos; },
+      milliseconds(1));
+  ASSERT_TRUE(below.has_value()) << "the operator is told the flag changed nothing";
+  EXPECT_NE(below->find("\"journal_floor\":" + std::to_string(highest)), std::string::npos)
+      << *below;
+  EXPECT_EQ(GrantedToken(*lockd, "x0"), highest + 1);
+}
+
+TEST(LockdTest, BadTokenFloorIsRejectedClearly) {
+  const std::string dir = TempDir("floor-bad");
+  for (const std::string bad : {"", "abc", "-1", "+5", "0", "007", "1e6", " 5", "5 ",
+                                "18446744073709551615", "18446744073709551616",
+                                "99999999999999999999999"}) {
+    SCOPED_TRACE("'" + bad + "'");
+    const std::string line = RefusedStartLine(
+        {"--listen", "127.0.0.1:0", "--data-dir", dir, "--token-floor", bad}, 2);
+    EXPECT_NE(line.find("--token-floor"), std::string::npos) << line;
+    EXPECT_NE(line.find("18446744073709551614"), std::string::npos)
+        << "says what is expected: " << line;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/tokens")) << "nothing was opened";
 }
 
 TEST(LockdTest, TornSlotIsSurvivedWithTokensStillRising) {
