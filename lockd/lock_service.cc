@@ -144,7 +144,7 @@ void LockService::Release(const std::string& name, LeaseId id,
                             {ev::kOwner, lease->owner},
                             {ev::kToken, lease->token.value()},
                             {ev::kLeaseId, id.ToString()}});
-  OnFreed(*lease);
+  OnFreed();
   Serve(name);
   ArmExpiryTimer();
   done(std::move(*lease));
@@ -189,7 +189,7 @@ void LockService::Tick() {
                              {ev::kToken, lease.token.value()},
                              {ev::kLeaseId, lease.id.ToString()},
                              {"ttl_ms", lease.ttl.count()}});
-    OnFreed(lease);
+    OnFreed();
   }
   if (!granting_ && clock_.Now() >= grace_until_) {
     granting_ = true;
@@ -251,9 +251,6 @@ void LockService::OnGranted(const Lease& lease, std::optional<Millis> waited) {
   metrics_.grants.Increment();
   metrics_.last_token.Set(static_cast<double>(lease.token.value()));
   metrics_.holders.Set(static_cast<double>(table_.HeldCount()));
-  auto& gauge = metrics_.lock_token.Add({{"lock", lease.name}});
-  gauge.Set(static_cast<double>(lease.token.value()));
-  lock_gauges_[lease.name] = &gauge;
   nlohmann::json fields = {{"name", lease.name},
                            {ev::kOwner, lease.owner},
                            {ev::kToken, lease.token.value()},
@@ -263,13 +260,8 @@ void LockService::OnGranted(const Lease& lease, std::optional<Millis> waited) {
   log::Info(ev::kGranted, fields);
 }
 
-void LockService::OnFreed(const Lease& lease) {
+void LockService::OnFreed() {
   metrics_.holders.Set(static_cast<double>(table_.HeldCount()));
-  auto it = lock_gauges_.find(lease.name);
-  if (it != lock_gauges_.end()) {
-    metrics_.lock_token.Remove(it->second);
-    lock_gauges_.erase(it);
-  }
 }
 
 Result<Token> LockService::NextToken(Millis ttl) {

@@ -101,7 +101,7 @@ class LockService {
   LeaseCallback TakeWaiter(WaiterId id, std::optional<Millis>* waited);
   void ArmExpiryTimer();
   void OnGranted(const Lease& lease, std::optional<Millis> waited);
-  void OnFreed(const Lease& lease);
+  void OnFreed();
   Result<Token> NextToken(Millis ttl);
   LeaseId NewLeaseId() const;
   Error Held(const std::string& name, const std::string& owner, Millis waited);
@@ -124,7 +124,6 @@ class LockService {
   std::optional<Millis> expiry_armed_for_;
   WaiterId next_waiter_id_ = 1;
   std::unordered_map<WaiterId, PendingWaiter> waiters_;
-  std::unordered_map<std::string, prometheus::Gauge*> lock_gauges_;
 };
 
 }  // namespace fence::lockd

@@ -5,7 +5,6 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <filesystem>
 #include <thread>
 
 #include "common/cli.h"
@@ -32,13 +31,15 @@ struct Flags {
   std::size_t max_locks = 100000;
   std::size_t max_waiters = 10000;
   std::size_t max_connections = 1024;
+  std::string token_floor;  // empty: not given
 };
 
 void AddFlags(CLI::App& app, Flags& f) {
   app.add_option("--listen", f.listen, "HOST:PORT to listen on; port 0 binds a free port")
       ->capture_default_str();
   app.add_option("--data-dir", f.data_dir,
-                 "directory of the token counter file 'tokens' (created if missing)")
+                 "directory of the token counter file 'tokens' and the lock file 'LOCK' "
+                 "(created if missing); one fence-lockd per directory")
       ->required();
   app.add_option("--max-ttl-ms", f.max_ttl_ms,
                  "largest ttl_ms an acquire may ask for. The grace period after "
@@ -54,6 +55,18 @@ void AddFlags(CLI::App& app, Flags& f) {
                  "unused rest of a block")
       ->check(CLI::Range(std::uint64_t{1}, lockd::kMaxTokenBlock))
       ->capture_default_str();
+  app.add_option("--token-floor", f.token_floor,
+                 "recovery: every token issued from now on is above N (written to "
+                 "the token file at once); never lowers the file. After a corrupt "
+                 "token file, move it aside and restart with N at least the highest "
+                 "fencing token any store reports")
+      ->type_name("N")
+      ->check(CLI::Validator(
+          [](std::string& value) {
+            auto floor = lockd::ParseTokenFloor(value);
+            return floor.ok() ? std::string() : floor.error().message;
+          },
+          "TOKEN"));
   app.add_option("--max-locks", f.max_locks, "locks held at once (503 above)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{10000000}))
       ->capture_default_str();
@@ -66,17 +79,30 @@ void AddFlags(CLI::App& app, Flags& f) {
       ->capture_default_str();
 }
 
-// Creates the data directory and opens the token journal in it.
-fence::Result<std::unique_ptr<lockd::TokenJournal>> OpenJournal(const Flags& f) {
-  std::error_code ec;
-  std::filesystem::create_directories(f.data_dir, ec);
-  if (ec) {
-    return fence::MakeError("storage_error", "cannot create data directory " +
-                                                 f.data_dir + ": " + ec.message());
+void LogTokenFloor(const lockd::FloorApplied& floor) {
+  if (floor.raised) {
+    fence::log::Info("token_floor_raised", {{"token_floor", floor.requested},
+                                            {"journal_floor", floor.journal_floor},
+                                            {"next_token", floor.requested + 1}});
+    return;
   }
-  auto journal = lockd::TokenJournal::Open(
-      f.data_dir, {.block = f.token_block, .assumed_max_ttl = fence::Millis(f.max_ttl_ms)});
+  fence::log::Warn("token_floor_below_journal",
+                   {{"token_floor", floor.requested},
+                    {"journal_floor", floor.journal_floor},
+                    {"next_token", floor.journal_floor + 1},
+                    {"message", "the token file already holds a floor at or above "
+                                "--token-floor; continuing from the file (tokens are "
+                                "never lowered), the flag changed nothing"}});
+}
+
+// Opens (creating if needed) the data directory and its token journal.
+fence::Result<std::unique_ptr<lockd::TokenJournal>> OpenJournal(const Flags& f) {
+  lockd::JournalOptions options{.block = f.token_block,
+                                .assumed_max_ttl = fence::Millis(f.max_ttl_ms)};
+  if (!f.token_floor.empty()) options.token_floor = *lockd::ParseTokenFloor(f.token_floor);
+  auto journal = lockd::TokenJournal::Open(f.data_dir, options);
   if (!journal.ok()) return journal;
+  if (const auto& floor = (*journal)->floor_applied()) LogTokenFloor(*floor);
   if ((*journal)->grace().source == "max_ttl_flag_version1_file") {
     fence::log::Warn("token_file_version1",
                      {{"path", (*journal)->path()},

@@ -39,11 +39,7 @@ LockdMetrics::LockdMetrics(prometheus::Registry& registry)
                      .Help("The last token issued; after a restart, the "
                            "persisted floor until the first grant.")
                      .Register(registry)
-                     .Add({})),
-      lock_token(prometheus::BuildGauge()
-                     .Name("fence_lockd_lock_token")
-                     .Help("The token of each currently held lock.")
-                     .Register(registry)) {
+                     .Add({})) {
   for (const char* reason : kRefusalReasons) {
     refusals[reason] = &refusal_family.Add({{"reason", reason}});
   }

@@ -35,10 +35,9 @@ struct LockdMetrics {
   prometheus::Family<prometheus::Counter>& refusal_family;
   std::unordered_map<std::string, prometheus::Counter*> refusals;
   prometheus::Gauge& holders;
+  // No per-lock series: lock names are chosen by clients, so a label per
+  // name would let them create up to --max-locks series.
   prometheus::Gauge& last_token;
-  // One series per held lock, removed when it frees: the series count is
-  // bounded by --max-locks.
-  prometheus::Family<prometheus::Gauge>& lock_token;
 };
 
 }  // namespace fence::lockd

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 
 namespace fence::lockd {
@@ -146,14 +147,80 @@ Result<Recovery> RecoverFromFile(std::string_view contents) {
   return r;
 }
 
+Result<std::uint64_t> ParseTokenFloor(std::string_view text) {
+  auto token = ParseToken(text);
+  constexpr std::uint64_t kLast = std::numeric_limits<std::uint64_t>::max();
+  if (token.ok() && token->value() < kLast) return token->value();
+  return MakeError("bad_token_floor",
+                   "'" + std::string(text) +
+                       "' is not a usable token floor; expected the highest fencing token "
+                       "any store reports: a decimal integer from 1 to " +
+                       std::to_string(kLast - 1) +
+                       " with no sign, spaces or leading zeros");
+}
+
 namespace {
+
+Status SyncDir(const std::string& dir) {
+  const int d = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0 || fsync(d) != 0) {
+    Error error = MakeError("storage_error", Errno("cannot sync directory " + dir));
+    if (d >= 0) close(d);
+    return error;
+  }
+  close(d);
+  return OkStatus();
+}
+
+// Creates `dir` and any missing parents, syncing each parent after creating
+// its child so the new directory survives a power cut. Another process
+// creating it at the same time is fine (EEXIST).
+Status CreateDirs(const std::filesystem::path& dir) {
+  struct stat st {};
+  if (stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return OkStatus();
+    return MakeError("storage_error", dir.string() + " exists and is not a directory");
+  }
+  const std::filesystem::path parent =
+      dir.has_parent_path() ? dir.parent_path() : std::filesystem::path(".");
+  Status made = CreateDirs(parent);
+  if (!made.ok()) return made;
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return MakeError("storage_error", Errno("cannot create data directory " + dir.string()));
+  }
+  return SyncDir(parent.string());
+}
+
+// Takes DIR/LOCK: an exclusive flock held for the journal's life. The file
+// is opened with O_CREAT and never renamed or removed, so every lockd on the
+// directory locks the same inode, however many start at once.
+Result<int> LockDataDir(const std::string& dir) {
+  const std::string path = dir + "/LOCK";
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return MakeError("storage_error", Errno("cannot open " + path));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    Error error = MakeError(
+        "storage_error",
+        errno == EWOULDBLOCK
+            ? path + " is locked by another running fence-lockd; two daemons "
+                     "must never share one token counter"
+            : Errno("cannot lock " + path));
+    close(fd);
+    return error;
+  }
+  return fd;
+}
 
 // Creates `path` holding a first slot (no token reserved, no lease granted).
 // A half-written new file must never be mistaken for a real one: it is built
-// aside, synced, then renamed into place and the directory synced.
+// aside, synced, then renamed into place and the directory synced. Called
+// only under the LOCK, so a leftover temporary file is from a crash.
 Status CreateTokenFile(const std::string& dir, const std::string& path) {
   const std::string tmp = path + ".tmp";
-  const int t = open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+  if (unlink(tmp.c_str()) != 0 && errno != ENOENT) {
+    return MakeError("storage_error", Errno("cannot remove " + tmp));
+  }
+  const int t = open(tmp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
   if (t < 0) return MakeError("storage_error", Errno("cannot create " + tmp));
   std::string contents(kTokenFileBytes, '\0');
   const auto first = EncodeSlot(Slot{0, 0, Millis(0)});
@@ -167,13 +234,7 @@ Status CreateTokenFile(const std::string& dir, const std::string& path) {
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     return MakeError("storage_error", Errno("cannot rename " + tmp));
   }
-  const int d = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (d < 0 || fsync(d) != 0) {
-    if (d >= 0) close(d);
-    return MakeError("storage_error", Errno("cannot sync directory " + dir));
-  }
-  close(d);
-  return OkStatus();
+  return SyncDir(dir);
 }
 
 Result<std::string> ReadWhole(int fd, const std::string& path) {
@@ -192,7 +253,9 @@ Result<std::string> ReadWhole(int fd, const std::string& path) {
 }
 
 // The grace period and what the file knew about earlier leases.
-Grace GraceFor(bool existed, const Recovery& r, Millis assumed_max_ttl) {
+Grace GraceFor(bool existed, const Recovery& r, const JournalOptions& options) {
+  const Millis assumed_max_ttl = options.assumed_max_ttl;
+  if (!existed && options.token_floor) return {assumed_max_ttl, "max_ttl_flag_token_floor"};
   if (!existed) return {Millis(0), "new_token_file"};
   if (!r.newest.max_ttl) return {assumed_max_ttl, "max_ttl_flag_version1_file"};
   if (r.one_slot_unreadable) {
@@ -209,7 +272,12 @@ Result<std::unique_ptr<TokenJournal>> TokenJournal::Open(const std::string& dir,
     return MakeError("bad_argument", "token block must be 1.." +
                                          std::to_string(kMaxTokenBlock));
   }
+  Status made = CreateDirs(dir);
+  if (!made.ok()) return made.error();
   std::unique_ptr<TokenJournal> j(new TokenJournal());
+  auto lock = LockDataDir(dir);
+  if (!lock.ok()) return lock.error();
+  j->lock_fd_ = *lock;
   j->path_ = dir + "/tokens";
   j->block_ = options.block;
   j->fd_ = open(j->path_.c_str(), O_RDWR | O_CLOEXEC);
@@ -225,27 +293,27 @@ Result<std::unique_ptr<TokenJournal>> TokenJournal::Open(const std::string& dir,
       return MakeError("storage_error", Errno("cannot open " + j->path_));
     }
   }
-  if (flock(j->fd_, LOCK_EX | LOCK_NB) != 0) {
-    return MakeError("storage_error",
-                     errno == EWOULDBLOCK
-                         ? j->path_ + " is locked by another running "
-                                      "fence-lockd; two daemons must never "
-                                      "share one token counter"
-                         : Errno("cannot lock " + j->path_));
-  }
   auto contents = ReadWhole(j->fd_, j->path_);
   if (!contents.ok()) return contents.error();
   auto recovery = RecoverFromFile(*contents);
   if (!recovery.ok()) {
+    // Never advise restoring a copy: an old copy issues old tokens again.
     return MakeError("corrupt_token_file",
                      "token file " + j->path_ + " is corrupt: " +
                          recovery.error().message +
                          "; refusing to start because tokens could go "
-                         "backwards (restore the file from a backup, or set "
-                         "it aside only if every resource fenced by this "
-                         "lockd is fenced anew)");
+                         "backwards. To recover, move it aside (mv " + j->path_ +
+                         " " + j->path_ + ".corrupt) and restart with "
+                         "--token-floor N, where N is at least the highest "
+                         "fencing token any store reports (GET /v1/fences/{key} "
+                         "for every key fenced with this lockd's tokens)");
   }
-  j->grace_ = GraceFor(j->existed_, *recovery, options.assumed_max_ttl);
+  if (recovery->floor == std::numeric_limits<std::uint64_t>::max()) {
+    return MakeError("corrupt_token_file",
+                     "token file " + j->path_ + " says every token up to 2^64-1 "
+                     "may have been issued; no higher token exists");
+  }
+  j->grace_ = GraceFor(j->existed_, *recovery, options);
   // Where the file does not say, the assumption is carried into every later
   // slot: a crash during this grace must not shorten the next one.
   j->current_ = Slot{recovery->newest.seq, recovery->floor,
@@ -254,11 +322,28 @@ Result<std::unique_ptr<TokenJournal>> TokenJournal::Open(const std::string& dir,
   j->floor_ = recovery->floor;
   j->next_ = recovery->floor + 1;
   j->one_slot_unreadable_ = recovery->one_slot_unreadable;
+  if (options.token_floor) {
+    Status applied = j->ApplyFloor(*options.token_floor);
+    if (!applied.ok()) return applied.error();
+  }
   return j;
+}
+
+Status TokenJournal::ApplyFloor(std::uint64_t requested) {
+  floor_applied_ = FloorApplied{requested, floor_, requested > floor_};
+  if (!floor_applied_->raised) return OkStatus();
+  const Slot slot{current_.seq + 1, requested, current_.max_ttl};
+  Status written = WriteSlot(slot);
+  if (!written.ok()) return written;
+  current_ = slot;
+  floor_ = requested;
+  next_ = requested + 1;
+  return OkStatus();
 }
 
 TokenJournal::~TokenJournal() {
   if (fd_ >= 0) close(fd_);
+  if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
 }
 
 Status TokenJournal::WriteSlot(const Slot& slot) {
@@ -277,13 +362,14 @@ Result<Token> TokenJournal::Issue(Millis ttl) {
   const bool new_block = next_ > current_.reserved_upto;
   const bool longer_ttl = ttl > *current_.max_ttl;
   if (new_block || longer_ttl) {
-    if (new_block &&
-        current_.reserved_upto > std::numeric_limits<std::uint64_t>::max() - block_) {
+    constexpr std::uint64_t kLast = std::numeric_limits<std::uint64_t>::max();
+    if (new_block && current_.reserved_upto == kLast) {
       failed_ = MakeError("storage_error", "the token counter is exhausted");
       return *failed_;
     }
-    const Slot slot{current_.seq + 1,
-                    current_.reserved_upto + (new_block ? block_ : 0),
+    const std::uint64_t grow =
+        new_block ? std::min(block_, kLast - current_.reserved_upto) : 0;
+    const Slot slot{current_.seq + 1, current_.reserved_upto + grow,
                     std::max(*current_.max_ttl, ttl)};
     Status written = WriteSlot(slot);
     if (!written.ok()) {
@@ -292,7 +378,13 @@ Result<Token> TokenJournal::Issue(Millis ttl) {
     }
     current_ = slot;
   }
-  return Token(next_++);
+  const std::uint64_t token = next_;
+  if (token == std::numeric_limits<std::uint64_t>::max()) {
+    failed_ = MakeError("storage_error", "the token counter is exhausted");
+  } else {
+    ++next_;
+  }
+  return Token(token);
 }
 
 }  // namespace fence::lockd

@@ -75,23 +75,42 @@ struct Grace {
   // "max_ttl_flag_version1_file": a version-1 file has no record, so the
   //   current --max-ttl-ms is assumed;
   // "max_ttl_flag_slot_unreadable": one slot was unreadable and may have
-  //   recorded more, so the larger of the record and --max-ttl-ms.
+  //   recorded more, so the larger of the record and --max-ttl-ms;
+  // "max_ttl_flag_token_floor": a new file given --token-floor replaces one
+  //   whose record is lost, so --max-ttl-ms.
   std::string source;
 };
 
 struct JournalOptions {
   std::uint64_t block = 1000;  // tokens reserved per fdatasync
   // Assumed as the largest TTL ever granted where the file does not say
-  // (version 1, or one slot unreadable): the current --max-ttl-ms.
+  // (version 1, one slot unreadable, or a new file given a token floor):
+  // the current --max-ttl-ms.
   Millis assumed_max_ttl{60000};
+  // --token-floor: every token issued from now on is above this. Raised
+  // durably at open when the file holds less; never lowers the file.
+  std::optional<std::uint64_t> token_floor = std::nullopt;
 };
+
+// What --token-floor did at open.
+struct FloorApplied {
+  std::uint64_t requested = 0;
+  std::uint64_t journal_floor = 0;  // what the file held before
+  bool raised = false;              // false: the file already held as much
+};
+
+// Parses a --token-floor value: a token (1*DIGIT, no sign or leading zero)
+// below 2^64-1, so that a token can still be issued above it. Errors have
+// code "bad_token_floor" and say what was expected.
+Result<std::uint64_t> ParseTokenFloor(std::string_view text);
 Result<Recovery> RecoverFromFile(std::string_view contents);
 
 class TokenJournal {
  public:
-  // Opens DIR/tokens, creating it (atomically, via a temporary file and a
-  // rename) if missing, and takes an exclusive flock so two lockds can never
-  // issue tokens from the same counter. `block` tokens are reserved per
+  // Creates DIR if missing, takes an exclusive flock on DIR/LOCK (so two
+  // lockds can never issue tokens from the same counter), then opens
+  // DIR/tokens, creating it (atomically, via a temporary file and a rename)
+  // if missing. `block` tokens are reserved per
   // fdatasync (1..kMaxTokenBlock); a crash skips the unused rest of a block.
   static Result<std::unique_ptr<TokenJournal>> Open(const std::string& dir,
                                                     const JournalOptions& options);
@@ -113,14 +132,17 @@ class TokenJournal {
   // file does not say).
   Millis max_ttl() const { return *current_.max_ttl; }
   const Grace& grace() const { return grace_; }
+  const std::optional<FloorApplied>& floor_applied() const { return floor_applied_; }
   const std::string& path() const { return path_; }
 
  private:
   TokenJournal() = default;
   Status WriteSlot(const Slot& slot);
+  Status ApplyFloor(std::uint64_t requested);
 
   std::string path_;
   int fd_ = -1;
+  int lock_fd_ = -1;  // DIR/LOCK, flocked while open
   std::uint64_t block_ = 1;
   Slot current_;  // the newest slot on disk
   std::uint64_t next_ = 1;
@@ -128,6 +150,7 @@ class TokenJournal {
   bool existed_ = false;
   bool one_slot_unreadable_ = false;
   Grace grace_;
+  std::optional<FloorApplied> floor_applied_;
   std::optional<Error> failed_;
 };
 

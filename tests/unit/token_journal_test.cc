@@ -187,6 +187,37 @@ TEST(TokenJournalTest, WrongSizeIsAnError) {
   EXPECT_FALSE(RecoverFromFile("").ok());
 }
 
+TEST(TokenJournalTest, TokenFloorFlagIsATokenBelowTheLast) {
+  const struct {
+    const char* text;
+    std::optional<std::uint64_t> value;
+  } rows[] = {
+      {"1", 1},
+      {"5000", 5000},
+      {"18446744073709551614", 18446744073709551614ull},
+      {"18446744073709551615", std::nullopt},  // nothing can be issued above it
+      {"18446744073709551616", std::nullopt},
+      {"0", std::nullopt},
+      {"", std::nullopt},
+      {"-1", std::nullopt},
+      {"+1", std::nullopt},
+      {"01", std::nullopt},
+      {"1 ", std::nullopt},
+      {"0x10", std::nullopt},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.text);
+    auto floor = ParseTokenFloor(row.text);
+    ASSERT_EQ(floor.ok(), row.value.has_value());
+    if (floor.ok()) {
+      EXPECT_EQ(*floor, *row.value);
+    } else {
+      EXPECT_EQ(floor.error().code, "bad_token_floor");
+      EXPECT_NE(floor.error().message.find("from 1 to 18446744073709551614"), std::string::npos);
+    }
+  }
+}
+
 class TokenJournalFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -225,6 +256,31 @@ TEST_F(TokenJournalFileTest, SecondOpenIsRefusedWhileTheFirstHoldsTheLock) {
   ASSERT_FALSE(second.ok());
   EXPECT_NE(second.error().message.find("locked by another"), std::string::npos)
       << second.error().message;
+}
+
+TEST_F(TokenJournalFileTest, LockIsASeparateFileReleasedOnClose) {
+  {
+    auto first = TokenJournal::Open(dir_.string(), {.block = 1});
+    ASSERT_TRUE(first.ok());
+    EXPECT_TRUE(std::filesystem::exists(dir_ / "LOCK"));
+  }
+  EXPECT_TRUE(TokenJournal::Open(dir_.string(), {.block = 1}).ok());
+}
+
+TEST_F(TokenJournalFileTest, CreatesMissingDirectoriesAndReplacesALeftoverTempFile) {
+  const std::filesystem::path nested = dir_ / "a" / "b";
+  std::filesystem::create_directories(nested);
+  {
+    std::ofstream tmp(nested / "tokens.tmp", std::ios::binary);
+    tmp << "half a file from a crash";
+  }
+  auto journal = TokenJournal::Open(nested.string(), {.block = 1});
+  ASSERT_TRUE(journal.ok()) << journal.error().message;
+  EXPECT_FALSE(std::filesystem::exists(nested / "tokens.tmp"));
+  EXPECT_EQ(std::filesystem::file_size(nested / "tokens"), kTokenFileBytes);
+  auto deeper = TokenJournal::Open((dir_ / "c" / "d").string(), {.block = 1});
+  ASSERT_TRUE(deeper.ok()) << deeper.error().message;
+  EXPECT_FALSE((*deeper)->existed());
 }
 
 TEST_F(TokenJournalFileTest, CorruptFileRefusesToOpen) {
@@ -314,6 +370,59 @@ TEST_F(TokenJournalFileTest, UnreadableSlotTakesTheLargerOfRecordAndFlag) {
     EXPECT_EQ((*journal)->grace().duration, std::max(Millis(3000), flag));
     EXPECT_EQ((*journal)->grace().source, "max_ttl_flag_slot_unreadable");
   }
+}
+
+TEST_F(TokenJournalFileTest, TokenFloorOnANewFileIsDurableAndStartsAGrace) {
+  {
+    auto journal = TokenJournal::Open(
+        dir_.string(), {.block = 10, .assumed_max_ttl = Millis(700), .token_floor = 5000});
+    ASSERT_TRUE(journal.ok()) << journal.error().message;
+    ASSERT_TRUE((*journal)->floor_applied().has_value());
+    EXPECT_TRUE((*journal)->floor_applied()->raised);
+    EXPECT_EQ((*journal)->floor_applied()->journal_floor, 0u);
+    // The recorded max TTL was lost with the old file: assume the flag.
+    EXPECT_EQ((*journal)->grace().duration, Millis(700));
+    EXPECT_EQ((*journal)->grace().source, "max_ttl_flag_token_floor");
+    // Nothing issued: the floor alone must already be on disk.
+  }
+  auto journal = TokenJournal::Open(dir_.string(), {.block = 10, .assumed_max_ttl = Millis(5)});
+  ASSERT_TRUE(journal.ok());
+  EXPECT_EQ((*journal)->floor(), 5000u);
+  EXPECT_EQ((*journal)->grace().duration, Millis(700));
+  EXPECT_EQ((*journal)->Issue(Millis(1))->value(), 5001u);
+}
+
+TEST_F(TokenJournalFileTest, TokenFloorNeverLowersTheFile) {
+  {
+    auto journal = TokenJournal::Open(dir_.string(), {.block = 100});
+    ASSERT_TRUE(journal.ok());
+    ASSERT_TRUE((*journal)->Issue(Millis(10)).ok());
+  }
+  for (std::uint64_t requested : {std::uint64_t{3}, std::uint64_t{100}}) {
+    auto journal = TokenJournal::Open(dir_.string(), {.block = 100, .token_floor = requested});
+    ASSERT_TRUE(journal.ok());
+    ASSERT_TRUE((*journal)->floor_applied().has_value());
+    EXPECT_FALSE((*journal)->floor_applied()->raised) << requested;
+    EXPECT_EQ((*journal)->floor_applied()->journal_floor, (*journal)->floor());
+    EXPECT_EQ((*journal)->grace().source, "recorded_max_ttl");
+    EXPECT_GT((*journal)->Issue(Millis(10))->value(), (*journal)->floor_applied()->journal_floor);
+  }
+  auto journal = TokenJournal::Open(dir_.string(), {.block = 100, .token_floor = 10000});
+  ASSERT_TRUE(journal.ok());
+  EXPECT_TRUE((*journal)->floor_applied()->raised);
+  EXPECT_EQ((*journal)->grace().duration, Millis(10)) << "an existing file keeps its record";
+  EXPECT_EQ((*journal)->Issue(Millis(10))->value(), 10001u);
+}
+
+TEST_F(TokenJournalFileTest, LastTokenIsIssuedThenTheCounterIsExhausted) {
+  auto journal = TokenJournal::Open(
+      dir_.string(), {.block = 1000, .token_floor = 18446744073709551613ull});
+  ASSERT_TRUE(journal.ok());
+  EXPECT_EQ((*journal)->Issue(Millis(1))->value(), 18446744073709551614ull);
+  EXPECT_EQ((*journal)->Issue(Millis(1))->value(), 18446744073709551615ull);
+  auto none = (*journal)->Issue(Millis(1));
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.error().message.find("exhausted"), std::string::npos);
 }
 
 }  // namespace
