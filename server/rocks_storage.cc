@@ -2,6 +2,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
 #include <rocksdb/options.h>
+#include <rocksdb/system_clock.h>
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
@@ -142,6 +143,23 @@ class RecoveryLogger final : public rocksdb::LoggerWrapper {
   std::atomic<bool> collecting_{true};
 };
 
+// The default Env with the file system and clock of RocksOptions.
+class SeamEnv final : public rocksdb::EnvWrapper {
+ public:
+  SeamEnv(const std::shared_ptr<rocksdb::FileSystem>& fs,
+          const std::shared_ptr<rocksdb::SystemClock>& clock)
+      : rocksdb::EnvWrapper(Base(fs)) {
+    file_system_ = target()->GetFileSystem();
+    system_clock_ = clock ? clock : target()->GetSystemClock();
+  }
+
+ private:
+  static std::shared_ptr<rocksdb::Env> Base(const std::shared_ptr<rocksdb::FileSystem>& fs) {
+    if (fs) return rocksdb::NewCompositeEnv(fs);
+    return {rocksdb::Env::Default(), [](rocksdb::Env*) {}};  // not owned
+  }
+};
+
 rocksdb::Options DatabaseOptions(const RocksOptions& ro) {
   rocksdb::Options options;
   options.create_if_missing = true;
@@ -181,8 +199,8 @@ Result<std::unique_ptr<Storage>> OpenRocksStorage(const std::string& dir,
                                                   std::vector<WalDrop>* dropped) {
   rocksdb::Options options = DatabaseOptions(ro);
   std::unique_ptr<rocksdb::Env> env;
-  if (ro.file_system) {
-    env = rocksdb::NewCompositeEnv(ro.file_system);
+  if (ro.file_system || ro.clock) {
+    env = std::make_unique<SeamEnv>(ro.file_system, ro.clock);
     options.env = env.get();
   }
   std::shared_ptr<rocksdb::Logger> file_log;

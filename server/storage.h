@@ -13,6 +13,7 @@
 
 namespace rocksdb {
 class FileSystem;
+class SystemClock;
 }  // namespace rocksdb
 
 namespace fence::store {
@@ -72,6 +73,9 @@ struct RocksOptions {
   // The file system RocksDB writes through; null is the real one. Tests pass
   // a wrapper that simulates power loss.
   std::shared_ptr<rocksdb::FileSystem> file_system;
+  // RocksDB's clock; null is the real one. The power-cut test shortens the
+  // one-second back-off after each failed background flush.
+  std::shared_ptr<rocksdb::SystemClock> clock;
   // Memtable size in bytes; 0 keeps RocksDB's default (64 MiB). Tests use a
   // small one so that flushes, log switches and compactions happen often.
   std::size_t write_buffer_bytes = 0;
