@@ -2,13 +2,14 @@
 // key, durably, and refuses writes that carry a lower one.
 #include <signal.h>
 
-#include <boost/asio/thread_pool.hpp>
 #include <filesystem>
+#include <limits>
 
 #include "common/cli.h"
 #include "common/daemon.h"
 #include "common/logging.h"
 #include "server/http_api.h"
+#include "server/storage_queue.h"
 #include "server/store_service.h"
 
 namespace {
@@ -24,6 +25,7 @@ struct StoreFlags {
   std::size_t max_connections = 1024;
   std::uint32_t idle_timeout_ms = 15000;
   std::uint32_t request_timeout_ms = 30000;
+  std::uint32_t drain_timeout_ms = 10000;
   int storage_threads = 16;
 };
 
@@ -69,6 +71,13 @@ void AddServerFlags(CLI::App& app, StoreFlags& f) {
   app.add_option("--request-timeout-ms", f.request_timeout_ms,
                  "time allowed to receive a request body and send a response")
       ->check(CLI::Range(10u, 3600000u))
+      ->capture_default_str();
+  app.add_option("--drain-timeout-ms", f.drain_timeout_ms,
+                 "after SIGTERM, time requests in flight get to finish; then every "
+                 "connection still open is closed (a body still arriving is not "
+                 "applied), writes already handed to storage complete, and the "
+                 "store exits 0. Keep it below the service manager's stop timeout")
+      ->check(CLI::Range(0u, 3600000u))
       ->capture_default_str();
 }
 
@@ -145,20 +154,23 @@ int Serve(const StoreFlags& flags, fence::store::Storage& storage) {
                                   "to demonstrate the unfenced failure"}});
   }
   fence::store::StoreService service(storage, mode);
-  boost::asio::thread_pool storage_pool(static_cast<std::size_t>(flags.storage_threads));
+  fence::store::StorageQueue storage_queue(static_cast<std::size_t>(flags.storage_threads),
+                                           std::numeric_limits<std::size_t>::max());
   auto registry = std::make_shared<prometheus::Registry>();
-  fence::store::StoreApi api(service, storage_pool, registry,
+  fence::store::StoreApi api(service, storage_queue, registry,
                              {.max_object_bytes = flags.max_object_bytes});
   fence::net::DaemonOptions daemon;
   daemon.listen = flags.listen;
+  daemon.drain_timeout = std::chrono::milliseconds(flags.drain_timeout_ms);
+  // Storage work taken on before the connections closed finishes (an
+  // acknowledged write stays acknowledged); later work is refused with 503.
+  daemon.quiesce = [&storage_queue] { storage_queue.Close(); };
   daemon.listening_fields = {{"data_dir", flags.data_dir},
                              {"fencing", flags.fencing},
                              {"wal_recovery", flags.wal_recovery},
                              {"max_object_bytes", flags.max_object_bytes}};
-  const int code = fence::net::RunDaemon(kProgram, daemon, ServerOptionsFor(flags),
-                                         api.Routes(), *registry);
-  storage_pool.join();
-  return code;
+  return fence::net::RunDaemon(kProgram, daemon, ServerOptionsFor(flags), api.Routes(),
+                               *registry);
 }
 
 }  // namespace

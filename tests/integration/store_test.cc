@@ -540,7 +540,7 @@ TEST(StoreCommandLineTest, BadFlagsAndUnusableDataDirsExitWithOneLine) {
   EXPECT_EQ(WEXITSTATUS(*status), 0);
   std::string text;
   for (const auto& l : (*child)->Lines()) text += l + "\n";
-  for (const char* flag : {"--max-object-bytes", "--wal-recovery"}) {
+  for (const char* flag : {"--max-object-bytes", "--wal-recovery", "--drain-timeout-ms"}) {
     EXPECT_NE(text.find(flag), std::string::npos) << flag;
   }
 }
