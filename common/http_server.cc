@@ -98,6 +98,16 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // The drain bound has passed: pending reads and writes fail with
+  // operation_aborted, which ends the session once nothing else holds it.
+  void ForceClose() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      self->draining_ = true;
+      self->body_pending_ = false;  // nothing left to discard
+      self->stream_.close();
+    });
+  }
+
   void Drain() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
       self->draining_ = true;
@@ -211,12 +221,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnBody(beast::error_code ec) {
     if (ec == http::error::body_limit) return ServerReply(BodyTooLarge());
     if (ec == beast::error::timeout || ec == http::error::end_of_stream ||
-        ec == http::error::partial_message) {
-      log::Warn("request_abandoned",
-                {{"route", route_->name},
-                 {"reason", ec == beast::error::timeout
-                                ? "body not received in time"
-                                : "client closed the connection mid-body"}});
+        ec == http::error::partial_message || ec == asio::error::operation_aborted) {
+      log::Warn("request_abandoned", {{"route", route_->name}, {"reason", AbandonReason(ec)}});
       return Close();
     }
     if (ec) {
@@ -235,6 +241,14 @@ class Session : public std::enable_shared_from_this<Session> {
                                   self->Send(std::move(r));
                                 });
                    });
+  }
+
+  static const char* AbandonReason(beast::error_code ec) {
+    if (ec == beast::error::timeout) return "body not received in time";
+    if (ec == asio::error::operation_aborted) {
+      return "the server shut down before the body arrived";
+    }
+    return "client closed the connection mid-body";
   }
 
   void ServerReply(Response response) {
@@ -404,19 +418,32 @@ void HttpServer::Shutdown() {
     beast::error_code ignored;
     acceptor_.close(ignored);
   });
+  for (auto& s : LiveSessions()) s->Drain();
+}
+
+std::vector<std::shared_ptr<Session>> HttpServer::LiveSessions() const {
   std::vector<std::shared_ptr<Session>> live;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [ptr, weak] : sessions_) {
-      if (auto s = weak.lock()) live.push_back(std::move(s));
-    }
+  std::lock_guard lock(mu_);
+  for (const auto& [ptr, weak] : sessions_) {
+    if (auto s = weak.lock()) live.push_back(std::move(s));
   }
-  for (auto& s : live) s->Drain();
+  return live;
 }
 
 bool HttpServer::WaitDrained(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   return drained_.wait_for(lock, timeout, [this] { return sessions_.empty(); });
+}
+
+std::size_t HttpServer::CloseAll() {
+  const auto live = LiveSessions();
+  for (const auto& s : live) s->ForceClose();
+  return live.size();
+}
+
+std::size_t HttpServer::OpenConnections() const {
+  std::lock_guard lock(mu_);
+  return sessions_.size();
 }
 
 std::variant<std::pair<const Route*, std::string>, Response> HttpServer::Match(

@@ -99,6 +99,12 @@ class HttpServer {
   void Shutdown();
   // True once every connection has closed, false on timeout.
   bool WaitDrained(std::chrono::milliseconds timeout);
+  // Closes every connection still open (once the drain bound has passed):
+  // reads and writes in progress fail at once, a body still arriving is
+  // abandoned, and a response that arrives later finds its connection closed.
+  // Returns how many were open.
+  std::size_t CloseAll();
+  std::size_t OpenConnections() const;
 
  private:
   friend class Session;
@@ -106,6 +112,7 @@ class HttpServer {
 
   void Accept();
   void OnAccept(boost::system::error_code ec, tcp::socket socket);
+  std::vector<std::shared_ptr<Session>> LiveSessions() const;
   void Register(Session* session, const std::shared_ptr<Session>& shared);
   void Unregister(Session* session);
   // Returns the route for a request and the tail, or the error response.

@@ -1,6 +1,5 @@
 #include "server/http_api.h"
 
-#include <boost/asio/post.hpp>
 #include <prometheus/counter.h>
 
 #include "common/logging.h"
@@ -55,6 +54,7 @@ http::status StatusForError(const std::string& code) {
 
 struct StoreApi::Metrics {
   prometheus::Counter& fenced;
+  prometheus::Counter& storage_refusals;
   prometheus::Family<prometheus::Counter>& writes;
   std::unordered_map<std::string, prometheus::Counter*> writes_by_result;
 
@@ -66,6 +66,13 @@ struct StoreApi::Metrics {
                          "means a split-brain happened and was contained.")
                    .Register(registry)
                    .Add({})),
+        storage_refusals(prometheus::BuildCounter()
+                             .Name("fence_store_storage_queue_refusals_total")
+                             .Help("Requests answered 503 because the storage queue "
+                                   "was full (--max-storage-queue) or closed for "
+                                   "shutdown.")
+                             .Register(registry)
+                             .Add({})),
         writes(prometheus::BuildCounter()
                    .Name("fence_store_writes_total")
                    .Help("Mutating requests (PUT, DELETE, POST fence) by "
@@ -73,18 +80,18 @@ struct StoreApi::Metrics {
                    .Register(registry)) {
     // Every series exists at 0 from the start, so rate() and increase() see
     // the very first event after a restart.
-    for (const char* result : {"accepted", "fenced", "missing_token",
-                               "bad_request", "too_large", "storage_error"}) {
+    for (const char* result : {"accepted", "fenced", "missing_token", "bad_request",
+                               "too_large", "storage_error", "overloaded"}) {
       writes_by_result[result] = &writes.Add({{"result", result}});
     }
   }
 };
 
-StoreApi::StoreApi(StoreService& service, boost::asio::thread_pool& storage_pool,
+StoreApi::StoreApi(StoreService& service, StorageQueue& storage,
                    std::shared_ptr<prometheus::Registry> registry,
                    ApiOptions options)
     : service_(service),
-      pool_(storage_pool),
+      storage_(storage),
       registry_(std::move(registry)),
       metrics_(std::make_unique<Metrics>(*registry_)),
       options_(options) {}
@@ -212,8 +219,12 @@ void StoreApi::PrecheckWrite(const net::RequestHeader& header,
     return done(net::Refuse(
         ErrorResponse(StatusForError(parsed.error().code), parsed.error())));
   }
-  boost::asio::post(pool_, [this, p = std::move(*parsed),
-                            done = std::move(done)]() mutable {
+  storage_.Submit([this, p = std::move(*parsed),
+                   done = std::move(done)](StorageQueue::Slot slot) mutable {
+    if (slot != StorageQueue::Slot::kRun) {
+      RecordWrite("overloaded");
+      return done(net::Refuse(StorageUnavailable(slot)));
+    }
     const Status admitted = service_.Precheck(p.key, p.token);
     if (admitted.ok()) return done(net::Admit(std::move(p)));
     const Error& e = admitted.error();
@@ -234,9 +245,12 @@ void StoreApi::Mutate(http::verb method, net::Request request,
                       net::Respond respond) {
   // Every write route has PrecheckWrite, which admits only a parsed write.
   ParsedWrite p = std::any_cast<ParsedWrite>(std::move(request.admitted));
-  boost::asio::post(pool_, [this, method, p = std::move(p),
-                            message = std::move(request.message),
-                            respond = std::move(respond)]() mutable {
+  storage_.Submit([this, method, p = std::move(p), message = std::move(request.message),
+                   respond = std::move(respond)](StorageQueue::Slot slot) mutable {
+    if (slot != StorageQueue::Slot::kRun) {
+      RecordWrite("overloaded");
+      return respond(StorageUnavailable(slot));
+    }
     const Result<WriteReceipt> receipt = ApplyWrite(service_, method, p, message);
     const std::string op = OpName(method);
     if (!receipt.ok()) {
@@ -257,8 +271,9 @@ void StoreApi::ReadObject(http::verb method, const net::Request& request,
   if (!key.ok()) {
     return respond(ErrorResponse(http::status::bad_request, key.error()));
   }
-  boost::asio::post(pool_, [this, method, key = std::move(*key),
-                            respond = std::move(respond)] {
+  storage_.Submit([this, method, key = std::move(*key),
+                   respond = std::move(respond)](StorageQueue::Slot slot) {
+    if (slot != StorageQueue::Slot::kRun) return respond(StorageUnavailable(slot));
     auto object = service_.Get(key);
     if (!object.ok()) {
       return respond(ErrorResponse(StatusForError(object.error().code),
@@ -273,8 +288,9 @@ void StoreApi::ReadFence(const net::Request& request, net::Respond respond) {
   if (!key.ok()) {
     return respond(ErrorResponse(http::status::bad_request, key.error()));
   }
-  boost::asio::post(pool_, [this, key = std::move(*key),
-                            respond = std::move(respond)] {
+  storage_.Submit([this, key = std::move(*key),
+                   respond = std::move(respond)](StorageQueue::Slot slot) {
+    if (slot != StorageQueue::Slot::kRun) return respond(StorageUnavailable(slot));
     auto fence = service_.GetFence(key);
     if (!fence.ok()) {
       return respond(ErrorResponse(StatusForError(fence.error().code),
@@ -286,6 +302,22 @@ void StoreApi::ReadFence(const net::Request& request, net::Respond respond) {
   });
 }
 
+Response StoreApi::StorageUnavailable(StorageQueue::Slot slot) {
+  metrics_->storage_refusals.Increment();
+  Response res =
+      slot == StorageQueue::Slot::kClosed
+          ? ErrorResponse(http::status::service_unavailable, "shutting_down",
+                          "the store is shutting down; retry once it is back")
+          : ErrorResponse(http::status::service_unavailable, "overloaded",
+                          "the store already has " +
+                              std::to_string(storage_.max_pending()) +
+                              " storage operations queued or running; retry "
+                              "after the Retry-After delay",
+                          {{"max_storage_queue", storage_.max_pending()}});
+  res.set(http::field::retry_after, "1");
+  return res;
+}
+
 net::Route StoreApi::WriteRoute(std::string name, std::string_view prefix,
                                 http::verb method, std::uint64_t body_limit) {
   net::Route route = PlainRoute(std::move(name), method, std::string(prefix), true);
@@ -295,8 +327,9 @@ net::Route StoreApi::WriteRoute(std::string name, std::string_view prefix,
     PrecheckWrite(header, tail, std::move(done));
   };
   route.on_server_reply = [this](http::status status) {
-    RecordWrite(status == http::status::payload_too_large ? "too_large"
-                                                          : "bad_request");
+    RecordWrite(status == http::status::payload_too_large     ? "too_large"
+                : status == http::status::service_unavailable ? "overloaded"
+                                                              : "bad_request");
   };
   route.handle = [this, method](net::Request r, net::Respond done) {
     Mutate(method, std::move(r), std::move(done));

@@ -1,14 +1,14 @@
 // The store's HTTP edge: parses requests, calls one StoreService function on
-// the storage thread pool, maps the result to a status and JSON, and records
-// the log event and metrics of the outcome.
+// the storage queue, maps the result to a status and JSON, and records the
+// log event and metrics of the outcome.
 #pragma once
 
-#include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <prometheus/registry.h>
 #include <vector>
 
 #include "common/http_server.h"
+#include "server/storage_queue.h"
 #include "server/store_service.h"
 
 namespace fence::store {
@@ -22,7 +22,7 @@ net::http::status StatusForError(const std::string& code);
 
 class StoreApi {
  public:
-  StoreApi(StoreService& service, boost::asio::thread_pool& storage_pool,
+  StoreApi(StoreService& service, StorageQueue& storage,
            std::shared_ptr<prometheus::Registry> registry, ApiOptions options);
   ~StoreApi();
 
@@ -47,10 +47,12 @@ class StoreApi {
   void ReadObject(net::http::verb method, const net::Request& request,
                   net::Respond respond);
   void ReadFence(const net::Request& request, net::Respond respond);
+  // 503 with Retry-After for a request the storage queue refused.
+  net::Response StorageUnavailable(StorageQueue::Slot slot);
   void RecordWrite(const std::string& result);
 
   StoreService& service_;
-  boost::asio::thread_pool& pool_;
+  StorageQueue& storage_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Metrics> metrics_;
   ApiOptions options_;

@@ -2,13 +2,14 @@
 // key, durably, and refuses writes that carry a lower one.
 #include <signal.h>
 
-#include <boost/asio/thread_pool.hpp>
 #include <filesystem>
+#include <limits>
 
 #include "common/cli.h"
 #include "common/daemon.h"
 #include "common/logging.h"
 #include "server/http_api.h"
+#include "server/storage_queue.h"
 #include "server/store_service.h"
 
 namespace {
@@ -19,10 +20,12 @@ struct StoreFlags {
   std::string listen = "127.0.0.1:8080";
   std::string data_dir;
   std::string fencing = "on";
+  std::string wal_recovery = "strict";
   std::uint64_t max_object_bytes = 16ull * 1024 * 1024;
   std::size_t max_connections = 1024;
   std::uint32_t idle_timeout_ms = 15000;
   std::uint32_t request_timeout_ms = 30000;
+  std::uint32_t drain_timeout_ms = 10000;
   int storage_threads = 16;
 };
 
@@ -34,6 +37,15 @@ void AddStorageFlags(CLI::App& app, StoreFlags& f) {
                  "'on' enforces tokens; 'off' accepts every write (only to stage the "
                  "unfenced demo; every response then carries 'Fencing: off')")
       ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  app.add_option("--wal-recovery", f.wal_recovery,
+                 "'strict' replays every write-ahead log record and drops only an "
+                 "incomplete last one (a write torn by a crash, never acknowledged); "
+                 "damage anywhere else stops the start. 'skip-corrupted' skips damaged "
+                 "records, losing the acknowledged writes in them, and logs each "
+                 "skipped range (wal_records_dropped): use it once, by choice, after "
+                 "keeping a copy of the data directory")
+      ->check(CLI::IsMember({"strict", "skip-corrupted"}))
       ->capture_default_str();
   app.add_option("--storage-threads", f.storage_threads,
                  "threads doing storage I/O; concurrent writes share fsyncs")
@@ -60,6 +72,13 @@ void AddServerFlags(CLI::App& app, StoreFlags& f) {
                  "time allowed to receive a request body and send a response")
       ->check(CLI::Range(10u, 3600000u))
       ->capture_default_str();
+  app.add_option("--drain-timeout-ms", f.drain_timeout_ms,
+                 "after SIGTERM, time requests in flight get to finish; then every "
+                 "connection still open is closed (a body still arriving is not "
+                 "applied), writes already handed to storage complete, and the "
+                 "store exits 0. Keep it below the service manager's stop timeout")
+      ->check(CLI::Range(0u, 3600000u))
+      ->capture_default_str();
 }
 
 // Returns the exit code if the program must stop now (--help, bad flag).
@@ -73,6 +92,20 @@ std::optional<int> ParseFlags(int argc, char** argv, StoreFlags& flags) {
   return fence::ParseCommandLine(app, argc, argv);
 }
 
+// Says what was lost when recovery skipped damaged WAL records by choice.
+void LogWalDrops(const std::vector<fence::store::WalDrop>& drops) {
+  for (const auto& drop : drops) {
+    fence::log::Warn(
+        "wal_records_dropped",
+        {{"file", drop.file},
+         {"bytes", drop.bytes},
+         {"reason", drop.reason},
+         {"message", "--wal-recovery=skip-corrupted skipped a damaged range of the "
+                     "write-ahead log: acknowledged writes in it are lost, and their "
+                     "keys' fences may now be below tokens already issued"}});
+  }
+}
+
 fence::Result<std::unique_ptr<fence::store::Storage>> OpenStorage(
     const StoreFlags& flags) {
   std::error_code ec;
@@ -82,7 +115,23 @@ fence::Result<std::unique_ptr<fence::store::Storage>> OpenStorage(
                                                        flags.data_dir + ": " +
                                                        ec.message());
   }
-  return fence::store::OpenRocksStorage(flags.data_dir);
+  fence::store::RocksOptions options;
+  options.wal_recovery = flags.wal_recovery == "strict"
+                             ? fence::store::WalRecovery::kStrict
+                             : fence::store::WalRecovery::kSkipCorrupted;
+  std::vector<fence::store::WalDrop> drops;
+  auto storage = fence::store::OpenRocksStorage(flags.data_dir, options, &drops);
+  LogWalDrops(drops);
+  if (!storage.ok() && storage.error().code == "wal_corrupt") {
+    fence::Error e = storage.error();
+    e.message += "; fence-store will not start without them (that would silently "
+                 "lower fences). Keep a copy of " + flags.data_dir +
+                 ", then restore it from a backup, or start once with "
+                 "--wal-recovery=skip-corrupted to drop the damaged records (see "
+                 "docs/runbook.md)";
+    return e;
+  }
+  return storage;
 }
 
 fence::net::ServerOptions ServerOptionsFor(const StoreFlags& flags) {
@@ -105,19 +154,23 @@ int Serve(const StoreFlags& flags, fence::store::Storage& storage) {
                                   "to demonstrate the unfenced failure"}});
   }
   fence::store::StoreService service(storage, mode);
-  boost::asio::thread_pool storage_pool(static_cast<std::size_t>(flags.storage_threads));
+  fence::store::StorageQueue storage_queue(static_cast<std::size_t>(flags.storage_threads),
+                                           std::numeric_limits<std::size_t>::max());
   auto registry = std::make_shared<prometheus::Registry>();
-  fence::store::StoreApi api(service, storage_pool, registry,
+  fence::store::StoreApi api(service, storage_queue, registry,
                              {.max_object_bytes = flags.max_object_bytes});
   fence::net::DaemonOptions daemon;
   daemon.listen = flags.listen;
+  daemon.drain_timeout = std::chrono::milliseconds(flags.drain_timeout_ms);
+  // Storage work taken on before the connections closed finishes (an
+  // acknowledged write stays acknowledged); later work is refused with 503.
+  daemon.quiesce = [&storage_queue] { storage_queue.Close(); };
   daemon.listening_fields = {{"data_dir", flags.data_dir},
                              {"fencing", flags.fencing},
+                             {"wal_recovery", flags.wal_recovery},
                              {"max_object_bytes", flags.max_object_bytes}};
-  const int code = fence::net::RunDaemon(kProgram, daemon, ServerOptionsFor(flags),
-                                         api.Routes(), *registry);
-  storage_pool.join();
-  return code;
+  return fence::net::RunDaemon(kProgram, daemon, ServerOptionsFor(flags), api.Routes(),
+                               *registry);
 }
 
 }  // namespace

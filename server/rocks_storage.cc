@@ -1,8 +1,14 @@
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/options.h>
+#include <rocksdb/system_clock.h>
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
+#include <cstdarg>
+#include <mutex>
+#include <regex>
 
 #include "server/storage.h"
 
@@ -20,7 +26,8 @@ Error StorageError(const std::string& what, const rocksdb::Status& s) {
 
 class RocksStorage final : public Storage {
  public:
-  explicit RocksStorage(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+  RocksStorage(std::unique_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db)
+      : env_(std::move(env)), db_(std::move(db)) {}
 
   Result<std::optional<KeyRecord>> LoadRecord(std::string_view key) override {
     std::string bytes;
@@ -81,28 +88,138 @@ class RocksStorage final : public Storage {
   bool Healthy() const override { return healthy_; }
 
  private:
+  std::unique_ptr<rocksdb::Env> env_;  // null: the default Env; outlives db_
   std::unique_ptr<rocksdb::DB> db_;
   std::atomic<bool> healthy_{true};
 };
 
-}  // namespace
+// Forwards RocksDB's info log to its usual file and, during recovery, keeps
+// the lines in which the WAL reader reports what it could not replay
+// ("<file>: dropping <n> bytes; <reason>"): RocksDB's Open status names
+// neither the file nor the size.
+class RecoveryLogger final : public rocksdb::LoggerWrapper {
+ public:
+  explicit RecoveryLogger(std::shared_ptr<rocksdb::Logger> inner)
+      : rocksdb::LoggerWrapper(inner.get()), inner_(std::move(inner)) {}
 
-Result<std::unique_ptr<Storage>> OpenRocksStorage(const std::string& dir) {
+  using rocksdb::LoggerWrapper::Logv;
+  void Logv(const rocksdb::InfoLogLevel level, const char* format,
+            va_list ap) override {
+    if (level >= rocksdb::InfoLogLevel::WARN_LEVEL) {
+      va_list copy;
+      va_copy(copy, ap);
+      Capture(format, copy);
+      va_end(copy);
+    }
+    rocksdb::LoggerWrapper::Logv(level, format, ap);
+  }
+
+  // What recovery dropped; stops collecting (later warnings are not ours).
+  std::vector<WalDrop> TakeDrops() {
+    collecting_ = false;
+    std::lock_guard lock(mu_);
+    return std::move(drops_);
+  }
+
+ private:
+  void Capture(const char* format, va_list ap) {
+    if (!collecting_.load()) return;
+    char line[1024];
+    std::vsnprintf(line, sizeof line, format, ap);
+    // "[db/db_impl/db_impl_open.cc:982] (ignoring error) /d/000004.log:
+    // dropping 32768 bytes; Corruption: checksum mismatch"
+    static const std::regex kDrop(
+        R"(^(?:\[[^\]]*\] )?(?:\(ignoring error\) )?(.+): dropping (\d+) bytes(?:; (.*))?$)");
+    std::cmatch m;
+    if (!std::regex_match(line, m, kDrop)) return;
+    std::lock_guard lock(mu_);
+    drops_.push_back({m[1].str(), std::stoull(m[2].str()),
+                      m[3].matched ? m[3].str() : "the rest of the log"});
+  }
+
+  std::shared_ptr<rocksdb::Logger> inner_;
+  std::mutex mu_;
+  std::vector<WalDrop> drops_;  // GUARDED_BY(mu_)
+  std::atomic<bool> collecting_{true};
+};
+
+// The default Env with the file system and clock of RocksOptions.
+class SeamEnv final : public rocksdb::EnvWrapper {
+ public:
+  SeamEnv(const std::shared_ptr<rocksdb::FileSystem>& fs,
+          const std::shared_ptr<rocksdb::SystemClock>& clock)
+      : rocksdb::EnvWrapper(Base(fs)) {
+    file_system_ = target()->GetFileSystem();
+    system_clock_ = clock ? clock : target()->GetSystemClock();
+  }
+
+ private:
+  static std::shared_ptr<rocksdb::Env> Base(const std::shared_ptr<rocksdb::FileSystem>& fs) {
+    if (fs) return rocksdb::NewCompositeEnv(fs);
+    return {rocksdb::Env::Default(), [](rocksdb::Env*) {}};  // not owned
+  }
+};
+
+rocksdb::Options DatabaseOptions(const RocksOptions& ro) {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.paranoid_checks = true;
-  // Recovery replays the synced WAL; a torn tail (a write never acknowledged)
-  // is dropped rather than failing the open.
-  options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  // Every acknowledged write was fsynced, so only an incomplete last record
+  // (a write torn by a crash, never acknowledged) may be dropped. RocksDB's
+  // kPointInTimeRecovery would also stop silently at a damaged record in the
+  // middle and drop every acknowledged write after it, lowering fences.
+  options.wal_recovery_mode = ro.wal_recovery == WalRecovery::kStrict
+                                  ? rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords
+                                  : rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords;
   options.max_open_files = 512;
-  rocksdb::DB* raw = nullptr;
-  const auto s = rocksdb::DB::Open(options, dir, &raw);
+  if (ro.write_buffer_bytes > 0) options.write_buffer_size = ro.write_buffer_bytes;
+  return options;
+}
+
+Error OpenError(const std::string& dir, const rocksdb::Status& s,
+                const std::vector<WalDrop>& drops) {
+  if (!s.IsCorruption() || drops.empty()) {
+    return MakeError("storage_unavailable",
+                     "cannot open the data directory " + dir + ": " + s.ToString());
+  }
+  const WalDrop& first = drops.front();
+  return MakeError(
+      "wal_corrupt",
+      "the write-ahead log " + first.file + " is damaged before its end (" +
+          first.reason + "; " + std::to_string(first.bytes) +
+          " bytes unreadable): writes acknowledged after that point cannot be "
+          "replayed",
+      {{"file", first.file}, {"bytes", first.bytes}, {"reason", first.reason}});
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Storage>> OpenRocksStorage(const std::string& dir,
+                                                  const RocksOptions& ro,
+                                                  std::vector<WalDrop>* dropped) {
+  rocksdb::Options options = DatabaseOptions(ro);
+  std::unique_ptr<rocksdb::Env> env;
+  if (ro.file_system || ro.clock) {
+    env = std::make_unique<SeamEnv>(ro.file_system, ro.clock);
+    options.env = env.get();
+  }
+  std::shared_ptr<rocksdb::Logger> file_log;
+  auto s = rocksdb::CreateLoggerFromOptions(dir, options, &file_log);
   if (!s.ok()) {
     return MakeError("storage_unavailable",
                      "cannot open the data directory " + dir + ": " + s.ToString());
   }
-  return std::unique_ptr<Storage>(
-      std::make_unique<RocksStorage>(std::unique_ptr<rocksdb::DB>(raw)));
+  auto logger = std::make_shared<RecoveryLogger>(std::move(file_log));
+  options.info_log = logger;
+  rocksdb::DB* raw = nullptr;
+  s = rocksdb::DB::Open(options, dir, &raw);
+  std::vector<WalDrop> drops = logger->TakeDrops();
+  if (!s.ok()) return OpenError(dir, s, drops);
+  if (dropped != nullptr) {
+    dropped->insert(dropped->end(), drops.begin(), drops.end());
+  }
+  return std::unique_ptr<Storage>(std::make_unique<RocksStorage>(
+      std::move(env), std::unique_ptr<rocksdb::DB>(raw)));
 }
 
 }  // namespace fence::store

@@ -514,6 +514,7 @@ TEST(StoreCommandLineTest, BadFlagsAndUnusableDataDirsExitWithOneLine) {
       {"--data-dir", dir.Sub("d"), "--listen", "localhost:80"},
       {"--data-dir", dir.Sub("d"), "--listen", "127.0.0.1:99999"},
       {"--data-dir", dir.Sub("d"), "--max-object-bytes", "0"},
+      {"--data-dir", dir.Sub("d"), "--wal-recovery", "point-in-time"},
       {"--data-dir", dir.Sub("a-file")},
       {},
   };
@@ -539,7 +540,9 @@ TEST(StoreCommandLineTest, BadFlagsAndUnusableDataDirsExitWithOneLine) {
   EXPECT_EQ(WEXITSTATUS(*status), 0);
   std::string text;
   for (const auto& l : (*child)->Lines()) text += l + "\n";
-  EXPECT_NE(text.find("--max-object-bytes"), std::string::npos);
+  for (const char* flag : {"--max-object-bytes", "--wal-recovery", "--drain-timeout-ms"}) {
+    EXPECT_NE(text.find(flag), std::string::npos) << flag;
+  }
 }
 
 }  // namespace
