@@ -184,9 +184,12 @@ TermReport Worker::RunTerm() {
   if (!grant) return unelected;
   Term term{std::move(*grant), {}};
   StartRenewing(term, acquire_sent);
-  if (!Work(term) || !CheckLease(term) || !InjectPause(term) ||
-      !JudgeAnswer(term, Write(term))) {
-    return term.report;
+  if (!FenceFirst(term) || !Work(term)) return term.report;
+  for (const std::string& key : config_.keys) {
+    if (!CheckLease(term) || !InjectPause(term) ||
+        !JudgeAnswer(term, key, Write(term, key))) {
+      return term.report;
+    }
   }
   Resign(term);
   return term.report;
@@ -269,6 +272,54 @@ void Worker::StartRenewing(Term& term, Millis acquire_sent) {
   keepalive_ = std::thread([this, token] { KeepAliveLoop(token); });
 }
 
+bool Worker::FenceFirst(Term& term) {
+  // Fence first, as HDFS's newEpoch and Kafka's InitProducerId do: from now
+  // on the store refuses every lower token on our keys, so an old leader
+  // that wakes up while we work can no longer write there. Without a token
+  // (the unfenced demo) there is nothing to raise.
+  if (!config_.fencing) return true;
+  const Token token = term.grant.token;
+  for (const std::string& key : config_.keys) {
+    auto raised = store_.RaiseFence(key, token);
+    if (!raised.ok()) {
+      // Unknown whether the fence stands: a leader that cannot fence its
+      // keys does not act on them.
+      term.report.error = raised.error();
+      LeaveTerm(term, TermEnd::kStoreError, EventLevel::kError, ev::kSteppedDown,
+                TermFields(term, {{"reason", "fence_failed"},
+                                  {std::string(ev::kKey), key},
+                                  {"error", raised.error().code},
+                                  {"message", raised.error().message},
+                                  {"details", raised.error().details}}));
+      return false;
+    }
+    if (raised->stale()) return Fenced(term, key, *raised, "fence_first");
+    Emit(EventLevel::kInfo, ev::kFenceRaised,
+         TermFields(term, {{std::string(ev::kKey), key},
+                           {std::string(ev::kToken), token.value()},
+                           {std::string(ev::kHighestToken), TokenJson(raised->highest_token)}}));
+  }
+  return true;
+}
+
+bool Worker::Fenced(Term& term, const std::string& key, const PutResult& answer,
+                    std::string_view step) {
+  term.report.put = answer;
+  const std::optional<Token> sent =
+      config_.fencing ? std::optional<Token>(term.grant.token) : std::nullopt;
+  // Proof that a newer leader exists: stop at once, never retry, never
+  // raise our own token to get past the fence. Logged even if the lease
+  // was already found lost: it is the store's verdict.
+  Emit(EventLevel::kWarn, ev::kFenced,
+       TermFields(term, {{std::string(ev::kKey), key},
+                         {std::string(ev::kToken), TokenJson(answer.token ? answer.token : sent)},
+                         {std::string(ev::kHighestToken), TokenJson(answer.highest_token)},
+                         {"step", step},
+                         {"store_answer", answer.server_body}}));
+  CloseTerm(term, TermEnd::kFenced);
+  return false;
+}
+
 bool Worker::Work(Term& term) {
   // Ends early when the lease is lost or Stop is called; CheckLease says so.
   if (config_.work > Millis(0)) WaitFor(term.elected_at + config_.work, [] { return false; });
@@ -315,52 +366,40 @@ bool Worker::InjectPause(Term& term) {
   return true;
 }
 
-Result<PutResult> Worker::Write(Term& term) {
+Result<PutResult> Worker::Write(Term& term, const std::string& key) {
   const Token token = term.grant.token;
   const std::optional<Token> sent_token =
       config_.fencing ? std::optional<Token>(token) : std::nullopt;
   const nlohmann::json object = {
       {"owner", config_.id}, {"term", token.value()}, {"payload", config_.payload}};
   Emit(EventLevel::kInfo, ev::kWriteAttempt,
-       TermFields(term, {{std::string(ev::kKey), config_.key},
+       TermFields(term, {{std::string(ev::kKey), key},
                          {std::string(ev::kToken), TokenJson(sent_token)},
                          {"fencing", config_.fencing}}));
-  return store_.Put(config_.key, object.dump(), sent_token);
+  return store_.Put(key, object.dump(), sent_token);
 }
 
-bool Worker::JudgeAnswer(Term& term, const Result<PutResult>& put) {
+bool Worker::JudgeAnswer(Term& term, const std::string& key, const Result<PutResult>& put) {
   switch (JudgeWrite(put)) {
     case WriteVerdict::kKeepLeading:
       term.report.put = *put;
       term.report.end = TermEnd::kWritten;
       Emit(EventLevel::kInfo, ev::kWriteDone,
-           TermFields(term, {{std::string(ev::kKey), config_.key},
+           TermFields(term, {{std::string(ev::kKey), key},
                              {std::string(ev::kToken), TokenJson(put->token)},
                              {std::string(ev::kHighestToken), TokenJson(put->highest_token)},
                              {"etag", put->etag},
                              {"store_fencing", put->fencing_off ? "off" : "on"}}));
       return true;
-    case WriteVerdict::kFenced: {
-      term.report.put = *put;
-      const std::optional<Token> sent =
-          config_.fencing ? std::optional<Token>(term.grant.token) : std::nullopt;
-      // Proof that a newer leader exists: stop at once, never retry this
-      // write, never raise our own token to get past the fence. Logged even
-      // if the lease was already found lost: it is the store's verdict.
-      Emit(EventLevel::kWarn, ev::kFenced,
-           TermFields(term, {{std::string(ev::kKey), config_.key},
-                             {std::string(ev::kToken), TokenJson(put->token ? put->token : sent)},
-                             {std::string(ev::kHighestToken), TokenJson(put->highest_token)},
-                             {"store_answer", put->server_body}}));
-      CloseTerm(term, TermEnd::kFenced);
-      return false;
-    }
+    case WriteVerdict::kFenced:
+      return Fenced(term, key, *put, "write");
     case WriteVerdict::kStepDown:
       term.report.error = put.error();
       // The write's fate is unknown: a leader that cannot tell whether its
       // write landed stops leading rather than guess.
       LeaveTerm(term, TermEnd::kStoreError, EventLevel::kError, ev::kSteppedDown,
                 TermFields(term, {{"reason", "store_error"},
+                                  {std::string(ev::kKey), key},
                                   {"error", put.error().code},
                                   {"message", put.error().message},
                                   {"details", put.error().details}}));

@@ -67,9 +67,24 @@ class FakeStore : public ObjectStore {
   Result<PutResult> Put(const std::string& key, const std::string& body,
                         std::optional<Token> token) override {
     puts.push_back({key, body, token});
+    calls.push_back("put " + key);
     if (!answers.empty()) {
       auto a = answers.front();
       answers.pop_front();
+      return a;
+    }
+    PutResult ok;
+    ok.token = token;
+    ok.highest_token = token;
+    ok.http_status = 200;
+    return ok;
+  }
+  Result<PutResult> RaiseFence(const std::string& key, Token token) override {
+    fences.push_back({key, "", token});
+    calls.push_back("fence " + key);
+    if (!fence_answers.empty()) {
+      auto a = fence_answers.front();
+      fence_answers.pop_front();
       return a;
     }
     PutResult ok;
@@ -83,7 +98,10 @@ class FakeStore : public ObjectStore {
     std::optional<Token> token;
   };
   std::vector<Call> puts;
+  std::vector<Call> fences;
+  std::vector<std::string> calls;  // "fence KEY" and "put KEY", in order
   std::deque<Result<PutResult>> answers;
+  std::deque<Result<PutResult>> fence_answers;
 };
 
 class FakePauser : public Pauser {
@@ -126,7 +144,7 @@ class WorkerTest : public ::testing::Test {
     WorkerConfig c;
     c.id = "A";
     c.lock = "leader";
-    c.key = "k";
+    c.keys = {"k"};
     c.ttl = Millis(300);
     c.renew_interval = Millis(5);
     c.terms = 1;
@@ -139,12 +157,12 @@ class WorkerTest : public ::testing::Test {
       logged_.notify_all();
     };
   }
-  // Bounded wait (in real time) for an event from the worker's threads.
-  bool WaitForEvent(std::string_view name) {
+  // Bounded wait (in real time) for the n-th such event from the worker.
+  bool WaitForEvent(std::string_view name, long n = 1) {
     std::unique_lock g(mu_);
     return logged_.wait_for(g, std::chrono::seconds(10), [&] {
-      return std::any_of(events_.begin(), events_.end(),
-                         [&](const Recorded& e) { return e.event == name; });
+      return std::count_if(events_.begin(), events_.end(),
+                           [&](const Recorded& e) { return e.event == name; }) >= n;
     });
   }
   std::vector<std::string> Names() {
@@ -194,8 +212,9 @@ TEST_F(WorkerTest, AcceptedWriteCarriesTheTermTokenAndResigns) {
   EXPECT_EQ(store_.puts[0].token->value(), 5u);
   EXPECT_EQ(backend_.releases, 1);
   const std::vector<std::string> expected = {
-      std::string(ev::kAcquiring), std::string(ev::kElected), std::string(ev::kWriteAttempt),
-      std::string(ev::kWriteDone), std::string(ev::kResigned)};
+      std::string(ev::kAcquiring),    std::string(ev::kElected),
+      std::string(ev::kFenceRaised),  std::string(ev::kWriteAttempt),
+      std::string(ev::kWriteDone),    std::string(ev::kResigned)};
   EXPECT_EQ(Names(), expected);
   EXPECT_EQ(Find(ev::kElected)->fields["term"], 5);
   EXPECT_EQ(Find(ev::kWriteDone)->fields["owner"], "A");
@@ -240,6 +259,7 @@ TEST_F(WorkerTest, FencingOffSendsNoToken) {
   ASSERT_EQ(store_.puts.size(), 1u);
   EXPECT_FALSE(store_.puts[0].token.has_value());
   EXPECT_TRUE(Find(ev::kWriteAttempt)->fields["token"].is_null());
+  EXPECT_TRUE(store_.fences.empty()) << "no token, no fence to raise";
 }
 
 TEST_F(WorkerTest, LeaseLostBeforeTheWriteMeansNoWrite) {
@@ -325,6 +345,66 @@ TEST_F(WorkerTest, HoldRenewalsWaitsForARenewalBeforeResigning) {
   std::lock_guard g(backend_.mu);
   EXPECT_GE(backend_.keepalives, 2);
   EXPECT_EQ(Count(ev::kResigned), 1);
+}
+
+TEST_F(WorkerTest, NewLeaderRaisesTheFenceOfEveryKeyBeforeAnyWork) {
+  auto config = Config();
+  config.keys = {"a", "b/c"};
+  // The work would take a minute; the fences must already be up by then.
+  config.work = Millis(60000);
+  ManualClock clock;
+  Worker w(config, backend_, store_, pauser_, clock, Sink());
+  TermReport report;
+  std::thread term([&] { report = w.RunTerm(); });
+  // Both fences stand while the worker's clock has not moved since its
+  // election: before any of the work.
+  ASSERT_TRUE(WaitForEvent(ev::kFenceRaised, 2));
+  clock.Advance(Millis(60000));
+  w.WakeForTest();
+  term.join();
+  EXPECT_EQ(report.end, TermEnd::kWritten);
+  const std::vector<std::string> expected = {"fence a", "fence b/c", "put a", "put b/c"};
+  EXPECT_EQ(store_.calls, expected);
+  for (const auto& f : store_.fences) EXPECT_EQ(f.token, Token(5));
+  EXPECT_EQ(Count(ev::kFenceRaised), 2);
+  EXPECT_EQ(Find(ev::kFenceRaised)->fields["key"], "a");
+  EXPECT_EQ(Find(ev::kFenceRaised)->fields["highest_token"], 5);
+  EXPECT_EQ(Find(ev::kFenceRaised)->fields["term"], 5);
+  EXPECT_EQ(Count(ev::kWriteDone), 2);
+}
+
+TEST_F(WorkerTest, StaleFenceMeansAlreadyFencedSoItStepsDownWithoutWork) {
+  store_.fence_answers.push_back(Stale(5, 9));
+  auto config = Config();
+  config.keys = {"a", "b"};
+  Worker w(config, backend_, store_, pauser_, clock_, Sink());
+  const TermReport r = w.RunTerm();
+  EXPECT_EQ(r.end, TermEnd::kFenced);
+  EXPECT_TRUE(store_.puts.empty());
+  EXPECT_EQ(store_.fences.size(), 1u) << "stops at the first refused fence";
+  EXPECT_EQ(backend_.releases, 1);
+  auto fenced = Find(ev::kFenced);
+  ASSERT_TRUE(fenced);
+  EXPECT_EQ(fenced->fields["step"], "fence_first");
+  EXPECT_EQ(fenced->fields["key"], "a");
+  EXPECT_EQ(fenced->fields["token"], 5);
+  EXPECT_EQ(fenced->fields["highest_token"], 9);
+  EXPECT_EQ(Count(ev::kFenceRaised), 0);
+}
+
+TEST_F(WorkerTest, FailedFenceStepsDownAndGoesBackToAcquiring) {
+  store_.fence_answers.push_back(MakeError("unreachable", "connection refused"));
+  auto config = Config();
+  config.terms = 2;
+  Worker w(config, backend_, store_, pauser_, clock_, Sink());
+  EXPECT_EQ(w.Run(), 1);
+  auto down = Find(ev::kSteppedDown);
+  ASSERT_TRUE(down);
+  EXPECT_EQ(down->fields["reason"], "fence_failed");
+  EXPECT_EQ(down->fields["error"], "unreachable");
+  EXPECT_EQ(Count(ev::kAcquiring), 2);
+  ASSERT_EQ(store_.puts.size(), 1u) << "only the second term wrote";
+  EXPECT_EQ(store_.puts[0].token, Token(6));
 }
 
 TEST_F(WorkerTest, RenewsEveryIntervalOfItsOwnClock) {
