@@ -261,7 +261,10 @@ void Worker::StartRenewing(Term& term, Millis acquire_sent) {
     lease_lost_ = false;
     keepalive_stop_ = false;
     renewals_ = 0;
-    lease_.emplace(clock_, config_.ttl, config_.renew_interval, acquire_sent);
+    // Never assume the lease lasts longer than asked or than granted (a
+    // ZooKeeper server may negotiate a shorter session timeout).
+    const Millis granted = term.grant.ttl > Millis(0) ? term.grant.ttl : config_.ttl;
+    lease_.emplace(clock_, std::min(config_.ttl, granted), config_.renew_interval, acquire_sent);
   }
   Emit(EventLevel::kInfo, ev::kElected,
        TermFields(term, {{"lock", config_.lock},
@@ -327,12 +330,27 @@ bool Worker::Work(Term& term) {
 }
 
 bool Worker::CheckLease(Term& term) {
-  // The leader's last look at its own lease before writing. Whatever happens
-  // between this check and the write (a pause, a slow network) is exactly
-  // what no check on this side can rule out.
+  // The leader's last look at its own lease before a write, by its own
+  // clock (defence in depth: the store's fence stays the guarantee). The
+  // injected pause comes after this check, right before the write: whatever
+  // happens there (a GC pause, SIGSTOP, a slow network) is exactly what no
+  // check on this side can rule out, and the demo shows the store refusing
+  // that write.
   if (lost()) {
     CloseTerm(term, TermEnd::kLeaseLost);  // the keep-alive thread logged lease_lost
     return false;
+  }
+  {
+    std::unique_lock lock(mu_);
+    if (!lease_->MayWrite()) {
+      const std::string message =
+          "no renewal was confirmed within the " + std::to_string(lease_->ttl().count()) +
+          " ms TTL by the worker's own clock (ran out " +
+          std::to_string(-lease_->TimeLeft().count()) + " ms ago); not writing";
+      LoseLease(lock, term.grant.token, "expired_by_own_clock", message);
+      CloseTerm(term, TermEnd::kLeaseLost);
+      return false;
+    }
   }
   if (stopped()) {
     LeaveTerm(term, TermEnd::kStopped, EventLevel::kInfo, ev::kResigned,

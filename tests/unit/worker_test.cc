@@ -82,6 +82,7 @@ class FakeStore : public ObjectStore {
   Result<PutResult> RaiseFence(const std::string& key, Token token) override {
     fences.push_back({key, "", token});
     calls.push_back("fence " + key);
+    if (during_fence) during_fence();
     if (!fence_answers.empty()) {
       auto a = fence_answers.front();
       fence_answers.pop_front();
@@ -102,6 +103,7 @@ class FakeStore : public ObjectStore {
   std::vector<std::string> calls;  // "fence KEY" and "put KEY", in order
   std::deque<Result<PutResult>> answers;
   std::deque<Result<PutResult>> fence_answers;
+  std::function<void()> during_fence;
 };
 
 class FakePauser : public Pauser {
@@ -405,6 +407,53 @@ TEST_F(WorkerTest, FailedFenceStepsDownAndGoesBackToAcquiring) {
   EXPECT_EQ(Count(ev::kAcquiring), 2);
   ASSERT_EQ(store_.puts.size(), 1u) << "only the second term wrote";
   EXPECT_EQ(store_.puts[0].token, Token(6));
+}
+
+TEST_F(WorkerTest, LeaseRunOutByItsOwnClockMeansNoWrite) {
+  // The fence call took longer than the whole TTL (a slow store); no
+  // renewal was due yet, so only the worker's own clock can tell.
+  ManualClock clock;
+  auto config = Config();
+  config.ttl = Millis(90000);
+  config.renew_interval = Millis(30000);
+  store_.during_fence = [&] { clock.Advance(Millis(90000)); };
+  Worker w(config, backend_, store_, pauser_, clock, Sink());
+  const TermReport r = w.RunTerm();
+  EXPECT_EQ(r.end, TermEnd::kLeaseLost);
+  EXPECT_TRUE(r.lease_lost);
+  EXPECT_TRUE(store_.puts.empty()) << "a write was sent past the lease";
+  EXPECT_EQ(Count(ev::kWriteAttempt), 0);
+  auto lost = Find(ev::kLeaseLost);
+  ASSERT_TRUE(lost);
+  EXPECT_EQ(lost->fields["reason"], "expired_by_own_clock");
+  EXPECT_EQ(lost->fields["term"], 5);
+  EXPECT_EQ(backend_.releases, 1) << "it steps down: the lock is released";
+}
+
+TEST_F(WorkerTest, PauseSitsAfterTheOwnClockCheckSoTheWriteStillGoesOut) {
+  // The pause (a real SIGSTOP in fence-worker) outlasts the lease; the write
+  // that follows goes out all the same: it is the pause no check on the
+  // client side can rule out, and the store's fence must refuse it.
+  ManualClock clock;
+  auto config = Config();
+  config.ttl = Millis(90000);
+  config.renew_interval = Millis(30000);
+  config.keys = {"a", "b"};
+  config.pause_before_write = Millis(200000);
+  pauser_.during = [&] { clock.Advance(Millis(200000)); };
+  Worker w(config, backend_, store_, pauser_, clock, Sink());
+  const TermReport r = w.RunTerm();
+  ASSERT_EQ(store_.puts.size(), 1u) << "the first write follows the pause; the second is refused";
+  EXPECT_EQ(store_.puts[0].key, "a");
+  EXPECT_EQ(Find(ev::kPauseInjected)->fields["lease_remaining_ms"], 90000);
+  const auto names = Names();
+  auto pos = [&](std::string_view e) {
+    return std::find(names.begin(), names.end(), e) - names.begin();
+  };
+  EXPECT_LT(pos(ev::kResumed), pos(ev::kWriteAttempt));
+  EXPECT_LT(pos(ev::kWriteAttempt), pos(ev::kLeaseLost)) << "checked again before key b";
+  EXPECT_EQ(Find(ev::kLeaseLost)->fields["reason"], "expired_by_own_clock");
+  EXPECT_EQ(r.end, TermEnd::kLeaseLost);
 }
 
 TEST_F(WorkerTest, RenewsEveryIntervalOfItsOwnClock) {
