@@ -71,14 +71,14 @@ class LockdBackend final : public LockBackend {
     return lease;
   }
 
-  Status KeepAlive() override {
+  Status KeepAlive(Millis timeout) override {
     std::optional<LockGrant> lease = Current();
     if (!lease) {
       return MakeError("lease_lost", "no lease is held; acquire first");
     }
     auto res = CallAny(http::verb::post,
                        "/v1/leases/" + EncodeKeyForPath(lease->lease_id) + "/keepalive",
-                       nlohmann::json::object(), lease->ttl);
+                       nlohmann::json::object(), timeout);
     if (!res.ok()) return res.error();
     const int status = static_cast<int>(res->result_int());
     if (status == 200) return OkStatus();

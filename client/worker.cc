@@ -523,9 +523,19 @@ void Worker::KeepAliveLoop(Token term) {
   std::unique_lock lock(mu_);
   Millis due = lease_->NextRenewalDue();
   while (!WaitLocked(lock, due, [&] { return keepalive_stop_; })) {
+    // A keep-alive may take only the time left on the lease: its answer
+    // after that proves nothing. With nothing left (a pause, or renewals
+    // that failed until now) the lease is gone by our own clock.
+    const Millis timeout = lease_->KeepAliveTimeout();
+    if (timeout <= Millis(0)) {
+      LoseLease(lock, term, "expired_by_own_clock",
+                "no renewal was confirmed within the " + std::to_string(lease_->ttl().count()) +
+                    " ms TTL by the worker's own clock");
+      return;
+    }
     const Millis sent = clock_.Now();
     lock.unlock();
-    const Status renewed = backend_.KeepAlive();
+    const Status renewed = backend_.KeepAlive(timeout);
     lock.lock();
     if (keepalive_stop_) return;
     if (renewed.ok()) {

@@ -34,11 +34,17 @@ class FakeBackend : public LockBackend {
     held = true;
     return LockGrant{lock, owner, Token(next_token++), "lease-" + std::to_string(acquires), ttl};
   }
-  Status KeepAlive() override {
+  Status KeepAlive(Millis timeout) override {
     std::lock_guard g(mu);
     ++keepalives;
+    keepalive_timeouts.push_back(timeout);
     changed.notify_all();
     if (lose_lease) return MakeError("lease_lost", "gone");
+    if (!keepalive_script.empty()) {
+      Error e = keepalive_script.front();
+      keepalive_script.pop_front();
+      return e;
+    }
     return OkStatus();
   }
   // Bounded wait (in real time) for the worker's n-th keep-alive.
@@ -56,6 +62,8 @@ class FakeBackend : public LockBackend {
   std::mutex mu;
   std::condition_variable changed;
   std::deque<Error> acquire_script;
+  std::deque<Error> keepalive_script;  // failures of the next keep-alives
+  std::vector<Millis> keepalive_timeouts;
   std::uint64_t next_token = 5;
   bool lose_lease = false;
   bool held = false;
@@ -352,7 +360,9 @@ TEST_F(WorkerTest, HoldRenewalsWaitsForARenewalBeforeResigning) {
 TEST_F(WorkerTest, NewLeaderRaisesTheFenceOfEveryKeyBeforeAnyWork) {
   auto config = Config();
   config.keys = {"a", "b/c"};
-  // The work would take a minute; the fences must already be up by then.
+  // The work would take a minute (of a two-minute lease); the fences must
+  // already be up before it starts.
+  config.ttl = Millis(120000);
   config.work = Millis(60000);
   ManualClock clock;
   Worker w(config, backend_, store_, pauser_, clock, Sink());
@@ -485,6 +495,38 @@ TEST_F(WorkerTest, RenewsEveryIntervalOfItsOwnClock) {
   EXPECT_EQ(store_.puts.size(), 1u);
   std::lock_guard g(backend_.mu);
   EXPECT_EQ(backend_.keepalives, 3);
+}
+
+TEST_F(WorkerTest, KeepAliveMayTakeOnlyTheTimeLeftOnTheLease) {
+  ManualClock clock;
+  auto config = Config();
+  config.ttl = Millis(90000);
+  config.renew_interval = Millis(30000);
+  config.work = Millis(1000000);
+  backend_.keepalive_script = {MakeError("unavailable", "timed out")};
+  Worker w(config, backend_, store_, pauser_, clock, Sink());
+  TermReport report;
+  std::thread term([&] { report = w.RunTerm(); });
+  ASSERT_TRUE(WaitForEvent(ev::kElected));
+  auto step = [&](Millis by, int keepalives) {
+    clock.Advance(by);
+    w.WakeForTest();
+    return backend_.WaitForKeepAlives(keepalives);
+  };
+  EXPECT_TRUE(step(Millis(30000), 1));  // due at 30 s: 60 s left, fails
+  EXPECT_TRUE(step(Millis(100), 2));    // retried 100 ms later: 59.9 s left, renewed
+  EXPECT_TRUE(step(Millis(30000), 3));  // due 30 s after that send: 60 s left
+  // A pause longer than the lease: no renewal is sent any more, the lease
+  // is lost by the worker's own clock.
+  clock.Advance(Millis(200000));
+  w.WakeForTest();
+  term.join();
+  EXPECT_EQ(report.end, TermEnd::kLeaseLost);
+  EXPECT_TRUE(store_.puts.empty());
+  EXPECT_EQ(Find(ev::kLeaseLost)->fields["reason"], "expired_by_own_clock");
+  std::lock_guard g(backend_.mu);
+  const std::vector<Millis> expected = {Millis(60000), Millis(59900), Millis(60000)};
+  EXPECT_EQ(backend_.keepalive_timeouts, expected);
 }
 
 TEST(JudgeWriteTest, MapsEveryAnswer) {
