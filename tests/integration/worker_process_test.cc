@@ -148,6 +148,16 @@ TEST_F(WorkerProcessTest, NewLeaderFencesFirstSoTheOldLeadersWriteIsRefusedDurin
   EXPECT_TRUE(a->WaitExit(10s));
 }
 
+TEST_F(WorkerProcessTest, TwoLockdEndpointsExitWithOneLine) {
+  ToolRun run = RunTool({SiblingBinary("fence-worker"), "--id", "A", "--backend", "lockd",
+                         "--lock-endpoints", lockd_.Url("") + "," + lockd_.Url(""), "--store",
+                         store_.Url(""), "--key", "k", "--terms", "1",
+                         "--acquire-timeout-ms", "3000"});
+  EXPECT_NE(run.exit_code, 0);
+  ASSERT_EQ(run.lines.size(), 1u) << run.Output();
+  EXPECT_NE(run.lines[0].find("one lockd endpoint"), std::string::npos) << run.lines[0];
+}
+
 TEST_F(WorkerProcessTest, BadPauseSpecExitsWithOneLine) {
   ToolRun run = RunTool({SiblingBinary("fence-worker"), "--id", "A", "--lock-endpoints",
                          lockd_.Url(""), "--store", store_.Url(""), "--key", "k",
