@@ -220,10 +220,45 @@ std::optional<LockGrant> Worker::AcquireLock(TermReport& report, Millis& sent) {
     }
     sent = clock_.Now();
     auto granted = backend_.Acquire(config_.lock, config_.id, config_.ttl, wait);
-    if (granted.ok()) return std::move(*granted);
+    if (granted.ok()) {
+      if (ConfirmGrant(*granted, sent)) return std::move(*granted);
+      continue;
+    }
     if (!RetryAcquire(report, granted.error(), sent, wait, backoff)) return std::nullopt;
   }
   return std::nullopt;  // stopped: the report says kStopped
+}
+
+Millis Worker::LeaseTtl(const LockGrant& grant) const {
+  // Never assume the lease lasts longer than asked or than granted (a lock
+  // service may grant a shorter TTL than asked).
+  const Millis granted = grant.ttl > Millis(0) ? grant.ttl : config_.ttl;
+  return std::min(config_.ttl, granted);
+}
+
+bool Worker::ConfirmGrant(const LockGrant& grant, Millis& sent) {
+  // A grant that came at the end of a long poll tells only that the lease
+  // did not start before the acquire was sent, which may be most of a TTL
+  // ago. One keep-alive now gives a fresh lower bound, so the term does not
+  // start with a lease that looks run out by our own clock.
+  const Millis ttl = LeaseTtl(grant);
+  if (clock_.Now() - sent < LeaderLease::RenewInterval(ttl, config_.renew_interval)) return true;
+  const Millis confirm_sent = clock_.Now();
+  const Status confirmed = backend_.KeepAlive(ttl);
+  if (confirmed.ok()) {
+    sent = confirm_sent;
+    return true;
+  }
+  Emit(EventLevel::kWarn, "grant_unconfirmed",
+       {{"lock", config_.lock},
+        {std::string(ev::kToken), grant.token.value()},
+        {"error", confirmed.error().code},
+        {"message", confirmed.error().message}});
+  if (const Status released = backend_.Release(); !released.ok()) {
+    Emit(EventLevel::kWarn, "release_failed",
+         {{"error", released.error().code}, {"message", released.error().message}});
+  }
+  return false;
 }
 
 bool Worker::RetryAcquire(TermReport& report, const Error& error, Millis asked_at,
@@ -261,10 +296,7 @@ void Worker::StartRenewing(Term& term, Millis acquire_sent) {
     lease_lost_ = false;
     keepalive_stop_ = false;
     renewals_ = 0;
-    // Never assume the lease lasts longer than asked or than granted (a
-    // ZooKeeper server may negotiate a shorter session timeout).
-    const Millis granted = term.grant.ttl > Millis(0) ? term.grant.ttl : config_.ttl;
-    lease_.emplace(clock_, std::min(config_.ttl, granted), config_.renew_interval, acquire_sent);
+    lease_.emplace(clock_, LeaseTtl(term.grant), config_.renew_interval, acquire_sent);
   }
   Emit(EventLevel::kInfo, ev::kElected,
        TermFields(term, {{"lock", config_.lock},

@@ -149,6 +149,12 @@ class Worker {
   bool Fenced(Term& term, const std::string& key, const PutResult& answer,
               std::string_view step);
 
+  // The TTL the worker counts with: the shorter of asked and granted.
+  Millis LeaseTtl(const LockGrant& grant) const;
+  // After a grant whose acquire took longer than a renewal interval (a long
+  // poll), confirms the lease with one keep-alive and moves `sent` to it.
+  // False (lock released) if the lease could not be confirmed.
+  bool ConfirmGrant(const LockGrant& grant, Millis& sent);
   // Decides what one refused acquire means: true to ask again (after a
   // short wait), false when the term ends unelected.
   bool RetryAcquire(TermReport& report, const Error& error, Millis asked_at, Millis waited,

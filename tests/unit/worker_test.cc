@@ -24,6 +24,7 @@ class FakeBackend : public LockBackend {
   std::string_view kind() const override { return "fake"; }
   Result<LockGrant> Acquire(const std::string& lock, const std::string& owner, Millis ttl,
                         Millis) override {
+    if (during_acquire) during_acquire();
     std::lock_guard g(mu);
     ++acquires;
     if (!acquire_script.empty()) {
@@ -62,6 +63,7 @@ class FakeBackend : public LockBackend {
   std::mutex mu;
   std::condition_variable changed;
   std::deque<Error> acquire_script;
+  std::function<void()> during_acquire;
   std::deque<Error> keepalive_script;  // failures of the next keep-alives
   std::vector<Millis> keepalive_timeouts;
   std::uint64_t next_token = 5;
@@ -464,6 +466,43 @@ TEST_F(WorkerTest, PauseSitsAfterTheOwnClockCheckSoTheWriteStillGoesOut) {
   EXPECT_LT(pos(ev::kWriteAttempt), pos(ev::kLeaseLost)) << "checked again before key b";
   EXPECT_EQ(Find(ev::kLeaseLost)->fields["reason"], "expired_by_own_clock");
   EXPECT_EQ(r.end, TermEnd::kLeaseLost);
+}
+
+TEST_F(WorkerTest, GrantAfterALongPollIsConfirmedBeforeTheTermStarts) {
+  // The acquire waited longer than the whole TTL for the lock to free: its
+  // send time says nothing useful about the lease. One keep-alive first.
+  ManualClock clock;
+  auto config = Config();
+  config.ttl = Millis(90000);
+  config.renew_interval = Millis(30000);
+  backend_.during_acquire = [&] { clock.Advance(Millis(100000)); };
+  Worker w(config, backend_, store_, pauser_, clock, Sink());
+  const TermReport r = w.RunTerm();
+  EXPECT_EQ(r.end, TermEnd::kWritten);
+  EXPECT_EQ(store_.puts.size(), 1u);
+  std::lock_guard g(backend_.mu);
+  ASSERT_GE(backend_.keepalives, 1);
+  EXPECT_EQ(backend_.keepalive_timeouts[0], Millis(90000));
+}
+
+TEST_F(WorkerTest, UnconfirmedGrantIsReleasedAndAskedAgain) {
+  ManualClock clock;
+  auto config = Config();
+  config.ttl = Millis(90000);
+  config.renew_interval = Millis(30000);
+  config.acquire_timeout = Millis(0);  // the slow first acquire must not end the term
+  int slow_acquires = 1;
+  backend_.during_acquire = [&] {
+    if (slow_acquires-- > 0) clock.Advance(Millis(100000));
+  };
+  backend_.keepalive_script = {MakeError("lease_lost", "expired")};
+  Worker w(config, backend_, store_, pauser_, clock, Sink());
+  const TermReport r = w.RunTerm();
+  EXPECT_EQ(r.end, TermEnd::kWritten);
+  EXPECT_EQ(Count("grant_unconfirmed"), 1);
+  EXPECT_EQ(backend_.acquires, 2);
+  ASSERT_EQ(store_.puts.size(), 1u);
+  EXPECT_EQ(store_.puts[0].token, Token(6)) << "only the confirmed grant's term writes";
 }
 
 TEST_F(WorkerTest, RenewsEveryIntervalOfItsOwnClock) {
