@@ -316,18 +316,9 @@ bool Worker::FenceFirst(Term& term) {
   const Token token = term.grant.token;
   for (const std::string& key : config_.keys) {
     auto raised = store_.RaiseFence(key, token);
-    if (!raised.ok()) {
-      // Unknown whether the fence stands: a leader that cannot fence its
-      // keys does not act on them.
-      term.report.error = raised.error();
-      LeaveTerm(term, TermEnd::kStoreError, EventLevel::kError, ev::kSteppedDown,
-                TermFields(term, {{"reason", "fence_failed"},
-                                  {std::string(ev::kKey), key},
-                                  {"error", raised.error().code},
-                                  {"message", raised.error().message},
-                                  {"details", raised.error().details}}));
-      return false;
-    }
+    // Unknown whether the fence stands: a leader that cannot fence its keys
+    // does not act on them.
+    if (!raised.ok()) return StoreFailed(term, key, raised.error(), "fence_failed");
     if (raised->stale()) return Fenced(term, key, *raised, "fence_first");
     Emit(EventLevel::kInfo, ev::kFenceRaised,
          TermFields(term, {{std::string(ev::kKey), key},
@@ -352,6 +343,18 @@ bool Worker::Fenced(Term& term, const std::string& key, const PutResult& answer,
                          {"step", step},
                          {"store_answer", answer.server_body}}));
   CloseTerm(term, TermEnd::kFenced);
+  return false;
+}
+
+bool Worker::StoreFailed(Term& term, const std::string& key, const Error& error,
+                         std::string_view reason) {
+  term.report.error = error;
+  LeaveTerm(term, TermEnd::kStoreError, EventLevel::kError, ev::kSteppedDown,
+            TermFields(term, {{"reason", reason},
+                              {std::string(ev::kKey), key},
+                              {"error", error.code},
+                              {"message", error.message},
+                              {"details", error.details}}));
   return false;
 }
 
@@ -444,16 +447,9 @@ bool Worker::JudgeAnswer(Term& term, const std::string& key, const Result<PutRes
     case WriteVerdict::kFenced:
       return Fenced(term, key, *put, "write");
     case WriteVerdict::kStepDown:
-      term.report.error = put.error();
       // The write's fate is unknown: a leader that cannot tell whether its
       // write landed stops leading rather than guess.
-      LeaveTerm(term, TermEnd::kStoreError, EventLevel::kError, ev::kSteppedDown,
-                TermFields(term, {{"reason", "store_error"},
-                                  {std::string(ev::kKey), key},
-                                  {"error", put.error().code},
-                                  {"message", put.error().message},
-                                  {"details", put.error().details}}));
-      return false;
+      return StoreFailed(term, key, put.error(), "store_error");
   }
   return false;
 }

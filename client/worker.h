@@ -148,6 +148,9 @@ class Worker {
   // leader exists. Logs `fenced` and ends the term; returns false.
   bool Fenced(Term& term, const std::string& key, const PutResult& answer,
               std::string_view step);
+  // The store failed otherwise (`reason`): steps down. Returns false.
+  bool StoreFailed(Term& term, const std::string& key, const Error& error,
+                   std::string_view reason);
 
   // The TTL the worker counts with: the shorter of asked and granted.
   Millis LeaseTtl(const LockGrant& grant) const;

@@ -78,24 +78,20 @@ class FakeStore : public ObjectStore {
                         std::optional<Token> token) override {
     puts.push_back({key, body, token});
     calls.push_back("put " + key);
-    if (!answers.empty()) {
-      auto a = answers.front();
-      answers.pop_front();
-      return a;
-    }
-    PutResult ok;
-    ok.token = token;
-    ok.highest_token = token;
-    ok.http_status = 200;
-    return ok;
+    return Answer(answers, token);
   }
   Result<PutResult> RaiseFence(const std::string& key, Token token) override {
     fences.push_back({key, "", token});
     calls.push_back("fence " + key);
     if (during_fence) during_fence();
-    if (!fence_answers.empty()) {
-      auto a = fence_answers.front();
-      fence_answers.pop_front();
+    return Answer(fence_answers, token);
+  }
+  // The next scripted answer, or a 200 that accepted `token`.
+  static Result<PutResult> Answer(std::deque<Result<PutResult>>& script,
+                                  std::optional<Token> token) {
+    if (!script.empty()) {
+      auto a = script.front();
+      script.pop_front();
       return a;
     }
     PutResult ok;
@@ -160,6 +156,14 @@ class WorkerTest : public ::testing::Test {
     c.ttl = Millis(300);
     c.renew_interval = Millis(5);
     c.terms = 1;
+    return c;
+  }
+  // A 90 s lease renewed every 30 s, for tests on simulated time: a worker
+  // that waited on the real clock would renew nothing within the test.
+  WorkerConfig MinuteConfig() {
+    WorkerConfig c = Config();
+    c.ttl = Millis(90000);
+    c.renew_interval = Millis(30000);
     return c;
   }
   EventSink Sink() {
@@ -425,9 +429,7 @@ TEST_F(WorkerTest, LeaseRunOutByItsOwnClockMeansNoWrite) {
   // The fence call took longer than the whole TTL (a slow store); no
   // renewal was due yet, so only the worker's own clock can tell.
   ManualClock clock;
-  auto config = Config();
-  config.ttl = Millis(90000);
-  config.renew_interval = Millis(30000);
+  auto config = MinuteConfig();
   store_.during_fence = [&] { clock.Advance(Millis(90000)); };
   Worker w(config, backend_, store_, pauser_, clock, Sink());
   const TermReport r = w.RunTerm();
@@ -447,9 +449,7 @@ TEST_F(WorkerTest, PauseSitsAfterTheOwnClockCheckSoTheWriteStillGoesOut) {
   // that follows goes out all the same: it is the pause no check on the
   // client side can rule out, and the store's fence must refuse it.
   ManualClock clock;
-  auto config = Config();
-  config.ttl = Millis(90000);
-  config.renew_interval = Millis(30000);
+  auto config = MinuteConfig();
   config.keys = {"a", "b"};
   config.pause_before_write = Millis(200000);
   pauser_.during = [&] { clock.Advance(Millis(200000)); };
@@ -472,9 +472,7 @@ TEST_F(WorkerTest, GrantAfterALongPollIsConfirmedBeforeTheTermStarts) {
   // The acquire waited longer than the whole TTL for the lock to free: its
   // send time says nothing useful about the lease. One keep-alive first.
   ManualClock clock;
-  auto config = Config();
-  config.ttl = Millis(90000);
-  config.renew_interval = Millis(30000);
+  auto config = MinuteConfig();
   backend_.during_acquire = [&] { clock.Advance(Millis(100000)); };
   Worker w(config, backend_, store_, pauser_, clock, Sink());
   const TermReport r = w.RunTerm();
@@ -487,9 +485,7 @@ TEST_F(WorkerTest, GrantAfterALongPollIsConfirmedBeforeTheTermStarts) {
 
 TEST_F(WorkerTest, UnconfirmedGrantIsReleasedAndAskedAgain) {
   ManualClock clock;
-  auto config = Config();
-  config.ttl = Millis(90000);
-  config.renew_interval = Millis(30000);
+  auto config = MinuteConfig();
   config.acquire_timeout = Millis(0);  // the slow first acquire must not end the term
   int slow_acquires = 1;
   backend_.during_acquire = [&] {
@@ -509,9 +505,7 @@ TEST_F(WorkerTest, RenewsEveryIntervalOfItsOwnClock) {
   // Simulated minutes, real milliseconds: a worker that waited on the real
   // clock would renew nothing within the test's bounded waits.
   ManualClock clock;
-  auto config = Config();
-  config.ttl = Millis(90000);
-  config.renew_interval = Millis(30000);
+  auto config = MinuteConfig();
   config.work = Millis(100000);
   Worker w(config, backend_, store_, pauser_, clock, Sink());
   TermReport report;
@@ -538,9 +532,7 @@ TEST_F(WorkerTest, RenewsEveryIntervalOfItsOwnClock) {
 
 TEST_F(WorkerTest, KeepAliveMayTakeOnlyTheTimeLeftOnTheLease) {
   ManualClock clock;
-  auto config = Config();
-  config.ttl = Millis(90000);
-  config.renew_interval = Millis(30000);
+  auto config = MinuteConfig();
   config.work = Millis(1000000);
   backend_.keepalive_script = {MakeError("unavailable", "timed out")};
   Worker w(config, backend_, store_, pauser_, clock, Sink());
