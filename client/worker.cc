@@ -582,11 +582,15 @@ void Worker::KeepAliveLoop(Token term) {
                 e.message);
       return;
     }
+    // Scheduled before the event is logged: whoever reads the event (a test
+    // moving a simulated clock) finds the retry already due at its time.
+    due = lease_->RetryDue();
+    const Millis retry_in = due - clock_.Now();
     lock.unlock();
     Emit(EventLevel::kWarn, "renewal_failed",
-         {{std::string(ev::kTerm), term.value()}, {"error", e.code}, {"message", e.message}});
+         {{std::string(ev::kTerm), term.value()}, {"error", e.code}, {"message", e.message},
+          {"retry_in_ms", retry_in.count()}});
     lock.lock();
-    due = lease_->RetryDue();
   }
 }
 

@@ -545,6 +545,7 @@ TEST_F(WorkerTest, KeepAliveMayTakeOnlyTheTimeLeftOnTheLease) {
     return backend_.WaitForKeepAlives(keepalives);
   };
   EXPECT_TRUE(step(Millis(30000), 1));  // due at 30 s: 60 s left, fails
+  ASSERT_TRUE(WaitForEvent("renewal_failed"));
   EXPECT_TRUE(step(Millis(100), 2));    // retried 100 ms later: 59.9 s left, renewed
   EXPECT_TRUE(step(Millis(30000), 3));  // due 30 s after that send: 60 s left
   // A pause longer than the lease: no renewal is sent any more, the lease
