@@ -132,7 +132,7 @@ class EtcdBackend final : public LockBackend {
 
   Result<LockGrant> Acquire(const std::string& lock, const std::string& owner,
                         Millis ttl, Millis wait) override;
-  Status KeepAlive() override;
+  Status KeepAlive(Millis timeout) override;
   Status Release() override;
 
  private:
@@ -519,7 +519,7 @@ Result<LockGrant> EtcdBackend::Acquire(const std::string& lock, const std::strin
   }
 }
 
-Status EtcdBackend::KeepAlive() {
+Status EtcdBackend::KeepAlive(Millis timeout) {
   GrantedLease lease;
   {
     std::lock_guard guard(mu_);
@@ -540,7 +540,7 @@ Status EtcdBackend::KeepAlive() {
                   " ran out at the client: no renewal was confirmed within its " +
                   std::to_string(lease.ttl.count()) + " ms TTL");
   }
-  auto renewed = RenewLease(lease, Remaining(lease.valid_until));
+  auto renewed = RenewLease(lease, std::min(timeout, Remaining(lease.valid_until)));
   if (!renewed.ok()) {
     if (SteadyClock::now() >= lease.valid_until) {
       return forget("etcd lease " + std::to_string(lease.id) +

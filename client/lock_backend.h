@@ -42,8 +42,10 @@ class LockBackend {
   // expiry, or a failed KeepAlive.
   virtual Result<LockGrant> Acquire(const std::string& lock, const std::string& owner,
                                 Millis ttl, Millis wait) = 0;
-  // Renews the current lease; "lease_lost" when it is gone.
-  virtual Status KeepAlive() = 0;
+  // Renews the current lease; "lease_lost" when it is gone. Returns within
+  // about `timeout` (the caller passes the time left on the lease: an answer
+  // after that proves nothing); "unavailable" when no answer came in time.
+  virtual Status KeepAlive(Millis timeout) = 0;
   // Releases the lock if still held; releasing a lost lease is not an error.
   virtual Status Release() = 0;
 };

@@ -41,11 +41,8 @@ Error ServiceError(int status, const nlohmann::json& json, const std::string& wh
 
 class LockdBackend final : public LockBackend {
  public:
-  explicit LockdBackend(std::vector<std::string> endpoints)
-      : endpoints_(std::move(endpoints)) {
-    for (auto& e : endpoints_) {
-      while (!e.empty() && e.back() == '/') e.pop_back();
-    }
+  explicit LockdBackend(std::string endpoint) : endpoint_(std::move(endpoint)) {
+    while (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
   }
 
   std::string_view kind() const override { return "lockd"; }
@@ -56,7 +53,7 @@ class LockdBackend final : public LockBackend {
         {"owner", owner}, {"ttl_ms", ttl.count()}, {"wait_ms", wait.count()}};
     // The long poll may legitimately take `wait`; the margin covers the
     // grant's fsync and a loaded machine.
-    auto res = CallAny(http::verb::post,
+    auto res = Call(http::verb::post,
                        "/v1/locks/" + EncodeKeyForPath(lock) + "/acquire", body,
                        wait + Millis(5000));
     if (!res.ok()) return res.error();
@@ -71,14 +68,14 @@ class LockdBackend final : public LockBackend {
     return lease;
   }
 
-  Status KeepAlive() override {
+  Status KeepAlive(Millis timeout) override {
     std::optional<LockGrant> lease = Current();
     if (!lease) {
       return MakeError("lease_lost", "no lease is held; acquire first");
     }
-    auto res = CallAny(http::verb::post,
+    auto res = Call(http::verb::post,
                        "/v1/leases/" + EncodeKeyForPath(lease->lease_id) + "/keepalive",
-                       nlohmann::json::object(), lease->ttl);
+                       nlohmann::json::object(), timeout);
     if (!res.ok()) return res.error();
     const int status = static_cast<int>(res->result_int());
     if (status == 200) return OkStatus();
@@ -99,7 +96,7 @@ class LockdBackend final : public LockBackend {
   Status Release() override {
     std::optional<LockGrant> lease = Current();
     if (!lease) return OkStatus();
-    auto res = CallAny(http::verb::post,
+    auto res = Call(http::verb::post,
                        "/v1/locks/" + EncodeKeyForPath(lease->lock) + "/release",
                        {{"lease_id", lease->lease_id}}, Millis(5000));
     if (!res.ok()) return res.error();
@@ -127,23 +124,17 @@ class LockdBackend final : public LockBackend {
     if (lease_ && lease_->lease_id == lease_id) lease_.reset();
   }
 
-  Result<net::Response> CallAny(http::verb method, const std::string& path,
-                                const nlohmann::json& body, Millis timeout) {
-    std::optional<Error> last;
-    for (const auto& endpoint : endpoints_) {
-      auto call = net::JsonCall(method, endpoint + path, body);
-      call.timeout = timeout;
-      auto res = net::Call(call);
-      if (res.ok()) return res;
-      last = res.error();
-    }
-    Error e = last.value_or(MakeError("unavailable", "no lockd endpoint configured"));
-    return MakeError("unavailable",
-                     "no fence-lockd endpoint answered; last error: " + e.message,
-                     {{"endpoints", endpoints_}});
+  Result<net::Response> Call(http::verb method, const std::string& path,
+                             const nlohmann::json& body, Millis timeout) {
+    auto call = net::JsonCall(method, endpoint_ + path, body);
+    call.timeout = timeout;
+    auto res = net::Call(call);
+    if (res.ok()) return res;
+    return MakeError("unavailable", "fence-lockd did not answer: " + res.error().message,
+                     {{"endpoint", endpoint_}});
   }
 
-  std::vector<std::string> endpoints_;
+  std::string endpoint_;
   mutable std::mutex mu_;
   std::optional<LockGrant> lease_;  // GUARDED_BY(mu_)
 };
@@ -185,11 +176,20 @@ Result<LockGrant> InterpretAcquireResponse(int http_status, const std::string& b
 
 Result<std::unique_ptr<LockBackend>> MakeLockdBackend(
     const std::vector<std::string>& endpoints) {
-  for (const auto& e : endpoints) {
-    auto url = net::ParseUrl(e);
-    if (!url.ok()) return url.error();
+  if (endpoints.size() != 1) {
+    nlohmann::json given = endpoints;
+    return MakeError(
+        "bad_request",
+        "only one lockd endpoint is allowed, got " + std::to_string(endpoints.size()) + " " +
+            given.dump() +
+            ": two fence-lockd servers are two independent token counters, so failing over "
+            "between them elects two leaders whose tokens the store cannot order; for high "
+            "availability use the etcd or ZooKeeper backend",
+        {{"endpoints", given}});
   }
-  return std::unique_ptr<LockBackend>(new LockdBackend(endpoints));
+  auto url = net::ParseUrl(endpoints[0]);
+  if (!url.ok()) return url.error();
+  return std::unique_ptr<LockBackend>(new LockdBackend(endpoints[0]));
 }
 
 }  // namespace fence::client

@@ -11,8 +11,9 @@
 
 namespace fence::client {
 
-// `endpoints` are base URLs (http://HOST:PORT). They are tried in order when
-// one cannot be reached; lockd itself is one node, so normally there is one.
+// `endpoints` must be exactly one base URL (http://HOST:PORT). More than one
+// is refused: two lockds are two independent counters, never a failover pair
+// (DESIGN.md); high availability comes from the etcd and ZooKeeper backends.
 Result<std::unique_ptr<LockBackend>> MakeLockdBackend(
     const std::vector<std::string>& endpoints);
 

@@ -52,6 +52,9 @@ class ObjectStore {
   // `token` nullopt sends no Fencing-Token header (the unfenced demo only).
   virtual Result<PutResult> Put(const std::string& key, const std::string& body,
                                 std::optional<Token> token) = 0;
+  // POST /v1/fences/{key}: raises the key's fence to `token` without
+  // writing; answered like a write (kStale when a higher token is stored).
+  virtual Result<PutResult> RaiseFence(const std::string& key, Token token) = 0;
 };
 
 // Maps one answered write (PUT or POST fence) to a PutResult or an Error, as
@@ -67,8 +70,7 @@ class StoreClient final : public ObjectStore {
 
   Result<PutResult> Put(const std::string& key, const std::string& body,
                         std::optional<Token> token) override;
-  // POST /v1/fences/{key}: raises the fence without writing.
-  Result<PutResult> RaiseFence(const std::string& key, Token token);
+  Result<PutResult> RaiseFence(const std::string& key, Token token) override;
   // GET /v1/objects/{key}; code "not_found" for 404.
   Result<FetchedObject> Get(const std::string& key);
 

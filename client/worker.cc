@@ -184,9 +184,12 @@ TermReport Worker::RunTerm() {
   if (!grant) return unelected;
   Term term{std::move(*grant), {}};
   StartRenewing(term, acquire_sent);
-  if (!Work(term) || !CheckLease(term) || !InjectPause(term) ||
-      !JudgeAnswer(term, Write(term))) {
-    return term.report;
+  if (!FenceFirst(term) || !Work(term)) return term.report;
+  for (const std::string& key : config_.keys) {
+    if (!CheckLease(term) || !InjectPause(term) ||
+        !JudgeAnswer(term, key, Write(term, key))) {
+      return term.report;
+    }
   }
   Resign(term);
   return term.report;
@@ -217,10 +220,45 @@ std::optional<LockGrant> Worker::AcquireLock(TermReport& report, Millis& sent) {
     }
     sent = clock_.Now();
     auto granted = backend_.Acquire(config_.lock, config_.id, config_.ttl, wait);
-    if (granted.ok()) return std::move(*granted);
+    if (granted.ok()) {
+      if (ConfirmGrant(*granted, sent)) return std::move(*granted);
+      continue;
+    }
     if (!RetryAcquire(report, granted.error(), sent, wait, backoff)) return std::nullopt;
   }
   return std::nullopt;  // stopped: the report says kStopped
+}
+
+Millis Worker::LeaseTtl(const LockGrant& grant) const {
+  // Never assume the lease lasts longer than asked or than granted (a lock
+  // service may grant a shorter TTL than asked).
+  const Millis granted = grant.ttl > Millis(0) ? grant.ttl : config_.ttl;
+  return std::min(config_.ttl, granted);
+}
+
+bool Worker::ConfirmGrant(const LockGrant& grant, Millis& sent) {
+  // A grant that came at the end of a long poll tells only that the lease
+  // did not start before the acquire was sent, which may be most of a TTL
+  // ago. One keep-alive now gives a fresh lower bound, so the term does not
+  // start with a lease that looks run out by our own clock.
+  const Millis ttl = LeaseTtl(grant);
+  if (clock_.Now() - sent < LeaderLease::RenewInterval(ttl, config_.renew_interval)) return true;
+  const Millis confirm_sent = clock_.Now();
+  const Status confirmed = backend_.KeepAlive(ttl);
+  if (confirmed.ok()) {
+    sent = confirm_sent;
+    return true;
+  }
+  Emit(EventLevel::kWarn, "grant_unconfirmed",
+       {{"lock", config_.lock},
+        {std::string(ev::kToken), grant.token.value()},
+        {"error", confirmed.error().code},
+        {"message", confirmed.error().message}});
+  if (const Status released = backend_.Release(); !released.ok()) {
+    Emit(EventLevel::kWarn, "release_failed",
+         {{"error", released.error().code}, {"message", released.error().message}});
+  }
+  return false;
 }
 
 bool Worker::RetryAcquire(TermReport& report, const Error& error, Millis asked_at,
@@ -258,7 +296,7 @@ void Worker::StartRenewing(Term& term, Millis acquire_sent) {
     lease_lost_ = false;
     keepalive_stop_ = false;
     renewals_ = 0;
-    lease_.emplace(clock_, config_.ttl, config_.renew_interval, acquire_sent);
+    lease_.emplace(clock_, LeaseTtl(term.grant), config_.renew_interval, acquire_sent);
   }
   Emit(EventLevel::kInfo, ev::kElected,
        TermFields(term, {{"lock", config_.lock},
@@ -269,6 +307,57 @@ void Worker::StartRenewing(Term& term, Millis acquire_sent) {
   keepalive_ = std::thread([this, token] { KeepAliveLoop(token); });
 }
 
+bool Worker::FenceFirst(Term& term) {
+  // Fence first, as HDFS's newEpoch and Kafka's InitProducerId do: from now
+  // on the store refuses every lower token on our keys, so an old leader
+  // that wakes up while we work can no longer write there. Without a token
+  // (the unfenced demo) there is nothing to raise.
+  if (!config_.fencing) return true;
+  const Token token = term.grant.token;
+  for (const std::string& key : config_.keys) {
+    auto raised = store_.RaiseFence(key, token);
+    // Unknown whether the fence stands: a leader that cannot fence its keys
+    // does not act on them.
+    if (!raised.ok()) return StoreFailed(term, key, raised.error(), "fence_failed");
+    if (raised->stale()) return Fenced(term, key, *raised, "fence_first");
+    Emit(EventLevel::kInfo, ev::kFenceRaised,
+         TermFields(term, {{std::string(ev::kKey), key},
+                           {std::string(ev::kToken), token.value()},
+                           {std::string(ev::kHighestToken), TokenJson(raised->highest_token)}}));
+  }
+  return true;
+}
+
+bool Worker::Fenced(Term& term, const std::string& key, const PutResult& answer,
+                    std::string_view step) {
+  term.report.put = answer;
+  const std::optional<Token> sent =
+      config_.fencing ? std::optional<Token>(term.grant.token) : std::nullopt;
+  // Proof that a newer leader exists: stop at once, never retry, never
+  // raise our own token to get past the fence. Logged even if the lease
+  // was already found lost: it is the store's verdict.
+  Emit(EventLevel::kWarn, ev::kFenced,
+       TermFields(term, {{std::string(ev::kKey), key},
+                         {std::string(ev::kToken), TokenJson(answer.token ? answer.token : sent)},
+                         {std::string(ev::kHighestToken), TokenJson(answer.highest_token)},
+                         {"step", step},
+                         {"store_answer", answer.server_body}}));
+  CloseTerm(term, TermEnd::kFenced);
+  return false;
+}
+
+bool Worker::StoreFailed(Term& term, const std::string& key, const Error& error,
+                         std::string_view reason) {
+  term.report.error = error;
+  LeaveTerm(term, TermEnd::kStoreError, EventLevel::kError, ev::kSteppedDown,
+            TermFields(term, {{"reason", reason},
+                              {std::string(ev::kKey), key},
+                              {"error", error.code},
+                              {"message", error.message},
+                              {"details", error.details}}));
+  return false;
+}
+
 bool Worker::Work(Term& term) {
   // Ends early when the lease is lost or Stop is called; CheckLease says so.
   if (config_.work > Millis(0)) WaitFor(term.elected_at + config_.work, [] { return false; });
@@ -276,12 +365,27 @@ bool Worker::Work(Term& term) {
 }
 
 bool Worker::CheckLease(Term& term) {
-  // The leader's last look at its own lease before writing. Whatever happens
-  // between this check and the write (a pause, a slow network) is exactly
-  // what no check on this side can rule out.
+  // The leader's last look at its own lease before a write, by its own
+  // clock (defence in depth: the store's fence stays the guarantee). The
+  // injected pause comes after this check, right before the write: whatever
+  // happens there (a GC pause, SIGSTOP, a slow network) is exactly what no
+  // check on this side can rule out, and the demo shows the store refusing
+  // that write.
   if (lost()) {
     CloseTerm(term, TermEnd::kLeaseLost);  // the keep-alive thread logged lease_lost
     return false;
+  }
+  {
+    std::unique_lock lock(mu_);
+    if (!lease_->MayWrite()) {
+      const std::string message =
+          "no renewal was confirmed within the " + std::to_string(lease_->ttl().count()) +
+          " ms TTL by the worker's own clock (ran out " +
+          std::to_string(-lease_->TimeLeft().count()) + " ms ago); not writing";
+      LoseLease(lock, term.grant.token, "expired_by_own_clock", message);
+      CloseTerm(term, TermEnd::kLeaseLost);
+      return false;
+    }
   }
   if (stopped()) {
     LeaveTerm(term, TermEnd::kStopped, EventLevel::kInfo, ev::kResigned,
@@ -315,56 +419,37 @@ bool Worker::InjectPause(Term& term) {
   return true;
 }
 
-Result<PutResult> Worker::Write(Term& term) {
+Result<PutResult> Worker::Write(Term& term, const std::string& key) {
   const Token token = term.grant.token;
   const std::optional<Token> sent_token =
       config_.fencing ? std::optional<Token>(token) : std::nullopt;
   const nlohmann::json object = {
       {"owner", config_.id}, {"term", token.value()}, {"payload", config_.payload}};
   Emit(EventLevel::kInfo, ev::kWriteAttempt,
-       TermFields(term, {{std::string(ev::kKey), config_.key},
+       TermFields(term, {{std::string(ev::kKey), key},
                          {std::string(ev::kToken), TokenJson(sent_token)},
                          {"fencing", config_.fencing}}));
-  return store_.Put(config_.key, object.dump(), sent_token);
+  return store_.Put(key, object.dump(), sent_token);
 }
 
-bool Worker::JudgeAnswer(Term& term, const Result<PutResult>& put) {
+bool Worker::JudgeAnswer(Term& term, const std::string& key, const Result<PutResult>& put) {
   switch (JudgeWrite(put)) {
     case WriteVerdict::kKeepLeading:
       term.report.put = *put;
       term.report.end = TermEnd::kWritten;
       Emit(EventLevel::kInfo, ev::kWriteDone,
-           TermFields(term, {{std::string(ev::kKey), config_.key},
+           TermFields(term, {{std::string(ev::kKey), key},
                              {std::string(ev::kToken), TokenJson(put->token)},
                              {std::string(ev::kHighestToken), TokenJson(put->highest_token)},
                              {"etag", put->etag},
                              {"store_fencing", put->fencing_off ? "off" : "on"}}));
       return true;
-    case WriteVerdict::kFenced: {
-      term.report.put = *put;
-      const std::optional<Token> sent =
-          config_.fencing ? std::optional<Token>(term.grant.token) : std::nullopt;
-      // Proof that a newer leader exists: stop at once, never retry this
-      // write, never raise our own token to get past the fence. Logged even
-      // if the lease was already found lost: it is the store's verdict.
-      Emit(EventLevel::kWarn, ev::kFenced,
-           TermFields(term, {{std::string(ev::kKey), config_.key},
-                             {std::string(ev::kToken), TokenJson(put->token ? put->token : sent)},
-                             {std::string(ev::kHighestToken), TokenJson(put->highest_token)},
-                             {"store_answer", put->server_body}}));
-      CloseTerm(term, TermEnd::kFenced);
-      return false;
-    }
+    case WriteVerdict::kFenced:
+      return Fenced(term, key, *put, "write");
     case WriteVerdict::kStepDown:
-      term.report.error = put.error();
       // The write's fate is unknown: a leader that cannot tell whether its
       // write landed stops leading rather than guess.
-      LeaveTerm(term, TermEnd::kStoreError, EventLevel::kError, ev::kSteppedDown,
-                TermFields(term, {{"reason", "store_error"},
-                                  {"error", put.error().code},
-                                  {"message", put.error().message},
-                                  {"details", put.error().details}}));
-      return false;
+      return StoreFailed(term, key, put.error(), "store_error");
   }
   return false;
 }
@@ -466,9 +551,19 @@ void Worker::KeepAliveLoop(Token term) {
   std::unique_lock lock(mu_);
   Millis due = lease_->NextRenewalDue();
   while (!WaitLocked(lock, due, [&] { return keepalive_stop_; })) {
+    // A keep-alive may take only the time left on the lease: its answer
+    // after that proves nothing. With nothing left (a pause, or renewals
+    // that failed until now) the lease is gone by our own clock.
+    const Millis timeout = lease_->KeepAliveTimeout();
+    if (timeout <= Millis(0)) {
+      LoseLease(lock, term, "expired_by_own_clock",
+                "no renewal was confirmed within the " + std::to_string(lease_->ttl().count()) +
+                    " ms TTL by the worker's own clock");
+      return;
+    }
     const Millis sent = clock_.Now();
     lock.unlock();
-    const Status renewed = backend_.KeepAlive();
+    const Status renewed = backend_.KeepAlive(timeout);
     lock.lock();
     if (keepalive_stop_) return;
     if (renewed.ok()) {
@@ -487,11 +582,15 @@ void Worker::KeepAliveLoop(Token term) {
                 e.message);
       return;
     }
+    // Scheduled before the event is logged: whoever reads the event (a test
+    // moving a simulated clock) finds the retry already due at its time.
+    due = lease_->RetryDue();
+    const Millis retry_in = due - clock_.Now();
     lock.unlock();
     Emit(EventLevel::kWarn, "renewal_failed",
-         {{std::string(ev::kTerm), term.value()}, {"error", e.code}, {"message", e.message}});
+         {{std::string(ev::kTerm), term.value()}, {"error", e.code}, {"message", e.message},
+          {"retry_in_ms", retry_in.count()}});
     lock.lock();
-    due = lease_->RetryDue();
   }
 }
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "client/lock_backend.h"
 #include "client/store_client.h"
@@ -31,7 +32,8 @@ Result<Millis> ParsePauseSpec(std::string_view spec);
 struct WorkerConfig {
   std::string id;   // owner name, e.g. "A"
   std::string lock;
-  std::string key;  // the store key the leader writes
+  // The store keys the leader fences first and writes, in this order.
+  std::vector<std::string> keys;
   Millis ttl{2000};
   Millis renew_interval{0};        // 0: see LeaderLease::RenewInterval
   Millis acquire_wait{5000};       // one long poll of Acquire
@@ -108,8 +110,9 @@ class Worker {
          Pauser& pauser, const Clock& clock, EventSink sink);
   ~Worker();
 
-  // Serves one term, a list of steps: acquire, start renewing, work, last
-  // lease check (+ injected pause), write, judge the answer, leave the term.
+  // Serves one term, a list of steps: acquire, start renewing, fence first,
+  // work, then per key: last lease check (+ injected pause), write, judge
+  // the answer; leave the term.
   // Always leaves the keep-alive thread stopped.
   TermReport RunTerm();
   // Serves config.terms terms (or until Stop) and returns the exit code:
@@ -133,13 +136,28 @@ class Worker {
   // The steps of a term. Each returns false when it ended the term.
   std::optional<LockGrant> AcquireLock(TermReport& report, Millis& sent);
   void StartRenewing(Term& term, Millis acquire_sent);
+  bool FenceFirst(Term& term);
   bool Work(Term& term);
   bool CheckLease(Term& term);
   bool InjectPause(Term& term);
-  Result<PutResult> Write(Term& term);
-  bool JudgeAnswer(Term& term, const Result<PutResult>& put);
+  Result<PutResult> Write(Term& term, const std::string& key);
+  bool JudgeAnswer(Term& term, const std::string& key, const Result<PutResult>& put);
   void Resign(Term& term);
 
+  // The store refused our token on `key` (at `step`): proof that a newer
+  // leader exists. Logs `fenced` and ends the term; returns false.
+  bool Fenced(Term& term, const std::string& key, const PutResult& answer,
+              std::string_view step);
+  // The store failed otherwise (`reason`): steps down. Returns false.
+  bool StoreFailed(Term& term, const std::string& key, const Error& error,
+                   std::string_view reason);
+
+  // The TTL the worker counts with: the shorter of asked and granted.
+  Millis LeaseTtl(const LockGrant& grant) const;
+  // After a grant whose acquire took longer than a renewal interval (a long
+  // poll), confirms the lease with one keep-alive and moves `sent` to it.
+  // False (lock released) if the lease could not be confirmed.
+  bool ConfirmGrant(const LockGrant& grant, Millis& sent);
   // Decides what one refused acquire means: true to ask again (after a
   // short wait), false when the term ends unelected.
   bool RetryAcquire(TermReport& report, const Error& error, Millis asked_at, Millis waited,

@@ -3,7 +3,9 @@
 // result to fence-store with its term's fencing token. Logs are JSON lines
 // on stderr (component "worker").
 #include <cstdint>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "client/lock_backend.h"
 #include "client/worker.h"
@@ -11,6 +13,7 @@
 #include "common/cli.h"
 #include "common/http_client.h"
 #include "common/logging.h"
+#include "core/key.h"
 
 namespace {
 
@@ -73,8 +76,12 @@ void AddElectionOptions(CLI::App& app, Flags& f) {
 void AddWorkOptions(CLI::App& app, Flags& f) {
   app.add_option("--store", f.store_url, "fence-store base URL, e.g. http://127.0.0.1:8080")
       ->required();
-  app.add_option("--key", f.config.key, "store key the leader writes its result to")
-      ->required();
+  app.add_option("--key", f.config.keys,
+                 "store key the leader writes its result to; give it again for more "
+                 "keys. Right after its election, before any work, the leader raises "
+                 "the fence of every key to its token (POST /v1/fences/KEY)")
+      ->required()
+      ->allow_extra_args(false);
   app.add_option("--fencing", f.fencing,
                  "'on' sends the term's token with every write; 'off' sends none "
                  "(only to stage the unfenced demo)")
@@ -94,6 +101,24 @@ void AddWorkOptions(CLI::App& app, Flags& f) {
       ->capture_default_str();
   app.add_option("--payload", f.config.payload, "the work result written to the store")
       ->capture_default_str();
+}
+
+// Each --key must be a store key as the store reads it back (ParseKey of
+// its encoding), given once.
+fence::Status CheckKeys(const std::vector<std::string>& keys) {
+  std::set<std::string> seen;
+  for (const std::string& key : keys) {
+    auto parsed = fence::ParseKey(fence::EncodeKeyForPath(key));
+    if (!parsed.ok() || *parsed != key) {
+      return fence::MakeError(
+          "bad_flag", "--key '" + key + "' is not a store key: " +
+                          (parsed.ok() ? "it names '" + *parsed + "'" : parsed.error().message));
+    }
+    if (!seen.insert(key).second) {
+      return fence::MakeError("bad_flag", "--key '" + key + "' is given twice");
+    }
+  }
+  return fence::OkStatus();
 }
 
 // The worker's configuration from the flags, or the one line that says
@@ -120,6 +145,7 @@ fence::Result<fence::client::WorkerConfig> BuildConfig(const Flags& f) {
   if (auto store = fence::net::ParseUrl(f.store_url); !store.ok()) {
     return fence::MakeError("bad_flag", "--store: " + store.error().message);
   }
+  if (auto keys = CheckKeys(config.keys); !keys.ok()) return keys.error();
   return config;
 }
 

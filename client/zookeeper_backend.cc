@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -81,6 +82,47 @@ bool IsSessionGone(int rc) {
   return rc == ZSESSIONEXPIRED || rc == ZINVALIDSTATE || rc == ZSESSIONMOVED;
 }
 
+// One zoo_aexists answer, shared by the KeepAlive that waits for it and the
+// C client's completion thread, which may answer after KeepAlive gave up.
+struct ExistsCall {
+  std::mutex mu;
+  std::condition_variable answered;
+  bool done = false;         // GUARDED_BY(mu)
+  int rc = ZOPERATIONTIMEOUT;  // GUARDED_BY(mu)
+  Stat stat{};               // GUARDED_BY(mu)
+};
+
+void OnExistsAnswer(int rc, const Stat* stat, const void* data) {
+  // The client calls every completion exactly once (with ZCLOSING at the
+  // latest), so the reference handed over in ExistsWithin is freed here.
+  auto* ref = static_cast<std::shared_ptr<ExistsCall>*>(const_cast<void*>(data));
+  const std::shared_ptr<ExistsCall> call = std::move(*ref);
+  delete ref;
+  std::lock_guard guard(call->mu);
+  call->done = true;
+  call->rc = rc;
+  if (stat != nullptr) call->stat = *stat;
+  call->answered.notify_all();
+}
+
+// zoo_exists bounded by `timeout` (the synchronous call waits as long as the
+// client's own session timeout). ZOPERATIONTIMEOUT when no answer came.
+int ExistsWithin(zhandle_t* zh, const std::string& path, Millis timeout, Stat& stat) {
+  auto call = std::make_shared<ExistsCall>();
+  auto* ref = new std::shared_ptr<ExistsCall>(call);
+  const int rc = zoo_aexists(zh, path.c_str(), 0, &OnExistsAnswer, ref);
+  if (rc != ZOK) {
+    delete ref;  // not queued: no completion will come
+    return rc;
+  }
+  std::unique_lock lock(call->mu);
+  if (!call->answered.wait_for(lock, timeout, [&] { return call->done; })) {
+    return ZOPERATIONTIMEOUT;
+  }
+  stat = call->stat;
+  return call->rc;
+}
+
 Status ValidateLockRequest(const std::string& lock, const std::string& owner,
                            Millis ttl, Millis wait) {
   const bool bad_char = std::any_of(lock.begin(), lock.end(), [](char c) {
@@ -131,7 +173,7 @@ class ZooKeeperBackend final : public LockBackend {
 
   Result<LockGrant> Acquire(const std::string& lock, const std::string& owner,
                         Millis ttl, Millis wait) override;
-  Status KeepAlive() override;
+  Status KeepAlive(Millis timeout) override;
   Status Release() override;
 
   // Watcher for session events and for the predecessor znode alike: either
@@ -579,7 +621,7 @@ Status ZooKeeperBackend::ConfirmHold(const Held& held, TimePoint sent, int rc,
                    {{"lease_id", held.lease.lease_id}});
 }
 
-Status ZooKeeperBackend::KeepAlive() {
+Status ZooKeeperBackend::KeepAlive(Millis timeout) {
   std::lock_guard api(api_mu_);
   std::optional<Held> held;
   {
@@ -592,7 +634,7 @@ Status ZooKeeperBackend::KeepAlive() {
   // session is alive now and that our znode is still there.
   const TimePoint sent = SteadyClock::now();
   Stat stat{};
-  const int rc = zoo_exists(held->session->zh, held->node.c_str(), 0, &stat);
+  const int rc = ExistsWithin(held->session->zh, held->node, timeout, stat);
   return ConfirmHold(*held, sent, rc, stat);
 }
 

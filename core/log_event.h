@@ -39,11 +39,15 @@ inline constexpr std::string_view kRefused = "refused";   // name, owner, reason
 // term; two owners whose terms intersect in time were both acting as leader.
 inline constexpr std::string_view kAcquiring = "acquiring";          // owner, lock, backend
 inline constexpr std::string_view kElected = "elected";              // owner, lock, backend, token, lease_id, ttl_ms, term
+// After kElected and before any work, the leader raises the fence of every
+// key it will write (POST /v1/fences): kFenceRaised (the store's event name
+// too) with owner, key, token, highest_token, term; or kFenced with
+// step "fence_first" when a newer leader fenced the key already.
 inline constexpr std::string_view kPauseInjected = "pause_injected"; // owner, term, duration_ms (logged just before SIGSTOP)
 inline constexpr std::string_view kResumed = "resumed";              // owner, term, paused_ms
 inline constexpr std::string_view kWriteAttempt = "write_attempt";   // owner, key, token (null when fencing off), term
 inline constexpr std::string_view kWriteDone = "write_done";         // owner, key, token, highest_token, term
-inline constexpr std::string_view kFenced = "fenced";                // owner, key, token, highest_token, term
+inline constexpr std::string_view kFenced = "fenced";                // owner, key, token, highest_token, term, step (fence_first|write)
 inline constexpr std::string_view kLeaseLost = "lease_lost";         // owner, term, reason
 inline constexpr std::string_view kSteppedDown = "stepped_down";     // owner, term, reason
 inline constexpr std::string_view kResigned = "resigned";            // owner, term (released the lock after its work)

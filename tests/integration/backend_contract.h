@@ -121,10 +121,10 @@ inline void ExpectTokensStrictlyIncrease(std::string_view kind,
       EXPECT_GT(lease->token, *previous) << "round " << round;
     }
     previous = lease->token;
-    auto renewed = backend.KeepAlive();
+    auto renewed = backend.KeepAlive(milliseconds(2000));
     EXPECT_TRUE(renewed.ok()) << renewed.error().message;
     ASSERT_TRUE(backend.Release().ok());
-    auto after = backend.KeepAlive();
+    auto after = backend.KeepAlive(milliseconds(2000));
     ASSERT_FALSE(after.ok());
     EXPECT_EQ(after.error().code, "lease_lost");
   }
@@ -145,10 +145,10 @@ inline void ExpectSecondOwnerRefused(std::string_view kind,
   EXPECT_EQ(refused.error().code, "held") << refused.error().message;
   EXPECT_EQ(refused.error().details.value("holder", ""), "A") << refused.error().details;
   // B holds nothing after the refusal; A's hold is untouched by it.
-  auto b_renewed = b->KeepAlive();
+  auto b_renewed = b->KeepAlive(milliseconds(2000));
   ASSERT_FALSE(b_renewed.ok());
   EXPECT_EQ(b_renewed.error().code, "lease_lost");
-  EXPECT_TRUE(a->KeepAlive().ok());
+  EXPECT_TRUE(a->KeepAlive(milliseconds(2000)).ok());
 
   ASSERT_TRUE(a->Release().ok());
   auto next = b->Acquire("refuse", "B", milliseconds(5000), milliseconds(5000));
@@ -251,7 +251,7 @@ inline void ExpectDownServiceUnavailable(std::string_view kind, const TempDir& d
   auto lease = backend->Acquire("down", "A", milliseconds(2000), milliseconds(0));
   ASSERT_FALSE(lease.ok());
   EXPECT_EQ(lease.error().code, "unavailable") << lease.error().message;
-  auto renewed = backend->KeepAlive();
+  auto renewed = backend->KeepAlive(milliseconds(2000));
   ASSERT_FALSE(renewed.ok());
   EXPECT_EQ(renewed.error().code, "lease_lost");
 }

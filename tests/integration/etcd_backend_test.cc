@@ -71,7 +71,7 @@ TEST_F(EtcdBackendTest, FailsOverFromADeadEndpoint) {
   ASSERT_TRUE(backend);
   auto lease = backend->Acquire("failover", "A", milliseconds(2000), milliseconds(0));
   ASSERT_TRUE(lease.ok()) << lease.error().message;
-  EXPECT_TRUE(backend->KeepAlive().ok());
+  EXPECT_TRUE(backend->KeepAlive(milliseconds(2000)).ok());
   EXPECT_TRUE(backend->Release().ok());
 }
 

@@ -2,6 +2,7 @@
 // is a real whole-process stop (the lease expires because nothing renews
 // it), and a fenced write is never retried.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <fstream>
@@ -41,8 +42,9 @@ class WorkerProcessTest : public ::testing::Test {
     ASSERT_GT(lockd_.port, 0);
     ASSERT_GT(store_.port, 0);
   }
-  std::unique_ptr<ChildProcess> StartWorker(std::vector<std::string> extra) {
-    std::vector<std::string> argv = {SiblingBinary("fence-worker"), "--id", "A", "--backend",
+  std::unique_ptr<ChildProcess> StartWorker(std::vector<std::string> extra,
+                                            const std::string& id = "A") {
+    std::vector<std::string> argv = {SiblingBinary("fence-worker"), "--id", id, "--backend",
                                      "lockd", "--lock-endpoints", lockd_.Url(""), "--lock",
                                      "job", "--store", store_.Url(""), "--key", "out/result",
                                      "--terms", "1", "--acquire-timeout-ms", "20000"};
@@ -81,9 +83,9 @@ TEST_F(WorkerProcessTest, PauseStopsTheWholeProcessSoTheLeaseExpires) {
   EXPECT_TRUE(w->WaitForLine(Event("lease_lost"), 1s));
 }
 
-TEST_F(WorkerProcessTest, FencedWriteIsNotRetriedAndTheWorkerStops) {
+TEST_F(WorkerProcessTest, FencedWorkerIsNotRetriedAndStops) {
   // A newer leader has already fenced the key far above any token lockd
-  // will issue in this test.
+  // will issue in this test: the worker learns it when it fences first.
   auto raised = Request(net::http::verb::post, store_.Url("/v1/fences/out/result"),
                         {{"Fencing-Token", "1000000"}});
   ASSERT_EQ(raised.result_int(), 200u) << raised.body();
@@ -96,9 +98,10 @@ TEST_F(WorkerProcessTest, FencedWriteIsNotRetriedAndTheWorkerStops) {
   ASSERT_TRUE(fenced.is_object());
   EXPECT_EQ(fenced["highest_token"], 1000000);
   EXPECT_LT(fenced["token"].get<std::uint64_t>(), 1000000u);
+  EXPECT_EQ(fenced["step"], "fence_first");
   int attempts = 0;
   for (const auto& l : w->Lines()) attempts += Event("write_attempt")(l);
-  EXPECT_EQ(attempts, 1);
+  EXPECT_EQ(attempts, 0) << "a leader refused at its fence does no work and writes nothing";
   int store_fenced = 0;
   for (const auto& l : store_.process->Lines()) store_fenced += Event("write_fenced")(l);
   EXPECT_EQ(store_fenced, 1);
@@ -107,6 +110,52 @@ TEST_F(WorkerProcessTest, FencedWriteIsNotRetriedAndTheWorkerStops) {
                          {{"Content-Type", "application/json"}},
                          R"({"owner":"C","ttl_ms":1000,"wait_ms":0})");
   EXPECT_EQ(acquire.result_int(), 200u) << acquire.body();
+}
+
+// The old leader A is frozen (its own --inject-pause, a real SIGSTOP) past
+// its lease; B is elected with a higher token and is still working when A
+// resumes and sends its write. B never wrote yet, so only a fence B raised
+// at its election can refuse A's write.
+TEST_F(WorkerProcessTest, NewLeaderFencesFirstSoTheOldLeadersWriteIsRefusedDuringItsWork) {
+  auto a = StartWorker({"--ttl-ms", "300", "--inject-pause", "before-write:3000ms"});
+  ASSERT_TRUE(a);
+  auto a_elected = Json(a->WaitForLine(Event("elected"), 20s));
+  ASSERT_TRUE(a_elected.is_object());
+  ASSERT_TRUE(a->WaitForLine(Event("pause_injected"), 20s));
+  auto b = StartWorker({"--ttl-ms", "2000", "--work-ms", "30000"}, "B");
+  ASSERT_TRUE(b);
+  auto b_elected = Json(b->WaitForLine(Event("elected"), 20s));
+  ASSERT_TRUE(b_elected.is_object()) << "B was not elected";
+  EXPECT_GT(b_elected["token"].get<std::uint64_t>(), a_elected["token"].get<std::uint64_t>());
+  ASSERT_FALSE(a->WaitForLine(Event("resumed"), 0ms))
+      << "A resumed before B was elected; the schedule needs a longer pause here";
+
+  // A's answer from the store, while B is still working.
+  auto answer = a->WaitForLine(
+      [](std::string_view l) { return Event("write_done")(l) || Event("fenced")(l); }, 20s);
+  ASSERT_TRUE(answer) << "A never wrote";
+  for (const auto& l : b->Lines()) {
+    ASSERT_FALSE(Event("write_attempt")(l)) << "B wrote before A: " << l;
+  }
+  EXPECT_TRUE(Event("fenced")(*answer)) << "A's stale write was accepted during B's term: "
+                                        << *answer;
+  auto fenced = Json(answer);
+  EXPECT_EQ(fenced["token"], a_elected["token"]);
+  EXPECT_EQ(fenced["highest_token"], b_elected["token"]);
+  EXPECT_EQ(fenced["store_answer"]["error"], "stale_token") << fenced.dump();
+  b->Signal(SIGTERM);
+  EXPECT_TRUE(b->WaitExit(10s));
+  EXPECT_TRUE(a->WaitExit(10s));
+}
+
+TEST_F(WorkerProcessTest, TwoLockdEndpointsExitWithOneLine) {
+  ToolRun run = RunTool({SiblingBinary("fence-worker"), "--id", "A", "--backend", "lockd",
+                         "--lock-endpoints", lockd_.Url("") + "," + lockd_.Url(""), "--store",
+                         store_.Url(""), "--key", "k", "--terms", "1",
+                         "--acquire-timeout-ms", "3000"});
+  EXPECT_NE(run.exit_code, 0);
+  ASSERT_EQ(run.lines.size(), 1u) << run.Output();
+  EXPECT_NE(run.lines[0].find("one lockd endpoint"), std::string::npos) << run.lines[0];
 }
 
 TEST_F(WorkerProcessTest, BadPauseSpecExitsWithOneLine) {

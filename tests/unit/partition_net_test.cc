@@ -59,7 +59,7 @@ class FakeBackend final : public client::LockBackend {
     ++acquires;
     return answer_;
   }
-  Status KeepAlive() override {
+  Status KeepAlive(Millis) override {
     ++keepalives;
     return OkStatus();
   }
@@ -85,7 +85,7 @@ TEST(FallbackLockBackendTest, FallsBackOnlyWhenThePrimaryIsUnavailable) {
   ASSERT_TRUE(lease.ok());
   EXPECT_EQ(lease->token.value(), 1u);
   EXPECT_EQ(backend.granted_by(), "standby");
-  ASSERT_TRUE(backend.KeepAlive().ok());
+  ASSERT_TRUE(backend.KeepAlive(Millis(1000)).ok());
   EXPECT_EQ(s->keepalives, 1);  // renewals go where the lease came from
   EXPECT_EQ(p->keepalives, 0);
   ASSERT_TRUE(backend.Release().ok());
@@ -102,7 +102,7 @@ TEST(FallbackLockBackendTest, AHeldAnswerIsNotAReasonToFallBack) {
   ASSERT_FALSE(lease.ok());
   EXPECT_EQ(lease.error().code, "held");
   EXPECT_EQ(s->acquires, 0);
-  EXPECT_EQ(backend.KeepAlive().error().code, "lease_lost");
+  EXPECT_EQ(backend.KeepAlive(Millis(1000)).error().code, "lease_lost");
 }
 
 }  // namespace

@@ -86,5 +86,20 @@ TEST(InterpretAcquireResponseTest, HeldAndErrorsUseTheBackendCodes) {
   EXPECT_FALSE(no_token.ok());
 }
 
+// Two lockds are two independent counters: a client that fails over
+// between them gets tokens the store cannot order (fence-partition's naive
+// scenario). One lockd endpoint only; etcd or ZooKeeper for availability.
+TEST(MakeLockBackendTest, RefusesMoreThanOneLockdEndpoint) {
+  auto pair = MakeLockBackend("lockd", {"http://127.0.0.1:8081", "http://127.0.0.1:8082"});
+  ASSERT_FALSE(pair.ok()) << "a primary/standby lockd pair was accepted";
+  EXPECT_EQ(pair.error().code, "bad_request");
+  EXPECT_NE(pair.error().message.find("one lockd endpoint"), std::string::npos)
+      << pair.error().message;
+  EXPECT_NE(pair.error().message.find("etcd or ZooKeeper"), std::string::npos)
+      << pair.error().message;
+  EXPECT_TRUE(MakeLockBackend("lockd", {"http://127.0.0.1:8081"}).ok());
+  EXPECT_TRUE(MakeLockBackend("etcd", {"http://127.0.0.1:2379", "http://127.0.0.1:2380"}).ok());
+}
+
 }  // namespace
 }  // namespace fence::client

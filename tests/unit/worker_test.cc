@@ -24,6 +24,7 @@ class FakeBackend : public LockBackend {
   std::string_view kind() const override { return "fake"; }
   Result<LockGrant> Acquire(const std::string& lock, const std::string& owner, Millis ttl,
                         Millis) override {
+    if (during_acquire) during_acquire();
     std::lock_guard g(mu);
     ++acquires;
     if (!acquire_script.empty()) {
@@ -34,11 +35,17 @@ class FakeBackend : public LockBackend {
     held = true;
     return LockGrant{lock, owner, Token(next_token++), "lease-" + std::to_string(acquires), ttl};
   }
-  Status KeepAlive() override {
+  Status KeepAlive(Millis timeout) override {
     std::lock_guard g(mu);
     ++keepalives;
+    keepalive_timeouts.push_back(timeout);
     changed.notify_all();
     if (lose_lease) return MakeError("lease_lost", "gone");
+    if (!keepalive_script.empty()) {
+      Error e = keepalive_script.front();
+      keepalive_script.pop_front();
+      return e;
+    }
     return OkStatus();
   }
   // Bounded wait (in real time) for the worker's n-th keep-alive.
@@ -56,6 +63,9 @@ class FakeBackend : public LockBackend {
   std::mutex mu;
   std::condition_variable changed;
   std::deque<Error> acquire_script;
+  std::function<void()> during_acquire;
+  std::deque<Error> keepalive_script;  // failures of the next keep-alives
+  std::vector<Millis> keepalive_timeouts;
   std::uint64_t next_token = 5;
   bool lose_lease = false;
   bool held = false;
@@ -67,9 +77,21 @@ class FakeStore : public ObjectStore {
   Result<PutResult> Put(const std::string& key, const std::string& body,
                         std::optional<Token> token) override {
     puts.push_back({key, body, token});
-    if (!answers.empty()) {
-      auto a = answers.front();
-      answers.pop_front();
+    calls.push_back("put " + key);
+    return Answer(answers, token);
+  }
+  Result<PutResult> RaiseFence(const std::string& key, Token token) override {
+    fences.push_back({key, "", token});
+    calls.push_back("fence " + key);
+    if (during_fence) during_fence();
+    return Answer(fence_answers, token);
+  }
+  // The next scripted answer, or a 200 that accepted `token`.
+  static Result<PutResult> Answer(std::deque<Result<PutResult>>& script,
+                                  std::optional<Token> token) {
+    if (!script.empty()) {
+      auto a = script.front();
+      script.pop_front();
       return a;
     }
     PutResult ok;
@@ -83,7 +105,11 @@ class FakeStore : public ObjectStore {
     std::optional<Token> token;
   };
   std::vector<Call> puts;
+  std::vector<Call> fences;
+  std::vector<std::string> calls;  // "fence KEY" and "put KEY", in order
   std::deque<Result<PutResult>> answers;
+  std::deque<Result<PutResult>> fence_answers;
+  std::function<void()> during_fence;
 };
 
 class FakePauser : public Pauser {
@@ -126,10 +152,18 @@ class WorkerTest : public ::testing::Test {
     WorkerConfig c;
     c.id = "A";
     c.lock = "leader";
-    c.key = "k";
+    c.keys = {"k"};
     c.ttl = Millis(300);
     c.renew_interval = Millis(5);
     c.terms = 1;
+    return c;
+  }
+  // A 90 s lease renewed every 30 s, for tests on simulated time: a worker
+  // that waited on the real clock would renew nothing within the test.
+  WorkerConfig MinuteConfig() {
+    WorkerConfig c = Config();
+    c.ttl = Millis(90000);
+    c.renew_interval = Millis(30000);
     return c;
   }
   EventSink Sink() {
@@ -139,12 +173,12 @@ class WorkerTest : public ::testing::Test {
       logged_.notify_all();
     };
   }
-  // Bounded wait (in real time) for an event from the worker's threads.
-  bool WaitForEvent(std::string_view name) {
+  // Bounded wait (in real time) for the n-th such event from the worker.
+  bool WaitForEvent(std::string_view name, long n = 1) {
     std::unique_lock g(mu_);
     return logged_.wait_for(g, std::chrono::seconds(10), [&] {
-      return std::any_of(events_.begin(), events_.end(),
-                         [&](const Recorded& e) { return e.event == name; });
+      return std::count_if(events_.begin(), events_.end(),
+                           [&](const Recorded& e) { return e.event == name; }) >= n;
     });
   }
   std::vector<std::string> Names() {
@@ -194,8 +228,9 @@ TEST_F(WorkerTest, AcceptedWriteCarriesTheTermTokenAndResigns) {
   EXPECT_EQ(store_.puts[0].token->value(), 5u);
   EXPECT_EQ(backend_.releases, 1);
   const std::vector<std::string> expected = {
-      std::string(ev::kAcquiring), std::string(ev::kElected), std::string(ev::kWriteAttempt),
-      std::string(ev::kWriteDone), std::string(ev::kResigned)};
+      std::string(ev::kAcquiring),    std::string(ev::kElected),
+      std::string(ev::kFenceRaised),  std::string(ev::kWriteAttempt),
+      std::string(ev::kWriteDone),    std::string(ev::kResigned)};
   EXPECT_EQ(Names(), expected);
   EXPECT_EQ(Find(ev::kElected)->fields["term"], 5);
   EXPECT_EQ(Find(ev::kWriteDone)->fields["owner"], "A");
@@ -240,6 +275,7 @@ TEST_F(WorkerTest, FencingOffSendsNoToken) {
   ASSERT_EQ(store_.puts.size(), 1u);
   EXPECT_FALSE(store_.puts[0].token.has_value());
   EXPECT_TRUE(Find(ev::kWriteAttempt)->fields["token"].is_null());
+  EXPECT_TRUE(store_.fences.empty()) << "no token, no fence to raise";
 }
 
 TEST_F(WorkerTest, LeaseLostBeforeTheWriteMeansNoWrite) {
@@ -327,13 +363,149 @@ TEST_F(WorkerTest, HoldRenewalsWaitsForARenewalBeforeResigning) {
   EXPECT_EQ(Count(ev::kResigned), 1);
 }
 
+TEST_F(WorkerTest, NewLeaderRaisesTheFenceOfEveryKeyBeforeAnyWork) {
+  auto config = Config();
+  config.keys = {"a", "b/c"};
+  // The work would take a minute (of a two-minute lease); the fences must
+  // already be up before it starts.
+  config.ttl = Millis(120000);
+  config.work = Millis(60000);
+  ManualClock clock;
+  Worker w(config, backend_, store_, pauser_, clock, Sink());
+  TermReport report;
+  std::thread term([&] { report = w.RunTerm(); });
+  // Both fences stand while the worker's clock has not moved since its
+  // election: before any of the work.
+  ASSERT_TRUE(WaitForEvent(ev::kFenceRaised, 2));
+  clock.Advance(Millis(60000));
+  w.WakeForTest();
+  term.join();
+  EXPECT_EQ(report.end, TermEnd::kWritten);
+  const std::vector<std::string> expected = {"fence a", "fence b/c", "put a", "put b/c"};
+  EXPECT_EQ(store_.calls, expected);
+  for (const auto& f : store_.fences) EXPECT_EQ(f.token, Token(5));
+  EXPECT_EQ(Count(ev::kFenceRaised), 2);
+  EXPECT_EQ(Find(ev::kFenceRaised)->fields["key"], "a");
+  EXPECT_EQ(Find(ev::kFenceRaised)->fields["highest_token"], 5);
+  EXPECT_EQ(Find(ev::kFenceRaised)->fields["term"], 5);
+  EXPECT_EQ(Count(ev::kWriteDone), 2);
+}
+
+TEST_F(WorkerTest, StaleFenceMeansAlreadyFencedSoItStepsDownWithoutWork) {
+  store_.fence_answers.push_back(Stale(5, 9));
+  auto config = Config();
+  config.keys = {"a", "b"};
+  Worker w(config, backend_, store_, pauser_, clock_, Sink());
+  const TermReport r = w.RunTerm();
+  EXPECT_EQ(r.end, TermEnd::kFenced);
+  EXPECT_TRUE(store_.puts.empty());
+  EXPECT_EQ(store_.fences.size(), 1u) << "stops at the first refused fence";
+  EXPECT_EQ(backend_.releases, 1);
+  auto fenced = Find(ev::kFenced);
+  ASSERT_TRUE(fenced);
+  EXPECT_EQ(fenced->fields["step"], "fence_first");
+  EXPECT_EQ(fenced->fields["key"], "a");
+  EXPECT_EQ(fenced->fields["token"], 5);
+  EXPECT_EQ(fenced->fields["highest_token"], 9);
+  EXPECT_EQ(Count(ev::kFenceRaised), 0);
+}
+
+TEST_F(WorkerTest, FailedFenceStepsDownAndGoesBackToAcquiring) {
+  store_.fence_answers.push_back(MakeError("unreachable", "connection refused"));
+  auto config = Config();
+  config.terms = 2;
+  Worker w(config, backend_, store_, pauser_, clock_, Sink());
+  EXPECT_EQ(w.Run(), 1);
+  auto down = Find(ev::kSteppedDown);
+  ASSERT_TRUE(down);
+  EXPECT_EQ(down->fields["reason"], "fence_failed");
+  EXPECT_EQ(down->fields["error"], "unreachable");
+  EXPECT_EQ(Count(ev::kAcquiring), 2);
+  ASSERT_EQ(store_.puts.size(), 1u) << "only the second term wrote";
+  EXPECT_EQ(store_.puts[0].token, Token(6));
+}
+
+TEST_F(WorkerTest, LeaseRunOutByItsOwnClockMeansNoWrite) {
+  // The fence call took longer than the whole TTL (a slow store); no
+  // renewal was due yet, so only the worker's own clock can tell.
+  ManualClock clock;
+  auto config = MinuteConfig();
+  store_.during_fence = [&] { clock.Advance(Millis(90000)); };
+  Worker w(config, backend_, store_, pauser_, clock, Sink());
+  const TermReport r = w.RunTerm();
+  EXPECT_EQ(r.end, TermEnd::kLeaseLost);
+  EXPECT_TRUE(r.lease_lost);
+  EXPECT_TRUE(store_.puts.empty()) << "a write was sent past the lease";
+  EXPECT_EQ(Count(ev::kWriteAttempt), 0);
+  auto lost = Find(ev::kLeaseLost);
+  ASSERT_TRUE(lost);
+  EXPECT_EQ(lost->fields["reason"], "expired_by_own_clock");
+  EXPECT_EQ(lost->fields["term"], 5);
+  EXPECT_EQ(backend_.releases, 1) << "it steps down: the lock is released";
+}
+
+TEST_F(WorkerTest, PauseSitsAfterTheOwnClockCheckSoTheWriteStillGoesOut) {
+  // The pause (a real SIGSTOP in fence-worker) outlasts the lease; the write
+  // that follows goes out all the same: it is the pause no check on the
+  // client side can rule out, and the store's fence must refuse it.
+  ManualClock clock;
+  auto config = MinuteConfig();
+  config.keys = {"a", "b"};
+  config.pause_before_write = Millis(200000);
+  pauser_.during = [&] { clock.Advance(Millis(200000)); };
+  Worker w(config, backend_, store_, pauser_, clock, Sink());
+  const TermReport r = w.RunTerm();
+  ASSERT_EQ(store_.puts.size(), 1u) << "the first write follows the pause; the second is refused";
+  EXPECT_EQ(store_.puts[0].key, "a");
+  EXPECT_EQ(Find(ev::kPauseInjected)->fields["lease_remaining_ms"], 90000);
+  const auto names = Names();
+  auto pos = [&](std::string_view e) {
+    return std::find(names.begin(), names.end(), e) - names.begin();
+  };
+  EXPECT_LT(pos(ev::kResumed), pos(ev::kWriteAttempt));
+  EXPECT_LT(pos(ev::kWriteAttempt), pos(ev::kLeaseLost)) << "checked again before key b";
+  EXPECT_EQ(Find(ev::kLeaseLost)->fields["reason"], "expired_by_own_clock");
+  EXPECT_EQ(r.end, TermEnd::kLeaseLost);
+}
+
+TEST_F(WorkerTest, GrantAfterALongPollIsConfirmedBeforeTheTermStarts) {
+  // The acquire waited longer than the whole TTL for the lock to free: its
+  // send time says nothing useful about the lease. One keep-alive first.
+  ManualClock clock;
+  auto config = MinuteConfig();
+  backend_.during_acquire = [&] { clock.Advance(Millis(100000)); };
+  Worker w(config, backend_, store_, pauser_, clock, Sink());
+  const TermReport r = w.RunTerm();
+  EXPECT_EQ(r.end, TermEnd::kWritten);
+  EXPECT_EQ(store_.puts.size(), 1u);
+  std::lock_guard g(backend_.mu);
+  ASSERT_GE(backend_.keepalives, 1);
+  EXPECT_EQ(backend_.keepalive_timeouts[0], Millis(90000));
+}
+
+TEST_F(WorkerTest, UnconfirmedGrantIsReleasedAndAskedAgain) {
+  ManualClock clock;
+  auto config = MinuteConfig();
+  config.acquire_timeout = Millis(0);  // the slow first acquire must not end the term
+  int slow_acquires = 1;
+  backend_.during_acquire = [&] {
+    if (slow_acquires-- > 0) clock.Advance(Millis(100000));
+  };
+  backend_.keepalive_script = {MakeError("lease_lost", "expired")};
+  Worker w(config, backend_, store_, pauser_, clock, Sink());
+  const TermReport r = w.RunTerm();
+  EXPECT_EQ(r.end, TermEnd::kWritten);
+  EXPECT_EQ(Count("grant_unconfirmed"), 1);
+  EXPECT_EQ(backend_.acquires, 2);
+  ASSERT_EQ(store_.puts.size(), 1u);
+  EXPECT_EQ(store_.puts[0].token, Token(6)) << "only the confirmed grant's term writes";
+}
+
 TEST_F(WorkerTest, RenewsEveryIntervalOfItsOwnClock) {
   // Simulated minutes, real milliseconds: a worker that waited on the real
   // clock would renew nothing within the test's bounded waits.
   ManualClock clock;
-  auto config = Config();
-  config.ttl = Millis(90000);
-  config.renew_interval = Millis(30000);
+  auto config = MinuteConfig();
   config.work = Millis(100000);
   Worker w(config, backend_, store_, pauser_, clock, Sink());
   TermReport report;
@@ -356,6 +528,37 @@ TEST_F(WorkerTest, RenewsEveryIntervalOfItsOwnClock) {
   EXPECT_EQ(store_.puts.size(), 1u);
   std::lock_guard g(backend_.mu);
   EXPECT_EQ(backend_.keepalives, 3);
+}
+
+TEST_F(WorkerTest, KeepAliveMayTakeOnlyTheTimeLeftOnTheLease) {
+  ManualClock clock;
+  auto config = MinuteConfig();
+  config.work = Millis(1000000);
+  backend_.keepalive_script = {MakeError("unavailable", "timed out")};
+  Worker w(config, backend_, store_, pauser_, clock, Sink());
+  TermReport report;
+  std::thread term([&] { report = w.RunTerm(); });
+  ASSERT_TRUE(WaitForEvent(ev::kElected));
+  auto step = [&](Millis by, int keepalives) {
+    clock.Advance(by);
+    w.WakeForTest();
+    return backend_.WaitForKeepAlives(keepalives);
+  };
+  EXPECT_TRUE(step(Millis(30000), 1));  // due at 30 s: 60 s left, fails
+  ASSERT_TRUE(WaitForEvent("renewal_failed"));
+  EXPECT_TRUE(step(Millis(100), 2));    // retried 100 ms later: 59.9 s left, renewed
+  EXPECT_TRUE(step(Millis(30000), 3));  // due 30 s after that send: 60 s left
+  // A pause longer than the lease: no renewal is sent any more, the lease
+  // is lost by the worker's own clock.
+  clock.Advance(Millis(200000));
+  w.WakeForTest();
+  term.join();
+  EXPECT_EQ(report.end, TermEnd::kLeaseLost);
+  EXPECT_TRUE(store_.puts.empty());
+  EXPECT_EQ(Find(ev::kLeaseLost)->fields["reason"], "expired_by_own_clock");
+  std::lock_guard g(backend_.mu);
+  const std::vector<Millis> expected = {Millis(60000), Millis(59900), Millis(60000)};
+  EXPECT_EQ(backend_.keepalive_timeouts, expected);
 }
 
 TEST(JudgeWriteTest, MapsEveryAnswer) {

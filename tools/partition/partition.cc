@@ -822,7 +822,7 @@ int RunNaiveWorker(const NaiveWorkerOptions& o) {
   client::WorkerConfig config;
   config.id = o.id;
   config.lock = o.lock;
-  config.key = o.key;
+  config.keys = {o.key};
   config.ttl = Millis(o.ttl_ms);
   config.acquire_wait = Millis(o.wait_ms);
   config.acquire_timeout = Millis(o.acquire_timeout_ms);

@@ -46,10 +46,10 @@ Result<client::LockGrant> FallbackLockBackend::Acquire(const std::string& lock, 
   return fallback;
 }
 
-Status FallbackLockBackend::KeepAlive() {
+Status FallbackLockBackend::KeepAlive(Millis timeout) {
   client::LockBackend* active = Active();
   if (active == nullptr) return MakeError("lease_lost", "no lease is held; acquire first");
-  return active->KeepAlive();
+  return active->KeepAlive(timeout);
 }
 
 Status FallbackLockBackend::Release() {

@@ -27,7 +27,7 @@ class FallbackLockBackend final : public client::LockBackend {
   Result<client::LockGrant> Acquire(const std::string& lock, const std::string& owner, Millis ttl,
                         Millis wait) override;
   // Renewal and release go to the server that granted the lease.
-  Status KeepAlive() override;
+  Status KeepAlive(Millis timeout) override;
   Status Release() override;
 
   // "primary", "standby" or "" (nothing held): which server granted.
