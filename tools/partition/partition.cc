@@ -197,14 +197,21 @@ class Stage {
     log::Warn("expectation_failed", {{"scenario", r_.name}, {"problem", what}});
   }
 
-  bool WaitListening(const std::string& role) {
-    ChildProcess* p = Proc(role);
-    if (p == nullptr) return false;
-    auto port = p->WaitForListeningPort(kStartTimeout);
-    if (!port.ok()) {
-      Problem(role + " did not start listening: " + port.error().message);
+  // One of our daemons, listening at the role's address and `port`.
+  bool StartDaemon(const std::string& role, std::vector<std::string> argv, int port) {
+    auto command = ns_.Command(role, std::move(argv), r_.dir + "/" + role + ".log");
+    if (!command.ok()) {
+      Problem("could not start " + role + ": " + command.error().message);
       return false;
     }
+    auto daemon = StartListeningDaemon(
+        std::move(*command), RoleOf(role).address + ":" + std::to_string(port), kStartTimeout);
+    if (!daemon.ok()) {
+      Problem(role + " did not start listening: " + daemon.error().message);
+      return false;
+    }
+    order_.push_back(role);
+    procs_[role] = std::move(daemon->process);
     return true;
   }
 
@@ -235,11 +242,12 @@ class Stage {
 };
 
 bool StartEtcdCluster(Stage& stage, const std::string& data_dir) {
-  const std::string etcd = FindProgram("etcd");
-  if (etcd.empty()) {
+  const auto etcd_path = FindProgram("etcd");
+  if (!etcd_path) {
     stage.Problem("etcd is not on PATH; install etcd-server (deploy/install-deps.sh)");
     return false;
   }
+  const std::string& etcd = *etcd_path;
   std::string cluster;
   for (const char* m : {"m1", "m2", "m3"}) {
     cluster += std::string(cluster.empty() ? "" : ",") + m + "=" +
@@ -278,10 +286,8 @@ bool StartEtcdCluster(Stage& stage, const std::string& data_dir) {
 }
 
 bool StartStore(Stage& stage, const std::string& data_dir) {
-  return stage.Start("store", {SiblingBinary("fence-store"), "--listen",
-                               RoleOf("store").address + ":" + std::to_string(kStorePort),
-                               "--data-dir", data_dir + "/store"}) &&
-         stage.WaitListening("store");
+  return stage.StartDaemon("store", {SiblingBinary("fence-store"), "--data-dir", data_dir + "/store"},
+                           kStorePort);
 }
 
 std::vector<std::string> EtcdWorker(const std::string& id, const std::string& endpoints,
@@ -503,10 +509,10 @@ std::vector<std::string> NaiveWorker(const std::string& id, std::vector<std::str
 void RunNaiveScenario(Namespace& ns, ScenarioResult& r, const std::string& data_dir) {
   Stage stage(ns, r);
   for (const char* server : {"primary", "standby"}) {
-    if (!stage.Start(server, {SiblingBinary("fence-lockd"), "--listen",
-                              RoleOf(server).address + ":" + std::to_string(kLockdPort),
-                              "--data-dir", data_dir + "/" + server, "--max-ttl-ms", "10000"}) ||
-        !stage.WaitListening(server)) {
+    if (!stage.StartDaemon(server,
+                           {SiblingBinary("fence-lockd"), "--data-dir", data_dir + "/" + server,
+                            "--max-ttl-ms", "10000"},
+                           kLockdPort)) {
       return;
     }
   }
@@ -636,16 +642,11 @@ std::vector<TimelineLine> BuildTimeline(ScenarioResult& r) {
 void RunLogscan(ScenarioResult& r) {
   const std::string timeline = r.dir + "/timeline.log";
   auto run = [&](std::vector<std::string> argv, std::string& out) -> std::optional<int> {
-    auto child = ChildProcess::Start({std::move(argv), "", {}});
-    if (!child.ok()) return std::nullopt;
-    auto status = (*child)->WaitExit(milliseconds(30000));
-    if (!status) {
-      (*child)->Kill();
-      return std::nullopt;
-    }
-    for (const auto& line : (*child)->Lines()) out += line + "\n";
-    if (!WIFEXITED(*status)) return std::nullopt;
-    return WEXITSTATUS(*status);
+    auto done = RunToCompletion({std::move(argv), "", {}}, milliseconds(30000));
+    if (!done.ok()) return std::nullopt;
+    out += done->Output();
+    if (done->exit_code < 0) return std::nullopt;
+    return done->exit_code;
   };
   std::string json_text;
   auto code = run({SiblingBinary("fence-logscan"), "--json", timeline}, json_text);
@@ -706,7 +707,8 @@ std::optional<std::string> SetUpSignals(std::atomic<bool>& done, std::string ns_
     sigwait(&signals, &sig);
     if (done.load() || sig == SIGUSR1) return;
     log::Warn("interrupted", {{"signal", sig}, {"namespace", ns_name}});
-    (void)RunCommand({FindProgram("ip"), "netns", "delete", ns_name}, milliseconds(5000));
+    (void)RunCommand({FindProgram("ip").value_or("ip"), "netns", "delete", ns_name},
+                     milliseconds(5000));
     _exit(128 + sig);
   });
   return std::nullopt;
