@@ -62,7 +62,7 @@ class PartitionTest : public ::testing::Test {
   // higher token and A's write was fenced; returns its facts.
   json ExpectBFencedA(const json& s) {
     EXPECT_TRUE(s.value("passed", false)) << s.dump(2);
-    const json facts = s.value("facts", json::object());
+    json facts = s.value("facts", json::object());
     EXPECT_TRUE(facts["a_token"].is_number() && facts["b_token"].is_number()) << facts.dump(2);
     if (facts["a_token"].is_number() && facts["b_token"].is_number()) {
       EXPECT_GT(facts["b_token"].get<std::uint64_t>(), facts["a_token"].get<std::uint64_t>());
