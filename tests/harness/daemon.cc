@@ -36,6 +36,17 @@ Daemon StartDaemon(std::string_view binary, std::vector<std::string> args,
   return std::move(*daemon);
 }
 
+Daemon StartLockdWithAGrant(const TempDir& dir, const std::string& lock) {
+  Daemon lockd = StartDaemon("fence-lockd", {"--data-dir", dir.Sub("lockd")});
+  if (lockd.port == 0) return lockd;
+  auto acquire =
+      net::Call(net::JsonCall(net::http::verb::post, lockd.Url("/v1/locks/" + lock + "/acquire"),
+                              {{"owner", "test"}, {"ttl_ms", 5000}, {"wait_ms", 0}}));
+  EXPECT_TRUE(acquire.ok() && acquire->result() == net::http::status::ok)
+      << (acquire.ok() ? acquire->body() : acquire.error().message);
+  return lockd;
+}
+
 net::Response Request(net::http::verb method, const std::string& url,
                       std::vector<std::pair<std::string, std::string>> headers,
                       std::string body) {

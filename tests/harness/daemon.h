@@ -35,6 +35,10 @@ using Daemon = ListeningDaemon;
 Daemon StartDaemon(std::string_view binary, std::vector<std::string> args,
                    std::vector<std::string> extra_env = {});
 
+// fence-lockd (data in dir/lockd) that has granted `lock` once, so its
+// per-lock metric series exist. Fails the test if either step fails.
+Daemon StartLockdWithAGrant(const TempDir& dir, const std::string& lock);
+
 // Shorthands over net::Call that fail the test on a transport error.
 net::Response Request(net::http::verb method, const std::string& url,
                       std::vector<std::pair<std::string, std::string>> headers = {},

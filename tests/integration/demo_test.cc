@@ -40,6 +40,16 @@ const LogLine* Worker(const std::vector<LogLine>& lines, const std::string& owne
                    [&](const LogLine& l) { return l.Str("owner") == owner; });
 }
 
+// A's and B's tokens from their elected lines; t1 < t2.
+std::pair<std::uint64_t, std::uint64_t> ExpectTokensRise(const std::vector<LogLine>& lines) {
+  const auto t1 = U(Worker(lines, "A", "elected"), "token");
+  const auto t2 = U(Worker(lines, "B", "elected"), "token");
+  EXPECT_TRUE(t1 && t2) << "A or B was not elected";
+  if (!t1 || !t2) return {0, 0};
+  EXPECT_LT(*t1, *t2);
+  return {*t1, *t2};
+}
+
 class DemoTest : public ::testing::Test {
  protected:
   // One small demo run shared by the tests: short TTL, few trials.
@@ -76,10 +86,7 @@ nlohmann::json DemoTest::summary_;
 TEST_F(DemoTest, UnfencedRunEndsWithAsStaleObjectAndTwoLeaders) {
   EXPECT_EQ(summary_["unfenced"]["final_owner"], "A");
   const auto lines = ReadLog(Out("unfenced.log"));
-  const auto t1 = U(Worker(lines, "A", "elected"), "token");
-  const auto t2 = U(Worker(lines, "B", "elected"), "token");
-  ASSERT_TRUE(t1 && t2);
-  EXPECT_LT(*t1, *t2);
+  ASSERT_NE(ExpectTokensRise(lines).first, 0u);
   // Both wrote, and both writes were accepted by the store.
   ASSERT_NE(Worker(lines, "A", "write_done"), nullptr);
   ASSERT_NE(Worker(lines, "B", "write_done"), nullptr);
@@ -95,20 +102,18 @@ TEST_F(DemoTest, UnfencedRunEndsWithAsStaleObjectAndTwoLeaders) {
 TEST_F(DemoTest, FencedRunRefusesAWithLowerTokenAndKeepsB) {
   EXPECT_EQ(summary_["fenced"]["final_owner"], "B");
   const auto lines = ReadLog(Out("fenced.log"));
-  const auto t1 = U(Worker(lines, "A", "elected"), "token");
-  const auto t2 = U(Worker(lines, "B", "elected"), "token");
-  ASSERT_TRUE(t1 && t2);
+  const auto [t1, t2] = ExpectTokensRise(lines);
+  ASSERT_NE(t1, 0u);
   const LogLine* fenced = Worker(lines, "A", "fenced");
   ASSERT_NE(fenced, nullptr) << "A was not fenced";
   EXPECT_EQ(U(fenced, "token"), t1);
   EXPECT_EQ(U(fenced, "highest_token"), t2);
-  EXPECT_LT(*t1, *t2);
   EXPECT_EQ(fenced->json["store_answer"]["error"], "stale_token");
   EXPECT_EQ(Worker(lines, "A", "write_done"), nullptr);
   const LogLine* store_fenced = FindEvent(lines, "store", "write_fenced");
   ASSERT_NE(store_fenced, nullptr);
   EXPECT_EQ(U(store_fenced, "token"), t1);
-  EXPECT_EQ(summary_["fenced"]["final_token"], *t2);
+  EXPECT_EQ(summary_["fenced"]["final_token"], t2);
 }
 
 TEST_F(DemoTest, BypassWithTheStaleTokenGets409) {

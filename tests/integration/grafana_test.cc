@@ -111,6 +111,19 @@ std::string LiveMetrics(const Daemon& daemon) {
   return res.body();
 }
 
+// Every metric the dashboard and rules query under `prefix` is in
+// `exported` (what the service's live /metrics has); at least 5 are.
+void ExpectQueriedMetricsExported(const std::set<std::string>& exported,
+                                  const std::string& prefix, const std::string& service) {
+  std::size_t checked = 0;
+  for (const auto& m : DashboardQueries().metrics) {
+    if (m.rfind(prefix, 0) != 0) continue;
+    ++checked;
+    EXPECT_TRUE(exported.count(m)) << m << " is queried but " << service << " does not export it";
+  }
+  EXPECT_GE(checked, 5u);
+}
+
 TEST(GrafanaTest, DashboardTakesItsDatasourceFromAVariable) {
   const auto dashboard = ReadJson("deploy/grafana/dashboards/fencing.json");
   ASSERT_TRUE(dashboard.contains("templating"));
@@ -206,14 +219,7 @@ TEST(GrafanaTest, StoreMetricsQueriedAreExported) {
   Request(http::verb::put, store.Url("/v1/objects/g"), {{"Fencing-Token", "1"}}, "x");
   const auto exported = ExportedNames(LiveMetrics(store));
   ASSERT_TRUE(exported.count("fence_store_fenced_writes_total"));
-
-  std::size_t checked = 0;
-  for (const auto& m : DashboardQueries().metrics) {
-    if (m.rfind("fence_store_", 0) != 0) continue;
-    ++checked;
-    EXPECT_TRUE(exported.count(m)) << m << " is queried but fence-store does not export it";
-  }
-  EXPECT_GE(checked, 5u);
+  ExpectQueriedMetricsExported(exported, "fence_store_", "fence-store");
   for (const auto& m : DashboardQueries().metrics) {
     EXPECT_TRUE(m.rfind("fence_store_", 0) == 0 || m.rfind("fence_lockd_", 0) == 0)
         << m << " belongs to no service";
@@ -223,20 +229,9 @@ TEST(GrafanaTest, StoreMetricsQueriedAreExported) {
 
 TEST(GrafanaTest, LockdMetricsQueriedAreExported) {
   TempDir dir("fence-grafana");
-  Daemon lockd = StartDaemon("fence-lockd", {"--data-dir", dir.Sub("lockd")});
+  Daemon lockd = StartLockdWithAGrant(dir, "grafana");
   ASSERT_NE(lockd.port, 0);
-  // A grant, so the per-lock series exists.
-  auto acquire = net::Call(net::JsonCall(http::verb::post, lockd.Url("/v1/locks/grafana/acquire"),
-                                         {{"owner", "test"}, {"ttl_ms", 5000}, {"wait_ms", 0}}));
-  ASSERT_TRUE(acquire.ok());
-  const auto exported = ExportedNames(LiveMetrics(lockd));
-  std::size_t checked = 0;
-  for (const auto& m : DashboardQueries().metrics) {
-    if (m.rfind("fence_lockd_", 0) != 0) continue;
-    ++checked;
-    EXPECT_TRUE(exported.count(m)) << m << " is queried but fence-lockd does not export it";
-  }
-  EXPECT_GE(checked, 5u);
+  ExpectQueriedMetricsExported(ExportedNames(LiveMetrics(lockd)), "fence_lockd_", "fence-lockd");
   lockd.process->Stop();
 }
 

@@ -23,7 +23,6 @@ class LogscanDemoTest : public ::testing::Test {
  protected:
   // One demo run (small settings) shared by the tests of this suite.
   static void SetUpTestSuite() {
-    if (!Exists(SiblingBinary("fence-demo"))) return;
     dir_ = new TempDir("fence-logscan-demo");
     demo_ = RunTool({SiblingBinary("fence-demo"), "--out", dir_->Sub("out"), "--ttl-ms", "500",
                      "--failover-trials", "1", "--tradeoff-ttls", "none", "--stall-trials",
@@ -35,7 +34,9 @@ class LogscanDemoTest : public ::testing::Test {
     dir_ = nullptr;
   }
   void SetUp() override {
-    if (!Exists(SiblingBinary("fence-demo"))) GTEST_SKIP() << "fence-demo is not built yet";
+    // A binary of this build that is missing is a failure, never a skip.
+    ASSERT_TRUE(Exists(SiblingBinary("fence-demo"))) << SiblingBinary("fence-demo") << " is missing";
+    ASSERT_TRUE(Exists(SiblingBinary("fence-logscan"))) << SiblingBinary("fence-logscan") << " is missing";
     ASSERT_EQ(demo_.exit_code, 0) << demo_.Output();
   }
 

@@ -114,6 +114,23 @@ TEST(AnalyzeScheduleTest, UnfencedRunShowsTwoLeadersAndAsStaleFinalObject) {
   EXPECT_EQ(o.a_term_end_event, "lease_lost");
 }
 
+// etcd and ZooKeeper may grant more than asked: a lease longer than the one
+// A's pause was planned for is named, not left to show up as a broken order.
+TEST(AnalyzeScheduleTest, ReportsALeaseLongerThanPlanned) {
+  ScheduleOutcome o;
+  o.lines = Schedule(true, true, "B", &o);
+  o.ttl_ms = 250;
+  o.lines.insert(o.lines.begin(),
+                 ParseLogLine(R"({"ts":"2026-01-01T00:00:00.900Z","component":"worker",)"
+                              R"("event":"elected","owner":"A","token":1,"term":1,"ttl_ms":1000})",
+                              "t"));
+  AnalyzeSchedule(o);
+  ASSERT_EQ(o.problems.size(), 1u);
+  EXPECT_NE(o.problems[0].find("granted A a 1000 ms lease, not the 250 ms"), std::string::npos)
+      << o.problems[0];
+  EXPECT_EQ(o.a_granted_ttl_ms, 1000);
+}
+
 TEST(AnalyzeScheduleTest, ReportsABrokenOrder) {
   ScheduleOutcome o;
   o.lines = Schedule(true, false, "B", &o);

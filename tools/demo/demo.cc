@@ -9,11 +9,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <sstream>
 
-#include "tools/services/lock_services.h"
+#include "client/lock_backend.h"
 #include "client/store_client.h"
+#include "tools/services/lock_services.h"
 #include "common/http_client.h"
 #include "common/logging.h"
 #include "common/process.h"
@@ -83,20 +85,6 @@ struct Services {
   std::unique_ptr<ChildProcess> store_off, store_on;
   std::string store_off_url, store_on_url;
 };
-
-Result<std::unique_ptr<ChildProcess>> StartStore(const std::string& data_dir, bool fencing,
-                                                 std::string* url) {
-  auto child = ChildProcess::Start({{SiblingBinary("fence-store"), "--listen", "127.0.0.1:0",
-                                     "--data-dir", data_dir, "--fencing",
-                                     fencing ? "on" : "off"},
-                                    "",
-                                    {}});
-  if (!child.ok()) return child.error();
-  auto port = (*child)->WaitForListeningPort();
-  if (!port.ok()) return MakeError("store_failed", "fence-store did not start: " + port.error().message);
-  *url = "http://127.0.0.1:" + std::to_string(*port);
-  return std::move(*child);
-}
 
 struct ScheduleSpec {
   std::string name;
@@ -343,6 +331,7 @@ void AnalyzeSchedule(ScheduleOutcome& o) {
   const LogLine* a_elected = worker("A", ev::kElected);
   const LogLine* b_elected = worker("B", ev::kElected);
   o.a_token = TokenOf(a_elected);
+  if (a_elected) o.a_granted_ttl_ms = a_elected->Int("ttl_ms");
   o.b_token = TokenOf(b_elected);
   if (a_elected) o.a_elected_ts = a_elected->ts_ms;
   if (b_elected) o.b_elected_ts = b_elected->ts_ms;
@@ -387,6 +376,12 @@ void AnalyzeSchedule(ScheduleOutcome& o) {
   if (o.a_pause_ts && o.b_accepted_ts) o.failover_ms = *o.b_accepted_ts - *o.a_pause_ts;
 
   if (!o.a_token) problem("worker A was never elected");
+  // A's pause was planned for this TTL; a longer lease would let A wake
+  // before it expired (and its write would then rightly be accepted).
+  if (o.a_granted_ttl_ms && *o.a_granted_ttl_ms != o.ttl_ms) {
+    problem("the lock service granted A a " + std::to_string(*o.a_granted_ttl_ms) +
+            " ms lease, not the " + std::to_string(o.ttl_ms) + " ms A's pause was planned for");
+  }
   if (!o.b_token) problem("worker B was never elected");
   if (o.a_token && o.b_token && !(*o.a_token < *o.b_token)) {
     problem("B's token " + std::to_string(*o.b_token) + " is not above A's " +
@@ -433,143 +428,218 @@ void AnalyzeSchedule(ScheduleOutcome& o) {
   }
 }
 
-int RunDemo(const DemoOptions& options) {
-  const auto started = SteadyClock::now();
-  DemoResults r;
-  r.options = options;
-  r.started_at = NowRfc3339();
-  auto& failures = r.failures;
+namespace {
 
-  std::error_code ec;
-  fs::create_directories(options.out_dir, ec);
-  if (ec) {
-    std::fprintf(stderr, "fence-demo: cannot create --out %s: %s\n", options.out_dir.c_str(),
-                 ec.message().c_str());
-    return 1;
+// The asked TTLs of a run and what the lock service granted for each: etcd
+// raises a TTL below its minimum and counts whole seconds, ZooKeeper
+// negotiates its session timeout within [2, 20] ticks (here [400 ms, 60 s]).
+// Every pause and every sweep row is planned with the granted TTL.
+using GrantedTtls = std::map<std::int64_t, std::int64_t>;  // asked ms -> granted ms
+
+Result<std::int64_t> ProbeGrantedTtl(const Services& s, std::int64_t asked) {
+  auto backend = client::MakeLockBackend(s.backend, s.lock_endpoints);
+  if (!backend.ok()) return backend.error();
+  auto lease = (*backend)->Acquire("demo-ttl-probe", "demo", Millis(asked), Millis(5000));
+  if (!lease.ok()) return lease.error();
+  const std::int64_t granted = lease->ttl.count();
+  (void)(*backend)->Release();
+  log::Info("ttl_granted", {{"backend", s.backend}, {"asked_ms", asked}, {"granted_ms", granted}});
+  return granted;
+}
+
+Result<GrantedTtls> ProbeGrantedTtls(const Services& s, const DemoOptions& o) {
+  GrantedTtls granted;
+  std::vector<std::int64_t> asked = o.tradeoff_ttls;
+  asked.push_back(o.ttl.count());
+  for (std::int64_t t : asked) {
+    if (granted.count(t) != 0) continue;
+    auto g = ProbeGrantedTtl(s, t);
+    if (!g.ok()) {
+      return MakeError(g.error().code, "could not learn the TTL " + s.backend + " grants for " +
+                                           std::to_string(t) + " ms: " + g.error().message);
+    }
+    granted[t] = *g;
   }
-  const std::string out = fs::absolute(options.out_dir).lexically_normal().string();
+  return granted;
+}
+
+// The output folder (created, absolute) with empty failover/ and stalls/.
+Result<std::string> PrepareOutputDir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return MakeError("io_error", "cannot create --out " + dir + ": " + ec.message());
+  const std::string out = fs::absolute(dir).lexically_normal().string();
   for (const char* sub : {"failover", "stalls"}) {
     fs::remove_all(out + "/" + sub, ec);
     fs::create_directories(out + "/" + sub, ec);
   }
-  std::string scratch_template = (fs::temp_directory_path() / "fence-demo.XXXXXX").string();
-  if (mkdtemp(scratch_template.data()) == nullptr) {
-    std::fprintf(stderr, "fence-demo: cannot create a scratch directory under %s\n",
-                 fs::temp_directory_path().c_str());
-    return 1;
-  }
-  const std::string scratch = scratch_template;
-  struct ScratchCleanup {
-    std::string path;
-    ~ScratchCleanup() {
-      std::error_code e;
-      fs::remove_all(path, e);
-    }
-  } cleanup{scratch};
+  return out;
+}
 
-  Services s;
-  s.backend = options.backend;
-  if (!options.lock_endpoints.empty()) {
-    s.lock_endpoints = options.lock_endpoints;
+// A scratch folder for the services' data, removed with the object.
+class ScratchDir {
+ public:
+  static Result<std::unique_ptr<ScratchDir>> Create() {
+    std::string path = (fs::temp_directory_path() / "fence-demo.XXXXXX").string();
+    if (mkdtemp(path.data()) == nullptr) {
+      return MakeError("io_error", "cannot create a scratch directory under " +
+                                       fs::temp_directory_path().string());
+    }
+    return std::unique_ptr<ScratchDir>(new ScratchDir(std::move(path)));
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit ScratchDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+// The lock service (started here unless --lock-endpoints names one) and two
+// stores, one without fencing and one with it.
+Status StartServices(const DemoOptions& o, const std::string& scratch, Services& s) {
+  s.backend = o.backend;
+  s.lock_source = o.backend;
+  if (!o.lock_endpoints.empty()) {
+    s.lock_endpoints = o.lock_endpoints;
   } else {
-    LaunchOptions lock_options;
-    lock_options.dir = scratch + "/lock";
-    auto lock = LaunchLockService(options.backend, lock_options);
+    auto lock = LaunchLockService(o.backend, {scratch + "/lock", "", Millis(60000)});
     if (!lock.ok()) {
-      std::fprintf(stderr, "fence-demo: could not start %s: %s\n", options.backend.c_str(),
-                   lock.error().message.c_str());
-      return 1;
+      return MakeError(lock.error().code,
+                       "could not start " + o.backend + ": " + lock.error().message);
     }
     s.lock = std::move(*lock);
     s.lock_endpoints = s.lock.endpoints;
     if (!s.lock.processes.empty()) s.lock_process = s.lock.processes.front().get();
   }
-  s.lock_source = options.backend;
-  r.lock_endpoints = Join(s.lock_endpoints, ",");
   for (bool fencing : {false, true}) {
-    std::string url;
-    auto store = StartStore(scratch + (fencing ? "/store-fenced" : "/store-unfenced"), fencing, &url);
-    if (!store.ok()) {
-      std::fprintf(stderr, "fence-demo: %s\n", store.error().message.c_str());
-      return 1;
-    }
-    (fencing ? s.store_on : s.store_off) = std::move(*store);
-    (fencing ? s.store_on_url : s.store_off_url) = url;
+    auto store = StartListeningDaemon(
+        {{SiblingBinary("fence-store"), "--data-dir",
+          scratch + (fencing ? "/store-fenced" : "/store-unfenced"), "--fencing",
+          fencing ? "on" : "off"},
+         "",
+         {}});
+    if (!store.ok()) return store.error();
+    (fencing ? s.store_on_url : s.store_off_url) = store->Url();
+    (fencing ? s.store_on : s.store_off) = std::move(store->process);
   }
-  r.store_unfenced_url = s.store_off_url;
-  r.store_fenced_url = s.store_on_url;
-  log::Info("services_ready", {{"backend", s.backend}, {"lock_endpoints", r.lock_endpoints},
-                               {"store_unfenced", s.store_off_url}, {"store_fenced", s.store_on_url}});
+  log::Info("services_ready", {{"backend", s.backend},
+                               {"lock_endpoints", Join(s.lock_endpoints, ",")},
+                               {"store_unfenced", s.store_off_url},
+                               {"store_fenced", s.store_on_url}});
+  return OkStatus();
+}
 
-  auto add_problems = [&](const ScheduleOutcome& o) {
-    failures.insert(failures.end(), o.problems.begin(), o.problems.end());
-  };
-  const Millis ttl = options.ttl;
-  r.unfenced = RunSchedule(s, {"unfenced", false, ttl, PauseFor(options, ttl), "demo-unfenced",
-                               "demo/unfenced/result", out + "/unfenced.log"});
-  add_problems(r.unfenced);
-  WriteFile(out + "/unfenced.log", LinesText(r.unfenced.lines), &failures);
-  r.fenced = RunSchedule(s, {"fenced", true, ttl, PauseFor(options, ttl), "demo-fenced",
-                             "demo/fenced/result", out + "/fenced.log"});
-  add_problems(r.fenced);
-  WriteFile(out + "/fenced.log", LinesText(r.fenced.lines), &failures);
+// One schedule, its log written to spec.log_path, its problems counted.
+ScheduleOutcome RunAndRecord(Services& s, const ScheduleSpec& spec, DemoResults& r) {
+  auto o = RunSchedule(s, spec);
+  WriteFile(spec.log_path, LinesText(o.lines), &r.failures);
+  r.failures.insert(r.failures.end(), o.problems.begin(), o.problems.end());
+  return o;
+}
 
+// Steps 1 and 2: the same schedule without and with fencing.
+void RunUnfencedAndFenced(Services& s, const std::string& out, DemoResults& r) {
+  const Millis ttl(r.ttl_granted_ms);
+  const Millis pause = PauseFor(r.options, ttl);
+  r.unfenced = RunAndRecord(s, {"unfenced", false, ttl, pause, "demo-unfenced",
+                                "demo/unfenced/result", out + "/unfenced.log"}, r);
+  r.fenced = RunAndRecord(s, {"fenced", true, ttl, pause, "demo-fenced", "demo/fenced/result",
+                              out + "/fenced.log"}, r);
+}
+
+// Step 3: a PUT straight to the store with A's stale token.
+void RunBypassStep(Services& s, const std::string& out, DemoResults& r) {
   r.bypass = RunBypass(s, r.fenced);
-  {
-    std::string text =
-        "# A plain HTTP PUT straight to fence-store, not through any lock, carrying the\n"
-        "# stale token t1=" + std::to_string(r.bypass.token) + " of the fenced run (the key's highest token is t2=" +
-        (r.fenced.b_token ? std::to_string(*r.fenced.b_token) : std::string("?")) + ").\n"
-        "# The demo sent it with its HTTP client; this curl command is the same request.\n"
-        "$ " + r.bypass.curl + "\n" + r.bypass.response_text + "\n\n# fence-store's log line for it:\n" +
-        r.bypass.store_line + "\n";
-    WriteFile(out + "/bypass.log", text, &failures);
-  }
+  const std::string text =
+      "# A plain HTTP PUT straight to fence-store, not through any lock, carrying the\n"
+      "# stale token t1=" + std::to_string(r.bypass.token) +
+      " of the fenced run (the key's highest token is t2=" +
+      (r.fenced.b_token ? std::to_string(*r.fenced.b_token) : std::string("?")) + ").\n"
+      "# The demo sent it with its HTTP client; this curl command is the same request.\n"
+      "$ " + r.bypass.curl + "\n" + r.bypass.response_text +
+      "\n\n# fence-store's log line for it:\n" + r.bypass.store_line + "\n";
+  WriteFile(out + "/bypass.log", text, &r.failures);
   if (r.bypass.status != 409 || !r.bypass.body.is_object() ||
       r.bypass.body.value("error", "") != "stale_token") {
-    failures.push_back("bypass: the stale-token PUT was not refused with 409 stale_token (status " +
-                       std::to_string(r.bypass.status) + ")");
+    r.failures.push_back("bypass: the stale-token PUT was not refused with 409 stale_token (status " +
+                         std::to_string(r.bypass.status) + ")");
   }
+}
 
+// `trials` failover runs at the granted `ttl`; returns the measured ones.
+std::vector<std::int64_t> FailoverTrials(Services& s, const std::string& out, std::int64_t ttl,
+                                         int trials, DemoResults& r,
+                                         std::vector<ScheduleOutcome>* kept) {
   std::vector<std::int64_t> failovers;
-  for (int i = 1; i <= options.failover_trials; ++i) {
-    const std::string name = "failover-ttl" + std::to_string(ttl.count()) + "-" + std::to_string(i);
-    auto o = RunSchedule(s, {name, true, ttl, PauseFor(options, ttl), name, "failover/" + name,
-                             out + "/failover/" + name + ".log"});
-    WriteFile(o.log_path, LinesText(o.lines), &failures);
-    add_problems(o);
+  for (int i = 1; i <= trials; ++i) {
+    const std::string name = "failover-ttl" + std::to_string(ttl) + "-" + std::to_string(i);
+    auto o = RunAndRecord(s, {name, true, Millis(ttl), PauseFor(r.options, Millis(ttl)), name,
+                              "failover/" + name, out + "/failover/" + name + ".log"}, r);
     if (o.failover_ms) failovers.push_back(*o.failover_ms);
-    o.lines.clear();  // the file has them; keep memory small
-    r.failover_trials.push_back(std::move(o));
+    if (kept != nullptr) {
+      o.lines.clear();  // the file has them; keep memory small
+      kept->push_back(std::move(o));
+    }
   }
-  r.failover = Summarize(failovers);
-  if (r.failover.count < static_cast<std::size_t>(options.failover_trials)) {
-    failures.push_back("failover: only " + std::to_string(r.failover.count) + " of " +
-                       std::to_string(options.failover_trials) + " trials measured");
-  }
+  return failovers;
+}
 
-  for (std::int64_t t : options.tradeoff_ttls) {
-    TradeoffRow row;
-    row.ttl_ms = t;
-    if (t == ttl.count()) {
-      row.failovers_ms = failovers;
-    } else {
-      for (int i = 1; i <= options.tradeoff_failover_trials; ++i) {
-        const std::string name = "failover-ttl" + std::to_string(t) + "-" + std::to_string(i);
-        auto o = RunSchedule(s, {name, true, Millis(t), PauseFor(options, Millis(t)), name,
-                                 "failover/" + name, out + "/failover/" + name + ".log"});
-        WriteFile(o.log_path, LinesText(o.lines), &failures);
-        add_problems(o);
-        if (o.failover_ms) row.failovers_ms.push_back(*o.failover_ms);
+// Step 4: failover at the run's TTL.
+void RunFailoverStep(Services& s, const std::string& out, DemoResults& r) {
+  const auto failovers = FailoverTrials(s, out, r.ttl_granted_ms, r.options.failover_trials, r,
+                                        &r.failover_trials);
+  r.failover = Summarize(failovers);
+  if (r.failover.count < static_cast<std::size_t>(r.options.failover_trials)) {
+    r.failures.push_back("failover: only " + std::to_string(r.failover.count) + " of " +
+                         std::to_string(r.options.failover_trials) + " trials measured");
+  }
+}
+
+// The sweep's rows: one per distinct granted TTL, in the order asked; an
+// asked TTL granted like an earlier one joins that row (same lease, same
+// experiment) instead of measuring it again under another name.
+std::vector<TradeoffRow> PlanTradeoffRows(const DemoOptions& o, const GrantedTtls& granted) {
+  std::vector<TradeoffRow> rows;
+  for (std::int64_t asked : o.tradeoff_ttls) {
+    const std::int64_t g = granted.at(asked);
+    auto same = std::find_if(rows.begin(), rows.end(),
+                             [&](const TradeoffRow& row) { return row.ttl_ms == g; });
+    if (same == rows.end()) {
+      rows.push_back(TradeoffRow{});
+      rows.back().ttl_ms = g;
+      same = rows.end() - 1;
+    }
+    same->asked_ms.push_back(asked);
+  }
+  return rows;
+}
+
+// Step 5: the TTL trade-off, failover and false evictions per granted TTL.
+void RunTradeoffStep(Services& s, const std::string& out, const GrantedTtls& granted,
+                     DemoResults& r) {
+  for (TradeoffRow row : PlanTradeoffRows(r.options, granted)) {
+    const std::int64_t t = row.ttl_ms;
+    if (t == r.ttl_granted_ms) {
+      for (const auto& trial : r.failover_trials) {
+        if (trial.failover_ms) row.failovers_ms.push_back(*trial.failover_ms);
       }
+    } else {
+      row.failovers_ms =
+          FailoverTrials(s, out, t, r.options.tradeoff_failover_trials, r, nullptr);
     }
     row.failover = Summarize(row.failovers_ms);
-    log::Info("stall_trials_started", {{"ttl_ms", t}, {"trials", options.stall_trials}});
-    row.stalls = RunStallTrials(s, options, t, out + "/stalls");
+    log::Info("stall_trials_started", {{"ttl_ms", t}, {"trials", r.options.stall_trials}});
+    row.stalls = RunStallTrials(s, r.options, t, out + "/stalls");
     for (const auto& st : row.stalls) {
       if (!st.problem.empty()) {
-        failures.push_back("stall trial at TTL " + std::to_string(t) + " ms (stall " +
-                           std::to_string(st.stall_ms) + " ms): " + st.problem);
+        r.failures.push_back("stall trial at TTL " + std::to_string(t) + " ms (stall " +
+                             std::to_string(st.stall_ms) + " ms): " + st.problem);
         continue;
       }
       ++row.stall_trials_ok;
@@ -577,16 +647,53 @@ int RunDemo(const DemoOptions& options) {
     }
     r.tradeoff.push_back(std::move(row));
   }
+}
 
-  r.elapsed_s = std::chrono::duration<double>(SteadyClock::now() - started).count();
-  WriteFile(out + "/ttl_tradeoff.csv", TradeoffCsv(r), &failures);
-  WriteFile(out + "/ttl_tradeoff.svg", TradeoffSvg(r), &failures);
-  WriteFile(out + "/summary.json", SummaryJson(r).dump(2) + "\n", &failures);
-  WriteFile(out + "/report.md", ReportMarkdown(r), &failures);
+void WriteResults(const std::string& out, DemoResults& r) {
+  WriteFile(out + "/ttl_tradeoff.csv", TradeoffCsv(r), &r.failures);
+  WriteFile(out + "/ttl_tradeoff.svg", TradeoffSvg(r), &r.failures);
+  WriteFile(out + "/summary.json", SummaryJson(r).dump(2) + "\n", &r.failures);
+  WriteFile(out + "/report.md", ReportMarkdown(r), &r.failures);
   std::fputs(SummaryText(r).c_str(), stdout);
   std::printf("report: %s\n", (out + "/report.md").c_str());
   std::fflush(stdout);
-  return failures.empty() ? 0 : 1;
+}
+
+int FailToStart(const Error& error) {
+  std::fprintf(stderr, "fence-demo: %s\n", error.message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int RunDemo(const DemoOptions& options) {
+  const auto started = SteadyClock::now();
+  DemoResults r;
+  r.options = options;
+  r.started_at = NowRfc3339();
+  auto out = PrepareOutputDir(options.out_dir);
+  if (!out.ok()) return FailToStart(out.error());
+  auto scratch = ScratchDir::Create();
+  if (!scratch.ok()) return FailToStart(scratch.error());
+  Services s;
+  if (auto up = StartServices(options, (*scratch)->path(), s); !up.ok()) {
+    return FailToStart(up.error());
+  }
+  r.lock_endpoints = Join(s.lock_endpoints, ",");
+  r.store_unfenced_url = s.store_off_url;
+  r.store_fenced_url = s.store_on_url;
+  auto granted = ProbeGrantedTtls(s, options);
+  if (!granted.ok()) return FailToStart(granted.error());
+  r.ttl_asked_ms = options.ttl.count();
+  r.ttl_granted_ms = granted->at(r.ttl_asked_ms);
+
+  RunUnfencedAndFenced(s, *out, r);
+  RunBypassStep(s, *out, r);
+  RunFailoverStep(s, *out, r);
+  RunTradeoffStep(s, *out, *granted, r);
+  r.elapsed_s = std::chrono::duration<double>(SteadyClock::now() - started).count();
+  WriteResults(*out, r);
+  return r.failures.empty() ? 0 : 1;
 }
 
 }  // namespace fence::tools::demo

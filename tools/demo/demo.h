@@ -43,6 +43,7 @@ struct ScheduleOutcome {
   std::vector<LogLine> lines;  // lock service, store, A and B merged by ts
 
   std::optional<std::uint64_t> a_token, b_token;
+  std::optional<std::int64_t> a_granted_ttl_ms;  // ttl_ms of A's elected line
   std::optional<std::int64_t> a_elected_ts, a_pause_ts, a_resumed_ts, a_write_ts;
   std::optional<std::int64_t> a_term_end_ts;  // A's first term-ending event
   std::string a_term_end_event;
@@ -68,7 +69,10 @@ struct StallTrial {
 };
 
 struct TradeoffRow {
-  std::int64_t ttl_ms = 0;
+  std::int64_t ttl_ms = 0;  // the TTL the lock service granted
+  // The TTLs asked (--tradeoff-ttls) that were granted as ttl_ms: more than
+  // one when the service raised or rounded them to the same lease.
+  std::vector<std::int64_t> asked_ms;
   std::vector<std::int64_t> failovers_ms;
   Stats failover;
   std::vector<StallTrial> stalls;
@@ -89,6 +93,10 @@ struct DemoResults {
   DemoOptions options;
   std::string started_at;
   double elapsed_s = 0;
+  // --ttl-ms, and what the lock service granted for it: the TTL the
+  // unfenced, fenced and failover runs used.
+  std::int64_t ttl_asked_ms = 0;
+  std::int64_t ttl_granted_ms = 0;
   std::string lock_endpoints;
   std::string store_unfenced_url, store_fenced_url;
   ScheduleOutcome unfenced, fenced;

@@ -130,6 +130,22 @@ std::string Excerpt(const ScheduleOutcome& o, const std::set<std::string>& event
 
 std::string Check(bool ok) { return ok ? "yes" : "**NO**"; }
 
+// "250;500;1000": the asked TTLs a row's granted TTL stands for.
+std::string AskedList(const TradeoffRow& row, const std::string& sep) {
+  std::string out;
+  for (auto a : row.asked_ms) out += (out.empty() ? "" : sep) + std::to_string(a);
+  return out;
+}
+
+// "TTL 1000 ms (asked 1000 ms)" or "... (asked 250, 500, 1000 ms; granted as 1000 ms)".
+std::string TtlText(std::int64_t granted, const std::vector<std::int64_t>& asked) {
+  std::string list;
+  for (auto a : asked) list += (list.empty() ? "" : ", ") + std::to_string(a);
+  const bool same = asked.size() == 1 && asked.front() == granted;
+  return "TTL " + std::to_string(granted) + " ms (asked " + list + " ms" +
+         (same ? ", granted as asked)" : "; granted " + std::to_string(granted) + " ms)");
+}
+
 }  // namespace
 
 nlohmann::json SummaryJson(const DemoResults& r) {
@@ -154,6 +170,7 @@ nlohmann::json SummaryJson(const DemoResults& r) {
                         {"problem", s.problem}});
     }
     rows.push_back({{"ttl_ms", row.ttl_ms},
+                    {"ttl_asked_ms", row.asked_ms},
                     {"failovers_ms", row.failovers_ms},
                     {"failover", StatsJson(row.failover, row.ttl_ms)},
                     {"stall_trials", row.stall_trials_ok},
@@ -169,7 +186,9 @@ nlohmann::json SummaryJson(const DemoResults& r) {
       {"started_at", r.started_at},
       {"elapsed_s", r.elapsed_s},
       {"backend", r.options.backend},
-      {"ttl_ms", r.options.ttl.count()},
+      {"ttl_ms", r.ttl_granted_ms},
+      {"ttl_asked_ms", r.ttl_asked_ms},
+      {"ttl_granted_ms", r.ttl_granted_ms},
       {"lock_endpoints", r.lock_endpoints},
       {"store_unfenced", r.store_unfenced_url},
       {"store_fenced", r.store_fenced_url},
@@ -182,9 +201,9 @@ nlohmann::json SummaryJson(const DemoResults& r) {
         {"response", r.bypass.body},
         {"store_line", r.bypass.store_line}}},
       {"failover",
-       {{"ttl_ms", r.options.ttl.count()},
+       {{"ttl_ms", r.ttl_granted_ms},
         {"trials", failover_trials},
-        {"stats", StatsJson(r.failover, r.options.ttl.count())}}},
+        {"stats", StatsJson(r.failover, r.ttl_granted_ms)}}},
       {"tradeoff",
        {{"stall_distribution",
          {{"kind", "lognormal"},
@@ -201,7 +220,8 @@ nlohmann::json SummaryJson(const DemoResults& r) {
 std::string TradeoffCsv(const DemoResults& r) {
   std::string csv =
       "ttl_ms,failover_trials,failover_median_ms,failover_min_ms,failover_max_ms,"
-      "failover_median_ratio_to_ttl,stall_trials,false_evictions,false_eviction_rate\n";
+      "failover_median_ratio_to_ttl,stall_trials,false_evictions,false_eviction_rate,"
+      "ttl_asked_ms\n";
   for (const auto& row : r.tradeoff) {
     const double rate =
         row.stall_trials_ok ? static_cast<double>(row.evictions) / row.stall_trials_ok : 0.0;
@@ -210,7 +230,7 @@ std::string TradeoffCsv(const DemoResults& r) {
            std::to_string(row.failover.max) + "," +
            Fixed(row.failover.median / static_cast<double>(std::max<std::int64_t>(1, row.ttl_ms)), 3) +
            "," + std::to_string(row.stall_trials_ok) + "," + std::to_string(row.evictions) + "," +
-           Fixed(rate, 3) + "\n";
+           Fixed(rate, 3) + "," + AskedList(row, ";") + "\n";
   }
   return csv;
 }
@@ -297,8 +317,8 @@ std::string SummaryText(const DemoResults& r) {
   std::ostringstream s;
   const auto& u = r.unfenced;
   const auto& f = r.fenced;
-  s << "fence-demo (" << r.options.backend << ", TTL " << r.options.ttl.count() << " ms, "
-    << Fixed(r.elapsed_s, 1) << " s)\n";
+  s << "fence-demo (" << r.options.backend << ", "
+    << TtlText(r.ttl_granted_ms, {r.ttl_asked_ms}) << ", " << Fixed(r.elapsed_s, 1) << " s)\n";
   s << "  unfenced: A (token " << OptText(u.a_token) << ") stopped " << OptText(u.paused_ms, " ms")
     << "; B (token " << OptText(u.b_token) << ") elected and wrote; A resumed and wrote too: final object is "
     << (u.final_owner.empty() ? std::string("?") : u.final_owner + "'s") << "\n";
@@ -315,11 +335,13 @@ std::string SummaryText(const DemoResults& r) {
   if (r.failover.count > 0) {
     s << "  failover: median " << Fixed(r.failover.median) << " ms (min " << r.failover.min << ", max "
       << r.failover.max << ") over " << r.failover.count << " trials = "
-      << Fixed(r.failover.median / static_cast<double>(r.options.ttl.count()), 2) << " x TTL\n";
+      << Fixed(r.failover.median / static_cast<double>(std::max<std::int64_t>(1, r.ttl_granted_ms)), 2)
+      << " x TTL\n";
   }
   for (const auto& row : r.tradeoff) {
-    s << "  TTL " << row.ttl_ms << " ms: failover median " << Fixed(row.failover.median)
-      << " ms, false evictions " << row.evictions << "/" << row.stall_trials_ok << "\n";
+    s << "  " << TtlText(row.ttl_ms, row.asked_ms) << ": failover median "
+      << Fixed(row.failover.median) << " ms, false evictions " << row.evictions << "/"
+      << row.stall_trials_ok << "\n";
   }
   if (r.failures.empty()) {
     s << "all expected outcomes happened\n";
@@ -330,18 +352,22 @@ std::string SummaryText(const DemoResults& r) {
   return s.str();
 }
 
-std::string ReportMarkdown(const DemoResults& r) {
+namespace {
+
+void ReportHeader(const DemoResults& r, std::ostringstream& md) {
   const auto& u = r.unfenced;
-  const auto& f = r.fenced;
-  const std::int64_t ttl = r.options.ttl.count();
-  std::ostringstream md;
   md << "# Split-brain demo: elect for liveness, fence for safety\n\n"
      << "Generated by `fence-demo` from the run started " << r.started_at << " ("
      << Fixed(r.elapsed_s, 1) << " s). Lock service: **" << r.options.backend << "** at `"
-     << r.lock_endpoints << "`; lease TTL **" << ttl << " ms**; worker A is stopped with a real "
+     << r.lock_endpoints << "`; lease TTL asked " << r.ttl_asked_ms << " ms, **granted "
+     << r.ttl_granted_ms << " ms**; worker A is stopped with a real "
      << "`SIGSTOP` (a helper process sends `SIGCONT`) just before its write, for TTL + margin = "
      << u.pause_ms << " ms. Every figure below comes from this run's logs.\n\n";
+}
 
+void ReportOutcomes(const DemoResults& r, std::ostringstream& md) {
+  const auto& u = r.unfenced;
+  const auto& f = r.fenced;
   md << "## Outcomes\n\n| expected | happened |\n|---|---|\n"
      << "| unfenced: two leaders at once, A's stale write accepted, final object A's | "
      << Check(u.problems.empty()) << " |\n"
@@ -357,7 +383,10 @@ std::string ReportMarkdown(const DemoResults& r) {
     for (const auto& x : r.failures) md << "- " << x << "\n";
     md << "\n";
   }
+}
 
+void ReportUnfenced(const DemoResults& r, std::ostringstream& md) {
+  const auto& u = r.unfenced;
   md << "## 1. Unfenced run (`unfenced.log`)\n\n"
      << "The store runs with `--fencing off` and the workers send no token. A is elected with token t1 = "
      << OptText(u.a_token) << " and stopped before writing, holding a lease with at least "
@@ -376,7 +405,10 @@ std::string ReportMarkdown(const DemoResults& r) {
      << Excerpt(u, {std::string(ev::kElected), std::string(ev::kPauseInjected), std::string(ev::kResumed),
                     std::string(ev::kWriteDone), std::string(ev::kWriteAccepted), std::string(ev::kExpired)})
      << "\n";
+}
 
+void ReportFenced(const DemoResults& r, std::ostringstream& md) {
+  const auto& f = r.fenced;
   md << "## 2. Fenced run (`fenced.log`)\n\n"
      << "The same schedule; the store enforces fencing and every write carries its term's token. "
      << "A (t1 = " << OptText(f.a_token) << ") resumes after " << OptText(f.paused_ms, " ms")
@@ -391,13 +423,18 @@ std::string ReportMarkdown(const DemoResults& r) {
      << Excerpt(f, {std::string(ev::kWriteDone), std::string(ev::kFenced), std::string(ev::kWriteFenced),
                     std::string(ev::kWriteAccepted)})
      << "\n";
+}
 
+void ReportBypass(const DemoResults& r, std::ostringstream& md) {
   md << "## 3. Bypass (`bypass.log`)\n\n"
      << "A plain HTTP PUT straight to the store, not through any lock or worker, carrying the stale token "
      << r.bypass.token << ". The check is in the resource, so it does not matter who sends the write:\n\n"
      << "```\n$ " << r.bypass.curl << "\n```\n\nanswered **" << r.bypass.status << "**:\n\n```json\n"
      << r.bypass.body.dump() << "\n```\n\n";
+}
 
+void ReportFailover(const DemoResults& r, std::ostringstream& md) {
+  const std::int64_t ttl = r.ttl_granted_ms;
   md << "## 4. Failover (`failover/`)\n\n"
      << "From A's pause start (`pause_injected`) to the store accepting the new leader's first write "
      << "(`write_accepted` with B's token), TTL " << ttl << " ms, " << r.failover.count << " trials:\n\n"
@@ -414,7 +451,10 @@ std::string ReportMarkdown(const DemoResults& r) {
        << "after the lease expires (checked in every trial); what it adds is the expiry timer and the "
        << "new leader's grant and write.\n\n";
   }
+}
 
+void ReportTradeoff(const DemoResults& r, std::ostringstream& md) {
+  const std::int64_t ttl = r.ttl_granted_ms;
   const auto& d = r.options.stalls;
   md << "## 5. The TTL trade-off (`ttl_tradeoff.csv`, `ttl_tradeoff.svg`)\n\n"
      << "For each TTL: failover as above (" << r.options.tradeoff_failover_trials
@@ -426,11 +466,11 @@ std::string ReportMarkdown(const DemoResults& r) {
      << d.seed << "**; every TTL faces the same stalls. A leader is falsely evicted when its lease did not "
      << "survive the stall (its first renewal afterwards was refused: `lease_lost`); it was healthy and "
      << "would have carried on.\n\n"
-     << "| TTL (ms) | failover median (ms) | min | max | median / TTL | false evictions | rate |\n"
-     << "|---:|---:|---:|---:|---:|---:|---:|\n";
+     << "| TTL granted (ms) | asked (ms) | failover median (ms) | min | max | median / TTL | false evictions | rate |\n"
+     << "|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& row : r.tradeoff) {
     const double rate = row.stall_trials_ok ? 100.0 * row.evictions / row.stall_trials_ok : 0.0;
-    md << "| " << row.ttl_ms << " | " << Fixed(row.failover.median) << " | " << row.failover.min << " | "
+    md << "| " << row.ttl_ms << " | " << AskedList(row, ", ") << " | " << Fixed(row.failover.median) << " | " << row.failover.min << " | "
        << row.failover.max << " | "
        << Fixed(row.failover.median / static_cast<double>(std::max<std::int64_t>(1, row.ttl_ms)), 2)
        << " | " << row.evictions << "/" << row.stall_trials_ok << " | " << Fixed(rate) << "% |\n";
@@ -452,7 +492,9 @@ std::string ReportMarkdown(const DemoResults& r) {
        << " ms). No TTL removes the stale write: a stall longer than the TTL is rarer with a longer TTL, "
        << "never impossible, and when it happens only the store's fence stops the old leader's write.\n\n";
   }
+}
 
+void ReportFiles(const DemoResults& r, std::ostringstream& md) {
   md << "## Files\n\n"
      << "- `unfenced.log`, `fenced.log`: the lock service's, the store's and both workers' JSON lines, "
         "merged by `ts`\n"
@@ -460,9 +502,48 @@ std::string ReportMarkdown(const DemoResults& r) {
      << "- `failover/*.log`: every failover trial; `stalls/*.log`: every stall trial's worker\n"
      << "- `summary.json`: all outcomes and figures, machine-readable\n"
      << "- `ttl_tradeoff.csv`, `ttl_tradeoff.svg`: the trade-off\n\n"
-     << "Reproduce: `build/bin/fence-demo --out demo-out --ttl-ms " << ttl << " --backend "
+     << "Reproduce: `build/bin/fence-demo --out demo-out --ttl-ms " << r.ttl_asked_ms << " --backend "
      << r.options.backend << "`. Why this works, and why nothing inside the paused process could have "
      << "prevented the stale write: `docs/why-fencing.md`.\n";
+}
+
+// What was asked and what the lock service granted: every pause, failover
+// and sweep row below uses the granted TTL.
+void ReportTtls(const DemoResults& r, std::ostringstream& md) {
+  md << "## Lease TTLs: asked and granted\n\n"
+     << "A lock service may grant a longer lease than asked: etcd raises a TTL below its minimum "
+     << "and counts whole seconds, ZooKeeper negotiates its session timeout (at least 2 ticks); "
+     << "lockd grants what is asked up to its `--max-ttl-ms`. The demo asks " << r.options.backend
+     << " once per TTL before the runs and plans A's pause and every row with the TTL it "
+     << "granted; each run checks that A's `elected` line (`ttl_ms`) says the same.\n\n"
+     << "| asked (ms) | granted by " << r.options.backend << " (ms) | used for |\n|---:|---:|---|\n"
+     << "| " << r.ttl_asked_ms << " | " << r.ttl_granted_ms
+     << " | unfenced, fenced, failover (`--ttl-ms`) |\n";
+  for (const auto& row : r.tradeoff) {
+    for (auto asked : row.asked_ms) {
+      md << "| " << asked << " | " << row.ttl_ms << " | trade-off row " << row.ttl_ms << " ms";
+      if (row.asked_ms.size() > 1) {
+        md << " (asked " << AskedList(row, ", ") << " ms are the same lease: one row, measured once)";
+      }
+      md << " |\n";
+    }
+  }
+  md << "\n";
+}
+
+}  // namespace
+
+std::string ReportMarkdown(const DemoResults& r) {
+  std::ostringstream md;
+  ReportHeader(r, md);
+  ReportOutcomes(r, md);
+  ReportTtls(r, md);
+  ReportUnfenced(r, md);
+  ReportFenced(r, md);
+  ReportBypass(r, md);
+  ReportFailover(r, md);
+  ReportTradeoff(r, md);
+  ReportFiles(r, md);
   return md.str();
 }
 

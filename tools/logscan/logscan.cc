@@ -232,6 +232,159 @@ bool Findings::SplitBrainEvidence() const {
          !regressions.empty();
 }
 
+namespace {
+
+// Pass 2 over the events, in time order: stale writes, fenced writes and
+// token regressions, judged against the leader terms of pass 1.
+class EvidenceScan {
+ public:
+  EvidenceScan(Findings& f, bool have_store_log) : f_(f), have_store_log_(have_store_log) {}
+
+  void Observe(const LogEvent& e) {
+    if (e.component == "worker") {
+      ObserveWorker(e);
+    } else if (e.component == "store") {
+      ObserveStore(e);
+    } else if (e.component == "lockd" && e.event == events::kGranted) {
+      ObserveGrant(e);
+    }
+  }
+
+ private:
+  using SourceKey = std::pair<std::string, std::string>;  // (source, lock or key)
+
+  // The term a write belongs to: the latest election of (owner, term) at or
+  // before the write.
+  const LeaderTerm* TermOfWrite(const std::string& owner, std::uint64_t term,
+                                EpochMillis ts) const {
+    const LeaderTerm* found = nullptr;
+    for (const auto& t : f_.terms) {
+      if (t.owner == owner && t.term == term && t.start <= ts) found = &t;
+    }
+    return found;
+  }
+
+  // The first newer term on the same lock elected after `mine` began and no
+  // later than `ts`. Terms elected before `mine` began belong to an earlier
+  // run or are a regression, reported separately.
+  const LeaderTerm* NewerTermBefore(const LeaderTerm& mine, EpochMillis ts) const {
+    const LeaderTerm* found = nullptr;
+    for (const auto& t : f_.terms) {
+      if (t.lock == mine.lock && t.term > mine.term && t.start > mine.start && t.start <= ts &&
+          (found == nullptr || t.start < found->start)) {
+        found = &t;
+      }
+    }
+    return found;
+  }
+
+  void ObserveWorker(const LogEvent& e) {
+    if (e.event == events::kElected) {
+      ObserveElection(e);
+    } else if (e.event == events::kWriteDone) {
+      ObserveWriteDone(e);
+    } else if (e.event == events::kFenced) {
+      ObserveWorkerFenced(e);
+    }
+  }
+
+  void ObserveElection(const LogEvent& e) {
+    const std::string owner = StringField(e.fields, events::kOwner);
+    const std::string lock = StringField(e.fields, "lock");
+    auto term = TermOf(e);
+    if (!term || lock.empty()) return;
+    auto [it, fresh] = elected_by_lock_.try_emplace({e.source, lock}, *term, owner);
+    if (fresh) return;
+    if (*term < it->second.first || (*term == it->second.first && owner != it->second.second)) {
+      f_.regressions.push_back(
+          {"leader_term", lock, it->second.first, *term, e.ts, {e.source, e.line}});
+    }
+    if (*term > it->second.first) it->second = {*term, owner};
+  }
+
+  void ObserveWriteDone(const LogEvent& e) {
+    const std::string owner = StringField(e.fields, events::kOwner);
+    auto term = TermOf(e);
+    const LeaderTerm* mine = term ? TermOfWrite(owner, *term, e.ts) : nullptr;
+    const LeaderTerm* newer = mine ? NewerTermBefore(*mine, e.ts) : nullptr;
+    if (newer == nullptr) return;
+    f_.stale_writes.push_back({WriteOutcome::kLanded, mine->lock, owner,
+                               StringField(e.fields, events::kKey), mine->term, newer->term,
+                               newer->owner, e.ts, {e.source, e.line}});
+  }
+
+  void ObserveWorkerFenced(const LogEvent& e) {
+    const std::string owner = StringField(e.fields, events::kOwner);
+    const std::string key = StringField(e.fields, events::kKey);
+    auto term = TermOf(e);
+    const auto highest = UintField(e.fields, events::kHighestToken);
+    StaleWrite w{WriteOutcome::kRejected, "", owner, key, term.value_or(0), highest.value_or(0),
+                 "", e.ts, {e.source, e.line}};
+    if (const LeaderTerm* mine = term ? TermOfWrite(owner, *term, e.ts) : nullptr) {
+      w.lock = mine->lock;
+      if (const LeaderTerm* newer = NewerTermBefore(*mine, e.ts)) {
+        w.newer_owner = newer->owner;
+        if (!highest) w.newer_term = newer->term;
+      }
+    }
+    f_.stale_writes.push_back(w);
+    if (!have_store_log_) {
+      f_.fenced_writes.push_back({"worker", key, owner, UintField(e.fields, events::kToken),
+                                  highest, e.ts, {e.source, e.line}});
+    }
+  }
+
+  void ObserveStore(const LogEvent& e) {
+    const Where where{e.source, e.line};
+    const std::string key = StringField(e.fields, events::kKey);
+    const auto token = UintField(e.fields, events::kToken);
+    const auto highest = UintField(e.fields, events::kHighestToken);
+    const bool mutation = e.event == events::kWriteAccepted || e.event == events::kFenceRaised ||
+                          e.event == events::kWriteFenced;
+    if (mutation && highest && !key.empty()) {
+      auto [it, fresh] = highest_by_key_.try_emplace({e.source, key}, *highest);
+      if (!fresh && *highest < it->second) {
+        f_.regressions.push_back({"store_fence", key, it->second, *highest, e.ts, where});
+      }
+      it->second = std::max(it->second, *highest);
+    }
+    if (e.event == events::kWriteAccepted && token && !key.empty()) {
+      // With fencing on this cannot happen; with fencing off (or a lost
+      // fence) it is an old leader's write overwriting a newer one.
+      auto [it, fresh] = accepted_by_key_.try_emplace({e.source, key}, *token);
+      if (!fresh && *token < it->second) {
+        f_.stale_writes.push_back(
+            {WriteOutcome::kLanded, "", "", key, *token, it->second, "", e.ts, where});
+      }
+      it->second = std::max(it->second, *token);
+    } else if (e.event == events::kWriteFenced) {
+      f_.fenced_writes.push_back({"store", key, "", token, highest, e.ts, where});
+    }
+  }
+
+  void ObserveGrant(const LogEvent& e) {
+    const auto token = UintField(e.fields, events::kToken);
+    if (!token) return;
+    auto [it, fresh] = lockd_highest_grant_.try_emplace(e.source, *token);
+    if (fresh) return;
+    // lockd's tokens strictly increase across all locks and restarts.
+    if (*token <= it->second) {
+      f_.regressions.push_back({"lockd_grant", StringField(e.fields, "name"), it->second, *token,
+                                e.ts, {e.source, e.line}});
+    }
+    it->second = std::max(it->second, *token);
+  }
+
+  Findings& f_;
+  const bool have_store_log_;
+  std::map<SourceKey, std::uint64_t> accepted_by_key_;
+  std::map<SourceKey, std::uint64_t> highest_by_key_;
+  std::map<std::string, std::uint64_t> lockd_highest_grant_;
+  std::map<SourceKey, std::pair<std::uint64_t, std::string>> elected_by_lock_;
+};
+
+}  // namespace
+
 Findings Analyze(std::vector<LogEvent> events, InputStats input) {
   Findings f;
   f.input = std::move(input);
@@ -241,7 +394,6 @@ Findings Analyze(std::vector<LogEvent> events, InputStats input) {
     f.first_ts = events.front().ts;
     f.last_ts = events.back().ts;
   }
-
   // Pass 1: leader terms from the workers' lines.
   WorkerTerms worker_terms;
   for (const auto& e : events) {
@@ -249,131 +401,12 @@ Findings Analyze(std::vector<LogEvent> events, InputStats input) {
   }
   f.terms = worker_terms.Finish(f.last_ts.value_or(0));
   f.overlaps = FindOverlaps(f.terms);
-
-  // The term a write belongs to: the latest election of (owner, term) at or
-  // before the write.
-  auto term_of_write = [&](const std::string& owner, std::uint64_t term,
-                           EpochMillis ts) -> const LeaderTerm* {
-    const LeaderTerm* found = nullptr;
-    for (const auto& t : f.terms) {
-      if (t.owner == owner && t.term == term && t.start <= ts) found = &t;
-    }
-    return found;
-  };
-  // The first newer term on the same lock elected after `mine` began and no
-  // later than `ts`. Terms elected before `mine` began belong to an earlier
-  // run or are a regression, reported separately.
-  auto newer_term_before = [&](const LeaderTerm& mine, EpochMillis ts) -> const LeaderTerm* {
-    const LeaderTerm* found = nullptr;
-    for (const auto& t : f.terms) {
-      if (t.lock == mine.lock && t.term > mine.term && t.start > mine.start &&
-          t.start <= ts && (found == nullptr || t.start < found->start)) {
-        found = &t;
-      }
-    }
-    return found;
-  };
-
+  // Pass 2: writes and tokens.
   const bool have_store_log = std::any_of(events.begin(), events.end(), [](const LogEvent& e) {
     return e.component == "store";
   });
-  std::map<std::pair<std::string, std::string>, std::uint64_t> accepted_by_key;
-  std::map<std::pair<std::string, std::string>, std::uint64_t> highest_by_key;
-  std::map<std::string, std::uint64_t> lockd_highest_grant;
-  std::map<std::pair<std::string, std::string>, std::pair<std::uint64_t, std::string>>
-      elected_by_lock;
-
-  for (const auto& e : events) {
-    const Where where{e.source, e.line};
-    const std::string key = StringField(e.fields, events::kKey);
-    if (e.component == "worker") {
-      const std::string owner = StringField(e.fields, events::kOwner);
-      if (e.event == events::kElected) {
-        const std::string lock = StringField(e.fields, "lock");
-        auto term = TermOf(e);
-        if (term && !lock.empty()) {
-          auto [it, fresh] = elected_by_lock.try_emplace({e.source, lock}, *term, owner);
-          if (!fresh) {
-            if (*term < it->second.first ||
-                (*term == it->second.first && owner != it->second.second)) {
-              f.regressions.push_back(
-                  {"leader_term", lock, it->second.first, *term, e.ts, where});
-            }
-            if (*term > it->second.first) it->second = {*term, owner};
-          }
-        }
-      } else if (e.event == events::kWriteDone) {
-        auto term = TermOf(e);
-        const LeaderTerm* mine = term ? term_of_write(owner, *term, e.ts) : nullptr;
-        const LeaderTerm* newer = mine ? newer_term_before(*mine, e.ts) : nullptr;
-        if (newer != nullptr) {
-          f.stale_writes.push_back({WriteOutcome::kLanded, mine->lock, owner, key, mine->term,
-                                    newer->term, newer->owner, e.ts, where});
-        }
-      } else if (e.event == events::kFenced) {
-        auto term = TermOf(e);
-        const auto highest = UintField(e.fields, events::kHighestToken);
-        StaleWrite w{WriteOutcome::kRejected, "", owner, key, term.value_or(0),
-                     highest.value_or(0), "", e.ts, where};
-        if (const LeaderTerm* mine = term ? term_of_write(owner, *term, e.ts) : nullptr) {
-          w.lock = mine->lock;
-          if (const LeaderTerm* newer = newer_term_before(*mine, e.ts)) {
-            w.newer_owner = newer->owner;
-            if (!highest) w.newer_term = newer->term;
-          }
-        }
-        f.stale_writes.push_back(w);
-        if (!have_store_log) {
-          f.fenced_writes.push_back({"worker", key, owner, UintField(e.fields, events::kToken),
-                                     highest, e.ts, where});
-        }
-      }
-      continue;
-    }
-
-    if (e.component == "store") {
-      const auto token = UintField(e.fields, events::kToken);
-      const auto highest = UintField(e.fields, events::kHighestToken);
-      const bool mutation = e.event == events::kWriteAccepted ||
-                            e.event == events::kFenceRaised || e.event == events::kWriteFenced;
-      if (mutation && highest && !key.empty()) {
-        auto [it, fresh] = highest_by_key.try_emplace({e.source, key}, *highest);
-        if (!fresh) {
-          if (*highest < it->second) {
-            f.regressions.push_back({"store_fence", key, it->second, *highest, e.ts, where});
-          }
-          it->second = std::max(it->second, *highest);
-        }
-      }
-      if (e.event == events::kWriteAccepted && token && !key.empty()) {
-        // With fencing on this cannot happen; with fencing off (or a lost
-        // fence) it is an old leader's write overwriting a newer one.
-        auto [it, fresh] = accepted_by_key.try_emplace({e.source, key}, *token);
-        if (!fresh && *token < it->second) {
-          f.stale_writes.push_back(
-              {WriteOutcome::kLanded, "", "", key, *token, it->second, "", e.ts, where});
-        }
-        it->second = std::max(it->second, *token);
-      } else if (e.event == events::kWriteFenced) {
-        f.fenced_writes.push_back({"store", key, "", token, highest, e.ts, where});
-      }
-      continue;
-    }
-
-    if (e.component == "lockd" && e.event == events::kGranted) {
-      const auto token = UintField(e.fields, events::kToken);
-      if (!token) continue;
-      auto [it, fresh] = lockd_highest_grant.try_emplace(e.source, *token);
-      if (!fresh) {
-        // lockd's tokens strictly increase across all locks and restarts.
-        if (*token <= it->second) {
-          f.regressions.push_back(
-              {"lockd_grant", StringField(e.fields, "name"), it->second, *token, e.ts, where});
-        }
-        it->second = std::max(it->second, *token);
-      }
-    }
-  }
+  EvidenceScan scan(f, have_store_log);
+  for (const auto& e : events) scan.Observe(e);
   return f;
 }
 

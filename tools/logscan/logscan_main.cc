@@ -71,6 +71,45 @@ void ScanStream(std::istream& in, const std::string& source,
   if (!line.empty() || oversized) finish_line();
 }
 
+// Reads every input ("-" is stdin). False, with the reason logged, when a
+// file cannot be read or the whole input holds no log event of ours.
+bool ReadInputs(const std::vector<std::string>& inputs,
+                std::vector<fence::tools::logscan::LogEvent>& events,
+                fence::tools::logscan::InputStats& stats) {
+  for (const auto& input : inputs) {
+    stats.sources.push_back(input);
+    if (input == "-") {
+      ScanStream(std::cin, "-", events, stats);
+      continue;
+    }
+    std::ifstream file(input, std::ios::binary);
+    if (!file) {
+      fence::log::Error("input_unreadable",
+                        {{"path", input},
+                         {"message", std::string("cannot read the log file: ") +
+                                         std::strerror(errno)}});
+      return false;
+    }
+    ScanStream(file, input, events, stats);
+    if (file.bad()) {
+      fence::log::Error("input_unreadable",
+                        {{"path", input}, {"message", "read error in the log file"}});
+      return false;
+    }
+  }
+  if (events.empty()) {
+    // "Clean" would be a lie about logs that are not ours (a wrong file, an
+    // empty pipe): nothing was checked.
+    fence::log::Error("no_events",
+                      {{"lines", stats.lines},
+                       {"message", "no JSON log events (objects with ts, component and "
+                                   "event) in the input; expected the JSON-lines logs of "
+                                   "fence-worker, fence-store or fence-lockd"}});
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -97,37 +136,7 @@ int main(int argc, char** argv) {
   if (inputs.empty()) inputs.push_back("-");
   std::vector<fence::tools::logscan::LogEvent> events;
   fence::tools::logscan::InputStats stats;
-  for (const auto& input : inputs) {
-    stats.sources.push_back(input);
-    if (input == "-") {
-      ScanStream(std::cin, "-", events, stats);
-      continue;
-    }
-    std::ifstream file(input, std::ios::binary);
-    if (!file) {
-      fence::log::Error("input_unreadable",
-                        {{"path", input},
-                         {"message", std::string("cannot read the log file: ") +
-                                         std::strerror(errno)}});
-      return 2;
-    }
-    ScanStream(file, input, events, stats);
-    if (file.bad()) {
-      fence::log::Error("input_unreadable",
-                        {{"path", input}, {"message", "read error in the log file"}});
-      return 2;
-    }
-  }
-  if (events.empty()) {
-    // "Clean" would be a lie about logs that are not ours (a wrong file, an
-    // empty pipe): nothing was checked.
-    fence::log::Error("no_events",
-                      {{"lines", stats.lines},
-                       {"message", "no JSON log events (objects with ts, component and "
-                                   "event) in the input; expected the JSON-lines logs of "
-                                   "fence-worker, fence-store or fence-lockd"}});
-    return 2;
-  }
+  if (!ReadInputs(inputs, events, stats)) return 2;
 
   const auto findings = fence::tools::logscan::Analyze(std::move(events), std::move(stats));
   if (json) {

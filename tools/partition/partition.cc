@@ -197,14 +197,21 @@ class Stage {
     log::Warn("expectation_failed", {{"scenario", r_.name}, {"problem", what}});
   }
 
-  bool WaitListening(const std::string& role) {
-    ChildProcess* p = Proc(role);
-    if (p == nullptr) return false;
-    auto port = p->WaitForListeningPort(kStartTimeout);
-    if (!port.ok()) {
-      Problem(role + " did not start listening: " + port.error().message);
+  // One of our daemons, listening at the role's address and `port`.
+  bool StartDaemon(const std::string& role, std::vector<std::string> argv, int port) {
+    auto command = ns_.Command(role, std::move(argv), r_.dir + "/" + role + ".log");
+    if (!command.ok()) {
+      Problem("could not start " + role + ": " + command.error().message);
       return false;
     }
+    auto daemon = StartListeningDaemon(
+        std::move(*command), RoleOf(role).address + ":" + std::to_string(port), kStartTimeout);
+    if (!daemon.ok()) {
+      Problem(role + " did not start listening: " + daemon.error().message);
+      return false;
+    }
+    order_.push_back(role);
+    procs_[role] = std::move(daemon->process);
     return true;
   }
 
@@ -235,11 +242,12 @@ class Stage {
 };
 
 bool StartEtcdCluster(Stage& stage, const std::string& data_dir) {
-  const std::string etcd = FindProgram("etcd");
-  if (etcd.empty()) {
+  const auto etcd_path = FindProgram("etcd");
+  if (!etcd_path) {
     stage.Problem("etcd is not on PATH; install etcd-server (deploy/install-deps.sh)");
     return false;
   }
+  const std::string& etcd = *etcd_path;
   std::string cluster;
   for (const char* m : {"m1", "m2", "m3"}) {
     cluster += std::string(cluster.empty() ? "" : ",") + m + "=" +
@@ -278,10 +286,8 @@ bool StartEtcdCluster(Stage& stage, const std::string& data_dir) {
 }
 
 bool StartStore(Stage& stage, const std::string& data_dir) {
-  return stage.Start("store", {SiblingBinary("fence-store"), "--listen",
-                               RoleOf("store").address + ":" + std::to_string(kStorePort),
-                               "--data-dir", data_dir + "/store"}) &&
-         stage.WaitListening("store");
+  return stage.StartDaemon("store", {SiblingBinary("fence-store"), "--data-dir", data_dir + "/store"},
+                           kStorePort);
 }
 
 std::vector<std::string> EtcdWorker(const std::string& id, const std::string& endpoints,
@@ -338,13 +344,15 @@ json After(const ScenarioResult& r, const std::optional<json>& line) {
   return ts ? json(*ts - r.cut_ts) : json(nullptr);
 }
 
-// Quorum lock (worker_cut = false) or healthy lock service with only A cut
-// off (worker_cut = true).
-void RunEtcdScenario(Namespace& ns, ScenarioResult& r, const std::string& data_dir,
-                     bool worker_cut) {
-  Stage stage(ns, r);
-  if (!StartEtcdCluster(stage, data_dir) || !StartStore(stage, data_dir)) return;
-  r.ran = true;
+// What the etcd scenarios observed, as the processes logged it.
+struct EtcdObserved {
+  std::optional<json> a_elected, b_elected, b_written, a_end;
+  std::optional<int> c_exit;
+};
+
+// Step 1: leader A (renewing often, stopped before its write) and standby B
+// waiting on the lock.
+bool StartLeaderAndStandby(Stage& stage, ScenarioResult& r, bool worker_cut, EtcdObserved& seen) {
   const std::string a_endpoints = worker_cut ? Endpoints({"m1", "m2", "m3"}) : Endpoints({"m3"});
   const std::string b_endpoints =
       worker_cut ? Endpoints({"m1", "m2", "m3"}) : Endpoints({"m1", "m2"});
@@ -355,20 +363,28 @@ void RunEtcdScenario(Namespace& ns, ScenarioResult& r, const std::string& data_d
                                     "--work-ms", std::to_string(kEtcdWorkMs), "--inject-pause",
                                     "before-write:" + std::to_string(kEtcdPauseMs) + "ms",
                                     "--acquire-timeout-ms", "20000"}))) {
-    return;
+    return false;
   }
-  auto a_elected = stage.WaitEvent("A", {ev::kElected}, kEventTimeout);
-  if (!a_elected) {
+  seen.a_elected = stage.WaitEvent("A", {ev::kElected}, kEventTimeout);
+  if (!seen.a_elected) {
     stage.Problem("A was not elected");
-    return;
+    return false;
   }
   if (!stage.Start("B", EtcdWorker("B", b_endpoints,
                                    {"--wait-ms", "1000", "--hold-renewals", "2",
                                     "--acquire-timeout-ms", "40000"})) ||
       !stage.WaitEvent("B", {ev::kAcquiring}, kEventTimeout)) {
     stage.Problem("B did not start acquiring");
-    return;
+    return false;
   }
+  return true;
+}
+
+// Step 2: the cut; on the quorum scenario a client C on A's side asks the
+// minority member for the lock; B is elected and writes; then the heal.
+// False if the cut could not be made.
+bool CutElectAndHeal(Namespace& ns, Stage& stage, ScenarioResult& r, bool worker_cut,
+                     EtcdObserved& seen) {
   partition::Cut cut;
   if (worker_cut) {
     cut = {"worker-cut", {{"A"}, {"m1", "m2", "m3"}}};
@@ -376,116 +392,157 @@ void RunEtcdScenario(Namespace& ns, ScenarioResult& r, const std::string& data_d
     cut = {"minority-cut", {{"m3", "A", "C"}, {"m1", "m2", "B"}}};
   }
   Cut(ns, stage, r, cut);
-  if (!r.problems.empty()) return;
+  if (!r.problems.empty()) return false;
   if (!worker_cut) {
-    // A client on A's side of the cut asks the minority member for the lock.
     stage.Start("C", EtcdWorker("C", Endpoints({"m3"}),
                                 {"--wait-ms", "1000", "--acquire-timeout-ms",
                                  std::to_string(kProbeTimeoutMs)}));
   }
-  auto b_elected = stage.WaitEvent("B", {ev::kElected}, kEventTimeout);
-  auto b_written = b_elected ? stage.WaitEvent("B", {ev::kWriteDone, ev::kFenced, ev::kSteppedDown},
-                                               kEventTimeout)
-                             : std::nullopt;
-  std::optional<int> c_exit;
-  if (!worker_cut) c_exit = stage.ExitCode("C", kEventTimeout);
+  seen.b_elected = stage.WaitEvent("B", {ev::kElected}, kEventTimeout);
+  if (seen.b_elected) {
+    seen.b_written =
+        stage.WaitEvent("B", {ev::kWriteDone, ev::kFenced, ev::kSteppedDown}, kEventTimeout);
+  }
+  if (!worker_cut) seen.c_exit = stage.ExitCode("C", kEventTimeout);
   Heal(ns, stage, r);
-  auto a_end = stage.WaitEvent("A", {ev::kWriteDone, ev::kFenced, ev::kSteppedDown, ev::kLeaseLost},
+  return true;
+}
+
+// Step 3: A wakes after the heal and writes (or does not).
+void AwaitStaleLeader(Stage& stage, EtcdObserved& seen) {
+  seen.a_end = stage.WaitEvent("A", {ev::kWriteDone, ev::kFenced, ev::kSteppedDown, ev::kLeaseLost},
                                milliseconds(kEtcdPauseMs + 20000));
   // A's write (or its absence) is what the scenario is about; give it its
   // own bounded wait past the lease-lost line.
-  if (a_end && IsEvent(*a_end, ev::kLeaseLost)) {
-    a_end = stage.WaitEvent("A", {ev::kWriteDone, ev::kFenced, ev::kSteppedDown}, kEventTimeout);
+  if (seen.a_end && IsEvent(*seen.a_end, ev::kLeaseLost)) {
+    seen.a_end = stage.WaitEvent("A", {ev::kWriteDone, ev::kFenced, ev::kSteppedDown}, kEventTimeout);
   }
   stage.ExitCode("A", milliseconds(10000));
   stage.ExitCode("B", milliseconds(15000));
   stage.StopAll();
+}
 
-  // Facts.
-  const auto a_token = a_elected ? UintOf(*a_elected, "token") : std::nullopt;
-  const auto b_token = b_elected ? UintOf(*b_elected, "token") : std::nullopt;
+// Renewal attempts of A that failed while A still ran (before its stop).
+int RenewalFailuresBefore(Stage& stage, std::optional<std::int64_t> stop_ts) {
+  int failures = 0;
+  for (const char* event : {"lock_endpoint_failed", "renewal_failed"}) {
+    for (const auto& line : stage.Events("A", event)) {
+      auto ts = TsOf(line);
+      if (ts && stop_ts && *ts <= *stop_ts) ++failures;
+    }
+  }
+  return failures;
+}
+
+// Step 4: the facts and figures (ms after the cut) of A and B.
+void RecordEtcdFacts(Stage& stage, ScenarioResult& r, const EtcdObserved& seen) {
+  const auto a_token = seen.a_elected ? UintOf(*seen.a_elected, "token") : std::nullopt;
+  const auto b_token = seen.b_elected ? UintOf(*seen.b_elected, "token") : std::nullopt;
   auto a_pause = stage.First("A", ev::kPauseInjected);
-  auto a_resumed = stage.First("A", ev::kResumed);
   auto a_lease_lost = stage.First("A", ev::kLeaseLost);
   auto a_fenced = stage.First("A", ev::kFenced);
   auto a_written = stage.First("A", ev::kWriteDone);
   r.facts["a_token"] = a_token ? json(*a_token) : json(nullptr);
   r.facts["b_token"] = b_token ? json(*b_token) : json(nullptr);
-  r.facts["a_outcome"] = a_fenced ? "fenced" : a_written ? "write_done" : a_end ? (*a_end)["event"] : json("none");
+  r.facts["a_outcome"] = a_fenced    ? json("fenced")
+                         : a_written ? json("write_done")
+                         : seen.a_end ? (*seen.a_end)["event"]
+                                      : json("none");
   r.facts["a_store_answer"] = a_fenced && a_fenced->contains("store_answer")
                                   ? (*a_fenced)["store_answer"]
                                   : json(nullptr);
-  r.facts["b_outcome"] = b_written ? (*b_written)["event"] : json("none");
-  // Renewal attempts of A that failed while A still ran (before its stop).
-  int a_renewal_failures = 0;
+  r.facts["b_outcome"] = seen.b_written ? (*seen.b_written)["event"] : json("none");
   const auto a_pause_ts = a_pause ? TsOf(*a_pause) : std::nullopt;
-  for (const auto& line : stage.Events("A", "lock_endpoint_failed")) {
-    auto ts = TsOf(line);
-    if (ts && a_pause_ts && *ts <= *a_pause_ts) ++a_renewal_failures;
-  }
-  for (const auto& line : stage.Events("A", "renewal_failed")) {
-    auto ts = TsOf(line);
-    if (ts && a_pause_ts && *ts <= *a_pause_ts) ++a_renewal_failures;
-  }
-  r.facts["a_renewal_failures_before_stop"] = a_renewal_failures;
+  r.facts["a_renewal_failures_before_stop"] = RenewalFailuresBefore(stage, a_pause_ts);
   if (a_lease_lost) r.facts["a_lease_lost_reason"] = (*a_lease_lost).value("reason", "");
 
-  // Figures, in ms after the cut.
-  r.figures["a_elected"] = After(r, a_elected);
+  r.figures["a_elected"] = After(r, seen.a_elected);
   if (a_pause && a_pause_ts) {
     const std::int64_t left = (*a_pause).value("lease_remaining_ms", std::int64_t{0});
     // A's own lower bound of its lease: the server's expiry is no earlier.
     r.figures["a_lease_expired_client_bound"] = *a_pause_ts + left - r.cut_ts;
     r.figures["a_stopped_before_write"] = *a_pause_ts - r.cut_ts;
   }
-  r.figures["b_elected"] = After(r, b_elected);
-  r.figures["b_write"] = After(r, b_written);
+  r.figures["b_elected"] = After(r, seen.b_elected);
+  r.figures["b_write"] = After(r, seen.b_written);
   r.figures["heal"] = r.heal_ts - r.cut_ts;
-  r.figures["a_resumed"] = After(r, a_resumed);
+  r.figures["a_resumed"] = After(r, stage.First("A", ev::kResumed));
   r.figures["a_write_fenced"] = After(r, a_fenced);
   r.figures["a_lease_lost_logged"] = After(r, a_lease_lost);
+}
 
-  // Expectations.
-  if (!b_elected) stage.Problem("B was not elected on the majority side");
+// Step 5: what must hold for A and B: B elected on the majority with a
+// higher token, only after A's lease could have expired; A fenced by B's
+// token after the heal.
+void CheckEtcdLeaders(Stage& stage, ScenarioResult& r, const EtcdObserved& seen) {
+  const auto a_token = seen.a_elected ? UintOf(*seen.a_elected, "token") : std::nullopt;
+  const auto b_token = seen.b_elected ? UintOf(*seen.b_elected, "token") : std::nullopt;
+  auto a_fenced = stage.First("A", ev::kFenced);
+  if (!seen.b_elected) stage.Problem("B was not elected on the majority side");
   if (a_token && b_token && !(*b_token > *a_token)) {
     stage.Problem("B's token " + std::to_string(*b_token) + " is not above A's " +
                   std::to_string(*a_token));
   }
-  if (!b_written || !IsEvent(*b_written, ev::kWriteDone)) stage.Problem("B's write was not accepted");
+  if (!seen.b_written || !IsEvent(*seen.b_written, ev::kWriteDone)) {
+    stage.Problem("B's write was not accepted");
+  }
   if (!a_fenced) {
-    stage.Problem(a_written ? "A's stale write was ACCEPTED" : "A made no write that was fenced");
+    stage.Problem(stage.First("A", ev::kWriteDone) ? "A's stale write was ACCEPTED"
+                                                   : "A made no write that was fenced");
   } else if (b_token && UintOf(*a_fenced, "highest_token") != b_token) {
     stage.Problem("A was fenced by a token other than B's");
   }
-  if (a_resumed && r.heal_ts != 0) {
+  if (auto a_resumed = stage.First("A", ev::kResumed); a_resumed && r.heal_ts != 0) {
     auto ts = TsOf(*a_resumed);
     if (ts && *ts < r.heal_ts) stage.Problem("A resumed before the heal; its write was not after it");
   }
-  if (a_pause_ts && b_elected) {
+  auto a_pause = stage.First("A", ev::kPauseInjected);
+  const auto a_pause_ts = a_pause ? TsOf(*a_pause) : std::nullopt;
+  if (a_pause_ts && seen.b_elected) {
     const std::int64_t bound = *a_pause_ts + (*a_pause).value("lease_remaining_ms", std::int64_t{0});
-    auto b_ts = TsOf(*b_elected);
+    auto b_ts = TsOf(*seen.b_elected);
     // etcd must not elect B while A's lease could still be valid.
     if (b_ts && *b_ts < bound) stage.Problem("B was elected before A's lease could have expired");
     r.facts["a_lease_expired_before_b_elected"] = b_ts && *b_ts >= bound;
   }
-  if (!worker_cut) {
-    auto c_unavailable = stage.Events("C", "lock_unavailable");
-    auto c_timeout = stage.First("C", "acquire_timeout");
-    auto c_elected = stage.First("C", ev::kElected);
-    r.facts["c_exit_code"] = c_exit ? json(*c_exit) : json(nullptr);
-    r.facts["c_failed_attempts"] = c_unavailable.size();
-    r.facts["c_elected"] = c_elected.has_value();
-    if (!c_unavailable.empty()) {
-      r.facts["c_first_error"] = c_unavailable.front().value("message", "");
-    }
-    r.figures["c_first_failure"] = c_unavailable.empty() ? json(nullptr) : After(r, c_unavailable.front());
-    r.figures["c_gave_up"] = After(r, c_timeout);
-    if (c_elected) stage.Problem("C acquired the lock through the minority member");
-    if (!c_timeout) stage.Problem("C did not give up acquiring through the minority member");
+}
+
+// Step 6 (quorum scenario): the minority side could neither renew nor
+// acquire.
+void CheckMinority(Stage& stage, ScenarioResult& r, const EtcdObserved& seen) {
+  auto c_unavailable = stage.Events("C", "lock_unavailable");
+  auto c_timeout = stage.First("C", "acquire_timeout");
+  auto c_elected = stage.First("C", ev::kElected);
+  r.facts["c_exit_code"] = seen.c_exit ? json(*seen.c_exit) : json(nullptr);
+  r.facts["c_failed_attempts"] = c_unavailable.size();
+  r.facts["c_elected"] = c_elected.has_value();
+  if (!c_unavailable.empty()) {
+    r.facts["c_first_error"] = c_unavailable.front().value("message", "");
   }
-  if (!worker_cut && a_renewal_failures == 0) {
+  r.figures["c_first_failure"] =
+      c_unavailable.empty() ? json(nullptr) : After(r, c_unavailable.front());
+  r.figures["c_gave_up"] = After(r, c_timeout);
+  if (c_elected) stage.Problem("C acquired the lock through the minority member");
+  if (!c_timeout) stage.Problem("C did not give up acquiring through the minority member");
+  if (r.facts.value("a_renewal_failures_before_stop", 0) == 0) {
     stage.Problem("no failed renewal of A was logged during the cut");
   }
+}
+
+// Quorum lock (worker_cut = false) or healthy lock service with only A cut
+// off (worker_cut = true): a list of steps.
+void RunEtcdScenario(Namespace& ns, ScenarioResult& r, const std::string& data_dir,
+                     bool worker_cut) {
+  Stage stage(ns, r);
+  if (!StartEtcdCluster(stage, data_dir) || !StartStore(stage, data_dir)) return;
+  r.ran = true;
+  EtcdObserved seen;
+  if (!StartLeaderAndStandby(stage, r, worker_cut, seen)) return;
+  if (!CutElectAndHeal(ns, stage, r, worker_cut, seen)) return;
+  AwaitStaleLeader(stage, seen);
+  RecordEtcdFacts(stage, r, seen);
+  CheckEtcdLeaders(stage, r, seen);
+  if (!worker_cut) CheckMinority(stage, r, seen);
 }
 
 std::vector<std::string> NaiveWorker(const std::string& id, std::vector<std::string> extra) {
@@ -503,10 +560,10 @@ std::vector<std::string> NaiveWorker(const std::string& id, std::vector<std::str
 void RunNaiveScenario(Namespace& ns, ScenarioResult& r, const std::string& data_dir) {
   Stage stage(ns, r);
   for (const char* server : {"primary", "standby"}) {
-    if (!stage.Start(server, {SiblingBinary("fence-lockd"), "--listen",
-                              RoleOf(server).address + ":" + std::to_string(kLockdPort),
-                              "--data-dir", data_dir + "/" + server, "--max-ttl-ms", "10000"}) ||
-        !stage.WaitListening(server)) {
+    if (!stage.StartDaemon(server,
+                           {SiblingBinary("fence-lockd"), "--data-dir", data_dir + "/" + server,
+                            "--max-ttl-ms", "10000"},
+                           kLockdPort)) {
       return;
     }
   }
@@ -636,16 +693,11 @@ std::vector<TimelineLine> BuildTimeline(ScenarioResult& r) {
 void RunLogscan(ScenarioResult& r) {
   const std::string timeline = r.dir + "/timeline.log";
   auto run = [&](std::vector<std::string> argv, std::string& out) -> std::optional<int> {
-    auto child = ChildProcess::Start({std::move(argv), "", {}});
-    if (!child.ok()) return std::nullopt;
-    auto status = (*child)->WaitExit(milliseconds(30000));
-    if (!status) {
-      (*child)->Kill();
-      return std::nullopt;
-    }
-    for (const auto& line : (*child)->Lines()) out += line + "\n";
-    if (!WIFEXITED(*status)) return std::nullopt;
-    return WEXITSTATUS(*status);
+    auto done = RunToCompletion({std::move(argv), "", {}}, milliseconds(30000));
+    if (!done.ok()) return std::nullopt;
+    out += done->Output();
+    if (done->exit_code < 0) return std::nullopt;
+    return done->exit_code;
   };
   std::string json_text;
   auto code = run({SiblingBinary("fence-logscan"), "--json", timeline}, json_text);
@@ -706,7 +758,8 @@ std::optional<std::string> SetUpSignals(std::atomic<bool>& done, std::string ns_
     sigwait(&signals, &sig);
     if (done.load() || sig == SIGUSR1) return;
     log::Warn("interrupted", {{"signal", sig}, {"namespace", ns_name}});
-    (void)RunCommand({FindProgram("ip"), "netns", "delete", ns_name}, milliseconds(5000));
+    (void)RunCommand({FindProgram("ip").value_or("ip"), "netns", "delete", ns_name},
+                     milliseconds(5000));
     _exit(128 + sig);
   });
   return std::nullopt;

@@ -10,29 +10,13 @@
 #include "common/cli.h"
 #include "common/logging.h"
 
-int main(int argc, char** argv) {
-  namespace part = fence::tools::partition;
-  const std::string program = "fence-partition";
-  CLI::App app{
-      "fence-partition: the partition experiment. In a network namespace of its own it runs "
-      "three scenarios with real processes and iptables cuts: 'etcd' (a 3-member etcd "
-      "cluster, leader A cut off with the minority member: A's lease expires, B is elected "
-      "on the majority side with a higher token, A's stale write is fenced after the heal), "
-      "'naive' (a primary and a standby fence-lockd with their own counters: both sides "
-      "elect a leader and the stale leader's write is accepted) and 'worker-cut' (only A is "
-      "cut off from a healthy etcd: fenced). Writes per-scenario logs, summary.json and "
-      "report.md into --out. Needs root. Exit 0: every expected outcome happened; 1: not; "
-      "3: this machine cannot run it.",
-      program};
-  part::PartitionOptions options;
-  std::string scenarios = "etcd,naive,worker-cut";
-  app.add_option("--out", options.out_dir, "output folder")->capture_default_str();
-  app.add_option("--scenarios", scenarios, "comma-separated subset of etcd,naive,worker-cut")
-      ->capture_default_str();
+namespace {
 
-  // The naive scenario's workers: fence-worker's loop over a primary lockd
-  // with a fallback to a standby. Started by the experiment itself.
-  part::NaiveWorkerOptions naive;
+namespace part = fence::tools::partition;
+
+// The naive scenario's workers: fence-worker's loop over a primary lockd
+// with a fallback to a standby. Started by the experiment itself.
+CLI::App* AddNaiveWorkerCommand(CLI::App& app, part::NaiveWorkerOptions& naive) {
   auto* worker = app.add_subcommand(
       "naive-worker",
       "(used by the experiment) a leader-elected worker whose lock client falls back from "
@@ -61,22 +45,57 @@ int main(int argc, char** argv) {
   worker->add_option("--terms", naive.terms, "terms to serve")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
-  // Starts a process of the experiment under its role's group (used by the
-  // experiment itself, between `ip netns exec` and the program).
-  unsigned run_as_gid = 0;
-  int run_as_parent = 0;
-  std::vector<std::string> run_as_argv;
+  return worker;
+}
+
+struct RunAsFlags {
+  unsigned gid = 0;
+  int parent = 0;
+  std::vector<std::string> argv;
+};
+
+// Starts a process of the experiment under its role's group (used by the
+// experiment itself, between `ip netns exec` and the program).
+CLI::App* AddRunAsCommand(CLI::App& app, RunAsFlags& flags) {
   auto* run_as = app.add_subcommand(
       "run-as", "(used by the experiment) exec a program with a role's group id, killed "
                 "when the experiment dies");
-  run_as->add_option("--gid", run_as_gid, "group id")->required();
-  run_as->add_option("--parent", run_as_parent, "pid of the experiment")->required();
-  run_as->add_option("argv", run_as_argv, "program (absolute path) and arguments, after --")
+  run_as->add_option("--gid", flags.gid, "group id")->required();
+  run_as->add_option("--parent", flags.parent, "pid of the experiment")->required();
+  run_as->add_option("argv", flags.argv, "program (absolute path) and arguments, after --")
       ->required();
+  return run_as;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string program = "fence-partition";
+  CLI::App app{
+      "fence-partition: the partition experiment. In a network namespace of its own it runs "
+      "three scenarios with real processes and iptables cuts: 'etcd' (a 3-member etcd "
+      "cluster, leader A cut off with the minority member: A's lease expires, B is elected "
+      "on the majority side with a higher token, A's stale write is fenced after the heal), "
+      "'naive' (a primary and a standby fence-lockd with their own counters: both sides "
+      "elect a leader and the stale leader's write is accepted) and 'worker-cut' (only A is "
+      "cut off from a healthy etcd: fenced). Writes per-scenario logs, summary.json and "
+      "report.md into --out. Needs root. Exit 0: every expected outcome happened; 1: not; "
+      "3: this machine cannot run it.",
+      program};
+  part::PartitionOptions options;
+  std::string scenarios = "etcd,naive,worker-cut";
+  app.add_option("--out", options.out_dir, "output folder")->capture_default_str();
+  app.add_option("--scenarios", scenarios, "comma-separated subset of etcd,naive,worker-cut")
+      ->capture_default_str();
+
+  part::NaiveWorkerOptions naive;
+  auto* worker = AddNaiveWorkerCommand(app, naive);
+  RunAsFlags run_as_flags;
+  auto* run_as = AddRunAsCommand(app, run_as_flags);
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
 
   if (run_as->parsed()) {
-    return part::RunAs(run_as_gid, run_as_parent, run_as_argv);
+    return part::RunAs(run_as_flags.gid, run_as_flags.parent, run_as_flags.argv);
   }
   if (worker->parsed()) {
     fence::log::Init("worker");

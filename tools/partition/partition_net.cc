@@ -95,39 +95,17 @@ std::optional<int> NamespaceOwnerPid(const std::string& name) {
   return std::stoi(digits);
 }
 
-std::string FindProgram(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path != nullptr ? path : "";
-  // iproute2 and iptables live in sbin, which a non-login PATH may lack.
-  dirs += ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin";
-  std::size_t start = 0;
-  while (start <= dirs.size()) {
-    const std::size_t end = std::min(dirs.find(':', start), dirs.size());
-    if (end > start) {
-      std::string candidate = dirs.substr(start, end - start) + "/" + name;
-      if (access(candidate.c_str(), X_OK) == 0) return candidate;
-    }
-    start = end + 1;
-  }
-  return "";
-}
-
 Status RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                   const std::string& log_path) {
-  auto child = ChildProcess::Start({argv, log_path, {}});
-  if (!child.ok()) return child.error();
-  auto status = (*child)->WaitExit(timeout);
   std::string command;
   for (const auto& a : argv) command += (command.empty() ? "" : " ") + a;
-  if (!status) {
-    (*child)->Kill();
-    return MakeError("command_failed", "'" + command + "' did not finish within " +
-                                           std::to_string(timeout.count()) + " ms");
-  }
-  if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
-    return MakeError("command_failed", "'" + command + "' failed (wait status " +
-                                           std::to_string(*status) +
-                                           "): " + Tail((*child)->Lines()));
+  auto run = RunToCompletion({argv, log_path, {}}, timeout);
+  if (!run.ok()) return run.error();
+  if (run->exit_code != 0) {
+    return MakeError("command_failed", "'" + command + "' failed or did not finish within " +
+                                           std::to_string(timeout.count()) +
+                                           " ms (exit code " + std::to_string(run->exit_code) +
+                                           "): " + Tail(run->lines));
   }
   return OkStatus();
 }
@@ -136,9 +114,9 @@ Namespace::Namespace(std::string name, std::vector<Role> roles, std::string log_
     : name_(std::move(name)),
       roles_(std::move(roles)),
       log_path_(std::move(log_path)),
-      ip_(FindProgram("ip")),
-      iptables_restore_(FindProgram("iptables-restore")),
-      iptables_(FindProgram("iptables")),
+      ip_(FindProgram("ip").value_or("ip")),
+      iptables_restore_(FindProgram("iptables-restore").value_or("iptables-restore")),
+      iptables_(FindProgram("iptables").value_or("iptables")),
       launcher_(SiblingBinary("fence-partition")) {}
 
 Result<std::unique_ptr<Namespace>> Namespace::Create(const std::string& name,
@@ -194,9 +172,9 @@ std::vector<std::string> Namespace::Exec(std::vector<std::string> argv) const {
   return full;
 }
 
-Result<std::unique_ptr<ChildProcess>> Namespace::Start(const std::string& role,
-                                                       std::vector<std::string> argv,
-                                                       const std::string& log_path) {
+Result<ChildProcess::Options> Namespace::Command(const std::string& role,
+                                                std::vector<std::string> argv,
+                                                const std::string& log_path) const {
   const Role* r = FindRole(role);
   if (r == nullptr) return MakeError("bad_role", "no role '" + role + "' in the experiment");
   // `ip netns exec` and the launcher both exec in place, so the pid we get
@@ -206,7 +184,15 @@ Result<std::unique_ptr<ChildProcess>> Namespace::Start(const std::string& role,
   std::vector<std::string> full = {launcher_, "run-as", "--gid", std::to_string(r->gid),
                                    "--parent", std::to_string(getpid()), "--"};
   full.insert(full.end(), argv.begin(), argv.end());
-  return ChildProcess::Start({Exec(full), log_path, {}});
+  return ChildProcess::Options{Exec(full), log_path, {}};
+}
+
+Result<std::unique_ptr<ChildProcess>> Namespace::Start(const std::string& role,
+                                                       std::vector<std::string> argv,
+                                                       const std::string& log_path) const {
+  auto command = Command(role, std::move(argv), log_path);
+  if (!command.ok()) return command.error();
+  return ChildProcess::Start(std::move(*command));
 }
 
 Status Namespace::Apply(const Cut& cut, const std::string& rules_path) {
@@ -226,7 +212,7 @@ Status Namespace::Heal() {
 }
 
 std::string Namespace::SaveRules() {
-  auto child = ChildProcess::Start({Exec({FindProgram("iptables-save")}), "", {}});
+  auto child = ChildProcess::Start({Exec({FindProgram("iptables-save").value_or("iptables-save")}), "", {}});
   if (!child.ok()) return "";
   if (!(*child)->WaitExit(kCommandTimeout)) (*child)->Kill();
   std::string out;
@@ -240,8 +226,9 @@ std::string Namespace::SaveRules() {
 std::vector<std::string> RemoveStaleNamespaces() {
   std::vector<std::string> removed;
   std::error_code ec;
-  const std::string ip = FindProgram("ip");
-  if (ip.empty()) return removed;
+  const auto ip_path = FindProgram("ip");
+  if (!ip_path) return removed;
+  const std::string& ip = *ip_path;
   for (const auto& entry : fs::directory_iterator("/run/netns", ec)) {
     const std::string name = entry.path().filename().string();
     const auto pid = NamespaceOwnerPid(name);
@@ -260,7 +247,7 @@ std::optional<std::string> MissingPrerequisite() {
            "iptables rules inside it)";
   }
   for (const char* tool : {"ip", "iptables", "iptables-restore", "iptables-save"}) {
-    if (FindProgram(tool).empty()) {
+    if (!FindProgram(tool)) {
       return std::string(tool) +
              " is not installed; install iproute2 and iptables "
              "(deploy/install-deps.sh)";
@@ -268,7 +255,7 @@ std::optional<std::string> MissingPrerequisite() {
   }
   // `ip netns` needs a kernel with network namespaces and a writable /run.
   const std::string probe = NamespaceName(getpid()) + "-probe";
-  const std::string ip = FindProgram("ip");
+  const std::string ip = FindProgram("ip").value_or("ip");
   if (auto added = RunCommand({ip, "netns", "add", probe}, kCommandTimeout); !added.ok()) {
     return "'ip netns add' does not work here: " + added.error().message;
   }

@@ -52,11 +52,9 @@ std::string NamespaceName(int pid);
 // The pid in a namespace name of ours, or nullopt for any other name. Pure.
 std::optional<int> NamespaceOwnerPid(const std::string& name);
 
-// The absolute path of `name` on $PATH (also /usr/sbin and /sbin), or "".
-std::string FindProgram(const std::string& name);
-
-// Runs argv[0] (an absolute path) to completion within `timeout`; output
-// goes to `log_path` if given. Error "command_failed" with the output tail.
+// RunToCompletion (common/process.h) of argv (argv[0] an absolute path,
+// found with FindProgram) within `timeout`; output goes to `log_path` if
+// given. Error "command_failed" with the output tail unless it exits 0.
 Status RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                   const std::string& log_path = "");
 
@@ -79,10 +77,15 @@ class Namespace {
   const std::string& name() const { return name_; }
   const Role* FindRole(const std::string& role) const;
 
-  // Starts argv inside the namespace with the role's group id.
+  // The command line that runs argv inside the namespace with the role's
+  // group id (for ChildProcess::Start or StartListeningDaemon: the daemon's
+  // own words stay last).
+  Result<ChildProcess::Options> Command(const std::string& role, std::vector<std::string> argv,
+                                        const std::string& log_path) const;
+  // ChildProcess::Start of Command(...).
   Result<std::unique_ptr<ChildProcess>> Start(const std::string& role,
                                               std::vector<std::string> argv,
-                                              const std::string& log_path);
+                                              const std::string& log_path) const;
   // Installs the cut's rules at once (iptables-restore --noflush); the rules
   // file is kept at `rules_path` as evidence.
   Status Apply(const Cut& cut, const std::string& rules_path);
