@@ -28,7 +28,7 @@ struct Answer {
 class LockdServiceTest : public ::testing::Test {
  protected:
   void StartService(Millis grace, LockServiceOptions options = {}) {
-    auto journal = TokenJournal::Open(dir_.path(), {.block = 1});
+    auto journal = TokenJournal::Open(env_, dir_.path(), {.block = 1});
     ASSERT_TRUE(journal.ok()) << journal.error().message;
     journal_ = std::move(*journal);
     options.grace = grace;
@@ -65,6 +65,7 @@ class LockdServiceTest : public ::testing::Test {
     return holder;
   }
 
+  PosixEnv env_;
   fence::testing::TempDir dir_{"lockd-service"};
   FakeClock clock_;
   FakeTimers timers_{clock_};
