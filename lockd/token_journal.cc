@@ -14,9 +14,8 @@ std::string Parent(const std::string& path) {
   return p.has_parent_path() ? p.parent_path().string() : ".";
 }
 
-// Creates `dir` and any missing parents, syncing each parent after creating
-// its child so the new directory survives a power cut. Another process
-// creating it at the same time is fine.
+// Creates `dir` and any missing parents. Another process creating them at
+// the same time is fine. Made durable by SyncPath.
 Status CreateDirs(Env& env, const std::string& dir) {
   auto created = env.CreateDir(dir);
   if (!created.ok() && created.error().code == "not_found") {
@@ -24,15 +23,30 @@ Status CreateDirs(Env& env, const std::string& dir) {
     if (!parent.ok()) return parent;
     created = env.CreateDir(dir);
   }
-  if (!created.ok()) return created.error();
-  return *created ? env.SyncDir(Parent(dir)) : OkStatus();
+  return created.ok() ? OkStatus() : Status(created.error());
+}
+
+// Makes durable every name from DIR/tokens up to the root: the token file's
+// entry in DIR, DIR's in its parent, and so on. At every open, not only
+// after creating them: a run that crashed between creating an entry and
+// syncing its directory left it only in memory, and the next power cut
+// would take the token file (and every token it reserved) with it.
+Status SyncPath(Env& env, const std::string& dir) {
+  std::string current = dir;
+  while (true) {
+    Status synced = env.SyncDir(current);
+    if (!synced.ok()) return synced;
+    const std::string parent = Parent(current);
+    if (parent == current) return OkStatus();
+    current = parent;
+  }
 }
 
 // Creates `path` holding a first slot (no token reserved, no lease granted).
 // A half-written new file must never be mistaken for a real one: it is built
-// aside, synced, then renamed into place and the directory synced. Called
-// only under the LOCK, so a leftover temporary file is from a crash.
-Status CreateTokenFile(Env& env, const std::string& dir, const std::string& path) {
+// aside, synced, then renamed into place (SyncPath makes the name durable).
+// Called only under the LOCK, so a leftover temporary file is from a crash.
+Status CreateTokenFile(Env& env, const std::string& path) {
   const std::string tmp = path + ".tmp";
   Status removed = env.Remove(tmp);
   if (!removed.ok()) return removed;
@@ -44,9 +58,7 @@ Status CreateTokenFile(Env& env, const std::string& dir, const std::string& path
   Status written = (*file)->WriteAt(0, contents);
   if (written.ok()) written = (*file)->Sync();
   if (!written.ok()) return written;
-  Status renamed = env.Rename(tmp, path);
-  if (!renamed.ok()) return renamed;
-  return env.SyncDir(dir);
+  return env.Rename(tmp, path);
 }
 
 // The grace period and what the file knew about earlier leases.
@@ -130,13 +142,13 @@ Status TokenJournal::LockAndOpen(Env& env, const std::string& dir) {
   existed_ = file.ok();
   if (!file.ok() && file.error().code != "not_found") return file.error();
   if (!file.ok()) {
-    Status created = CreateTokenFile(env, dir, path_);
+    Status created = CreateTokenFile(env, path_);
     if (!created.ok()) return created;
     file = env.Open(path_, OpenMode::kExisting);
     if (!file.ok()) return file.error();
   }
   file_ = std::move(*file);
-  return OkStatus();
+  return SyncPath(env, dir);
 }
 
 Error TokenJournal::Corrupt(const Error& why) const {
