@@ -196,7 +196,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "fence-lockd: an HTTP lock/lease daemon. Each grant carries a fencing "
       "token that is strictly higher than every token issued before, across "
-      "all locks and restarts (kill -9 included). After a restart it grants "
+      "all locks and restarts (kill -9 and power loss included). After a restart it grants "
       "nothing for the largest TTL it ever granted.",
       kProgram};
   Flags flags;
