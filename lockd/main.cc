@@ -96,11 +96,12 @@ void LogTokenFloor(const lockd::FloorApplied& floor) {
 }
 
 // Opens (creating if needed) the data directory and its token journal.
-fence::Result<std::unique_ptr<lockd::TokenJournal>> OpenJournal(const Flags& f) {
+fence::Result<std::unique_ptr<lockd::TokenJournal>> OpenJournal(lockd::Env& env,
+                                                                 const Flags& f) {
   lockd::JournalOptions options{.block = f.token_block,
                                 .assumed_max_ttl = fence::Millis(f.max_ttl_ms)};
   if (!f.token_floor.empty()) options.token_floor = *lockd::ParseTokenFloor(f.token_floor);
-  auto journal = lockd::TokenJournal::Open(f.data_dir, options);
+  auto journal = lockd::TokenJournal::Open(env, f.data_dir, options);
   if (!journal.ok()) return journal;
   if (const auto& floor = (*journal)->floor_applied()) LogTokenFloor(*floor);
   if ((*journal)->grace().source == "max_ttl_flag_version1_file") {
@@ -195,7 +196,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "fence-lockd: an HTTP lock/lease daemon. Each grant carries a fencing "
       "token that is strictly higher than every token issued before, across "
-      "all locks and restarts (kill -9 included). After a restart it grants "
+      "all locks and restarts (kill -9 and power loss included). After a restart it grants "
       "nothing for the largest TTL it ever granted.",
       kProgram};
   Flags flags;
@@ -204,7 +205,8 @@ int main(int argc, char** argv) {
 
   signal(SIGPIPE, SIG_IGN);
   fence::log::Init("lockd");
-  auto journal = OpenJournal(flags);
+  lockd::PosixEnv env;
+  auto journal = OpenJournal(env, flags);
   if (!journal.ok()) return fence::FailStartup(kProgram, journal.error().message);
   return Serve(flags, **journal);
 }

@@ -1,24 +1,13 @@
 // The durable token counter of fence-lockd. Tokens must only go up, across
-// restarts and kill -9, so the highest token that may have been handed out is
-// on disk (fdatasync) before any token of a new block is issued. It also
-// records the largest TTL ever granted, durably before the grant that raises
-// it is answered: after a restart, that is how long a lease granted before
-// the crash can still be live (the grace period).
-//
-// File DATA_DIR/tokens, 8192 bytes: two 4096-byte slots written alternately,
-// each on its own page, so a write torn by a crash can damage only the slot
-// being written while the other still holds the previous reservation.
-// A slot's first 40 bytes (version 2, the only one written):
-//   magic "FLKTOKN2" | seq u64 LE | reserved_upto u64 LE | max_ttl_ms u64 LE
-//   | crc32 u32 LE | 0 u32
-// where crc32 covers the first 32 bytes; the rest of the slot is zero.
-// Version 1 (still read; its max TTL is unknown) has 32 bytes:
-//   magic "FLKTOKN1" | seq u64 LE | reserved_upto u64 LE | crc32 u32 LE | 0
-// with crc32 over the first 24 bytes.
-// An all-zero slot has never been written.
+// restarts, kill -9 and power loss, so the highest token that may have been
+// handed out is on disk (fdatasync) before any token of a new block is
+// issued. It also records the largest TTL ever granted, durably before the
+// grant that raises it is answered: after a restart, that is how long a
+// lease granted before the crash can still be live (the grace period).
+// The file format is in token_format.h; every file and directory operation
+// goes through an Env (env.h).
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -28,44 +17,10 @@
 #include "core/clock.h"
 #include "core/result.h"
 #include "core/token.h"
+#include "lockd/env.h"
+#include "lockd/token_format.h"
 
 namespace fence::lockd {
-
-inline constexpr std::size_t kSlotBytes = 4096;
-inline constexpr std::size_t kSlotHeaderBytes = 40;  // version 2
-inline constexpr std::size_t kTokenFileBytes = 2 * kSlotBytes;
-// A bound on --token-block. When one slot is unreadable we cannot tell
-// whether it was torn mid-write (its block never used) or damaged after it
-// was used, so startup skips this many tokens past the readable slot: the
-// damaged slot can have reserved at most one block beyond it.
-inline constexpr std::uint64_t kMaxTokenBlock = 1'000'000;
-
-struct Slot {
-  std::uint64_t seq = 0;            // which write this was; higher is newer
-  std::uint64_t reserved_upto = 0;  // every token <= this may have been issued
-  // Every lease granted so far had a TTL <= this; nullopt in a version-1
-  // slot, which did not record it.
-  std::optional<Millis> max_ttl = Millis(0);
-};
-
-std::uint32_t Crc32(std::string_view bytes);
-// Always version 2; a slot without max_ttl is written with 0.
-std::array<char, kSlotHeaderBytes> EncodeSlot(const Slot& slot);
-
-enum class SlotState { kValid, kEmpty, kCorrupt };
-struct DecodedSlot {
-  SlotState state;
-  Slot slot;
-};
-DecodedSlot DecodeSlot(std::string_view header);
-
-// What the two slots of a token file say about the next token. Errors:
-// "corrupt_token_file" when neither slot is valid or the size is wrong.
-struct Recovery {
-  Slot newest;                 // the slot to continue from
-  std::uint64_t floor = 0;     // every token <= floor may have been issued
-  bool one_slot_unreadable = false;
-};
 
 // How long lockd must grant nothing after opening its journal, and why.
 struct Grace {
@@ -103,16 +58,16 @@ struct FloorApplied {
 // below 2^64-1, so that a token can still be issued above it. Errors have
 // code "bad_token_floor" and say what was expected.
 Result<std::uint64_t> ParseTokenFloor(std::string_view text);
-Result<Recovery> RecoverFromFile(std::string_view contents);
 
 class TokenJournal {
  public:
-  // Creates DIR if missing, takes an exclusive flock on DIR/LOCK (so two
-  // lockds can never issue tokens from the same counter), then opens
-  // DIR/tokens, creating it (atomically, via a temporary file and a rename)
-  // if missing. `block` tokens are reserved per
+  // Creates DIR if missing (syncing each parent), takes an exclusive lock
+  // on DIR/LOCK (so two lockds can never issue tokens from the same
+  // counter), then opens DIR/tokens, creating it (atomically, via a
+  // temporary file and a rename) if missing. `block` tokens are reserved per
   // fdatasync (1..kMaxTokenBlock); a crash skips the unused rest of a block.
-  static Result<std::unique_ptr<TokenJournal>> Open(const std::string& dir,
+  // `env` outlives the journal.
+  static Result<std::unique_ptr<TokenJournal>> Open(Env& env, const std::string& dir,
                                                     const JournalOptions& options);
   ~TokenJournal();
   TokenJournal(const TokenJournal&) = delete;
@@ -137,12 +92,14 @@ class TokenJournal {
 
  private:
   TokenJournal() = default;
+  Status LockAndOpen(Env& env, const std::string& dir);
+  Error Corrupt(const Error& why) const;
   Status WriteSlot(const Slot& slot);
   Status ApplyFloor(std::uint64_t requested);
 
   std::string path_;
-  int fd_ = -1;
-  int lock_fd_ = -1;  // DIR/LOCK, flocked while open
+  std::unique_ptr<FileLock> lock_;  // DIR/LOCK, held while open
+  std::unique_ptr<File> file_;
   std::uint64_t block_ = 1;
   Slot current_;  // the newest slot on disk
   std::uint64_t next_ = 1;

@@ -8,7 +8,7 @@
 #include <memory>
 #include <optional>
 
-#include "tests/harness/daemon.h"
+#include "tests/support/sim_env.h"
 
 namespace fence::lockd {
 namespace {
@@ -28,7 +28,7 @@ struct Answer {
 class LockdServiceTest : public ::testing::Test {
  protected:
   void StartService(Millis grace, LockServiceOptions options = {}) {
-    auto journal = TokenJournal::Open(dir_.path(), {.block = 1});
+    auto journal = TokenJournal::Open(env_, "/lockd", {.block = 1});
     ASSERT_TRUE(journal.ok()) << journal.error().message;
     journal_ = std::move(*journal);
     options.grace = grace;
@@ -65,7 +65,7 @@ class LockdServiceTest : public ::testing::Test {
     return holder;
   }
 
-  fence::testing::TempDir dir_{"lockd-service"};
+  fence::testing::SimEnv env_;  // the journal's files, in memory
   FakeClock clock_;
   FakeTimers timers_{clock_};
   prometheus::Registry registry_;

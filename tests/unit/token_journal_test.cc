@@ -229,13 +229,14 @@ class TokenJournalFileTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
+  PosixEnv env_;
   std::filesystem::path dir_;
 };
 
 TEST_F(TokenJournalFileTest, TokensIncreaseAcrossReopens) {
   std::uint64_t last = 0;
   for (int run = 0; run < 3; ++run) {
-    auto journal = TokenJournal::Open(dir_.string(), {.block = 10});
+    auto journal = TokenJournal::Open(env_, dir_.string(), {.block = 10});
     ASSERT_TRUE(journal.ok()) << journal.error().message;
     EXPECT_EQ((*journal)->existed(), run > 0);
     for (int i = 0; i < 3; ++i) {
@@ -250,9 +251,9 @@ TEST_F(TokenJournalFileTest, TokensIncreaseAcrossReopens) {
 }
 
 TEST_F(TokenJournalFileTest, SecondOpenIsRefusedWhileTheFirstHoldsTheLock) {
-  auto first = TokenJournal::Open(dir_.string(), {.block = 1});
+  auto first = TokenJournal::Open(env_, dir_.string(), {.block = 1});
   ASSERT_TRUE(first.ok());
-  auto second = TokenJournal::Open(dir_.string(), {.block = 1});
+  auto second = TokenJournal::Open(env_, dir_.string(), {.block = 1});
   ASSERT_FALSE(second.ok());
   EXPECT_NE(second.error().message.find("locked by another"), std::string::npos)
       << second.error().message;
@@ -260,11 +261,11 @@ TEST_F(TokenJournalFileTest, SecondOpenIsRefusedWhileTheFirstHoldsTheLock) {
 
 TEST_F(TokenJournalFileTest, LockIsASeparateFileReleasedOnClose) {
   {
-    auto first = TokenJournal::Open(dir_.string(), {.block = 1});
+    auto first = TokenJournal::Open(env_, dir_.string(), {.block = 1});
     ASSERT_TRUE(first.ok());
     EXPECT_TRUE(std::filesystem::exists(dir_ / "LOCK"));
   }
-  EXPECT_TRUE(TokenJournal::Open(dir_.string(), {.block = 1}).ok());
+  EXPECT_TRUE(TokenJournal::Open(env_, dir_.string(), {.block = 1}).ok());
 }
 
 TEST_F(TokenJournalFileTest, CreatesMissingDirectoriesAndReplacesALeftoverTempFile) {
@@ -274,18 +275,18 @@ TEST_F(TokenJournalFileTest, CreatesMissingDirectoriesAndReplacesALeftoverTempFi
     std::ofstream tmp(nested / "tokens.tmp", std::ios::binary);
     tmp << "half a file from a crash";
   }
-  auto journal = TokenJournal::Open(nested.string(), {.block = 1});
+  auto journal = TokenJournal::Open(env_, nested.string(), {.block = 1});
   ASSERT_TRUE(journal.ok()) << journal.error().message;
   EXPECT_FALSE(std::filesystem::exists(nested / "tokens.tmp"));
   EXPECT_EQ(std::filesystem::file_size(nested / "tokens"), kTokenFileBytes);
-  auto deeper = TokenJournal::Open((dir_ / "c" / "d").string(), {.block = 1});
+  auto deeper = TokenJournal::Open(env_, (dir_ / "c" / "d").string(), {.block = 1});
   ASSERT_TRUE(deeper.ok()) << deeper.error().message;
   EXPECT_FALSE((*deeper)->existed());
 }
 
 TEST_F(TokenJournalFileTest, CorruptFileRefusesToOpen) {
   {
-    auto journal = TokenJournal::Open(dir_.string(), {.block = 1});
+    auto journal = TokenJournal::Open(env_, dir_.string(), {.block = 1});
     ASSERT_TRUE(journal.ok());
     ASSERT_TRUE((*journal)->Issue(Millis(100)).ok());
     ASSERT_TRUE((*journal)->Issue(Millis(100)).ok());
@@ -297,7 +298,7 @@ TEST_F(TokenJournalFileTest, CorruptFileRefusesToOpen) {
       f.put('\x7f');
     }
   }
-  auto journal = TokenJournal::Open(dir_.string(), {.block = 1});
+  auto journal = TokenJournal::Open(env_, dir_.string(), {.block = 1});
   ASSERT_FALSE(journal.ok());
   EXPECT_EQ(journal.error().code, "corrupt_token_file");
   EXPECT_NE(journal.error().message.find("refusing to start"), std::string::npos);
@@ -305,7 +306,7 @@ TEST_F(TokenJournalFileTest, CorruptFileRefusesToOpen) {
 
 TEST_F(TokenJournalFileTest, GraceIsTheLargestTtlEverGranted) {
   {
-    auto journal = TokenJournal::Open(dir_.string(), {.block = 1000, .assumed_max_ttl = Millis(1000)});
+    auto journal = TokenJournal::Open(env_, dir_.string(), {.block = 1000, .assumed_max_ttl = Millis(1000)});
     ASSERT_TRUE(journal.ok());
     EXPECT_EQ((*journal)->grace().duration, Millis(0));
     EXPECT_EQ((*journal)->grace().source, "new_token_file");
@@ -315,15 +316,15 @@ TEST_F(TokenJournalFileTest, GraceIsTheLargestTtlEverGranted) {
     EXPECT_EQ((*journal)->max_ttl(), Millis(60000));
   }
   // Whatever --max-ttl-ms the restart uses.
-  auto journal = TokenJournal::Open(dir_.string(), {.block = 1000, .assumed_max_ttl = Millis(1000)});
+  auto journal = TokenJournal::Open(env_, dir_.string(), {.block = 1000, .assumed_max_ttl = Millis(1000)});
   ASSERT_TRUE(journal.ok());
   EXPECT_EQ((*journal)->grace().duration, Millis(60000));
   EXPECT_EQ((*journal)->grace().source, "recorded_max_ttl");
 }
 
 TEST_F(TokenJournalFileTest, ReopenedWithoutGrantsHasNoGrace) {
-  ASSERT_TRUE(TokenJournal::Open(dir_.string(), {.block = 1}).ok());
-  auto journal = TokenJournal::Open(dir_.string(), {.block = 1});
+  ASSERT_TRUE(TokenJournal::Open(env_, dir_.string(), {.block = 1}).ok());
+  auto journal = TokenJournal::Open(env_, dir_.string(), {.block = 1});
   ASSERT_TRUE(journal.ok());
   EXPECT_TRUE((*journal)->existed());
   EXPECT_EQ((*journal)->grace().duration, Millis(0));
@@ -336,7 +337,7 @@ TEST_F(TokenJournalFileTest, VersionOneFileAssumesTheFlagAndIsUpgraded) {
     f << VersionOneFile(3, 3000);
   }
   {
-    auto journal = TokenJournal::Open(dir_.string(), {.block = 10, .assumed_max_ttl = Millis(5000)});
+    auto journal = TokenJournal::Open(env_, dir_.string(), {.block = 10, .assumed_max_ttl = Millis(5000)});
     ASSERT_TRUE(journal.ok()) << journal.error().message;
     EXPECT_EQ((*journal)->grace().duration, Millis(5000));
     EXPECT_EQ((*journal)->grace().source, "max_ttl_flag_version1_file");
@@ -345,7 +346,7 @@ TEST_F(TokenJournalFileTest, VersionOneFileAssumesTheFlagAndIsUpgraded) {
     EXPECT_EQ(token->value(), 3001u);
   }
   // The assumption is now on record, even if the flag goes down.
-  auto journal = TokenJournal::Open(dir_.string(), {.block = 10, .assumed_max_ttl = Millis(10)});
+  auto journal = TokenJournal::Open(env_, dir_.string(), {.block = 10, .assumed_max_ttl = Millis(10)});
   ASSERT_TRUE(journal.ok());
   EXPECT_EQ((*journal)->grace().duration, Millis(5000));
   EXPECT_EQ((*journal)->grace().source, "recorded_max_ttl");
@@ -353,7 +354,7 @@ TEST_F(TokenJournalFileTest, VersionOneFileAssumesTheFlagAndIsUpgraded) {
 
 TEST_F(TokenJournalFileTest, UnreadableSlotTakesTheLargerOfRecordAndFlag) {
   {
-    auto journal = TokenJournal::Open(dir_.string(), {.block = 1});
+    auto journal = TokenJournal::Open(env_, dir_.string(), {.block = 1});
     ASSERT_TRUE(journal.ok());
     ASSERT_TRUE((*journal)->Issue(Millis(3000)).ok());  // seq 1, at offset 4096
     ASSERT_TRUE((*journal)->Issue(Millis(100)).ok());   // seq 2, at offset 0
@@ -364,7 +365,7 @@ TEST_F(TokenJournalFileTest, UnreadableSlotTakesTheLargerOfRecordAndFlag) {
     f.put('\x7f');
   }
   for (Millis flag : {Millis(1000), Millis(9000)}) {
-    auto journal = TokenJournal::Open(dir_.string(), {.block = 1, .assumed_max_ttl = flag});
+    auto journal = TokenJournal::Open(env_, dir_.string(), {.block = 1, .assumed_max_ttl = flag});
     ASSERT_TRUE(journal.ok());
     EXPECT_TRUE((*journal)->one_slot_unreadable());
     EXPECT_EQ((*journal)->grace().duration, std::max(Millis(3000), flag));
@@ -375,7 +376,7 @@ TEST_F(TokenJournalFileTest, UnreadableSlotTakesTheLargerOfRecordAndFlag) {
 TEST_F(TokenJournalFileTest, TokenFloorOnANewFileIsDurableAndStartsAGrace) {
   {
     auto journal = TokenJournal::Open(
-        dir_.string(), {.block = 10, .assumed_max_ttl = Millis(700), .token_floor = 5000});
+        env_, dir_.string(), {.block = 10, .assumed_max_ttl = Millis(700), .token_floor = 5000});
     ASSERT_TRUE(journal.ok()) << journal.error().message;
     ASSERT_TRUE((*journal)->floor_applied().has_value());
     EXPECT_TRUE((*journal)->floor_applied()->raised);
@@ -385,7 +386,7 @@ TEST_F(TokenJournalFileTest, TokenFloorOnANewFileIsDurableAndStartsAGrace) {
     EXPECT_EQ((*journal)->grace().source, "max_ttl_flag_token_floor");
     // Nothing issued: the floor alone must already be on disk.
   }
-  auto journal = TokenJournal::Open(dir_.string(), {.block = 10, .assumed_max_ttl = Millis(5)});
+  auto journal = TokenJournal::Open(env_, dir_.string(), {.block = 10, .assumed_max_ttl = Millis(5)});
   ASSERT_TRUE(journal.ok());
   EXPECT_EQ((*journal)->floor(), 5000u);
   EXPECT_EQ((*journal)->grace().duration, Millis(700));
@@ -394,12 +395,12 @@ TEST_F(TokenJournalFileTest, TokenFloorOnANewFileIsDurableAndStartsAGrace) {
 
 TEST_F(TokenJournalFileTest, TokenFloorNeverLowersTheFile) {
   {
-    auto journal = TokenJournal::Open(dir_.string(), {.block = 100});
+    auto journal = TokenJournal::Open(env_, dir_.string(), {.block = 100});
     ASSERT_TRUE(journal.ok());
     ASSERT_TRUE((*journal)->Issue(Millis(10)).ok());
   }
   for (std::uint64_t requested : {std::uint64_t{3}, std::uint64_t{100}}) {
-    auto journal = TokenJournal::Open(dir_.string(), {.block = 100, .token_floor = requested});
+    auto journal = TokenJournal::Open(env_, dir_.string(), {.block = 100, .token_floor = requested});
     ASSERT_TRUE(journal.ok());
     ASSERT_TRUE((*journal)->floor_applied().has_value());
     EXPECT_FALSE((*journal)->floor_applied()->raised) << requested;
@@ -407,7 +408,7 @@ TEST_F(TokenJournalFileTest, TokenFloorNeverLowersTheFile) {
     EXPECT_EQ((*journal)->grace().source, "recorded_max_ttl");
     EXPECT_GT((*journal)->Issue(Millis(10))->value(), (*journal)->floor_applied()->journal_floor);
   }
-  auto journal = TokenJournal::Open(dir_.string(), {.block = 100, .token_floor = 10000});
+  auto journal = TokenJournal::Open(env_, dir_.string(), {.block = 100, .token_floor = 10000});
   ASSERT_TRUE(journal.ok());
   EXPECT_TRUE((*journal)->floor_applied()->raised);
   EXPECT_EQ((*journal)->grace().duration, Millis(10)) << "an existing file keeps its record";
@@ -416,7 +417,7 @@ TEST_F(TokenJournalFileTest, TokenFloorNeverLowersTheFile) {
 
 TEST_F(TokenJournalFileTest, LastTokenIsIssuedThenTheCounterIsExhausted) {
   auto journal = TokenJournal::Open(
-      dir_.string(), {.block = 1000, .token_floor = 18446744073709551613ull});
+      env_, dir_.string(), {.block = 1000, .token_floor = 18446744073709551613ull});
   ASSERT_TRUE(journal.ok());
   EXPECT_EQ((*journal)->Issue(Millis(1))->value(), 18446744073709551614ull);
   EXPECT_EQ((*journal)->Issue(Millis(1))->value(), 18446744073709551615ull);
