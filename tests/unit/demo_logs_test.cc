@@ -75,6 +75,9 @@ std::vector<LogLine> Schedule(bool fencing, bool b_before_resume, const std::str
       L("01.010", R"("component":"worker","event":"elected","owner":"B","token":2,"term":2)"),
       L("01.005", R"("component":"worker","event":"pause_injected","owner":"A","term":1,"lease_remaining_ms":990)"),
   };
+  if (fencing) {
+    lines.push_back(L("01.020", R"("component":"worker","event":"fence_raised","owner":"B","key":"k","token":2,"highest_token":2,"term":2)"));
+  }
   const std::string b_write = b_before_resume ? "02.500" : "03.500";
   lines.push_back(L(b_write, fencing ? R"("component":"store","event":"write_accepted","key":"k","token":2)"
                                      : R"("component":"store","event":"write_accepted","key":"k","token":null)"));
@@ -103,6 +106,26 @@ TEST(AnalyzeScheduleTest, FencedRunThatWentAsExpectedHasNoProblems) {
   EXPECT_EQ(o.b_token, 2u);
   EXPECT_EQ(o.a_result, "fenced");
   EXPECT_EQ(o.failover_ms, 1495);
+}
+
+TEST(AnalyzeScheduleTest, ReportsANewLeaderThatDidNotFenceFirst) {
+  ScheduleOutcome o;
+  o.lines = Schedule(true, true, "B", &o);
+  std::erase_if(o.lines, [](const LogLine& l) { return l.Event() == "fence_raised"; });
+  AnalyzeSchedule(o);
+  ASSERT_EQ(o.problems.size(), 1u);
+  EXPECT_NE(o.problems[0].find("fence_raised"), std::string::npos) << o.problems[0];
+}
+
+TEST(AnalyzeScheduleTest, ReportsAFenceRaisedOnlyAfterTheWrite) {
+  ScheduleOutcome o;
+  o.lines = Schedule(true, true, "B", &o);
+  for (auto& l : o.lines) {
+    if (l.Event() == "fence_raised") l.ts_ms = *l.ts_ms + 5000;
+  }
+  AnalyzeSchedule(o);
+  ASSERT_EQ(o.problems.size(), 1u);
+  EXPECT_NE(o.problems[0].find("after its write"), std::string::npos) << o.problems[0];
 }
 
 TEST(AnalyzeScheduleTest, UnfencedRunShowsTwoLeadersAndAsStaleFinalObject) {

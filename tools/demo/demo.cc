@@ -362,6 +362,8 @@ void AnalyzeSchedule(ScheduleOutcome& o) {
       break;
     }
   }
+  const LogLine* b_fence = worker("B", ev::kFenceRaised);
+  if (b_fence) o.b_fence_raised_ts = b_fence->ts_ms;
   const LogLine* b_done = worker("B", ev::kWriteDone);
   o.b_result = b_done ? "write_done" : worker("B", ev::kFenced) ? "fenced" : "none";
   if (b_done) o.b_write_done_ts = b_done->ts_ms;
@@ -410,6 +412,13 @@ void AnalyzeSchedule(ScheduleOutcome& o) {
       problem("A's term ended before B was elected: no two leaders at once");
     }
   } else {
+    // The new leader fences first: its fence stands before any of its work,
+    // so A is refused whenever it wakes, not only after B's write.
+    if (!o.b_fence_raised_ts) {
+      problem("B did not raise the fence on its key before working (no fence_raised)");
+    } else if (o.b_write_done_ts && *o.b_fence_raised_ts > *o.b_write_done_ts) {
+      problem("B raised its fence after its write, not first");
+    }
     if (o.a_result != "fenced") {
       problem("A's stale write was not refused (A: " + o.a_result + ")");
     } else {

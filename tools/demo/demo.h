@@ -48,6 +48,7 @@ struct ScheduleOutcome {
   std::optional<std::int64_t> a_term_end_ts;  // A's first term-ending event
   std::string a_term_end_event;
   std::optional<std::int64_t> b_elected_ts, b_write_done_ts, b_accepted_ts;
+  std::optional<std::int64_t> b_fence_raised_ts;  // B fenced its key first (fenced run)
   std::optional<std::int64_t> lease_remaining_ms;  // A's lease left at pause start (lower bound)
   std::optional<std::int64_t> paused_ms;           // measured by A
   std::string a_result;  // "write_done", "fenced" or "none"

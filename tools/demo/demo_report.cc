@@ -412,16 +412,18 @@ void ReportFenced(const DemoResults& r, std::ostringstream& md) {
   md << "## 2. Fenced run (`fenced.log`)\n\n"
      << "The same schedule; the store enforces fencing and every write carries its term's token. "
      << "A (t1 = " << OptText(f.a_token) << ") resumes after " << OptText(f.paused_ms, " ms")
-     << " and writes; the store has already accepted B's write with t2 = " << OptText(f.b_token)
-     << ", so A's write is refused with `409 stale_token`: token "
+     << " and writes. B, elected with t2 = " << OptText(f.b_token)
+     << ", raised the fence on the key first (`fence_raised`"
+     << (f.b_fence_raised_ts ? " at " + FormatClockMs(*f.b_fence_raised_ts) : std::string())
+     << ", before any work and before its own write), so A's write is refused with `409 stale_token`: token "
      << (f.a_result_line.contains("token") ? f.a_result_line["token"].dump() : "?") << " < highest_token "
      << (f.a_result_line.contains("highest_token") ? f.a_result_line["highest_token"].dump() : "?")
      << ". A logs `fenced`, does not retry, releases and stops.\n\n"
      << Timeline(f) << "\n"
      << "The stored object at the end is **" << (f.final_owner.empty() ? "?" : f.final_owner + "'s")
      << "** (Fencing-Token " << OptText(f.final_token) << "): `" << f.final_object.dump() << "`.\n\n"
-     << Excerpt(f, {std::string(ev::kWriteDone), std::string(ev::kFenced), std::string(ev::kWriteFenced),
-                    std::string(ev::kWriteAccepted)})
+     << Excerpt(f, {std::string(ev::kFenceRaised), std::string(ev::kWriteDone), std::string(ev::kFenced),
+                    std::string(ev::kWriteFenced), std::string(ev::kWriteAccepted)})
      << "\n";
 }
 
