@@ -515,6 +515,7 @@ TEST(StoreCommandLineTest, BadFlagsAndUnusableDataDirsExitWithOneLine) {
       {"--data-dir", dir.Sub("d"), "--listen", "127.0.0.1:99999"},
       {"--data-dir", dir.Sub("d"), "--max-object-bytes", "0"},
       {"--data-dir", dir.Sub("d"), "--wal-recovery", "point-in-time"},
+      {"--data-dir", dir.Sub("d"), "--max-inflight-bytes", "1000", "--max-object-bytes", "600"},
       {"--data-dir", dir.Sub("a-file")},
       {},
   };
@@ -540,7 +541,8 @@ TEST(StoreCommandLineTest, BadFlagsAndUnusableDataDirsExitWithOneLine) {
   EXPECT_EQ(WEXITSTATUS(*status), 0);
   std::string text;
   for (const auto& l : (*child)->Lines()) text += l + "\n";
-  for (const char* flag : {"--max-object-bytes", "--wal-recovery", "--drain-timeout-ms"}) {
+  for (const char* flag : {"--max-object-bytes", "--wal-recovery", "--drain-timeout-ms",
+                           "--max-inflight-bytes", "--max-storage-queue"}) {
     EXPECT_NE(text.find(flag), std::string::npos) << flag;
   }
 }
