@@ -20,10 +20,113 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 using Clock = std::chrono::steady_clock;
 
+// Request bodies arrive in pieces of at most this size: a body holds what
+// has arrived plus less than one piece, whatever length it declares.
+constexpr std::uint64_t kBodyPieceBytes = 64ull * 1024;
+// Responses larger than this (object reads) are charged while being written.
+constexpr std::uint64_t kChargedResponseBytes = 64ull * 1024;
+
+// The bytes of request (and large response) bodies held in memory by
+// requests not yet answered, against --max-inflight-bytes. Never blocks: a
+// charge that does not fit is refused and its request answered 503 at once,
+// so no request ever waits for memory that only other waiting requests
+// could free, and every refusal frees what that request held.
+class ByteBudget {
+ public:
+  ByteBudget(std::uint64_t limit, prometheus::Gauge& in_flight)
+      : limit_(limit), in_flight_(in_flight) {}
+
+  bool TryCharge(std::uint64_t bytes) {
+    std::uint64_t used = used_.load();
+    do {
+      if (bytes > limit_ - used) return false;
+    } while (!used_.compare_exchange_weak(used, used + bytes));
+    in_flight_.Increment(static_cast<double>(bytes));
+    return true;
+  }
+  void Release(std::uint64_t bytes) {
+    used_ -= bytes;
+    in_flight_.Decrement(static_cast<double>(bytes));
+  }
+  std::uint64_t limit() const { return limit_; }
+
+ private:
+  const std::uint64_t limit_;
+  std::atomic<std::uint64_t> used_{0};
+  prometheus::Gauge& in_flight_;
+};
+
+// A Beast body that stores what arrives in pieces of at most
+// kBodyPieceBytes, each charged before it is kept. Beast's string_body
+// reserves the whole declared Content-Length up front instead.
+struct PiecewiseBody {
+  struct value_type {
+    std::vector<std::string> pieces;
+    std::uint64_t size = 0;
+    // Charges the budget for a new piece's capacity; false refuses the body.
+    std::function<bool(std::uint64_t)> charge;
+  };
+
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
+
+    void init(const boost::optional<std::uint64_t>& length, beast::error_code& ec) {
+      declared_ = length;
+      ec = {};
+    }
+
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
+      std::size_t taken = 0;
+      for (const auto buffer : beast::buffers_range_ref(buffers)) {
+        const char* data = static_cast<const char*>(buffer.data());
+        std::size_t left = buffer.size();
+        while (left > 0) {
+          if ((body_.pieces.empty() || Full(body_.pieces.back())) && !AddPiece()) {
+            ec = boost::system::errc::make_error_code(boost::system::errc::not_enough_memory);
+            return taken;
+          }
+          std::string& piece = body_.pieces.back();
+          const std::size_t n = std::min(left, piece.capacity() - piece.size());
+          piece.append(data, n);
+          data += n;
+          left -= n;
+          taken += n;
+          body_.size += n;
+        }
+      }
+      ec = {};
+      return taken;
+    }
+
+    void finish(beast::error_code& ec) { ec = {}; }
+
+   private:
+    static bool Full(const std::string& piece) { return piece.size() == piece.capacity(); }
+
+    bool AddPiece() {
+      std::uint64_t size = kBodyPieceBytes;
+      if (declared_ && *declared_ > body_.size) size = std::min(size, *declared_ - body_.size);
+      std::string piece;
+      piece.reserve(size);
+      if (!body_.charge(piece.capacity())) return false;
+      body_.pieces.push_back(std::move(piece));
+      return true;
+    }
+
+    value_type& body_;
+    boost::optional<std::uint64_t> declared_;
+  };
+};
+
 struct HttpServer::Metrics {
   prometheus::Family<prometheus::Histogram>& durations;
   prometheus::Gauge& open_connections;
   prometheus::Counter& refused_connections;
+  prometheus::Gauge& body_bytes_in_flight;
+  prometheus::Counter& body_budget_refusals;
   // Keyed by route name + method; built up front so the hot path only reads.
   std::unordered_map<std::string, prometheus::Histogram*> by_route;
   prometheus::Histogram* unmatched;
@@ -53,6 +156,21 @@ struct HttpServer::Metrics {
                 .Help("Connections refused because the connection cap was "
                       "reached.")
                 .Register(registry)
+                .Add({})),
+        body_bytes_in_flight(
+            prometheus::BuildGauge()
+                .Name(prefix + "_http_body_bytes_in_flight")
+                .Help("Bytes of request bodies (and large response bodies) held in "
+                      "memory by requests not yet answered; at most "
+                      "--max-inflight-bytes.")
+                .Register(registry)
+                .Add({})),
+        body_budget_refusals(
+            prometheus::BuildCounter()
+                .Name(prefix + "_http_body_budget_refusals_total")
+                .Help("Requests answered 503 memory_budget because their body did "
+                      "not fit in --max-inflight-bytes.")
+                .Register(registry)
                 .Add({})) {
     for (const Route& route : routes) {
       const std::string method(http::to_string(route.method));
@@ -78,7 +196,10 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(tcp::socket socket, HttpServer& server)
       : stream_(std::move(socket)), server_(server) {}
 
-  ~Session() { server_.Unregister(this); }
+  ~Session() {
+    ReleaseCharge();
+    server_.Unregister(this);
+  }
 
   void Start() {
     server_.Register(this, shared_from_this());
@@ -91,10 +212,10 @@ class Session : public std::enable_shared_from_this<Session> {
     server_.Register(this, shared_from_this());
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
       self->keep_alive_ = false;
-      self->Send(ErrorResponse(http::status::service_unavailable,
-                               "too_many_connections",
-                               "the server is at its connection limit; retry "
-                               "with backoff"));
+      Response res = ErrorResponse(http::status::service_unavailable, "too_many_connections",
+                                   "the server is at its connection limit; retry with backoff");
+      res.set(http::field::retry_after, "1");
+      self->Send(std::move(res));
     });
   }
 
@@ -190,6 +311,7 @@ class Session : public std::enable_shared_from_this<Session> {
     body_parser_.emplace(std::move(*header_parser_));
     header_parser_.reset();
     body_parser_->body_limit(route_->body_limit);
+    body_parser_->get().body().charge = [this](std::uint64_t bytes) { return Charge(bytes); };
 
     const auto& expect = body_parser_->get()[http::field::expect];
     if (body_pending_ && beast::iequals(expect, "100-continue")) {
@@ -220,6 +342,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnBody(beast::error_code ec) {
     if (ec == http::error::body_limit) return ServerReply(BodyTooLarge());
+    if (ec == boost::system::errc::not_enough_memory) return RefuseOverBudget();
     if (ec == beast::error::timeout || ec == http::error::end_of_stream ||
         ec == http::error::partial_message || ec == asio::error::operation_aborted) {
       log::Warn("request_abandoned", {{"route", route_->name}, {"reason", AbandonReason(ec)}});
@@ -232,7 +355,11 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     body_pending_ = false;
     stream_.expires_never();
-    Request request{body_parser_->release(), std::move(tail_), std::move(admitted_)};
+    auto body = TakeBody();
+    if (!body) return RefuseOverBudget();
+    Request request{http::request<http::string_body>(std::move(body_parser_->get().base()),
+                                                      std::move(*body)),
+                    std::move(tail_), std::move(admitted_)};
     body_parser_.reset();
     route_->handle(std::move(request),
                    [self = shared_from_this()](Response response) {
@@ -241,6 +368,58 @@ class Session : public std::enable_shared_from_this<Session> {
                                   self->Send(std::move(r));
                                 });
                    });
+  }
+
+  // Joins the pieces into the one string a handler gets. One piece is
+  // moved; several are copied into a string of the exact size, charged
+  // before it is allocated, each piece released once copied. nullopt: the
+  // joined string did not fit in the budget.
+  std::optional<std::string> TakeBody() {
+    auto& body = body_parser_->get().body();
+    if (body.pieces.empty()) return std::string();
+    if (body.pieces.size() == 1) return std::move(body.pieces.front());
+    if (!Charge(body.size)) return std::nullopt;
+    std::string joined;
+    joined.reserve(body.size);
+    for (std::string& piece : body.pieces) {
+      joined.append(piece);
+      const std::uint64_t capacity = piece.capacity();
+      std::string().swap(piece);
+      Uncharge(capacity);
+    }
+    return joined;
+  }
+
+  bool Charge(std::uint64_t bytes) {
+    if (!server_.budget_->TryCharge(bytes)) return false;
+    charged_ += bytes;
+    return true;
+  }
+  void Uncharge(std::uint64_t bytes) {
+    server_.budget_->Release(bytes);
+    charged_ -= bytes;
+  }
+  void ReleaseCharge() { Uncharge(charged_); }
+
+  // The body does not fit in the budget: drop what arrived and answer at
+  // once (the rest of the body is discarded as the connection closes).
+  void RefuseOverBudget() {
+    body_parser_.reset();
+    ReleaseCharge();
+    server_.metrics_->body_budget_refusals.Increment();
+    ServerReply(OverBudget());
+  }
+
+  Response OverBudget() const {
+    const std::uint64_t limit = server_.budget_->limit();
+    Response res = ErrorResponse(
+        http::status::service_unavailable, "memory_budget",
+        "the server already holds its limit of " + std::to_string(limit) +
+            " bytes of request bodies in memory (--max-inflight-bytes); retry "
+            "after the Retry-After delay",
+        {{"max_inflight_bytes", limit}});
+    res.set(http::field::retry_after, "1");
+    return res;
   }
 
   static const char* AbandonReason(beast::error_code ec) {
@@ -265,6 +444,14 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Send(Response response) {
+    // The request is answered: its body no longer counts. A large response
+    // (an object read) counts while it is written to a possibly slow reader.
+    ReleaseCharge();
+    if (!is_head_ && response.body().size() > kChargedResponseBytes &&
+        !Charge(response.body().capacity())) {
+      server_.metrics_->body_budget_refusals.Increment();
+      response = OverBudget();
+    }
     // A body we did not read is still in the stream: the connection cannot
     // carry another request.
     const bool keep = keep_alive_ && !body_pending_ && !draining_;
@@ -286,6 +473,7 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_write(stream_, *shared,
                       [self = shared_from_this(), shared, keep](
                           beast::error_code ec, std::size_t) {
+                        self->ReleaseCharge();
                         self->busy_ = false;
                         if (ec || !keep) return self->Close();
                         self->ReadHeader();
@@ -318,10 +506,11 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   HttpServer& server_;
   std::optional<http::request_parser<http::empty_body>> header_parser_;
-  std::optional<http::request_parser<http::string_body>> body_parser_;
+  std::optional<http::request_parser<PiecewiseBody>> body_parser_;
   const Route* route_ = nullptr;
   std::string tail_;
   std::any admitted_;  // the route's precheck result, handed to `handle`
+  std::uint64_t charged_ = 0;  // bytes of the budget this session holds
   Clock::time_point started_;
   std::shared_ptr<std::array<char, 16ul * 1024>> discard_;
   bool busy_ = false;
@@ -339,6 +528,8 @@ HttpServer::HttpServer(asio::io_context& ioc, ServerOptions options,
       routes_(std::move(routes)),
       metrics_(std::make_unique<Metrics>(options_.metrics_prefix, routes_,
                                          registry)),
+      budget_(std::make_unique<ByteBudget>(options_.max_inflight_body_bytes,
+                                           metrics_->body_bytes_in_flight)),
       acceptor_(asio::make_strand(ioc)) {}
 
 HttpServer::~HttpServer() = default;

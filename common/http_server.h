@@ -76,11 +76,17 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{15000};
   // Time allowed to read a request body and to write a response.
   std::chrono::milliseconds request_timeout{30000};
+  // Bytes of request bodies held in memory by requests not yet answered,
+  // across all connections (large response bodies count while written). A
+  // request whose body does not fit is answered 503 memory_budget with
+  // Retry-After at once, never made to wait.
+  std::uint64_t max_inflight_body_bytes = 256ull * 1024 * 1024;
   // Added to every response, errors included (e.g. a fencing-off marker).
   std::vector<std::pair<std::string, std::string>> response_headers;
 };
 
 class Session;
+class ByteBudget;
 
 class HttpServer {
  public:
@@ -123,6 +129,7 @@ class HttpServer {
   const ServerOptions options_;
   const std::vector<Route> routes_;
   std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<ByteBudget> budget_;
   tcp::acceptor acceptor_;  // confined to the acceptor's strand
   std::atomic<bool> shutting_down_{false};
 

@@ -2,8 +2,8 @@
 // key, durably, and refuses writes that carry a lower one.
 #include <signal.h>
 
+#include <cstdio>
 #include <filesystem>
-#include <limits>
 
 #include "common/cli.h"
 #include "common/daemon.h"
@@ -26,6 +26,8 @@ struct StoreFlags {
   std::uint32_t idle_timeout_ms = 15000;
   std::uint32_t request_timeout_ms = 30000;
   std::uint32_t drain_timeout_ms = 10000;
+  std::uint64_t max_inflight_bytes = 256ull * 1024 * 1024;
+  std::size_t max_storage_queue = 512;
   int storage_threads = 16;
 };
 
@@ -51,6 +53,11 @@ void AddStorageFlags(CLI::App& app, StoreFlags& f) {
                  "threads doing storage I/O; concurrent writes share fsyncs")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
+  app.add_option("--max-storage-queue", f.max_storage_queue,
+                 "storage operations queued or running at once (503 overloaded "
+                 "with Retry-After above)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
+      ->capture_default_str();
 }
 
 void AddServerFlags(CLI::App& app, StoreFlags& f) {
@@ -72,6 +79,13 @@ void AddServerFlags(CLI::App& app, StoreFlags& f) {
                  "time allowed to receive a request body and send a response")
       ->check(CLI::Range(10u, 3600000u))
       ->capture_default_str();
+  app.add_option("--max-inflight-bytes", f.max_inflight_bytes,
+                 "bytes of request bodies held in memory at once, over all "
+                 "connections, until answered (large object reads count while "
+                 "sent); a request that does not fit gets 503 memory_budget with "
+                 "Retry-After. At least twice --max-object-bytes")
+      ->check(CLI::Range(std::uint64_t{2}, std::uint64_t{1} << 40))
+      ->capture_default_str();
   app.add_option("--drain-timeout-ms", f.drain_timeout_ms,
                  "after SIGTERM, time requests in flight get to finish; then every "
                  "connection still open is closed (a body still arriving is not "
@@ -89,7 +103,18 @@ std::optional<int> ParseFlags(int argc, char** argv, StoreFlags& flags) {
       kProgram};
   AddServerFlags(app, flags);
   AddStorageFlags(app, flags);
-  return fence::ParseCommandLine(app, argc, argv);
+  if (auto code = fence::ParseCommandLine(app, argc, argv)) return code;
+  // Joining a body's pieces briefly holds it twice: the largest object must
+  // fit twice, or it could never be accepted.
+  if (flags.max_inflight_bytes / 2 < flags.max_object_bytes) {
+    std::fprintf(stderr,
+                 "%s: --max-inflight-bytes (%llu) must be at least twice "
+                 "--max-object-bytes (%llu) (see --help)\n",
+                 kProgram, static_cast<unsigned long long>(flags.max_inflight_bytes),
+                 static_cast<unsigned long long>(flags.max_object_bytes));
+    return 2;
+  }
+  return std::nullopt;
 }
 
 // Says what was lost when recovery skipped damaged WAL records by choice.
@@ -140,6 +165,7 @@ fence::net::ServerOptions ServerOptionsFor(const StoreFlags& flags) {
   options.max_connections = flags.max_connections;
   options.idle_timeout = std::chrono::milliseconds(flags.idle_timeout_ms);
   options.request_timeout = std::chrono::milliseconds(flags.request_timeout_ms);
+  options.max_inflight_body_bytes = flags.max_inflight_bytes;
   if (flags.fencing == "off") options.response_headers.emplace_back("Fencing", "off");
   return options;
 }
@@ -155,7 +181,7 @@ int Serve(const StoreFlags& flags, fence::store::Storage& storage) {
   }
   fence::store::StoreService service(storage, mode);
   fence::store::StorageQueue storage_queue(static_cast<std::size_t>(flags.storage_threads),
-                                           std::numeric_limits<std::size_t>::max());
+                                           flags.max_storage_queue);
   auto registry = std::make_shared<prometheus::Registry>();
   fence::store::StoreApi api(service, storage_queue, registry,
                              {.max_object_bytes = flags.max_object_bytes});
@@ -168,7 +194,9 @@ int Serve(const StoreFlags& flags, fence::store::Storage& storage) {
   daemon.listening_fields = {{"data_dir", flags.data_dir},
                              {"fencing", flags.fencing},
                              {"wal_recovery", flags.wal_recovery},
-                             {"max_object_bytes", flags.max_object_bytes}};
+                             {"max_object_bytes", flags.max_object_bytes},
+                             {"max_inflight_bytes", flags.max_inflight_bytes},
+                             {"max_storage_queue", flags.max_storage_queue}};
   return fence::net::RunDaemon(kProgram, daemon, ServerOptionsFor(flags), api.Routes(),
                                *registry);
 }

@@ -40,7 +40,7 @@ constexpr std::uint64_t kMaxCallsBeforeCut = 300;
 constexpr std::uint64_t kMaxCallsInRecovery = 60;
 // Small memtables: flushes, log switches, manifest updates and compactions
 // happen within a few writes, so cuts land in them too.
-constexpr std::size_t kWriteBufferBytes = 256 * 1024;
+constexpr std::size_t kWriteBufferBytes = 256ul * 1024;
 
 enum class Kind { kPut, kDelete, kFence };
 enum class Outcome { kAcknowledged, kRefused, kFailed };

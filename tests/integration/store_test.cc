@@ -260,7 +260,10 @@ TEST_F(StoreTest, ObjectLargerThanTheLimitIs413BeforeItsBodyIsRead) {
   ASSERT_TRUE(chunked.Send(request));
   EXPECT_EQ(chunked.ReadUntilClose(std::chrono::seconds(10), &closed).rfind("HTTP/1.1 413", 0),
             0u);
-  EXPECT_TRUE(Logged("listening", {}));
+  // Neither refused body reached storage: the object is the one written with token 1.
+  auto kept = Get("k");
+  EXPECT_EQ(kept.body(), std::string(1024, 'x'));
+  EXPECT_EQ(Header(kept, "Fencing-Token"), "1");
   auto metrics = Request(verb::get, store_.Url("/metrics")).body();
   EXPECT_NE(metrics.find("fence_store_writes_total{result=\"too_large\"} 3"), std::string::npos)
       << metrics;
@@ -515,6 +518,7 @@ TEST(StoreCommandLineTest, BadFlagsAndUnusableDataDirsExitWithOneLine) {
       {"--data-dir", dir.Sub("d"), "--listen", "127.0.0.1:99999"},
       {"--data-dir", dir.Sub("d"), "--max-object-bytes", "0"},
       {"--data-dir", dir.Sub("d"), "--wal-recovery", "point-in-time"},
+      {"--data-dir", dir.Sub("d"), "--max-inflight-bytes", "1000", "--max-object-bytes", "600"},
       {"--data-dir", dir.Sub("a-file")},
       {},
   };
@@ -540,7 +544,8 @@ TEST(StoreCommandLineTest, BadFlagsAndUnusableDataDirsExitWithOneLine) {
   EXPECT_EQ(WEXITSTATUS(*status), 0);
   std::string text;
   for (const auto& l : (*child)->Lines()) text += l + "\n";
-  for (const char* flag : {"--max-object-bytes", "--wal-recovery", "--drain-timeout-ms"}) {
+  for (const char* flag : {"--max-object-bytes", "--wal-recovery", "--drain-timeout-ms",
+                           "--max-inflight-bytes", "--max-storage-queue"}) {
     EXPECT_NE(text.find(flag), std::string::npos) << flag;
   }
 }
