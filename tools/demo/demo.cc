@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -318,15 +319,20 @@ BypassOutcome RunBypass(Services& s, const ScheduleOutcome& fenced) {
   return out;
 }
 
-}  // namespace
+using Problem = std::function<void(const std::string&)>;
 
-void AnalyzeSchedule(ScheduleOutcome& o) {
+std::optional<std::uint64_t> JsonToken(const nlohmann::json& j, const char* field) {
+  if (!j.contains(field) || !j[field].is_number_unsigned()) return std::nullopt;
+  return j[field].get<std::uint64_t>();
+}
+
+// The facts of one schedule, read from its merged log lines.
+void ReadScheduleFacts(ScheduleOutcome& o) {
   const auto& lines = o.lines;
   auto worker = [&](const std::string& owner, std::string_view event) {
     return FindEvent(lines, "worker", event,
                      [&](const LogLine& l) { return l.Str("owner") == owner; });
   };
-  auto problem = [&](const std::string& p) { o.problems.push_back(o.name + ": " + p); };
 
   const LogLine* a_elected = worker("A", ev::kElected);
   const LogLine* b_elected = worker("B", ev::kElected);
@@ -376,7 +382,11 @@ void AnalyzeSchedule(ScheduleOutcome& o) {
   });
   if (accepted) o.b_accepted_ts = accepted->ts_ms;
   if (o.a_pause_ts && o.b_accepted_ts) o.failover_ms = *o.b_accepted_ts - *o.a_pause_ts;
+}
 
+// What must hold in both runs: two elections in token order, A's pause and
+// resumption, B's write while A was stopped, no grant before A's lease ran out.
+void CheckSchedule(const ScheduleOutcome& o, const Problem& problem) {
   if (!o.a_token) problem("worker A was never elected");
   // A's pause was planned for this TTL; a longer lease would let A wake
   // before it expired (and its write would then rightly be accepted).
@@ -389,9 +399,9 @@ void AnalyzeSchedule(ScheduleOutcome& o) {
     problem("B's token " + std::to_string(*o.b_token) + " is not above A's " +
             std::to_string(*o.a_token));
   }
-  if (!pause || !resumed) problem("A was not paused and resumed");
-  if (!b_done) problem("B never completed its write");
-  if (!accepted) problem("the store never logged B's write as accepted");
+  if (!o.a_pause_ts || !o.a_resumed_ts) problem("A was not paused and resumed");
+  if (!o.b_write_done_ts) problem("B never completed its write");
+  if (!o.b_accepted_ts) problem("the store never logged B's write as accepted");
   // The schedule itself: B must have written while A was stopped.
   if (o.b_write_done_ts && o.a_resumed_ts && *o.b_write_done_ts > *o.a_resumed_ts) {
     problem("ordering did not hold: B's write_done (" + FormatClockMs(*o.b_write_done_ts) +
@@ -405,35 +415,53 @@ void AnalyzeSchedule(ScheduleOutcome& o) {
             " ms is shorter than the " + std::to_string(*o.lease_remaining_ms) +
             " ms A's lease still had: the lock was granted before the lease expired");
   }
-  if (!o.fencing) {
-    if (o.a_result != "write_done") problem("A's stale write was not accepted (A: " + o.a_result + ")");
-    if (o.final_owner != "A") problem("the final object is not A's (owner '" + o.final_owner + "')");
-    if (o.b_elected_ts && o.a_term_end_ts && *o.a_term_end_ts < *o.b_elected_ts) {
-      problem("A's term ended before B was elected: no two leaders at once");
-    }
+}
+
+// Without fencing, A's stale write lands and two leaders overlap.
+void CheckUnfenced(const ScheduleOutcome& o, const Problem& problem) {
+  if (o.a_result != "write_done") problem("A's stale write was not accepted (A: " + o.a_result + ")");
+  if (o.final_owner != "A") problem("the final object is not A's (owner '" + o.final_owner + "')");
+  if (o.b_elected_ts && o.a_term_end_ts && *o.a_term_end_ts < *o.b_elected_ts) {
+    problem("A's term ended before B was elected: no two leaders at once");
+  }
+}
+
+// With fencing, B fenced first, A was refused, and B's object stands.
+void CheckFenced(const ScheduleOutcome& o, const Problem& problem) {
+  // The new leader fences first: its fence stands before any of its work,
+  // so A is refused whenever it wakes, not only after B's write.
+  if (!o.b_fence_raised_ts) {
+    problem("B did not raise the fence on its key before working (no fence_raised)");
+  } else if (o.b_write_done_ts && *o.b_fence_raised_ts > *o.b_write_done_ts) {
+    problem("B raised its fence after its write, not first");
+  }
+  if (o.a_result != "fenced") {
+    problem("A's stale write was not refused (A: " + o.a_result + ")");
   } else {
-    // The new leader fences first: its fence stands before any of its work,
-    // so A is refused whenever it wakes, not only after B's write.
-    if (!o.b_fence_raised_ts) {
-      problem("B did not raise the fence on its key before working (no fence_raised)");
-    } else if (o.b_write_done_ts && *o.b_fence_raised_ts > *o.b_write_done_ts) {
-      problem("B raised its fence after its write, not first");
+    const auto t = JsonToken(o.a_result_line, "token");
+    const auto h = JsonToken(o.a_result_line, "highest_token");
+    if (!t || !h || !(*t < *h) || t != o.a_token || h != o.b_token) {
+      problem("A's fenced line does not show its token t1 below B's t2: " + o.a_result_line.dump());
     }
-    if (o.a_result != "fenced") {
-      problem("A's stale write was not refused (A: " + o.a_result + ")");
-    } else {
-      const auto t = TokenOf(a_fenced, "token");
-      const auto h = TokenOf(a_fenced, "highest_token");
-      if (!t || !h || !(*t < *h) || t != o.a_token || h != o.b_token) {
-        problem("A's fenced line does not show its token t1 below B's t2: " + a_fenced->text);
-      }
-      if (!FindEvent(lines, "store", ev::kWriteFenced,
-                     [&](const LogLine& l) { return TokenOf(&l) == o.a_token; })) {
-        problem("the store did not log write_fenced for A's token");
-      }
+    if (!FindEvent(o.lines, "store", ev::kWriteFenced,
+                   [&](const LogLine& l) { return TokenOf(&l) == o.a_token; })) {
+      problem("the store did not log write_fenced for A's token");
     }
-    if (o.final_owner != "B") problem("the final object is not B's (owner '" + o.final_owner + "')");
-    if (o.final_token != o.b_token) problem("the final object does not carry B's token");
+  }
+  if (o.final_owner != "B") problem("the final object is not B's (owner '" + o.final_owner + "')");
+  if (o.final_token != o.b_token) problem("the final object does not carry B's token");
+}
+
+}  // namespace
+
+void AnalyzeSchedule(ScheduleOutcome& o) {
+  ReadScheduleFacts(o);
+  const Problem problem = [&](const std::string& p) { o.problems.push_back(o.name + ": " + p); };
+  CheckSchedule(o, problem);
+  if (o.fencing) {
+    CheckFenced(o, problem);
+  } else {
+    CheckUnfenced(o, problem);
   }
 }
 
