@@ -258,81 +258,65 @@ void LockdApi::HandleStatus(net::Request request, net::Respond respond) {
   });
 }
 
+namespace {
+
+// A route under the API's prefixes: its own server replies (413, unreadable
+// body) count as bad requests.
+net::Route ApiRoute(std::string name, http::verb method, std::string_view prefix,
+                    std::uint64_t body_limit, LockdMetrics& metrics,
+                    std::function<void(net::Request, net::Respond)> handle) {
+  net::Route route;
+  route.name = std::move(name);
+  route.method = method;
+  route.path = std::string(prefix);
+  route.prefix = true;
+  route.body_limit = body_limit;
+  route.on_server_reply = [&metrics](http::status) { metrics.Refused("bad_request"); };
+  route.handle = std::move(handle);
+  return route;
+}
+
+net::Route HealthRoute(std::string name, std::string path,
+                       std::function<void(net::Request, net::Respond)> handle) {
+  net::Route route;
+  route.name = std::move(name);
+  route.method = http::verb::get;
+  route.path = std::move(path);
+  route.handle = std::move(handle);
+  return route;
+}
+
+}  // namespace
+
 std::vector<net::Route> LockdApi::Routes() {
   std::vector<net::Route> routes;
-  auto count_server_reply = [this](http::status) {
-    metrics_.Refused("bad_request");
-  };
-  {
-    net::Route route;
-    route.name = "locks";
-    route.method = http::verb::post;
-    route.path = std::string(kLocksPrefix);
-    route.prefix = true;
-    route.body_limit = kMaxRequestBodyBytes;
-    route.on_server_reply = count_server_reply;
-    route.handle = [this](net::Request r, net::Respond done) {
-      HandleLockPost(std::move(r), std::move(done));
-    };
-    routes.push_back(std::move(route));
-  }
-  {
-    net::Route route;
-    route.name = "locks";
-    route.method = http::verb::get;
-    route.path = std::string(kLocksPrefix);
-    route.prefix = true;
-    route.body_limit = 0;
-    route.on_server_reply = count_server_reply;
-    route.handle = [this](net::Request r, net::Respond done) {
-      HandleStatus(std::move(r), std::move(done));
-    };
-    routes.push_back(std::move(route));
-  }
-  {
-    net::Route route;
-    route.name = "leases";
-    route.method = http::verb::post;
-    route.path = std::string(kLeasesPrefix);
-    route.prefix = true;
-    route.body_limit = kMaxRequestBodyBytes;
-    route.on_server_reply = count_server_reply;
-    route.handle = [this](net::Request r, net::Respond done) {
-      HandleKeepAlive(std::move(r), std::move(done));
-    };
-    routes.push_back(std::move(route));
-  }
+  routes.push_back(ApiRoute("locks", http::verb::post, kLocksPrefix, kMaxRequestBodyBytes,
+                            metrics_, [this](net::Request r, net::Respond done) {
+                              HandleLockPost(std::move(r), std::move(done));
+                            }));
+  routes.push_back(ApiRoute("locks", http::verb::get, kLocksPrefix, 0, metrics_,
+                            [this](net::Request r, net::Respond done) {
+                              HandleStatus(std::move(r), std::move(done));
+                            }));
+  routes.push_back(ApiRoute("leases", http::verb::post, kLeasesPrefix, kMaxRequestBodyBytes,
+                            metrics_, [this](net::Request r, net::Respond done) {
+                              HandleKeepAlive(std::move(r), std::move(done));
+                            }));
   routes.push_back(net::MetricsRoute(registry_));
-  {
-    net::Route route;
-    route.name = "healthz";
-    route.method = http::verb::get;
-    route.path = "/healthz";
-    route.handle = [this](net::Request, net::Respond respond) {
-      const auto grace = service_.GraceRemaining().count();
-      respond(JsonResponse(http::status::ok, {{"status", "ok"},
-                                              {"granting", grace == 0},
-                                              {"grace_remaining_ms", grace}}));
-    };
-    routes.push_back(std::move(route));
-  }
-  {
-    net::Route route;
-    route.name = "readyz";
-    route.method = http::verb::get;
-    route.path = "/readyz";
-    route.handle = [this](net::Request, net::Respond respond) {
-      const auto grace = service_.GraceRemaining().count();
-      if (grace == 0) {
-        return respond(JsonResponse(http::status::ok, {{"status", "ready"}}));
-      }
-      respond(ErrorResponse(http::status::service_unavailable, "starting",
-                            "lockd is in its post-restart grace period and "
-                            "grants nothing yet",
-                            {{"retry_after_ms", grace}}));
-    };
-    routes.push_back(std::move(route));
-  }
+  routes.push_back(HealthRoute("healthz", "/healthz", [this](net::Request, net::Respond respond) {
+    const auto grace = service_.GraceRemaining().count();
+    respond(JsonResponse(http::status::ok, {{"status", "ok"},
+                                            {"granting", grace == 0},
+                                            {"grace_remaining_ms", grace}}));
+  }));
+  routes.push_back(HealthRoute("readyz", "/readyz", [this](net::Request, net::Respond respond) {
+    const auto grace = service_.GraceRemaining().count();
+    if (grace == 0) return respond(JsonResponse(http::status::ok, {{"status", "ready"}}));
+    respond(ErrorResponse(http::status::service_unavailable, "starting",
+                          "lockd is in its post-restart grace period and grants "
+                          "nothing yet",
+                          {{"retry_after_ms", grace}}));
+  }));
   return routes;
 }
 
