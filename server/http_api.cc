@@ -265,41 +265,32 @@ void StoreApi::Mutate(http::verb method, net::Request request,
   });
 }
 
-void StoreApi::ReadObject(http::verb method, const net::Request& request,
-                          net::Respond respond) {
+void StoreApi::ReadByKey(const net::Request& request, net::Respond respond,
+                         std::function<Response(const std::string& key)> read) {
   auto key = ParseKey(request.tail);
   if (!key.ok()) {
     return respond(ErrorResponse(http::status::bad_request, key.error()));
   }
-  storage_.Submit([this, method, key = std::move(*key),
-                   respond = std::move(respond)](StorageQueue::Slot slot) {
+  storage_.Submit([this, key = std::move(*key), respond = std::move(respond),
+                   read = std::move(read)](StorageQueue::Slot slot) {
     if (slot != StorageQueue::Slot::kRun) return respond(StorageUnavailable(slot));
-    auto object = service_.Get(key);
-    if (!object.ok()) {
-      return respond(ErrorResponse(StatusForError(object.error().code),
-                                   object.error()));
-    }
-    respond(ObjectResponse(method, std::move(*object)));
+    respond(read(key));
   });
 }
 
-void StoreApi::ReadFence(const net::Request& request, net::Respond respond) {
-  auto key = ParseKey(request.tail);
-  if (!key.ok()) {
-    return respond(ErrorResponse(http::status::bad_request, key.error()));
+Response StoreApi::ReadObject(http::verb method, const std::string& key) {
+  auto object = service_.Get(key);
+  if (!object.ok()) {
+    return ErrorResponse(StatusForError(object.error().code), object.error());
   }
-  storage_.Submit([this, key = std::move(*key),
-                   respond = std::move(respond)](StorageQueue::Slot slot) {
-    if (slot != StorageQueue::Slot::kRun) return respond(StorageUnavailable(slot));
-    auto fence = service_.GetFence(key);
-    if (!fence.ok()) {
-      return respond(ErrorResponse(StatusForError(fence.error().code),
-                                   fence.error()));
-    }
-    respond(JsonResponse(http::status::ok,
-                         {{"key", fence->key},
-                          {"highest_token", fence->highest_token.value()}}));
-  });
+  return ObjectResponse(method, std::move(*object));
+}
+
+Response StoreApi::ReadFence(const std::string& key) {
+  auto fence = service_.GetFence(key);
+  if (!fence.ok()) return ErrorResponse(StatusForError(fence.error().code), fence.error());
+  return JsonResponse(http::status::ok, {{"key", fence->key},
+                                         {"highest_token", fence->highest_token.value()}});
 }
 
 Response StoreApi::StorageUnavailable(StorageQueue::Slot slot) {
@@ -348,7 +339,8 @@ void StoreApi::AddObjectReadRoutes(std::vector<net::Route>& routes) {
     net::Route route =
         PlainRoute("objects", method, std::string(kObjectsPrefix), true);
     route.handle = [this, method](net::Request r, net::Respond respond) {
-      ReadObject(method, r, std::move(respond));
+      ReadByKey(r, std::move(respond),
+                [this, method](const std::string& key) { return ReadObject(method, key); });
     };
     routes.push_back(std::move(route));
   }
@@ -358,7 +350,7 @@ void StoreApi::AddFenceRoutes(std::vector<net::Route>& routes) {
   net::Route read =
       PlainRoute("fences", http::verb::get, std::string(kFencesPrefix), true);
   read.handle = [this](net::Request r, net::Respond respond) {
-    ReadFence(r, std::move(respond));
+    ReadByKey(r, std::move(respond), [this](const std::string& key) { return ReadFence(key); });
   };
   routes.push_back(std::move(read));
   routes.push_back(WriteRoute("fences", kFencesPrefix, http::verb::post, 0));

@@ -3,6 +3,7 @@
 // log event and metrics of the outcome.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <prometheus/registry.h>
 #include <vector>
@@ -44,9 +45,11 @@ class StoreApi {
   void PrecheckWrite(const net::RequestHeader& header, std::string_view tail,
                      net::PrecheckDone done);
   void Mutate(net::http::verb method, net::Request request, net::Respond respond);
-  void ReadObject(net::http::verb method, const net::Request& request,
-                  net::Respond respond);
-  void ReadFence(const net::Request& request, net::Respond respond);
+  // Parses the key and answers with read(key), run on the storage queue.
+  void ReadByKey(const net::Request& request, net::Respond respond,
+                 std::function<net::Response(const std::string& key)> read);
+  net::Response ReadObject(net::http::verb method, const std::string& key);
+  net::Response ReadFence(const std::string& key);
   // 503 with Retry-After for a request the storage queue refused.
   net::Response StorageUnavailable(StorageQueue::Slot slot);
   void RecordWrite(const std::string& result);

@@ -64,18 +64,25 @@ struct OpenStore {
   Error error;
 };
 
-void WriteKeys(const std::string& dir, int from, int to) {
-  OpenStore store(dir);
-  ASSERT_TRUE(store.ok()) << store.error.message;
-  store.Write(from, to);
+// kKeys acknowledged writes, then bit rot in the middle of the one WAL;
+// returns the WAL's path.
+std::string WriteKeysAndDamageTheWal(const std::string& dir) {
+  {
+    OpenStore store(dir);
+    EXPECT_TRUE(store.ok()) << store.error.message;
+    if (store.ok()) store.Write(0, kKeys);
+  }
+  const auto wals = WalFiles(dir);
+  EXPECT_EQ(wals.size(), 1u);
+  if (wals.empty()) return "";
+  FlipBytes(wals[0], FileSize(wals[0]) / 2, 8);
+  return wals[0];
 }
 
 TEST(RocksRecoveryTest, MidWalCorruptionRefusesToOpenAndNamesTheFile) {
   TempDir dir("fence-wal");
-  WriteKeys(dir.path(), 0, kKeys);
-  const auto wals = WalFiles(dir.path());
-  ASSERT_EQ(wals.size(), 1u);
-  FlipBytes(wals[0], FileSize(wals[0]) / 2, 8);
+  const std::string wal = WriteKeysAndDamageTheWal(dir.path());
+  ASSERT_FALSE(wal.empty());
 
   OpenStore reopened(dir.path());
   if (reopened.ok()) {
@@ -85,18 +92,15 @@ TEST(RocksRecoveryTest, MidWalCorruptionRefusesToOpenAndNamesTheFile) {
            << (lost.empty() ? "" : " (first lost: " + KeyName(lost.front()) + ")");
   }
   EXPECT_EQ(reopened.error.code, "wal_corrupt");
-  EXPECT_NE(reopened.error.message.find(wals[0]), std::string::npos)
-      << reopened.error.message;
-  EXPECT_EQ(reopened.error.details.value("file", ""), wals[0]);
+  EXPECT_NE(reopened.error.message.find(wal), std::string::npos) << reopened.error.message;
+  EXPECT_EQ(reopened.error.details.value("file", ""), wal);
   EXPECT_GT(reopened.error.details.value("bytes", 0), 0);
 }
 
 TEST(RocksRecoveryTest, MidWalCorruptionIsSkippedOnlyByChoiceAndReported) {
   TempDir dir("fence-wal");
-  WriteKeys(dir.path(), 0, kKeys);
-  const auto wals = WalFiles(dir.path());
-  ASSERT_EQ(wals.size(), 1u);
-  FlipBytes(wals[0], FileSize(wals[0]) / 2, 8);
+  const std::string wal = WriteKeysAndDamageTheWal(dir.path());
+  ASSERT_FALSE(wal.empty());
 
   std::vector<store::WalDrop> dropped;
   store::RocksOptions skip;
@@ -104,7 +108,7 @@ TEST(RocksRecoveryTest, MidWalCorruptionIsSkippedOnlyByChoiceAndReported) {
   OpenStore reopened(dir.path(), skip, &dropped);
   ASSERT_TRUE(reopened.ok()) << reopened.error.message;
   ASSERT_FALSE(dropped.empty());
-  EXPECT_EQ(dropped[0].file, wals[0]);
+  EXPECT_EQ(dropped[0].file, wal);
   EXPECT_GT(dropped[0].bytes, 0u);
   EXPECT_NE(dropped[0].reason.find("Corruption"), std::string::npos) << dropped[0].reason;
   // Only the damaged block is skipped: the writes in later blocks replay
@@ -151,7 +155,11 @@ TEST(RocksRecoveryTest, TornTailOpensWithEveryAcknowledgedWrite) {
 // back as zeros at the end of the log.
 TEST(RocksRecoveryTest, ZeroFilledTailOpensWithEveryAcknowledgedWrite) {
   TempDir dir("fence-wal");
-  WriteKeys(dir.path(), 0, kKeys);
+  {
+    OpenStore store(dir.path());
+    ASSERT_TRUE(store.ok()) << store.error.message;
+    store.Write(0, kKeys);
+  }
   const auto wals = WalFiles(dir.path());
   ASSERT_EQ(wals.size(), 1u);
   AppendZeros(wals[0], 40000);

@@ -47,6 +47,18 @@ class PowerCutFileSystemTest : public ::testing::Test {
     }
     fs_->LoseUnsyncedData();
   }
+  // RocksDB's way to replace CURRENT: a durable "MANIFEST-1" is replaced by
+  // a synced (but never directory-synced) temp file renamed over it.
+  void ReplaceCurrentByRename() {
+    std::ofstream(Path("CURRENT")) << "MANIFEST-1\n";
+    auto tmp = Create("CURRENT.dbtmp");
+    Append(*tmp, "MANIFEST-2\n");
+    Sync(*tmp);
+    tmp.reset();
+    ASSERT_TRUE(
+        fs_->RenameFile(Path("CURRENT.dbtmp"), Path("CURRENT"), IOOptions(), nullptr).ok());
+  }
+
   std::optional<std::string> Content(const std::string& name) const {
     if (!std::filesystem::exists(Path(name))) return std::nullopt;
     std::ifstream in(Path(name), std::ios::binary);
@@ -117,24 +129,14 @@ TEST_F(PowerCutFileSystemTest, ARenameWithoutADirectorySyncIsUndone) {
 }
 
 TEST_F(PowerCutFileSystemTest, ARenameOfANeverDurableFileLeavesNothing) {
-  std::ofstream(Path("CURRENT")) << "MANIFEST-1\n";
-  auto tmp = Create("CURRENT.dbtmp");
-  Append(*tmp, "MANIFEST-2\n");
-  Sync(*tmp);
-  tmp.reset();
-  ASSERT_TRUE(fs_->RenameFile(Path("CURRENT.dbtmp"), Path("CURRENT"), IOOptions(), nullptr).ok());
+  ReplaceCurrentByRename();
   PowerCut();
   EXPECT_EQ(Content("CURRENT"), "MANIFEST-1\n");
   EXPECT_EQ(Content("CURRENT.dbtmp"), std::nullopt);
 }
 
 TEST_F(PowerCutFileSystemTest, ARenameMadeDurableStays) {
-  std::ofstream(Path("CURRENT")) << "MANIFEST-1\n";
-  auto tmp = Create("CURRENT.dbtmp");
-  Append(*tmp, "MANIFEST-2\n");
-  Sync(*tmp);
-  tmp.reset();
-  ASSERT_TRUE(fs_->RenameFile(Path("CURRENT.dbtmp"), Path("CURRENT"), IOOptions(), nullptr).ok());
+  ReplaceCurrentByRename();
   SyncDirectory();
   PowerCut();
   EXPECT_EQ(Content("CURRENT"), "MANIFEST-2\n");
