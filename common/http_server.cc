@@ -194,12 +194,9 @@ struct HttpServer::Metrics {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, HttpServer& server)
-      : stream_(std::move(socket)), server_(server) {}
+      : server_(server), registration_{server, this}, stream_(std::move(socket)) {}
 
-  ~Session() {
-    ReleaseCharge();
-    server_.Unregister(this);
-  }
+  ~Session() { ReleaseCharge(); }
 
   void Start() {
     server_.Register(this, shared_from_this());
@@ -502,9 +499,22 @@ class Session : public std::enable_shared_from_this<Session> {
         });
   }
 
+  // Unregisters when destroyed. Declared before everything that needs the
+  // io_context (the socket, its timer and strand), so it is destroyed after
+  // them: a session may end on another thread (a storage task or lock
+  // waiter dropping the last Respond), and the server must not count it
+  // gone, and let the io_context be destroyed, while its socket still is
+  // being closed.
+  struct Registration {
+    HttpServer& server;
+    Session* session;
+    ~Registration() { server.Unregister(session); }
+  };
+
+  HttpServer& server_;
+  Registration registration_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
-  HttpServer& server_;
   std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<PiecewiseBody>> body_parser_;
   const Route* route_ = nullptr;
