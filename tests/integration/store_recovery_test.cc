@@ -79,7 +79,7 @@ std::string WriteKeysAndDamageTheWal(const std::string& dir) {
   return wals[0];
 }
 
-TEST(RocksRecoveryTest, MidWalCorruptionRefusesToOpenAndNamesTheFile) {
+TEST(StoreWalRecoveryTest, MidWalCorruptionRefusesToOpenAndNamesTheFile) {
   TempDir dir("fence-wal");
   const std::string wal = WriteKeysAndDamageTheWal(dir.path());
   ASSERT_FALSE(wal.empty());
@@ -97,7 +97,7 @@ TEST(RocksRecoveryTest, MidWalCorruptionRefusesToOpenAndNamesTheFile) {
   EXPECT_GT(reopened.error.details.value("bytes", 0), 0);
 }
 
-TEST(RocksRecoveryTest, MidWalCorruptionIsSkippedOnlyByChoiceAndReported) {
+TEST(StoreWalRecoveryTest, MidWalCorruptionIsSkippedOnlyByChoiceAndReported) {
   TempDir dir("fence-wal");
   const std::string wal = WriteKeysAndDamageTheWal(dir.path());
   ASSERT_FALSE(wal.empty());
@@ -124,7 +124,7 @@ TEST(RocksRecoveryTest, MidWalCorruptionIsSkippedOnlyByChoiceAndReported) {
 
 // A crash in the middle of the last write: the WAL ends inside that
 // record. The write was never acknowledged; every earlier one was.
-TEST(RocksRecoveryTest, TornTailOpensWithEveryAcknowledgedWrite) {
+TEST(StoreWalRecoveryTest, TornTailOpensWithEveryAcknowledgedWrite) {
   for (const double cut : {0.1, 0.5, 0.9}) {
     TempDir dir("fence-wal");
     std::string wal;
@@ -153,7 +153,7 @@ TEST(RocksRecoveryTest, TornTailOpensWithEveryAcknowledgedWrite) {
 
 // A crash after the file grew but before its new blocks were written reads
 // back as zeros at the end of the log.
-TEST(RocksRecoveryTest, ZeroFilledTailOpensWithEveryAcknowledgedWrite) {
+TEST(StoreWalRecoveryTest, ZeroFilledTailOpensWithEveryAcknowledgedWrite) {
   TempDir dir("fence-wal");
   {
     OpenStore store(dir.path());

@@ -27,6 +27,9 @@ struct Upload {
   std::chrono::seconds exits_within;  // the drain bound plus a margin
 };
 
+// Names the parameter in test listings (ctest shows GetParam()).
+void PrintTo(const Upload& upload, std::ostream* out) { *out << upload.binary; }
+
 // The daemon's output from its first sanitizer report on (the report and
 // its stack; at most 60 lines), empty if there is none.
 std::vector<std::string> SanitizerReport(const ChildProcess& process) {

@@ -17,7 +17,7 @@ namespace {
 using rocksdb::FileOptions;
 using rocksdb::IOOptions;
 
-class PowerCutFileSystemTest : public ::testing::Test {
+class StorePowerCutFileSystemTest : public ::testing::Test {
  protected:
   std::string Path(const std::string& name) const { return dir_.Sub(name); }
 
@@ -71,7 +71,7 @@ class PowerCutFileSystemTest : public ::testing::Test {
   std::shared_ptr<PowerCutFileSystem> fs_ = std::make_shared<PowerCutFileSystem>();
 };
 
-TEST_F(PowerCutFileSystemTest, OnlySyncedBytesSurvive) {
+TEST_F(StorePowerCutFileSystemTest, OnlySyncedBytesSurvive) {
   auto file = Create("wal");
   SyncDirectory();
   Append(*file, "acked;");
@@ -85,7 +85,7 @@ TEST_F(PowerCutFileSystemTest, OnlySyncedBytesSurvive) {
   EXPECT_EQ(fs_->stats().bytes_dropped, 36u);
 }
 
-TEST_F(PowerCutFileSystemTest, CloseMakesNothingDurable) {
+TEST_F(StorePowerCutFileSystemTest, CloseMakesNothingDurable) {
   auto file = Create("sst");
   SyncDirectory();
   Append(*file, "data");
@@ -95,7 +95,7 @@ TEST_F(PowerCutFileSystemTest, CloseMakesNothingDurable) {
   EXPECT_EQ(Content("sst"), "");
 }
 
-TEST_F(PowerCutFileSystemTest, ANewFileNeedsItsDirectorySynced) {
+TEST_F(StorePowerCutFileSystemTest, ANewFileNeedsItsDirectorySynced) {
   auto early = Create("early");
   Append(*early, "x");
   Sync(*early);
@@ -112,7 +112,7 @@ TEST_F(PowerCutFileSystemTest, ANewFileNeedsItsDirectorySynced) {
   EXPECT_EQ(Content("late"), std::nullopt);
 }
 
-TEST_F(PowerCutFileSystemTest, ARenameWithoutADirectorySyncIsUndone) {
+TEST_F(StorePowerCutFileSystemTest, ARenameWithoutADirectorySyncIsUndone) {
   std::ofstream(Path("CURRENT")) << "MANIFEST-1\n";  // durable before power-up
   auto tmp = Create("CURRENT.dbtmp");
   SyncDirectory();
@@ -128,14 +128,14 @@ TEST_F(PowerCutFileSystemTest, ARenameWithoutADirectorySyncIsUndone) {
   EXPECT_EQ(fs_->stats().renames_undone, 1u);
 }
 
-TEST_F(PowerCutFileSystemTest, ARenameOfANeverDurableFileLeavesNothing) {
+TEST_F(StorePowerCutFileSystemTest, ARenameOfANeverDurableFileLeavesNothing) {
   ReplaceCurrentByRename();
   PowerCut();
   EXPECT_EQ(Content("CURRENT"), "MANIFEST-1\n");
   EXPECT_EQ(Content("CURRENT.dbtmp"), std::nullopt);
 }
 
-TEST_F(PowerCutFileSystemTest, ARenameMadeDurableStays) {
+TEST_F(StorePowerCutFileSystemTest, ARenameMadeDurableStays) {
   ReplaceCurrentByRename();
   SyncDirectory();
   PowerCut();
@@ -143,7 +143,7 @@ TEST_F(PowerCutFileSystemTest, ARenameMadeDurableStays) {
   EXPECT_EQ(Content("CURRENT.dbtmp"), std::nullopt);
 }
 
-TEST_F(PowerCutFileSystemTest, EveryMutationFailsFromTheCutOn) {
+TEST_F(StorePowerCutFileSystemTest, EveryMutationFailsFromTheCutOn) {
   auto file = Create("wal");
   fs_->CutPowerAfter(2);
   EXPECT_TRUE(file->Append("a", IOOptions(), nullptr).ok());

@@ -10,14 +10,14 @@ namespace {
 
 using Slot = StorageQueue::Slot;
 
-TEST(StorageQueueTest, RunsTasksOnItsThreads) {
+TEST(StoreStorageQueueTest, RunsTasksOnItsThreads) {
   StorageQueue queue(2, 8);
   std::promise<Slot> ran;
   queue.Submit([&](Slot slot) { ran.set_value(slot); });
   EXPECT_EQ(ran.get_future().get(), Slot::kRun);
 }
 
-TEST(StorageQueueTest, RefusesAtOnceWhenFullAndRunsAgainOnceThereIsRoom) {
+TEST(StoreStorageQueueTest, RefusesAtOnceWhenFullAndRunsAgainOnceThereIsRoom) {
   StorageQueue queue(1, 2);
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
@@ -38,7 +38,7 @@ TEST(StorageQueueTest, RefusesAtOnceWhenFullAndRunsAgainOnceThereIsRoom) {
   EXPECT_EQ(queued.get_future().get(), Slot::kRun);
 }
 
-TEST(StorageQueueTest, CloseFinishesAdmittedTasksAndRefusesLaterOnes) {
+TEST(StoreStorageQueueTest, CloseFinishesAdmittedTasksAndRefusesLaterOnes) {
   StorageQueue queue(1, 8);
   std::atomic<int> ran{0};
   for (int i = 0; i < 5; ++i) {
