@@ -1,5 +1,7 @@
 #include "client/store_client.h"
 
+#include <charconv>
+
 #include "common/http_client.h"
 #include "core/key.h"
 
@@ -32,6 +34,36 @@ std::optional<Token> TokenHeader(const net::Response& res, std::string_view name
   return *t;
 }
 
+std::uint64_t CountField(const nlohmann::json& body, const char* name) {
+  if (!body.is_object() || !body.contains(name)) return 0;
+  const auto& v = body[name];
+  return v.is_number_unsigned() ? v.get<std::uint64_t>() : 0;
+}
+
+std::uint64_t CountHeader(const net::Response& res, std::string_view name) {
+  auto it = res.find(net::ToBeast(name));
+  if (it == res.end()) return 0;
+  const std::string_view text = net::FromBeast(it->value());
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc() && end == text.data() + text.size() ? value : 0;
+}
+
+// A non-200 answer as an Error that keeps the store's code, words and body.
+Error ErrorFromAnswer(int status, const std::string& body, const std::string& what) {
+  auto json = nlohmann::json::parse(body, nullptr, false);
+  if (json.is_discarded()) json = nlohmann::json::object();
+  std::string code = json.is_object() && json.contains("error") && json["error"].is_string()
+                         ? json["error"].get<std::string>()
+                         : (status == 404 ? "not_found" : "http_" + std::to_string(status));
+  std::string message =
+      json.is_object() && json.contains("message") && json["message"].is_string()
+          ? json["message"].get<std::string>()
+          : what + " answered " + std::to_string(status);
+  return MakeError(std::move(code), std::move(message),
+                   {{"http_status", status}, {"server_body", json}});
+}
+
 bool FencingOff(const net::Response& res) {
   auto it = res.find("Fencing");
   return it != res.end() && net::FromBeast(it->value()) == "off";
@@ -59,6 +91,7 @@ Result<PutResult> InterpretWriteResponse(int http_status, bool fencing_off,
     if (json.is_object() && json.contains("etag") && json["etag"].is_string()) {
       result.etag = json["etag"].get<std::string>();
     }
+    result.version = CountField(json, "version");
     return result;
   }
   if (http_status == 409 && code == "stale_token") {
@@ -125,27 +158,34 @@ Result<FetchedObject> StoreClient::Get(const std::string& key) {
   auto res = net::Call(call);
   if (!res.ok()) return res.error();
   const int status = static_cast<int>(res->result_int());
-  if (status != 200) {
-    auto json = nlohmann::json::parse(res->body(), nullptr, false);
-    if (json.is_discarded()) json = nlohmann::json::object();
-    std::string code = json.is_object() && json.contains("error") && json["error"].is_string()
-                           ? json["error"].get<std::string>()
-                           : (status == 404 ? "not_found" : "http_" + std::to_string(status));
-    std::string message =
-        json.is_object() && json.contains("message") && json["message"].is_string()
-            ? json["message"].get<std::string>()
-            : "GET " + call.url + " answered " + std::to_string(status);
-    return MakeError(std::move(code), std::move(message),
-                     {{"http_status", status}, {"server_body", json}});
-  }
+  if (status != 200) return ErrorFromAnswer(status, res->body(), "GET " + call.url);
   FetchedObject object;
   object.body = res->body();
   object.content_type = std::string(net::FromBeast((*res)[http::field::content_type]));
   object.etag = std::string(net::FromBeast((*res)[http::field::etag]));
   object.token = TokenHeader(*res, kFencingTokenHeader);
   object.highest_token = TokenHeader(*res, "Fencing-Highest-Token");
+  object.version = CountHeader(*res, "Key-Version");
   object.fencing_off = FencingOff(*res);
   return object;
+}
+
+Result<FenceReading> StoreClient::GetFence(const std::string& key) {
+  net::HttpCall call;
+  call.method = http::verb::get;
+  call.url = FenceUrl(key);
+  call.timeout = timeout_;
+  auto res = net::Call(call);
+  if (!res.ok()) return res.error();
+  const int status = static_cast<int>(res->result_int());
+  if (status != 200) return ErrorFromAnswer(status, res->body(), "GET " + call.url);
+  auto json = nlohmann::json::parse(res->body(), nullptr, false);
+  const std::optional<Token> highest = TokenField(json, "highest_token");
+  if (!highest) {
+    return MakeError("bad_answer", "GET " + call.url + " answered 200 without a highest_token: " +
+                                       res->body().substr(0, 200));
+  }
+  return FenceReading{*highest, CountField(json, "version")};
 }
 
 }  // namespace fence::client

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -25,6 +26,9 @@ struct PutResult {
   std::optional<Token> token;          // the token the store saw with the write
   std::optional<Token> highest_token;  // the key's fence after the decision
   std::string etag;                    // accepted PUTs only
+  // Accepted writes only: the write's place in the key's commit order (the
+  // store's per-key version); 0 when the store did not say.
+  std::uint64_t version = 0;
   int http_status = 0;
   bool fencing_off = false;  // the store said "Fencing: off" (unfenced demo)
   nlohmann::json server_body = nlohmann::json::object();  // verbatim JSON
@@ -39,7 +43,14 @@ struct FetchedObject {
   std::string etag;
   std::optional<Token> token;          // the token that wrote this version
   std::optional<Token> highest_token;  // the key's fence
+  std::uint64_t version = 0;           // the key's version (Key-Version)
   bool fencing_off = false;
+};
+
+// GET /v1/fences/{key}: the key's fence and version.
+struct FenceReading {
+  Token highest_token;
+  std::uint64_t version = 0;
 };
 
 // The worker writes through this seam, so its decisions can be tested with
@@ -73,6 +84,8 @@ class StoreClient final : public ObjectStore {
   Result<PutResult> RaiseFence(const std::string& key, Token token) override;
   // GET /v1/objects/{key}; code "not_found" for 404.
   Result<FetchedObject> Get(const std::string& key);
+  // GET /v1/fences/{key}; code "not_found" for a key never fenced.
+  Result<FenceReading> GetFence(const std::string& key);
 
   std::string ObjectUrl(const std::string& key) const;
   std::string FenceUrl(const std::string& key) const;

@@ -15,7 +15,8 @@ std::string EncodeKeyRecord(const KeyRecord& record) {
                       {"size", record.size},
                       {"etag", record.etag},
                       {"content_type", record.content_type},
-                      {"deleted", record.deleted}};
+                      {"deleted", record.deleted},
+                      {"version", record.version}};
   if (record.highest_token) j["highest_token"] = record.highest_token->value();
   if (record.object_token) j["object_token"] = record.object_token->value();
   return j.dump();
@@ -38,6 +39,11 @@ Result<KeyRecord> DecodeKeyRecord(std::string_view bytes) {
     r.etag = j.at("etag").get<std::string>();
     r.content_type = j.at("content_type").get<std::string>();
     r.deleted = j.at("deleted").get<bool>();
+    // Absent in records written before versions existed: they read as 0.
+    if (j.contains("version")) {
+      if (!j["version"].is_number_unsigned()) return corrupt("version is not a count");
+      r.version = j["version"].get<std::uint64_t>();
+    }
     if (j.contains("highest_token")) {
       r.highest_token = Token(j["highest_token"].get<std::uint64_t>());
     }

@@ -23,6 +23,11 @@ struct KeyRecord {
   std::string etag;
   std::string content_type;
   bool deleted = false;  // a tombstone keeps the fence after DELETE
+  // How many writes (PUT, DELETE, fence raise) the store has accepted for the
+  // key: each accepted write takes the next version, so versions give the
+  // key's commit order (as etcd's per-key version does). 0: never written,
+  // or last written before records had versions.
+  std::uint64_t version = 0;
 };
 
 std::string EncodeKeyRecord(const KeyRecord& record);

@@ -164,7 +164,8 @@ Response AcceptedWrite(http::verb method, const std::string& op,
                        const WriteReceipt& receipt) {
   nlohmann::json body = {{"key", receipt.key},
                          {"token", OptionalToken(receipt.token)},
-                         {"highest_token", OptionalToken(receipt.highest_token)}};
+                         {"highest_token", OptionalToken(receipt.highest_token)},
+                         {"version", receipt.version}};
   if (method == http::verb::put) {
     body["size"] = receipt.size;
     body["etag"] = receipt.etag;
@@ -176,6 +177,7 @@ Response AcceptedWrite(http::verb method, const std::string& op,
              {"key", receipt.key},
              {"token", OptionalToken(receipt.token)},
              {"highest_token", OptionalToken(receipt.highest_token)},
+             {"version", receipt.version},
              {"size", receipt.size}});
   return JsonResponse(http::status::ok, body);
 }
@@ -191,6 +193,7 @@ Response ObjectResponse(http::verb method, StoredObject object) {
   if (rec.highest_token) {
     res.set("Fencing-Highest-Token", rec.highest_token->ToString());
   }
+  res.set("Key-Version", std::to_string(rec.version));
   res.content_length(rec.size);
   if (method == http::verb::get) res.body() = std::move(object.body);
   return res;
@@ -290,7 +293,8 @@ Response StoreApi::ReadFence(const std::string& key) {
   auto fence = service_.GetFence(key);
   if (!fence.ok()) return ErrorResponse(StatusForError(fence.error().code), fence.error());
   return JsonResponse(http::status::ok, {{"key", fence->key},
-                                         {"highest_token", fence->highest_token.value()}});
+                                         {"highest_token", fence->highest_token.value()},
+                                         {"version", fence->version}});
 }
 
 Response StoreApi::StorageUnavailable(StorageQueue::Slot slot) {

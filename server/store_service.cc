@@ -75,9 +75,11 @@ Result<WriteReceipt> StoreService::Apply(const std::string& key,
     after = before;
     after.highest_token = highest;
   }
+  after.version = before.version + 1;
   const Status committed = storage_.Commit(key, mutation);
   if (!committed.ok()) return committed.error();
-  return WriteReceipt{key, token, after.highest_token, after.size, after.etag};
+  return WriteReceipt{key, token, after.highest_token, after.size, after.etag,
+                      after.version};
 }
 
 Result<WriteReceipt> StoreService::Put(const std::string& key,
@@ -134,7 +136,7 @@ Result<FenceState> StoreService::GetFence(const std::string& key) {
     return MakeError("not_found", "key '" + key + "' has never been fenced",
                      {{"key", key}});
   }
-  return FenceState{key, *(*loaded)->highest_token};
+  return FenceState{key, *(*loaded)->highest_token, (*loaded)->version};
 }
 
 }  // namespace fence::store

@@ -21,11 +21,13 @@ struct WriteReceipt {
   std::optional<Token> highest_token;  // the fence after the write
   std::uint64_t size = 0;
   std::string etag;
+  std::uint64_t version = 0;  // the write's place in the key's commit order
 };
 
 struct FenceState {
   std::string key;
   Token highest_token;
+  std::uint64_t version = 0;  // the key's version (see KeyRecord::version)
 };
 
 // Error codes returned by the service (the HTTP layer maps them to status):

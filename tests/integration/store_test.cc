@@ -84,6 +84,7 @@ TEST_F(StoreTest, PutAnswersWithTheFenceAndGetReturnsTheObject) {
   EXPECT_EQ(j["token"], 7);
   EXPECT_EQ(j["highest_token"], 7);
   EXPECT_EQ(j["size"], 8);
+  EXPECT_EQ(j["version"], 1);
   ASSERT_TRUE(j["etag"].is_string());
 
   auto get = Get("result.csv");
@@ -92,6 +93,7 @@ TEST_F(StoreTest, PutAnswersWithTheFenceAndGetReturnsTheObject) {
   EXPECT_EQ(Header(get, "Fencing-Token"), "7");
   EXPECT_EQ(Header(get, "ETag"), j["etag"].get<std::string>());
   EXPECT_EQ(Header(get, "Content-Type"), "text/csv");
+  EXPECT_EQ(Header(get, "Key-Version"), "1");
 
   auto head = Request(verb::head, store_.Url("/v1/objects/result.csv"));
   ASSERT_EQ(head.result(), status::ok);
@@ -186,12 +188,16 @@ TEST_F(StoreTest, FencesCanBeRaisedWithoutWriting) {
   auto raised = Request(verb::post, store_.Url("/v1/fences/k"), Token("9"));
   ASSERT_EQ(raised.result(), status::ok) << raised.body();
   EXPECT_EQ(Json(raised)["highest_token"], 9);
+  EXPECT_EQ(Json(raised)["version"], 2);
   EXPECT_EQ(Get("k").body(), "x");
   EXPECT_EQ(Header(Get("k"), "Fencing-Token"), "5");
   auto lower = Request(verb::post, store_.Url("/v1/fences/k"), Token("8"));
   ASSERT_EQ(lower.result(), status::conflict);
   EXPECT_EQ(Json(lower)["highest_token"], 9);
   EXPECT_EQ(Put("k", "8", "y").result(), status::conflict);
+  auto fence = Request(verb::get, store_.Url("/v1/fences/k"));
+  EXPECT_EQ(Json(fence)["highest_token"], 9);
+  EXPECT_EQ(Json(fence)["version"], 2);
   EXPECT_EQ(Request(verb::post, store_.Url("/v1/fences/k")).result(),
             status::precondition_required);
 }

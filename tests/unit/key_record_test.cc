@@ -15,6 +15,7 @@ TEST(KeyRecordTest, RoundTrips) {
   r.size = 12;
   r.etag = ComputeEtag("hello world!");
   r.content_type = "text/csv";
+  r.version = 1234;
   auto back = DecodeKeyRecord(EncodeKeyRecord(r));
   ASSERT_TRUE(back.ok()) << back.error().message;
   EXPECT_EQ(back->highest_token, r.highest_token);
@@ -24,6 +25,18 @@ TEST(KeyRecordTest, RoundTrips) {
   EXPECT_EQ(back->etag, r.etag);
   EXPECT_EQ(back->content_type, "text/csv");
   EXPECT_FALSE(back->deleted);
+  EXPECT_EQ(back->version, 1234u);
+}
+
+// Records written before keys had versions read as version 0, so the first
+// write after an upgrade gets version 1 and the order stays increasing.
+TEST(KeyRecordTest, RecordWithoutVersionReadsAsVersionZero) {
+  auto old = DecodeKeyRecord(
+      R"({"v":1,"has_object":false,"size":0,"etag":"","content_type":"",)"
+      R"("deleted":false,"highest_token":5})");
+  ASSERT_TRUE(old.ok()) << old.error().message;
+  EXPECT_EQ(old->version, 0u);
+  EXPECT_EQ(old->highest_token, Token(5));
 }
 
 TEST(KeyRecordTest, TombstoneRoundTripsWithoutObjectToken) {
@@ -39,7 +52,9 @@ TEST(KeyRecordTest, TombstoneRoundTripsWithoutObjectToken) {
 
 TEST(KeyRecordTest, CorruptBytesAreAnError) {
   for (const char* bytes : {"", "{", "[]", "{\"v\":2}", "{\"v\":1}",
-                            "{\"v\":1,\"has_object\":\"yes\"}"}) {
+                            "{\"v\":1,\"has_object\":\"yes\"}",
+                            R"({"v":1,"has_object":false,"size":0,"etag":"",)"
+                            R"("content_type":"","deleted":false,"version":-1})"}) {
     auto r = DecodeKeyRecord(bytes);
     ASSERT_FALSE(r.ok()) << bytes;
     EXPECT_EQ(r.error().code, "corrupt_record");

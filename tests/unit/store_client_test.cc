@@ -10,12 +10,14 @@ namespace {
 
 TEST(InterpretWriteResponseTest, AcceptedCarriesTokenHighestAndEtag) {
   auto r = InterpretWriteResponse(
-      200, false, R"({"key":"k","token":7,"highest_token":7,"size":3,"etag":"\"abc\""})");
+      200, false,
+      R"({"key":"k","token":7,"highest_token":7,"size":3,"etag":"\"abc\"","version":4})");
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->accepted());
   EXPECT_EQ(r->token->value(), 7u);
   EXPECT_EQ(r->highest_token->value(), 7u);
   EXPECT_EQ(r->etag, "\"abc\"");
+  EXPECT_EQ(r->version, 4u);
 }
 
 TEST(InterpretWriteResponseTest, StaleCarriesBothTokensAndTheServerBody) {

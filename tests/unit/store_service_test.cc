@@ -44,6 +44,19 @@ TEST_F(StoreServiceTest, StaleWriteIsRejectedWithBothTokensAndChangesNothing) {
   EXPECT_EQ(service_.Get("k")->body, "new");
 }
 
+// The version is the key's commit order: one more per accepted write of any
+// kind, unchanged by a refused one, and the object keeps its version.
+TEST_F(StoreServiceTest, EveryAcceptedWriteTakesTheNextVersion) {
+  EXPECT_EQ(service_.Put("k", Token(3), "a", "")->version, 1u);
+  EXPECT_EQ(service_.RaiseFence("k", Token(5))->version, 2u);
+  EXPECT_FALSE(service_.Put("k", Token(4), "stale", "").ok());
+  EXPECT_EQ(service_.Put("k", Token(5), "b", "")->version, 3u);
+  EXPECT_EQ(service_.Get("k")->record.version, 3u);
+  EXPECT_EQ(service_.Put("other", Token(1), "c", "")->version, 1u);
+  EXPECT_EQ(service_.Delete("k", Token(6))->version, 4u);
+  EXPECT_EQ(service_.GetFence("k")->version, 4u);
+}
+
 TEST_F(StoreServiceTest, EqualTokenIsTheSameLeaderWritingAgain) {
   ASSERT_TRUE(service_.Put("k", Token(7), "a", "").ok());
   ASSERT_TRUE(service_.Put("k", Token(7), "b", "").ok());
