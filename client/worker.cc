@@ -186,10 +186,9 @@ TermReport Worker::RunTerm() {
   StartRenewing(term, acquire_sent);
   if (!FenceFirst(term) || !Work(term)) return term.report;
   for (const std::string& key : config_.keys) {
-    if (!CheckLease(term) || !InjectPause(term) ||
-        !JudgeAnswer(term, key, Write(term, key))) {
-      return term.report;
-    }
+    if (!CheckLease(term) || !InjectPause(term)) return term.report;
+    LastStepBeforeWrite();
+    if (!JudgeAnswer(term, key, Write(term, key))) return term.report;
   }
   Resign(term);
   return term.report;
@@ -419,6 +418,12 @@ bool Worker::InjectPause(Term& term) {
   return true;
 }
 
+void Worker::LastStepBeforeWrite() {
+  if (config_.write_delay <= Millis(0)) return;
+  std::unique_lock lock(mu_);
+  WaitLocked(lock, clock_.Now() + config_.write_delay, [&] { return stop_; });
+}
+
 Result<PutResult> Worker::Write(Term& term, const std::string& key) {
   const Token token = term.grant.token;
   const std::optional<Token> sent_token =
@@ -472,6 +477,7 @@ void Worker::Resign(Term& term) {
 
 int Worker::Run() {
   int code = 0;
+  Millis store_backoff = kFirstStoreBackoff;
   for (int served = 0; config_.terms == 0 || served < config_.terms; ++served) {
     const TermReport report = RunTerm();
     switch (report.end) {
@@ -482,6 +488,10 @@ int Worker::Run() {
         return 1;
       case TermEnd::kStoreError:
         code = 1;
+        if (served + 1 != config_.terms) BackOffFromStore(report, store_backoff);
+        break;
+      case TermEnd::kWritten:
+        store_backoff = kFirstStoreBackoff;
         break;
       default:
         break;
@@ -489,6 +499,19 @@ int Worker::Run() {
     if (stopped()) break;
   }
   return code;
+}
+
+void Worker::BackOffFromStore(const TermReport& report, Millis& backoff) {
+  // Without a wait, a worker whose store is down would take a grant, fail
+  // its first write and release, in a loop: every turn burns a token and a
+  // lock-service write, and starves the other candidates.
+  const Millis until = clock_.Now() + backoff;
+  Emit(EventLevel::kWarn, ev::kStoreUnavailable,
+       {{std::string(ev::kOwner), config_.id},
+        {"error", report.error ? report.error->code : std::string("unknown")},
+        {"retry_in_ms", backoff.count()}});
+  WaitFor(until, [] { return false; });
+  backoff = std::min(backoff * 2, kMaxStoreBackoff);
 }
 
 void Worker::Stop() {

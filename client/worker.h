@@ -41,6 +41,10 @@ struct WorkerConfig {
   bool fencing = true;             // false: write without a token (demo only)
   std::optional<Millis> pause_before_write;  // in the first term only
   Millis work{0};         // time spent working (lease renewed) before writing
+  // Time from the last lease check to each write: the job's last step
+  // (serializing, a slow disk), not cut short by a lost lease, as no real
+  // job re-checks mid-step. A pause that lands in it makes the write stale.
+  Millis write_delay{0};
   int hold_renewals = 0;  // renewals to wait for after the write, then resign
   int terms = 0;          // terms to serve; 0: until Stop()
   std::string payload;
@@ -140,9 +144,15 @@ class Worker {
   bool Work(Term& term);
   bool CheckLease(Term& term);
   bool InjectPause(Term& term);
+  void LastStepBeforeWrite();
   Result<PutResult> Write(Term& term, const std::string& key);
   bool JudgeAnswer(Term& term, const std::string& key, const Result<PutResult>& put);
   void Resign(Term& term);
+  // After a term that ended on a store error: logs store_unavailable, waits
+  // `backoff` by the worker's clock, then doubles it (up to a maximum).
+  void BackOffFromStore(const TermReport& report, Millis& backoff);
+  static constexpr Millis kFirstStoreBackoff{100};
+  static constexpr Millis kMaxStoreBackoff{2000};
 
   // The store refused our token on `key` (at `step`): proof that a newer
   // leader exists. Logs `fenced` and ends the term; returns false.

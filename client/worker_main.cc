@@ -3,10 +3,12 @@
 // result to fence-store with its term's fencing token. Logs are JSON lines
 // on stderr (component "worker").
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "client/history_recorder.h"
 #include "client/lock_backend.h"
 #include "client/worker.h"
 #include "client/worker_process.h"
@@ -37,6 +39,8 @@ struct Flags {
   std::int64_t wait_ms = 5000;
   std::int64_t acquire_timeout_ms = 60000;
   std::int64_t work_ms = 0;
+  std::int64_t write_delay_ms = 0;
+  std::string history_path;
 };
 
 // Who elects, through which lock service, for how long.
@@ -94,6 +98,15 @@ void AddWorkOptions(CLI::App& app, Flags& f) {
   app.add_option("--work-ms", f.work_ms, "time spent working (lease renewed) before the write")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600000}))
       ->capture_default_str();
+  app.add_option("--write-delay-ms", f.write_delay_ms,
+                 "time from the last lease check to each write (the job's last step, "
+                 "not cut short by a lost lease): a pause that lands in it makes the "
+                 "write stale, as fence-nemesis stages")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{600000}))
+      ->capture_default_str();
+  app.add_option("--history", f.history_path,
+                 "append every lock and store call (invoke and completion) to this file "
+                 "as JSON lines, for fence-check-history");
   app.add_option("--hold-renewals", f.config.hold_renewals,
                  "after the write, stay leader until this many more renewals succeed, "
                  "then resign")
@@ -130,6 +143,7 @@ fence::Result<fence::client::WorkerConfig> BuildConfig(const Flags& f) {
   config.acquire_wait = fence::Millis(f.wait_ms);
   config.acquire_timeout = fence::Millis(f.acquire_timeout_ms);
   config.work = fence::Millis(f.work_ms);
+  config.write_delay = fence::Millis(f.write_delay_ms);
   config.fencing = f.fencing == "on";
   if (config.payload.empty()) config.payload = "result computed by " + config.id;
   if (config.renew_interval >= config.ttl) {
@@ -164,6 +178,12 @@ int main(int argc, char** argv) {
   if (!backend.ok()) {
     return fence::FailStartup(kProgram, "--backend/--lock-endpoints: " + backend.error().message);
   }
+  std::unique_ptr<fence::client::HistoryFile> history;
+  if (!flags.history_path.empty()) {
+    auto opened = fence::client::HistoryFile::Open(flags.history_path, config->id);
+    if (!opened.ok()) return fence::FailStartup(kProgram, "--history: " + opened.error().message);
+    history = std::move(*opened);
+  }
   fence::log::Init("worker");
-  return fence::client::RunWorkerProcess(*config, **backend, flags.store_url);
+  return fence::client::RunWorkerProcess(*config, **backend, flags.store_url, history.get());
 }

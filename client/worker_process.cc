@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <optional>
 #include <thread>
 
 #include "common/logging.h"
@@ -26,7 +27,7 @@ spdlog::level::level_enum ToSpdlog(EventLevel level) {
 }  // namespace
 
 int RunWorkerProcess(const WorkerConfig& config, LockBackend& backend,
-                     const std::string& store_url) {
+                     const std::string& store_url, HistoryFile* history) {
   // Signals are taken by one thread with sigwait, so no handler runs inside
   // the worker's locks. Blocked before the worker's threads exist so that
   // they all inherit the mask.
@@ -38,10 +39,18 @@ int RunWorkerProcess(const WorkerConfig& config, LockBackend& backend,
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  StoreClient store(store_url);
+  StoreClient store_client(store_url);
+  std::optional<RecordingLockBackend> recorded_backend;
+  std::optional<RecordingObjectStore> recorded_store;
+  if (history != nullptr) {
+    recorded_backend.emplace(backend, *history);
+    recorded_store.emplace(store_client, *history);
+  }
+  LockBackend& lock_backend = history ? static_cast<LockBackend&>(*recorded_backend) : backend;
+  ObjectStore& store = history ? static_cast<ObjectStore&>(*recorded_store) : store_client;
   MonotonicClock clock;
   ProcessPauser pauser(clock);
-  Worker worker(config, backend, store, pauser, clock,
+  Worker worker(config, lock_backend, store, pauser, clock,
                 [](EventLevel level, std::string_view event, const nlohmann::json& fields) {
                   log::Event(ToSpdlog(level), event, fields);
                 });

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "client/history_recorder.h"
 #include "client/lock_backend.h"
 #include "client/worker.h"
 
@@ -12,7 +13,8 @@ namespace fence::client {
 
 // Blocks until the worker has done its terms or a signal stopped it, and
 // returns the process exit code. Call with fence::log already initialised.
+// With a `history`, every lock and store call is recorded in it.
 int RunWorkerProcess(const WorkerConfig& config, LockBackend& backend,
-                     const std::string& store_url);
+                     const std::string& store_url, HistoryFile* history = nullptr);
 
 }  // namespace fence::client

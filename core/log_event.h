@@ -50,6 +50,7 @@ inline constexpr std::string_view kWriteDone = "write_done";         // owner, k
 inline constexpr std::string_view kFenced = "fenced";                // owner, key, token, highest_token, term, step (fence_first|write)
 inline constexpr std::string_view kLeaseLost = "lease_lost";         // owner, term, reason
 inline constexpr std::string_view kSteppedDown = "stepped_down";     // owner, term, reason
+inline constexpr std::string_view kStoreUnavailable = "store_unavailable"; // owner, error, retry_in_ms (waits before the next term)
 inline constexpr std::string_view kResigned = "resigned";            // owner, term (released the lock after its work)
 
 }  // namespace fence::events

@@ -425,6 +425,38 @@ TEST_F(WorkerTest, FailedFenceStepsDownAndGoesBackToAcquiring) {
   EXPECT_EQ(store_.puts[0].token, Token(6));
 }
 
+// A store that is down must not make the worker spin through grants (each
+// one burns a token and a lock-service write): after a term that ended on a
+// store error it waits, twice as long each time, before asking again.
+TEST_F(WorkerTest, StoreOutageBacksOffBeforeTheNextTerm) {
+  for (int i = 0; i < 2; ++i) {
+    store_.fence_answers.push_back(MakeError("unreachable", "connection refused"));
+  }
+  ManualClock clock;
+  auto config = MinuteConfig();
+  config.terms = 3;
+  Worker w(config, backend_, store_, pauser_, clock, Sink());
+  int code = -1;
+  std::thread run([&] { code = w.Run(); });
+  for (const long outages : {1, 2}) {
+    const long backoff_ms = outages * 100;
+    ASSERT_TRUE(WaitForEvent(ev::kStoreUnavailable, outages))
+        << "outage " << outages << "; events: " << testing::PrintToString(Names());
+    EXPECT_EQ(Count(ev::kAcquiring), outages) << "no new term during the back-off";
+    {
+      std::lock_guard g(mu_);
+      EXPECT_EQ(events_.back().fields["retry_in_ms"], backoff_ms);
+      EXPECT_EQ(events_.back().fields["error"], "unreachable");
+    }
+    clock.Advance(Millis(backoff_ms));
+    w.WakeForTest();
+  }
+  run.join();
+  EXPECT_EQ(Count(ev::kAcquiring), 3);
+  EXPECT_EQ(store_.puts.size(), 1u) << "the third term wrote";
+  EXPECT_EQ(code, 1);
+}
+
 TEST_F(WorkerTest, LeaseRunOutByItsOwnClockMeansNoWrite) {
   // The fence call took longer than the whole TTL (a slow store); no
   // renewal was due yet, so only the worker's own clock can tell.
