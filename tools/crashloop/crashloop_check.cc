@@ -108,6 +108,16 @@ std::vector<Violation> CheckAfterRestart(const std::string& key, const KeyModel&
     out.push_back({"fence_above_every_token_sent", key,
                    "fence <= " + Num(model.max_token_sent), FenceText(observed.fence), 0});
   }
+  // A PUT or DELETE changes the object and the fence in one batch: a fence
+  // raised by it without its object change is half a write.
+  if (settled_ok && !pending_ok && model.pending && model.pending->kind != OpKind::kFence &&
+      fence > model.fence_floor) {
+    out.push_back({"torn_write", key,
+                   "fence " + Num(model.fence_floor) + " with the object unchanged, or the " +
+                       OpKindName(model.pending->kind) + " with token " +
+                       Num(model.pending->token) + " applied whole",
+                   FenceText(observed.fence) + " with " + observed.object.Describe(), 0});
+  }
   if (observed.object.exists && observed.object.token > fence) {
     out.push_back({"object_above_fence", key,
                    "fence >= the object's token " + Num(observed.object.token),

@@ -82,8 +82,9 @@ struct Observed {
 
 // After a restart: the object is the settled state or the pending write's
 // result (body, token and etag where known all equal), the fence is at
-// least the settled floor, at most the highest token sent, and not below
-// the object's own token.
+// least the settled floor, at most the highest token sent, not below the
+// object's own token, and not raised by a PUT or DELETE whose object change
+// is missing (the two are one batch).
 std::vector<Violation> CheckAfterRestart(const std::string& key, const KeyModel& model,
                                          const Observed& observed);
 
