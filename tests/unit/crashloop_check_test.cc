@@ -92,6 +92,13 @@ TEST(CrashloopCheckTest, DeletedKeyMustStayDeletedWithItsFence) {
             std::vector<std::string>{"fence_lowered"});
 }
 
+TEST(CrashloopCheckTest, PendingAppliedIsToldByTheFence) {
+  EXPECT_FALSE(PendingApplied(History(std::nullopt), {Object(5, "b", "e5"), 5}).has_value());
+  EXPECT_EQ(PendingApplied(History(Put(7, "c")), {Object(7, "c", "e7"), 7}), true);
+  EXPECT_EQ(PendingApplied(History(Fence(9)), {Object(5, "b", "e5"), 9}), true);
+  EXPECT_EQ(PendingApplied(History(Delete(6)), {Object(5, "b", "e5"), 5}), false);
+}
+
 TEST(CrashloopCheckTest, ApplyFollowsTheStoreRules) {
   const ObjectState before = Object(5, "b", "e5");
   EXPECT_EQ(Apply(before, Put(7, "c", "e7")).body, "c");

@@ -29,6 +29,7 @@ struct Summary {
   int kills = 0;
   long acknowledged = 0;  // writes (store) or grants, keep-alives, releases (lockd) answered
   long indeterminate = 0;  // sent, and no answer: the daemon was killed
+  long indeterminate_applied = 0;  // store: unanswered writes found applied after restart
   long verified = 0;       // key checks after restarts (store), grants checked (lockd)
   std::vector<Violation> violations;
   double wall_seconds = 0;

@@ -126,6 +126,11 @@ std::vector<Violation> CheckAfterRestart(const std::string& key, const KeyModel&
   return out;
 }
 
+std::optional<bool> PendingApplied(const KeyModel& model, const Observed& observed) {
+  if (!model.pending) return std::nullopt;
+  return observed.fence.value_or(0) >= model.pending->token;
+}
+
 std::optional<Violation> CheckStaleProbe(const std::string& key, std::uint64_t fence,
                                          std::uint64_t probe_token, int status,
                                          std::optional<std::uint64_t> highest_token) {

@@ -88,6 +88,11 @@ struct Observed {
 std::vector<Violation> CheckAfterRestart(const std::string& key, const KeyModel& model,
                                          const Observed& observed);
 
+// Whether the pending write took effect (nullopt: none was pending). Every
+// write raises the fence to its token, which is above every token sent
+// before, so the fence tells. A figure for the report, not a check.
+std::optional<bool> PendingApplied(const KeyModel& model, const Observed& observed);
+
 // A PUT with token `probe_token` below the observed fence was answered with
 // `status` (and the fence it named): anything but 409 naming that fence is a
 // stale write accepted or a fence misreported.

@@ -46,7 +46,8 @@ void PrintSummary(const Summary& s, const std::string& work_dir) {
   fence::log::Info("crashloop_summary",
                    {{"target", s.target}, {"seed", s.seed}, {"kills", s.kills},
                     {"ops_acknowledged", s.acknowledged},
-                    {"ops_indeterminate", s.indeterminate}, {"verified", s.verified},
+                    {"ops_indeterminate", s.indeterminate},
+                    {"indeterminate_applied", s.indeterminate_applied}, {"verified", s.verified},
                     {"violations", s.violations.size()}, {"violation_list", violations},
                     {"wall_seconds", s.wall_seconds}, {"dir", work_dir}});
   std::printf("%s --target %s --seed %llu: %d kills, %ld ops acknowledged, %ld "

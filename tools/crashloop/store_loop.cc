@@ -171,13 +171,15 @@ Result<Observed> Observe(client::StoreClient& store, const std::string& key) {
   return observed;
 }
 
-std::vector<Violation> VerifyKey(client::StoreClient& store, KeySlot& slot) {
+std::vector<Violation> VerifyKey(client::StoreClient& store, KeySlot& slot,
+                                 long& pending_applied) {
   auto observed = Observe(store, slot.key);
   if (!observed.ok()) {
     return {{"unreadable", slot.key, "the restarted store answers GET",
              observed.error().message, 0}};
   }
   auto found = CheckAfterRestart(slot.key, slot.model, *observed);
+  if (PendingApplied(slot.model, *observed).value_or(false)) ++pending_applied;
   if (observed->fence && *observed->fence > 1) {
     const std::uint64_t probe = *observed->fence - 1;
     auto res = store.Put(slot.key, "stale probe", Token(probe));
@@ -235,11 +237,16 @@ Result<Summary> RunStoreLoop(const Options& options) {
                                   SteadyClock::now() - spawned).count()}});
     client::StoreClient client(store->Url(), kRequestTimeout);
     std::size_t before = summary.violations.size();
-    for (auto& slot : slots) Report(VerifyKey(client, slot), kill, options.seed, summary.violations);
+    long applied = 0;
+    for (auto& slot : slots) {
+      Report(VerifyKey(client, slot, applied), kill, options.seed, summary.violations);
+    }
+    summary.indeterminate_applied += applied;
     summary.verified += static_cast<long>(slots.size());
     log::Info("keys_verified",
               {{"kill", kill}, {"keys", slots.size()},
                {"acknowledged", round.acknowledged}, {"indeterminate", round.indeterminate},
+               {"indeterminate_applied", applied},
                {"violations", summary.violations.size() - before}});
   }
   if (store.ok()) store->process->Stop();
