@@ -161,10 +161,9 @@ std::vector<Violation> CheckEpochGrants(const GrantHistory& history, int epoch,
                                         const std::vector<Grant>& grants,
                                         std::chrono::nanoseconds tolerance) {
   using std::chrono::duration_cast;
-  using std::chrono::milliseconds;
   std::vector<Violation> out;
   std::map<std::uint64_t, const Grant*> seen;
-  const auto grace_end = spawned_at + milliseconds(history.max_ttl_ms);
+  const auto grace_end = spawned_at + std::chrono::milliseconds(history.max_ttl_ms);
   for (const Grant& g : grants) {
     if (g.token <= history.max_token) {
       out.push_back({"token_not_increasing", g.lock,
@@ -180,12 +179,12 @@ std::vector<Violation> CheckEpochGrants(const GrantHistory& history, int epoch,
                      epoch});
     }
     if (epoch >= 1 && g.completed_at + tolerance < grace_end) {
-      const auto early = duration_cast<std::chrono::microseconds>(grace_end - g.completed_at);
+      const auto early_ms =
+          duration_cast<std::chrono::microseconds>(grace_end - g.completed_at).count() / 1000;
       out.push_back({"grant_inside_grace", g.lock,
                      "no grant before spawn + " + std::to_string(history.max_ttl_ms) +
                          " ms (the largest TTL granted before)",
-                     "token " + Num(g.token) + " granted " +
-                         std::to_string(static_cast<double>(early.count()) / 1000.0) +
+                     "token " + Num(g.token) + " granted " + std::to_string(early_ms) +
                          " ms before the grace ended",
                      epoch});
     }
