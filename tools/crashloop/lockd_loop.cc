@@ -2,8 +2,6 @@
 // alive and release; lockd is SIGKILLed at a seeded moment and restarted
 // on the same data directory on a new port; the grants of each lockd
 // instance are checked against every grant before it.
-#include <thread>
-
 #include "common/http_client.h"
 #include "common/logging.h"
 #include "tools/crashloop/crashloop.h"
@@ -115,23 +113,22 @@ void RunClient(const ClientSetup& setup, const std::atomic<bool>& stop, Tally& t
 Tally RunRound(ListeningDaemon& lockd, const Options& options, int locks, int epoch,
                std::chrono::milliseconds delay, bool last) {
   std::vector<Tally> tallies(static_cast<std::size_t>(options.writers));
-  std::vector<std::thread> threads;
-  std::atomic<bool> stop{false};
   ClientSetup setup{lockd.Url(), {}, options.seed, 0, epoch};
   for (int l = 0; l < locks; ++l) setup.locks.push_back("crashloop-l" + std::to_string(l));
-  for (int c = 0; c < options.writers; ++c) {
-    setup.client = c;
-    threads.emplace_back(RunClient, setup, std::cref(stop),
-                         std::ref(tallies[static_cast<std::size_t>(c)]));
-  }
-  std::this_thread::sleep_for(delay);  // the seeded kill moment
-  stop = true;
-  if (last) {
-    lockd.process->Stop();
-  } else {
-    KillDaemon(lockd, epoch + 1, delay);
-  }
-  for (auto& t : threads) t.join();
+  RunWorkersUntil(
+      options.writers, delay,
+      [&](int c, const std::atomic<bool>& stop) {
+        ClientSetup own = setup;
+        own.client = c;
+        RunClient(own, stop, tallies[static_cast<std::size_t>(c)]);
+      },
+      [&] {
+        if (last) {
+          lockd.process->Stop();
+        } else {
+          KillDaemon(lockd, epoch + 1, delay);
+        }
+      });
   Tally total;
   for (auto& t : tallies) {
     total.acknowledged += t.acknowledged;

@@ -26,6 +26,18 @@ std::chrono::milliseconds KillDelay(std::mt19937_64& rng, int min_ms, int max_ms
   return std::chrono::milliseconds(dist(rng));
 }
 
+void RunWorkersUntil(int count, std::chrono::milliseconds delay,
+                     const std::function<void(int, const std::atomic<bool>&)>& worker,
+                     const std::function<void()>& end) {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < count; ++i) threads.emplace_back(worker, i, std::cref(stop));
+  std::this_thread::sleep_for(delay);
+  stop = true;
+  end();
+  for (auto& t : threads) t.join();
+}
+
 void PauseUnlessStopped(const std::atomic<bool>& stop, std::chrono::milliseconds delay) {
   constexpr auto kStep = std::chrono::milliseconds(10);
   const auto end = SteadyClock::now() + delay;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -32,6 +33,15 @@ void KillDaemon(ListeningDaemon& daemon, int kill, std::chrono::milliseconds aft
 
 // A seeded delay in [min_ms, max_ms].
 std::chrono::milliseconds KillDelay(std::mt19937_64& rng, int min_ms, int max_ms);
+
+// Runs `worker(i, stop)` on `count` threads; after `delay` (the seeded kill
+// moment) sets `stop`, then calls `end` (which kills or stops the daemon),
+// then joins them. Workers stop starting requests before the daemon dies,
+// so what goes unanswered is what was in flight at the kill (and, rarely,
+// one request racing the flag).
+void RunWorkersUntil(int count, std::chrono::milliseconds delay,
+                     const std::function<void(int, const std::atomic<bool>&)>& worker,
+                     const std::function<void()>& end);
 
 // Sleeps up to `delay`, in short steps, returning early once `stop` is set.
 // A pacing delay of the workload, not a wait for an event.

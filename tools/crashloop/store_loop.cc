@@ -3,7 +3,6 @@
 // SIGKILL at a seeded moment, restart on the same data directory on a new
 // port, verify every key, continue.
 #include <memory>
-#include <thread>
 
 #include "client/store_client.h"
 #include "common/http_client.h"
@@ -111,24 +110,19 @@ void RunWriter(const std::string& url, std::vector<KeySlot*> slots, std::uint64_
 Tally RunRound(ListeningDaemon& store, std::vector<KeySlot>& slots, int writers,
                std::uint64_t seed, int kill, std::chrono::milliseconds delay) {
   std::vector<Tally> tallies(static_cast<std::size_t>(writers));
-  std::vector<std::thread> threads;
-  std::atomic<bool> stop{false};
   const std::string url = store.Url();
-  for (int w = 0; w < writers; ++w) {
-    std::vector<KeySlot*> own;
-    for (std::size_t i = static_cast<std::size_t>(w); i < slots.size();
-         i += static_cast<std::size_t>(writers)) {
-      own.push_back(&slots[i]);
-    }
-    threads.emplace_back(RunWriter, url, std::move(own), seed, w, kill, std::cref(stop),
-                         std::ref(tallies[static_cast<std::size_t>(w)]));
-  }
-  std::this_thread::sleep_for(delay);  // the seeded kill moment
-  // Writers stop starting writes first, so what is unanswered is what was
-  // in flight at the kill (and, rarely, one write racing the flag).
-  stop = true;
-  KillDaemon(store, kill, delay);
-  for (auto& t : threads) t.join();
+  RunWorkersUntil(
+      writers, delay,
+      [&](int w, const std::atomic<bool>& stop) {
+        std::vector<KeySlot*> own;
+        for (std::size_t i = static_cast<std::size_t>(w); i < slots.size();
+             i += static_cast<std::size_t>(writers)) {
+          own.push_back(&slots[i]);
+        }
+        RunWriter(url, std::move(own), seed, w, kill, stop,
+                  tallies[static_cast<std::size_t>(w)]);
+      },
+      [&] { KillDaemon(store, kill, delay); });
   Tally total;
   for (auto& t : tallies) {
     total.acknowledged += t.acknowledged;
