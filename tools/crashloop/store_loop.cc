@@ -132,7 +132,8 @@ Tally RunRound(ListeningDaemon& store, std::vector<KeySlot>& slots, int writers,
   return total;
 }
 
-// The status of an answered request, or the transport error.
+// GET /v1/fences/{key}: the fence, nullopt when never fenced (404), or an
+// Error for no answer or any other answer.
 Result<std::optional<std::uint64_t>> ReadFence(const client::StoreClient& store,
                                                const std::string& key) {
   net::HttpCall call;
