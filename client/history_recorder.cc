@@ -113,7 +113,7 @@ Status RecordingLockBackend::KeepAlive(Millis timeout) {
   const std::uint64_t id =
       history_.Invoke(history::kRenew, {{"lock", lock}, {"token", grant ? nlohmann::json(*grant)
                                                                          : nlohmann::json()}});
-  const Status renewed = inner_.KeepAlive(timeout);
+  Status renewed = inner_.KeepAlive(timeout);
   if (renewed.ok()) {
     history_.Complete(id, history::kOk, nlohmann::json::object());
   } else {
@@ -133,7 +133,7 @@ Status RecordingLockBackend::Release() {
   const std::uint64_t id = history_.Invoke(
       history::kRelease,
       {{"lock", lock}, {"token", grant ? nlohmann::json(*grant) : nlohmann::json()}});
-  const Status released = inner_.Release();
+  Status released = inner_.Release();
   history_.Complete(id, released.ok() ? history::kOk : history::kInfo, nlohmann::json::object());
   return released;
 }

@@ -139,9 +139,19 @@ Result<PutResult> StoreClient::Put(const std::string& key, const std::string& bo
 }
 
 Result<PutResult> StoreClient::RaiseFence(const std::string& key, Token token) {
+  return SendWrite(http::verb::post, FenceUrl(key), token);
+}
+
+Result<PutResult> StoreClient::Delete(const std::string& key, Token token) {
+  return SendWrite(http::verb::delete_, ObjectUrl(key), token);
+}
+
+// A bodiless write (fence raise, delete) with its token.
+Result<PutResult> StoreClient::SendWrite(http::verb method, const std::string& url,
+                                         Token token) {
   net::HttpCall call;
-  call.method = http::verb::post;
-  call.url = FenceUrl(key);
+  call.method = method;
+  call.url = url;
   call.headers.emplace_back(std::string(kFencingTokenHeader), token.ToString());
   call.timeout = timeout_;
   auto res = net::Call(call);

@@ -4,6 +4,7 @@
 // refused with the store's figures, not a paraphrase.
 #pragma once
 
+#include <boost/beast/http/verb.hpp>
 #include <chrono>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -82,6 +83,9 @@ class StoreClient final : public ObjectStore {
   Result<PutResult> Put(const std::string& key, const std::string& body,
                         std::optional<Token> token) override;
   Result<PutResult> RaiseFence(const std::string& key, Token token) override;
+  // DELETE /v1/objects/{key}: leaves a tombstone that keeps the fence;
+  // answered like a write.
+  Result<PutResult> Delete(const std::string& key, Token token);
   // GET /v1/objects/{key}; code "not_found" for 404.
   Result<FetchedObject> Get(const std::string& key);
   // GET /v1/fences/{key}; code "not_found" for a key never fenced.
@@ -91,6 +95,8 @@ class StoreClient final : public ObjectStore {
   std::string FenceUrl(const std::string& key) const;
 
  private:
+  Result<PutResult> SendWrite(boost::beast::http::verb method, const std::string& url,
+                              Token token);
   std::string base_url_;
   std::chrono::milliseconds timeout_;
 };

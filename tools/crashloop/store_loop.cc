@@ -33,19 +33,6 @@ struct Tally {
   std::vector<Violation> violations;
 };
 
-Result<client::PutResult> Delete(const client::StoreClient& store, const std::string& key,
-                                 std::uint64_t token) {
-  net::HttpCall call;
-  call.method = http::verb::delete_;
-  call.url = store.ObjectUrl(key);
-  call.headers.emplace_back(std::string(kFencingTokenHeader), std::to_string(token));
-  call.timeout = kRequestTimeout;
-  auto res = net::Call(call);
-  if (!res.ok()) return res.error();
-  return client::InterpretWriteResponse(static_cast<int>(res->result_int()), false,
-                                        res->body());
-}
-
 Result<client::PutResult> Send(client::StoreClient& store, const std::string& key,
                                const KeyOp& op) {
   switch (op.kind) {
@@ -54,7 +41,7 @@ Result<client::PutResult> Send(client::StoreClient& store, const std::string& ke
     case OpKind::kFence:
       return store.RaiseFence(key, Token(op.token));
     case OpKind::kDelete:
-      return Delete(store, key, op.token);
+      return store.Delete(key, Token(op.token));
   }
   return MakeError("bad_op", "unknown operation kind");
 }
@@ -132,25 +119,6 @@ Tally RunRound(ListeningDaemon& store, std::vector<KeySlot>& slots, int writers,
   return total;
 }
 
-// GET /v1/fences/{key}: the fence, nullopt when never fenced (404), or an
-// Error for no answer or any other answer.
-Result<std::optional<std::uint64_t>> ReadFence(const client::StoreClient& store,
-                                               const std::string& key) {
-  net::HttpCall call;
-  call.url = store.FenceUrl(key);
-  call.timeout = kRequestTimeout;
-  auto res = net::Call(call);
-  if (!res.ok()) return res.error();
-  if (res->result_int() == 404) return std::optional<std::uint64_t>();
-  auto json = nlohmann::json::parse(res->body(), nullptr, false);
-  if (res->result_int() != 200 || !json.is_object() || !json.contains("highest_token") ||
-      !json["highest_token"].is_number_unsigned()) {
-    return MakeError("bad_answer", "GET /v1/fences answered " +
-                                       std::to_string(res->result_int()) + ": " + res->body());
-  }
-  return std::optional<std::uint64_t>(json["highest_token"].get<std::uint64_t>());
-}
-
 Result<Observed> Observe(client::StoreClient& store, const std::string& key) {
   Observed observed;
   auto object = store.Get(key);
@@ -160,9 +128,12 @@ Result<Observed> Observe(client::StoreClient& store, const std::string& key) {
   } else if (object.error().code != "not_found") {
     return object.error();
   }
-  auto fence = ReadFence(store, key);
-  if (!fence.ok()) return fence.error();
-  observed.fence = *fence;
+  auto fence = store.GetFence(key);
+  if (fence.ok()) {
+    observed.fence = fence->highest_token.value();
+  } else if (fence.error().code != "not_found") {
+    return fence.error();
+  }
   return observed;
 }
 
