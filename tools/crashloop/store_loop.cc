@@ -14,7 +14,6 @@ namespace fence::crashloop {
 
 namespace {
 
-namespace http = net::http;
 
 // The kill lands this long after the writers start: long enough for
 // hundreds of fsynced writes, short enough for a hundred kills a minute.
