@@ -10,12 +10,22 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/result.h"
 
 namespace fence::tools::nemesis {
+
+// Fault kinds, as --faults names them.
+inline constexpr std::string_view kPause = "pause";          // SIGSTOP a worker
+inline constexpr std::string_view kPartition = "partition";  // cut a worker off
+inline constexpr std::string_view kKillStore = "kill-store";
+inline constexpr std::string_view kKillLockd = "kill-lockd";
+inline constexpr std::string_view kFreeze = "freeze";  // SIGSTOP etcd or ZooKeeper
 
 struct NemesisOptions {
   std::string backend = "lockd";  // lockd, etcd or zookeeper
@@ -28,6 +38,14 @@ struct NemesisOptions {
   Millis ttl{1000};        // the workers' lease TTL
   Millis write_delay{200}; // fence-worker --write-delay-ms
   Millis fault_gap{1500};  // mean time between the starts of two faults
+  // Run every process in a network namespace of its own and add network
+  // partitions to the faults (needs root, iproute2 and iptables; lockd only:
+  // etcd and ZooKeeper are started outside any namespace).
+  bool partitions = false;
+  // The fault kinds to draw from; those a run cannot make are skipped.
+  std::set<std::string> faults = {std::string(kPause), std::string(kPartition),
+                                  std::string(kKillStore), std::string(kKillLockd),
+                                  std::string(kFreeze)};
 };
 
 struct NemesisRun {
@@ -39,5 +57,11 @@ struct NemesisRun {
 // Runs the processes and the faults, then the final reads. Errors (code
 // "nemesis_failed") say which process could not be started or read.
 Result<NemesisRun> RunNemesis(const NemesisOptions& options);
+
+// The final read of each key from the store at `store_url`: one history line
+// (type "final") per key. Run in the processes' namespace when there is one
+// (fence-nemesis final-read).
+Result<std::vector<std::string>> ReadFinalLines(const std::string& store_url,
+                                                const std::vector<std::string>& keys);
 
 }  // namespace fence::tools::nemesis

@@ -12,6 +12,7 @@
 #include "common/logging.h"
 #include "common/process.h"
 #include "tools/nemesis/nemesis.h"
+#include "tools/partition/partition_net.h"
 
 namespace {
 
@@ -58,8 +59,38 @@ int main(int argc, char** argv) {
   app.add_option("--fencing", fencing, "the store's --fencing: 'off' is the control run")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
+  std::vector<std::string> faults;
+  app.add_option("--faults", faults,
+                 "fault kinds to draw from, comma-separated: pause, partition, kill-store, "
+                 "kill-lockd, freeze (default all; those the run cannot make are skipped)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"pause", "partition", "kill-store", "kill-lockd", "freeze"}));
+  std::string partitions = "auto";
+  app.add_option("--partitions", partitions,
+                 "also cut workers off the lock service and the store, every process in a "
+                 "network namespace of its own (root, iproute2, iptables; lockd only); "
+                 "'auto' does so where possible")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   app.add_option("--dir", o.dir, "run directory (default: a new one under $TMPDIR or /tmp)");
+  std::string final_store;
+  std::vector<std::string> final_keys;
+  auto* final_read = app.add_subcommand(
+      "final-read", "(used by the run itself, inside its namespace) print the final read of "
+                    "each key as history lines");
+  final_read->add_option("--store", final_store, "fence-store URL")->required();
+  final_read->add_option("--key", final_keys, "key to read")->required();
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
+  if (final_read->parsed()) {
+    auto lines = nem::ReadFinalLines(final_store, final_keys);
+    if (!lines.ok()) return fence::FailStartup(kProgram, lines.error().message);
+    for (const std::string& line : *lines) std::cout << line << "\n";
+    return 0;
+  }
+  const auto missing = fence::tools::partition::MissingPrerequisite();
+  if (partitions == "on" && missing) return fence::FailStartup(kProgram, "--partitions on: " + *missing);
+  if (!faults.empty()) o.faults = {faults.begin(), faults.end()};
+  o.partitions = partitions == "on" || (partitions == "auto" && !missing && o.backend == "lockd");
   o.duration = fence::Millis(seconds * 1000);
   o.ttl = fence::Millis(ttl_ms);
   o.write_delay = fence::Millis(write_delay_ms);
@@ -76,7 +107,8 @@ int main(int argc, char** argv) {
   }
   fence::log::Init("nemesis");
   std::cout << "nemesis: backend " << o.backend << ", seed " << o.seed << " (--seed), "
-            << seconds << " s, store fencing " << fencing << ", run directory " << o.dir
+            << seconds << " s, store fencing " << fencing << ", partitions "
+            << (o.partitions ? "on" : "off") << ", run directory " << o.dir
             << std::endl;
 
   auto run = nem::RunNemesis(o);
