@@ -16,6 +16,9 @@ packages=(
   iproute2 iptables
   # systemd-analyze verifies the units in deploy/systemd/
   systemd
+  # the peers and clients of fence-bench-peers (deploy/bench.sh, and its
+  # smoke run in the tests)
+  redis-server redis-tools nginx wrk fio postgresql-15 postgresql-client-15
 )
 
 missing=()
@@ -38,3 +41,14 @@ echo "install-deps: installing ${missing[*]}"
 # --no-install-recommends keeps the footprint small; the servers' own services
 # are not started by their packages (prometheus is stopped below if it was).
 "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# Where no policy-rc.d stops them, some packages start their service on
+# install; the tests and the bench start instances of their own, so the
+# system's copies are stopped.
+if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+  for service in redis-server nginx postgresql prometheus prometheus-alertmanager etcd zookeeper; do
+    if systemctl is-active --quiet "$service"; then
+      "${sudo_cmd[@]}" systemctl stop "$service" || true
+    fi
+  done
+fi

@@ -1,0 +1,192 @@
+#include "tools/bench/peers.h"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/http_client.h"
+#include "tools/services/lock_services.h"
+
+namespace fence::tools::bench {
+namespace {
+
+namespace fs = std::filesystem;
+
+Error Unavailable(const std::string& what) { return MakeError("peer_unavailable", what); }
+
+// One bounded probe: `argv` exits 0 within a second.
+bool Answers(std::vector<std::string> argv) {
+  auto ran = RunToCompletion({std::move(argv), "", {}}, Millis(1000));
+  return ran.ok() && ran->exit_code == 0;
+}
+
+Result<std::string> Program(std::string_view name, std::string_view package) {
+  auto path = FindProgram(name);
+  if (!path) {
+    return Unavailable(std::string(name) + " is not installed (Debian package " +
+                       std::string(package) + ", deploy/install-deps.sh)");
+  }
+  return *path;
+}
+
+Peer Started(std::string name, PickedPortsServer server, std::string dir) {
+  Peer peer;
+  peer.name = std::move(name);
+  peer.port = server.ports.front();
+  peer.url = "http://127.0.0.1:" + std::to_string(peer.port);
+  peer.dir = std::move(dir);
+  peer.processes.push_back(std::move(server.process));
+  return peer;
+}
+
+}  // namespace
+
+Peer::~Peer() {
+  for (auto& process : processes) {
+    if (process && !process->exited()) process->Stop(std::chrono::seconds(10));
+  }
+}
+
+std::vector<std::string> AsPostgresUser(std::vector<std::string> argv) {
+  if (geteuid() != 0) return argv;
+  // setpriv execs the command itself (runuser would fork and wait), so a
+  // signal to the child reaches the server.
+  std::vector<std::string> wrapped = {FindProgram("setpriv").value_or("/usr/bin/setpriv"),
+                                      "--reuid=postgres", "--regid=postgres", "--init-groups",
+                                      "--"};
+  wrapped.insert(wrapped.end(), argv.begin(), argv.end());
+  return wrapped;
+}
+
+Result<Peer> StartFenceStore(const std::string& dir) {
+  auto store = StartListeningDaemon(
+      {{SiblingBinary("fence-store"), "--data-dir", dir + "/data"}, dir + "/store.log", {}});
+  if (!store.ok()) return Unavailable("fence-store: " + store.error().message);
+  Peer peer;
+  peer.name = "fence-store";
+  peer.port = store->port;
+  peer.url = store->Url();
+  peer.dir = dir;
+  peer.processes.push_back(std::move(store->process));
+  return peer;
+}
+
+Result<Peer> StartRedis(const std::string& dir) {
+  auto server = Program("redis-server", "redis-server");
+  auto cli = Program("redis-cli", "redis-tools");
+  if (!server.ok()) return server.error();
+  if (!cli.ok()) return cli.error();
+  fs::create_directories(dir);
+  PickedPortsOptions start;
+  start.name = "redis";
+  // Every write is fsynced before it is answered, as fence-store's are.
+  start.command = [&](const std::vector<int>& ports) -> Result<ChildProcess::Options> {
+    return ChildProcess::Options{{*server, "--port", std::to_string(ports[0]), "--bind",
+                                  "127.0.0.1", "--dir", dir, "--appendonly", "yes",
+                                  "--appendfsync", "always", "--save", "", "--protected-mode",
+                                  "no", "--daemonize", "no"},
+                                 dir + "/redis.log",
+                                 {}};
+  };
+  start.ready = [&](const std::vector<int>& ports) {
+    return Answers({*cli, "-p", std::to_string(ports[0]), "ping"});
+  };
+  auto started = StartOnPickedPorts(start);
+  if (!started.ok()) return Unavailable("redis: " + started.error().message);
+  return Started("redis", std::move(*started), dir);
+}
+
+Result<Peer> StartPostgres(const std::string& dir) {
+  const std::string bin = "/usr/lib/postgresql/15/bin/";
+  if (!fs::exists(bin + "postgres")) {
+    return Unavailable("PostgreSQL 15 is not installed (Debian package postgresql-15)");
+  }
+  fs::create_directories(dir);
+  if (geteuid() == 0 && getpwnam("postgres") != nullptr) {
+    const passwd* pg = getpwnam("postgres");
+    if (chown(dir.c_str(), pg->pw_uid, pg->pw_gid) != 0) {
+      return Unavailable("cannot give " + dir + " to the postgres user");
+    }
+  }
+  const std::string data = dir + "/data";
+  auto init = RunToCompletion({AsPostgresUser({bin + "initdb", "-D", data, "--auth=trust",
+                                               "--username=postgres", "--no-sync"}),
+                               dir + "/initdb.log",
+                               {}},
+                              Millis(120000));
+  if (!init.ok() || init->exit_code != 0) {
+    return Unavailable("initdb failed: " + (init.ok() ? init->Output() : init.error().message));
+  }
+  PickedPortsOptions start;
+  start.name = "postgresql";
+  start.command = [&](const std::vector<int>& ports) -> Result<ChildProcess::Options> {
+    return ChildProcess::Options{
+        AsPostgresUser({bin + "postgres", "-D", data, "-p", std::to_string(ports[0]), "-k", dir,
+                        "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on", "-c",
+                        "synchronous_commit=on", "-c", "max_connections=200"}),
+        dir + "/postgres.log",
+        {}};
+  };
+  start.ready = [&](const std::vector<int>& ports) {
+    return Answers({bin + "pg_isready", "-h", "127.0.0.1", "-p", std::to_string(ports[0])});
+  };
+  auto started = StartOnPickedPorts(start);
+  if (!started.ok()) return Unavailable("postgresql: " + started.error().message);
+  return Started("postgresql", std::move(*started), dir);
+}
+
+Result<Peer> StartEtcd(const std::string& dir) {
+  LaunchOptions launch;
+  launch.dir = dir;
+  launch.log_path = dir + "/etcd.log";
+  auto etcd = LaunchLockService("etcd", launch);
+  if (!etcd.ok()) return Unavailable("etcd: " + etcd.error().message);
+  Peer peer;
+  peer.name = "etcd";
+  peer.url = etcd->endpoints.front();
+  peer.port = std::stoi(peer.url.substr(peer.url.rfind(':') + 1));
+  peer.dir = dir;
+  peer.processes = std::move(etcd->processes);
+  return peer;
+}
+
+Result<Peer> StartNginx(const std::string& dir) {
+  auto nginx = Program("nginx", "nginx");
+  if (!nginx.ok()) return nginx.error();
+  fs::create_directories(dir + "/www/bench");
+  fs::create_directories(dir + "/tmp");
+  // The workers may run as nobody: they must be able to write the tree.
+  fs::permissions(dir + "/www/bench", fs::perms::all);
+  fs::permissions(dir + "/tmp", fs::perms::all);
+  fs::permissions(dir + "/www", fs::perms::all);
+  PickedPortsOptions start;
+  start.name = "nginx";
+  start.command = [&](const std::vector<int>& ports) -> Result<ChildProcess::Options> {
+    const std::string conf = dir + "/nginx.conf";
+    std::ofstream out(conf);
+    out << "daemon off;\nworker_processes 2;\npid " << dir << "/nginx.pid;\nerror_log " << dir
+        << "/error.log;\nevents { worker_connections 1024; }\nhttp {\n  access_log off;\n"
+        << "  client_body_temp_path " << dir << "/tmp;\n  client_max_body_size 2m;\n"
+        << "  server {\n    listen 127.0.0.1:" << ports[0] << ";\n    root " << dir
+        << "/www;\n    location / { dav_methods PUT; create_full_put_path on; }\n  }\n}\n";
+    if (!out) return Unavailable("cannot write " + conf);
+    return ChildProcess::Options{{*nginx, "-c", conf, "-e", dir + "/error.log"},
+                                 dir + "/nginx.log",
+                                 {}};
+  };
+  start.ready = [&](const std::vector<int>& ports) {
+    net::HttpCall probe{net::http::verb::get,
+                        "http://127.0.0.1:" + std::to_string(ports[0]) + "/",
+                        {},
+                        "",
+                        Millis(500)};
+    return net::Call(probe).ok();
+  };
+  auto started = StartOnPickedPorts(start);
+  if (!started.ok()) return Unavailable("nginx: " + started.error().message);
+  return Started("nginx", std::move(*started), dir);
+}
+
+}  // namespace fence::tools::bench

@@ -1,0 +1,42 @@
+// The peers a user would compare fence-store with, each started by the
+// bench on free loopback ports in its own scratch directory and stopped
+// when the returned object goes away: Redis (AOF, appendfsync always),
+// PostgreSQL 15 (fsync on, synchronous_commit on), etcd, nginx (WebDAV PUT
+// and static GET), and fence-store itself.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/process.h"
+#include "core/result.h"
+
+namespace fence::tools::bench {
+
+struct Peer {
+  Peer() = default;
+  Peer(Peer&&) = default;
+  Peer& operator=(Peer&&) = default;
+  // SIGTERM, not SIGKILL: nginx's master then stops its workers, which
+  // would otherwise outlive it holding our output pipe.
+  ~Peer();
+
+  std::string name;
+  std::string url;  // http://127.0.0.1:PORT for HTTP peers
+  int port = 0;
+  std::string dir;
+  std::vector<std::unique_ptr<ChildProcess>> processes;
+};
+
+Result<Peer> StartFenceStore(const std::string& dir);
+Result<Peer> StartRedis(const std::string& dir);
+// Runs as the `postgres` user (the server refuses root): `dir` is chowned.
+Result<Peer> StartPostgres(const std::string& dir);
+Result<Peer> StartEtcd(const std::string& dir);
+Result<Peer> StartNginx(const std::string& dir);
+
+// The command line that runs argv as the `postgres` user when we are root.
+std::vector<std::string> AsPostgresUser(std::vector<std::string> argv);
+
+}  // namespace fence::tools::bench
