@@ -92,7 +92,7 @@ std::optional<std::string> RawConnection::ReadResponse(std::chrono::milliseconds
   constexpr std::string_view kLength = "\r\ncontent-length: ";
   for (std::size_t i = 0; i + kLength.size() <= header_end; ++i) {
     if (std::equal(kLength.begin(), kLength.end(), buffered_.begin() + static_cast<long>(i),
-                   [](char a, char b) { return std::tolower(a) == b; })) {
+                   [](char lower, char c) { return lower == std::tolower(c); })) {
       length = std::strtoull(buffered_.c_str() + i + kLength.size(), nullptr, 10);
       break;
     }

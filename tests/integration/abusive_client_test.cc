@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 #include <thread>
@@ -111,8 +112,12 @@ class AbusiveClientTest : public ::testing::TestWithParam<Kind> {
   void Start(std::vector<std::string> flags) {
     std::vector<std::string> args = {"--data-dir", dir_.Sub("data")};
     if (GetParam() == Kind::kStore) {
-      // The same body limit as lockd's (4096), and few storage threads.
-      args.insert(args.end(), {"--storage-threads", "2", "--max-object-bytes", "4096"});
+      // Few storage threads, and unless the test says otherwise the same
+      // body limit as lockd's (4096).
+      args.insert(args.end(), {"--storage-threads", "2"});
+      if (std::find(flags.begin(), flags.end(), "--max-object-bytes") == flags.end()) {
+        args.insert(args.end(), {"--max-object-bytes", "4096"});
+      }
     }
     args.insert(args.end(), flags.begin(), flags.end());
     daemon_ = StartDaemon(GetParam() == Kind::kStore ? "fence-store" : "fence-lockd", args);
@@ -209,6 +214,317 @@ TEST_P(AbusiveClientTest, TrickledHeadersAreDroppedAtTheHeaderDeadline) {
     EXPECT_EQ(trickles[i]->ReadUntil("HTTP/", milliseconds(0)), "")
         << "a header that never completed must get no answer";
   }
+}
+
+
+// Raises this process's soft RLIMIT_NOFILE to at least `wanted` (the daemon
+// started afterwards inherits it); false if the hard limit is lower.
+bool RaiseOpenFileLimit(rlim_t wanted) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
+  if (limit.rlim_cur >= wanted) return true;
+  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted) return false;
+  limit.rlim_cur = wanted;
+  return setrlimit(RLIMIT_NOFILE, &limit) == 0;
+}
+
+// 5 000 connections that never send a byte, against a cap of 1 000: those
+// above the cap are answered 503 too_many_connections and closed, those
+// under it are held (idle) without a thread each; at the cap a new client
+// is refused too, and once idle connections leave, a new client is answered
+// within a second.
+TEST_P(AbusiveClientTest, FiveThousandIdleConnectionsMeetTheCap) {
+  constexpr int kConnections = 5000;
+  constexpr int kCap = 1000;
+  ASSERT_TRUE(RaiseOpenFileLimit(kConnections + 1024)) << "RLIMIT_NOFILE hard limit too low";
+  Start({"--max-connections", std::to_string(kCap), "--idle-timeout-ms", "60000"});
+  client_->Stop();  // at the cap it would be refused, as asserted below
+  std::vector<std::unique_ptr<RawConnection>> idle;
+  for (int i = 0; i < kConnections; ++i) {
+    idle.push_back(std::make_unique<RawConnection>(daemon_.port));
+    ASSERT_TRUE(idle.back()->connected()) << i;
+  }
+  // Each connection is either held (no answer, open) or refused (503,
+  // closed). Refusals arrive within moments; the wait is bounded.
+  std::vector<bool> refused(idle.size(), false);
+  int refusals = 0;
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (refusals < kConnections - kCap && Clock::now() < deadline) {
+    for (std::size_t i = 0; i < idle.size(); ++i) {
+      if (refused[i] || !idle[i]->PeerClosed()) continue;
+      const std::string reply = idle[i]->ReadUntil("\r\n\r\n", milliseconds(0));
+      EXPECT_EQ(reply.rfind("HTTP/1.1 503", 0), 0u) << reply;
+      EXPECT_NE(reply.find("Retry-After: 1"), std::string::npos) << reply;
+      refused[i] = true;
+      ++refusals;
+    }
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_EQ(refusals, kConnections - kCap) << "held connections must be exactly the cap";
+  const std::string at_cap = Request(verb::get, daemon_.Url("/healthz")).body();
+  EXPECT_NE(at_cap.find("too_many_connections"), std::string::npos) << at_cap;
+
+  // 100 held connections leave: a new client is answered within a second
+  // (retrying a 503 that raced the server noticing them leave).
+  int closed = 0;
+  for (std::size_t i = 0; i < idle.size() && closed < 100; ++i) {
+    if (!refused[i]) {
+      idle[i].reset();
+      ++closed;
+    }
+  }
+  const auto left_at = Clock::now();
+  bool answered = false;
+  while (!answered && Clock::now() - left_at < std::chrono::seconds(1)) {
+    net::HttpCall call;
+    call.url = daemon_.Url("/healthz");
+    call.timeout = std::chrono::duration_cast<milliseconds>(
+        std::chrono::seconds(1) - (Clock::now() - left_at));
+    auto res = net::Call(call);
+    answered = res.ok() && res->result() == status::ok;
+  }
+  EXPECT_TRUE(answered) << "a new client under the cap was not answered within 1 s";
+  sampler_->Stop();
+  std::cout << "abuse-figures daemon=" << KindName(GetParam())
+            << " client=idle-connections peak_rss_kib=" << sampler_->peak_rss() / 1024
+            << " baseline_rss_kib=" << baseline_rss_ / 1024
+            << " peak_threads=" << sampler_->peak_threads()
+            << " baseline_threads=" << baseline_threads_ << "\n";
+  EXPECT_LE(sampler_->peak_rss(), baseline_rss_ + kRssAllowance);
+  EXPECT_LE(sampler_->peak_threads(),
+            baseline_threads_ + (GetParam() == Kind::kStore ? kStoreThreadAllowance : 0));
+}
+
+// 16 keep-alive connections each send requests back to back for 2 s, every
+// one answered 200 on the same connection.
+TEST_P(AbusiveClientTest, KeepAliveFloodIsServedInBoundedMemory) {
+  Start({});
+  constexpr int kConnections = 16;
+  const auto until = Clock::now() + std::chrono::seconds(2);
+  std::atomic<int> answered{0};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> flooders;
+  for (int c = 0; c < kConnections; ++c) {
+    flooders.emplace_back([&] {
+      RawConnection conn(daemon_.port);
+      for (int i = 0; i < 100000 && Clock::now() < until; ++i) {
+        const auto reply = conn.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                               ? conn.ReadResponse(std::chrono::seconds(5))
+                               : std::nullopt;
+        if (!reply || reply->rfind("HTTP/1.1 200", 0) != 0 ||
+            reply->find("Connection: close") != std::string::npos) {
+          ++wrong;
+          return;
+        }
+        ++answered;
+      }
+    });
+  }
+  for (auto& t : flooders) t.join();
+  std::cout << "keep-alive flood: " << answered << " requests answered on " << kConnections
+            << " connections in 2 s\n";
+  EXPECT_EQ(wrong, 0);
+  EXPECT_GT(answered, kConnections);
+  ExpectBounded("keep-alive-flood", kRssAllowance, kStoreThreadAllowance);
+}
+
+// A client pipelines requests for a large answer as fast as it can and never
+// reads. Once the kernel's socket buffers are full the server's write waits,
+// and it reads nothing more from that connection: the client cannot send
+// more than the buffers hold. The server drops it when the write deadline
+// (--request-timeout-ms) passes.
+TEST_P(AbusiveClientTest, AClientThatNeverReadsIsNoLongerRead) {
+  const bool store = GetParam() == Kind::kStore;
+  Start(store ? std::vector<std::string>{"--request-timeout-ms", "1500", "--max-object-bytes",
+                                         std::to_string(kMiB)}
+              : std::vector<std::string>{"--request-timeout-ms", "1500"});
+  std::string path = "/metrics";
+  if (store) {
+    path = "/v1/objects/large";
+    ASSERT_EQ(Request(verb::put, daemon_.Url(path), {{"Fencing-Token", "1"}},
+                      std::string(kMiB, 'L'))
+                  .result(),
+              status::ok);
+  }
+  std::string batch;
+  for (int i = 0; i < 100; ++i) batch += "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  RawConnection hog(daemon_.port);
+  std::uint64_t sent = 0;
+  bool blocked = false;
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!blocked && sent < 512 * kMiB && Clock::now() < deadline) {
+    const std::size_t n = hog.SendWithin(batch, milliseconds(500));
+    sent += n;
+    blocked = n < batch.size();
+  }
+  std::cout << "never-reading client: sent " << sent / 1024 << " KiB before the server stopped "
+            << "reading\n";
+  EXPECT_TRUE(blocked) << "the server kept reading from a client that never reads";
+  // Loopback socket buffers hold a few MiB each way (tcp_rmem/tcp_wmem
+  // maxima 6 and 4 MiB by default); a server that kept reading would take
+  // hundreds of MiB in the time allowed.
+  EXPECT_LT(sent, 64 * kMiB);
+  EXPECT_TRUE(hog.HungUpWithin(std::chrono::seconds(10)))
+      << "the server must drop a client that does not read its responses";
+  ExpectBounded("never-reads", kRssAllowance, kStoreThreadAllowance);
+}
+
+// 30 requests in one send: writes, reads and unknown paths, answered in the
+// order they were sent, on the one connection.
+TEST_P(AbusiveClientTest, PipelinedRequestsAreAnsweredInOrder) {
+  Start({});
+  std::string batch;
+  std::vector<std::string> expected;  // a string each answer must contain
+  for (int i = 0; i < 30; ++i) {
+    const std::string n = std::to_string(i);
+    if (i % 3 == 0) {
+      batch += target().Write("pipe-" + n);
+      expected.push_back("\"pipe-" + n + "\"");
+    } else if (i % 3 == 1) {
+      batch += "GET /v1/nope/" + n + " HTTP/1.1\r\nHost: x\r\n\r\n";
+      expected.push_back("\"/v1/nope/" + n + "\"");
+    } else {
+      batch += "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+      expected.push_back("HTTP/1.1 200");
+    }
+  }
+  RawConnection conn(daemon_.port);
+  ASSERT_TRUE(conn.Send(batch));
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const auto reply = conn.ReadResponse(std::chrono::seconds(10));
+    ASSERT_TRUE(reply.has_value()) << "answer " << i << " missing";
+    EXPECT_NE(reply->find(expected[i]), std::string::npos) << "answer " << i << ": " << *reply;
+  }
+  EXPECT_FALSE(conn.PeerClosed()) << "keep-alive connection closed after pipelining";
+  for (int i = 0; i < 30; i += 3) EXPECT_TRUE(Applied("pipe-" + std::to_string(i))) << i;
+  ExpectBounded("pipelined", kRssAllowance, kStoreThreadAllowance);
+}
+
+// Requests that are not HTTP/1.1 in many ways: each gets 400 and a closed
+// connection, nothing is applied, and the daemon serves everyone else.
+TEST_P(AbusiveClientTest, MalformedRequestsGet400AndClose) {
+  Start({});
+  const std::string w = target().kind == Kind::kStore ? "PUT /v1/objects/bad" : "POST /v1/locks/bad/acquire";
+  const std::string body = target().ValidBody();
+  const std::string cl = "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  const std::vector<std::pair<std::string, std::string>> shapes = {
+      {"not HTTP at all", "THIS IS NOT HTTP\r\n\r\n"},
+      {"binary garbage", std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 17)},
+      {"no version", "GET /healthz\r\n\r\n"},
+      {"bad version", "GET /healthz HTTP/x.y\r\nHost: x\r\n\r\n"},
+      {"space in target", "GET /health z HTTP/1.1\r\nHost: x\r\n\r\n"},
+      {"control byte in target", std::string("GET /heal\x01thz HTTP/1.1\r\nHost: x\r\n\r\n")},
+      {"header without colon", "GET /healthz HTTP/1.1\r\nHost x\r\n\r\n"},
+      {"space before colon", "GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n"},
+      {"control byte in header value", std::string("GET /healthz HTTP/1.1\r\nX: a\x01z\r\n\r\n")},
+      {"NUL in header name", std::string("GET /healthz HTTP/1.1\r\nX\0Y: 1\r\n\r\n", 35)},
+      {"non-numeric Content-Length", w + " HTTP/1.1\r\nFencing-Token: 1\r\nContent-Length: abc\r\n\r\n" + body},
+      {"negative Content-Length", w + " HTTP/1.1\r\nFencing-Token: 1\r\nContent-Length: -3\r\n\r\n" + body},
+      {"two different Content-Lengths",
+       w + " HTTP/1.1\r\nFencing-Token: 1\r\n" + cl + "Content-Length: 1\r\n\r\n" + body},
+      {"Content-Length beyond 64 bits",
+       w + " HTTP/1.1\r\nFencing-Token: 1\r\nContent-Length: 99999999999999999999999\r\n\r\n"},
+      {"unknown Transfer-Encoding",
+       w + " HTTP/1.1\r\nFencing-Token: 1\r\nTransfer-Encoding: gzip\r\n\r\n" + body},
+      {"chunked not the final coding",
+       w + " HTTP/1.1\r\nFencing-Token: 1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n3\r\n" + body.substr(0, 3) + "\r\n0\r\n\r\n"},
+      {"Content-Length and chunked",
+       w + " HTTP/1.1\r\nFencing-Token: 1\r\n" + cl + "Transfer-Encoding: chunked\r\n\r\n" + body},
+      {"bad chunk size",
+       w + " HTTP/1.1\r\nFencing-Token: 1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" + body + "\r\n0\r\n\r\n"},
+      {"chunk longer than its size",
+       w + " HTTP/1.1\r\nFencing-Token: 1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n" + body + "\r\n0\r\n\r\n"},
+  };
+  for (const auto& [shape, bytes] : shapes) {
+    RawConnection conn(daemon_.port);
+    ASSERT_TRUE(conn.Send(bytes)) << shape;
+    bool closed = false;
+    const std::string reply = conn.ReadUntilClose(std::chrono::seconds(10), &closed);
+    EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << shape << ": " << reply;
+    EXPECT_NE(reply.find("\"error\":"), std::string::npos) << shape << ": " << reply;
+    EXPECT_TRUE(closed) << shape;
+  }
+  EXPECT_FALSE(Applied("bad"));
+  ExpectBounded("malformed", kRssAllowance, kStoreThreadAllowance);
+}
+
+// A header over 16 KiB gets 431, a body declared over the limit 413 from its
+// header alone (the client sends only a little of it), both closed.
+TEST_P(AbusiveClientTest, OversizedHeaderGets431AndBodyOverTheLimit413) {
+  Start({});
+  RawConnection big_header(daemon_.port);
+  ASSERT_TRUE(big_header.Send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " +
+                              std::string(64ul * 1024, 'a') + "\r\n\r\n"));
+  bool closed = false;
+  std::string reply = big_header.ReadUntilClose(std::chrono::seconds(10), &closed);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 431", 0), 0u) << reply.substr(0, 200);
+  EXPECT_TRUE(closed);
+
+  RawConnection many_headers(daemon_.port);
+  std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 5000; ++i) request += "X-" + std::to_string(i) + ": v\r\n";
+  ASSERT_TRUE(many_headers.Send(request + "\r\n"));
+  reply = many_headers.ReadUntilClose(std::chrono::seconds(10), &closed);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 431", 0), 0u) << reply.substr(0, 200);
+  EXPECT_TRUE(closed);
+
+  // 1 GiB declared, 8 KiB sent: the answer comes from the header.
+  RawConnection big_body(daemon_.port);
+  ASSERT_TRUE(big_body.Send(target().Write("huge", std::string(8192, 'h'), 1024 * kMiB)));
+  reply = big_body.ReadUntilClose(std::chrono::seconds(10), &closed);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << reply;
+  EXPECT_NE(reply.find("\"max_bytes\":4096"), std::string::npos) << reply;
+  EXPECT_TRUE(closed);
+  EXPECT_FALSE(Applied("huge"));
+  ExpectBounded("oversized", kRssAllowance, kStoreThreadAllowance);
+}
+
+// Content-Length above the body sent: the server waits for the rest until
+// the body deadline, then closes unanswered; nothing applied.
+TEST_P(AbusiveClientTest, ShortBodyIsDroppedAtTheDeadlineAndNotApplied) {
+  Start({"--request-timeout-ms", "500"});
+  const std::string body = target().ValidBody();
+  RawConnection conn(daemon_.port);
+  ASSERT_TRUE(conn.Send(target().Write("short", body, body.size() + 10)));
+  bool closed = false;
+  const std::string reply = conn.ReadUntilClose(std::chrono::seconds(10), &closed);
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(reply, "") << "an incomplete body must not be answered";
+  EXPECT_FALSE(Applied("short"));
+  ExpectBounded("short-body", kRssAllowance, kStoreThreadAllowance);
+}
+
+// Content-Length below the bytes sent: the request is exactly its declared
+// body; per RFC 9112 what follows on the connection is the next request. Bytes
+// that are not a request get 400 and close (applied: only the first
+// request, with exactly the declared body); a request hidden there is
+// answered with its own response, visible to the client, in order.
+TEST_P(AbusiveClientTest, BytesAfterTheDeclaredBodyAreTheNextRequest) {
+  Start({});
+  const std::string body = target().ValidBody();
+  RawConnection garbage(daemon_.port);
+  ASSERT_TRUE(garbage.Send(target().Write("long", body + "GARBAGE\r\n\r\n", body.size())));
+  const auto first = garbage.ReadResponse(std::chrono::seconds(10));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->rfind("HTTP/1.1 200", 0), 0u) << *first;
+  bool closed = false;
+  const std::string second = garbage.ReadUntilClose(std::chrono::seconds(10), &closed);
+  EXPECT_EQ(second.rfind("HTTP/1.1 400", 0), 0u) << second;
+  EXPECT_TRUE(closed);
+  EXPECT_TRUE(Applied("long"));
+  if (GetParam() == Kind::kStore) {
+    EXPECT_EQ(Request(verb::get, daemon_.Url("/v1/objects/long")).body(), body);
+  }
+
+  RawConnection hidden(daemon_.port);
+  ASSERT_TRUE(hidden.Send(target().Write("outer", body + target().Write("inner"), body.size())));
+  for (const char* name : {"\"outer\"", "\"inner\""}) {
+    const auto reply = hidden.ReadResponse(std::chrono::seconds(10));
+    ASSERT_TRUE(reply.has_value()) << name;
+    EXPECT_EQ(reply->rfind("HTTP/1.1 200", 0), 0u) << *reply;
+    EXPECT_NE(reply->find(name), std::string::npos) << *reply;
+  }
+  ExpectBounded("long-body", kRssAllowance, kStoreThreadAllowance);
 }
 
 }  // namespace
