@@ -8,7 +8,9 @@
 // Every test prints one "abuse-figures" line (daemon, client, peaks) that
 // docs/reliability.md's "Abusive clients" table is taken from.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
@@ -525,6 +527,45 @@ TEST_P(AbusiveClientTest, BytesAfterTheDeclaredBodyAreTheNextRequest) {
     EXPECT_NE(reply->find(name), std::string::npos) << *reply;
   }
   ExpectBounded("long-body", kRssAllowance, kStoreThreadAllowance);
+}
+
+// SIGTERM while a client that never reads holds a response half-written:
+// the drain does not wait for it beyond --drain-timeout-ms (here far below
+// the 30 s write deadline); the daemon closes it, logs drain_timeout and
+// exits 0.
+TEST_P(AbusiveClientTest, SigtermDoesNotWaitForAClientThatNeverReads) {
+  const bool store = GetParam() == Kind::kStore;
+  std::vector<std::string> flags = {"--drain-timeout-ms", "500", "--request-timeout-ms", "30000"};
+  if (store) flags.insert(flags.end(), {"--max-object-bytes", std::to_string(kMiB)});
+  Start(flags);
+  const std::string path = store ? "/v1/objects/large" : "/metrics";
+  if (store) {
+    ASSERT_EQ(Request(verb::put, daemon_.Url(path), {{"Fencing-Token", "1"}},
+                      std::string(kMiB, 'L'))
+                  .result(),
+              status::ok);
+  }
+  std::string batch;
+  for (int i = 0; i < 100; ++i) batch += "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  RawConnection hog(daemon_.port);
+  bool blocked = false;
+  for (int i = 0; i < 1000 && !blocked; ++i) {
+    blocked = hog.SendWithin(batch, milliseconds(500)) < batch.size();
+  }
+  ASSERT_TRUE(blocked) << "the server kept reading from a client that never reads";
+  ExpectBounded("never-reads-then-sigterm", kRssAllowance, kStoreThreadAllowance);
+  ASSERT_TRUE(daemon_.process->Signal(SIGTERM));
+  const auto exit_status = daemon_.process->WaitExit(std::chrono::seconds(8));
+  ASSERT_TRUE(exit_status.has_value()) << "still running 8 s after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(*exit_status) && WEXITSTATUS(*exit_status) == 0) << *exit_status;
+  EXPECT_TRUE(daemon_.process
+                  ->WaitForLine(
+                      [](std::string_view line) {
+                        return line.find("\"event\":\"drain_timeout\"") != std::string_view::npos;
+                      },
+                      milliseconds(0))
+                  .has_value());
+  EXPECT_TRUE(hog.HungUpWithin(std::chrono::seconds(1)));
 }
 
 }  // namespace
