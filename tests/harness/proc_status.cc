@@ -37,7 +37,8 @@ void ProcessSampler::Stop() {
 void ProcessSampler::Sample(pid_t pid) {
   peak_rss_ = std::max(peak_rss_.load(), ProcStatusField(pid, "VmRSS"));
   peak_vm_ = std::max(peak_vm_.load(), ProcStatusField(pid, "VmSize"));
-  peak_threads_ = std::max(peak_threads_.load(), ProcStatusField(pid, "Threads"));
+  peak_threads_ =
+      std::max(peak_threads_.load(), ProcStatusField(pid, "Threads"));
   ++samples_;
 }
 

@@ -20,8 +20,8 @@ std::uint64_t ProcStatusField(pid_t pid, const std::string& field);
 // keeps the peaks, from construction until Stop().
 class ProcessSampler {
  public:
-  explicit ProcessSampler(pid_t pid,
-                          std::chrono::milliseconds period = std::chrono::milliseconds(10));
+  explicit ProcessSampler(pid_t pid, std::chrono::milliseconds period =
+                                         std::chrono::milliseconds(10));
   ~ProcessSampler();
   ProcessSampler(const ProcessSampler&) = delete;
   ProcessSampler& operator=(const ProcessSampler&) = delete;

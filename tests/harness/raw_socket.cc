@@ -32,7 +32,8 @@ RawConnection::~RawConnection() {
 bool RawConnection::Send(const std::string& bytes) {
   std::size_t sent = 0;
   while (sent < bytes.size()) {
-    const ssize_t n = send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    const ssize_t n =
+        send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
     if (n <= 0) return false;
     sent += static_cast<std::size_t>(n);
   }
@@ -82,7 +83,8 @@ bool RawConnection::ReadMore(std::chrono::steady_clock::time_point deadline) {
   return true;
 }
 
-std::optional<std::string> RawConnection::ReadResponse(std::chrono::milliseconds timeout) {
+std::optional<std::string> RawConnection::ReadResponse(
+    std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (buffered_.find("\r\n\r\n") == std::string::npos) {
     if (!ReadMore(deadline)) return std::nullopt;
@@ -91,9 +93,12 @@ std::optional<std::string> RawConnection::ReadResponse(std::chrono::milliseconds
   std::size_t length = 0;
   constexpr std::string_view kLength = "\r\ncontent-length: ";
   for (std::size_t i = 0; i + kLength.size() <= header_end; ++i) {
-    if (std::equal(kLength.begin(), kLength.end(), buffered_.begin() + static_cast<long>(i),
-                   [](char lower, char c) { return lower == std::tolower(c); })) {
-      length = std::strtoull(buffered_.c_str() + i + kLength.size(), nullptr, 10);
+    if (std::equal(
+            kLength.begin(), kLength.end(),
+            buffered_.begin() + static_cast<long>(i),
+            [](char lower, char c) { return lower == std::tolower(c); })) {
+      length =
+          std::strtoull(buffered_.c_str() + i + kLength.size(), nullptr, 10);
       break;
     }
   }

@@ -20,7 +20,8 @@ class RawConnection {
   // Reads until the peer closes or `timeout` passes; `closed` tells which.
   std::string ReadUntilClose(std::chrono::milliseconds timeout, bool* closed);
   // Reads until `needle` appears in what was read, or timeout.
-  std::string ReadUntil(const std::string& needle, std::chrono::milliseconds timeout);
+  std::string ReadUntil(const std::string& needle,
+                        std::chrono::milliseconds timeout);
   // Reads one whole HTTP/1.1 response (header and Content-Length body; every
   // response of our daemons has one) and returns it, keeping what follows for
   // the next call; nullopt if it has not arrived within `timeout`.
@@ -28,7 +29,8 @@ class RawConnection {
   // Sends what the peer accepts within `timeout` without ever blocking
   // longer; returns the number of bytes sent (less than bytes.size() when
   // the peer stopped reading, or on an error).
-  std::size_t SendWithin(const std::string& bytes, std::chrono::milliseconds timeout);
+  std::size_t SendWithin(const std::string& bytes,
+                         std::chrono::milliseconds timeout);
   // True if the peer has closed (or reset) the connection; does not wait.
   // Data that arrived meanwhile is kept for the next read.
   bool PeerClosed();

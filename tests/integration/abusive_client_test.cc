@@ -28,12 +28,15 @@ using net::http::status;
 using net::http::verb;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
+using std::string_literals::operator""s;
 
 constexpr std::uint64_t kMiB = 1024ull * 1024;
 
 enum class Kind { kStore, kLockd };
 
-std::string KindName(Kind kind) { return kind == Kind::kStore ? "store" : "lockd"; }
+std::string KindName(Kind kind) {
+  return kind == Kind::kStore ? "store" : "lockd";
+}
 void PrintTo(Kind kind, std::ostream* os) { *os << KindName(kind); }
 
 // What differs between the two daemons: how a write looks on the wire and
@@ -45,9 +48,11 @@ struct Target {
   // carries `body` (a lying client makes them differ).
   std::string Write(const std::string& name, const std::string& body,
                     std::size_t content_length) const {
-    const std::string target = kind == Kind::kStore ? "PUT /v1/objects/" + name
-                                                    : "POST /v1/locks/" + name + "/acquire";
-    return target + " HTTP/1.1\r\nHost: x\r\nFencing-Token: 1\r\nContent-Length: " +
+    const std::string target = kind == Kind::kStore
+                                   ? "PUT /v1/objects/" + name
+                                   : "POST /v1/locks/" + name + "/acquire";
+    return target +
+           " HTTP/1.1\r\nHost: x\r\nFencing-Token: 1\r\nContent-Length: " +
            std::to_string(content_length) + "\r\n\r\n" + body;
   }
   std::string Write(const std::string& name) const {
@@ -117,18 +122,21 @@ class AbusiveClientTest : public ::testing::TestWithParam<Kind> {
       // Few storage threads, and unless the test says otherwise the same
       // body limit as lockd's (4096).
       args.insert(args.end(), {"--storage-threads", "2"});
-      if (std::find(flags.begin(), flags.end(), "--max-object-bytes") == flags.end()) {
+      if (std::find(flags.begin(), flags.end(), "--max-object-bytes") ==
+          flags.end()) {
         args.insert(args.end(), {"--max-object-bytes", "4096"});
       }
     }
     args.insert(args.end(), flags.begin(), flags.end());
-    daemon_ = StartDaemon(GetParam() == Kind::kStore ? "fence-store" : "fence-lockd", args);
+    daemon_ = StartDaemon(
+        GetParam() == Kind::kStore ? "fence-store" : "fence-lockd", args);
     ASSERT_GT(daemon_.port, 0);
     for (int i = 0; i < 5; ++i) {
       RawConnection warm(daemon_.port);
       ASSERT_TRUE(warm.Send(target().Write("warm-" + std::to_string(i))));
       const auto reply = warm.ReadResponse(std::chrono::seconds(10));
-      ASSERT_TRUE(reply && reply->rfind("HTTP/1.1 200", 0) == 0) << reply.value_or("");
+      ASSERT_TRUE(reply && reply->rfind("HTTP/1.1 200", 0) == 0)
+          << reply.value_or("");
     }
     EXPECT_EQ(Request(verb::get, daemon_.Url("/healthz")).result(), status::ok);
     baseline_rss_ = ProcStatusField(pid(), "VmRSS");
@@ -150,22 +158,29 @@ class AbusiveClientTest : public ::testing::TestWithParam<Kind> {
     sampler_->Stop();
     const std::uint64_t peak_rss = sampler_->peak_rss();
     const std::uint64_t peak_threads = sampler_->peak_threads();
-    std::cout << "abuse-figures daemon=" << KindName(GetParam()) << " client=" << client
+    std::cout << "abuse-figures daemon=" << KindName(GetParam())
+              << " client=" << client
               << " baseline_rss_kib=" << baseline_rss_ / 1024
               << " peak_rss_kib=" << peak_rss / 1024
               << " baseline_threads=" << baseline_threads_
-              << " peak_threads=" << peak_threads << " samples=" << sampler_->samples()
+              << " peak_threads=" << peak_threads
+              << " samples=" << sampler_->samples()
               << " well_behaved_answered=" << client_->answered() << "\n";
     EXPECT_LE(peak_rss, baseline_rss_ + rss_allowance)
-        << "peak VmRSS " << peak_rss / 1024 << " KiB, baseline " << baseline_rss_ / 1024;
-    EXPECT_LE(peak_threads, baseline_threads_ + (GetParam() == Kind::kStore ? thread_allowance : 0));
+        << "peak VmRSS " << peak_rss / 1024 << " KiB, baseline "
+        << baseline_rss_ / 1024;
+    EXPECT_LE(peak_threads,
+              baseline_threads_ +
+                  (GetParam() == Kind::kStore ? thread_allowance : 0));
     EXPECT_GT(sampler_->samples(), 1);
-    EXPECT_GT(client_->answered(), 0) << "the well-behaved client was never answered";
+    EXPECT_GT(client_->answered(), 0)
+        << "the well-behaved client was never answered";
     EXPECT_EQ(client_->failed(), 0) << client_->first_failure();
   }
 
   bool Applied(const std::string& name) {
-    return Request(verb::get, daemon_.Url(target().ReadPath(name))).result() == status::ok;
+    return Request(verb::get, daemon_.Url(target().ReadPath(name))).result() ==
+           status::ok;
   }
 
   TempDir dir_{"fence-abuse"};
@@ -190,34 +205,39 @@ TEST_P(AbusiveClientTest, TrickledHeadersAreDroppedAtTheHeaderDeadline) {
   constexpr int kIdleMs = 500;
   Start({"--idle-timeout-ms", std::to_string(kIdleMs)});
   const std::string header =
-      "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(200, 'p') + "\r\n\r\n";
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(200, 'p') +
+      "\r\n\r\n";
   std::vector<std::unique_ptr<RawConnection>> trickles;
-  for (int i = 0; i < 50; ++i) trickles.push_back(std::make_unique<RawConnection>(daemon_.port));
+  for (int i = 0; i < 50; ++i)
+    trickles.push_back(std::make_unique<RawConnection>(daemon_.port));
   const auto start = Clock::now();
   std::vector<std::optional<milliseconds>> dropped_after(trickles.size());
   std::size_t dropped = 0;
-  for (std::size_t byte = 0; byte < header.size() && dropped < trickles.size(); ++byte) {
+  for (std::size_t byte = 0; byte < header.size() && dropped < trickles.size();
+       ++byte) {
     for (std::size_t i = 0; i < trickles.size(); ++i) {
       if (dropped_after[i]) continue;
       if (trickles[i]->PeerClosed()) {
-        dropped_after[i] = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+        dropped_after[i] =
+            std::chrono::duration_cast<milliseconds>(Clock::now() - start);
         ++dropped;
         continue;
       }
       (void)trickles[i]->SendWithin(header.substr(byte, 1), milliseconds(100));
     }
-    std::this_thread::sleep_for(milliseconds(20));  // the abuse: one byte per 20 ms
+    std::this_thread::sleep_for(
+        milliseconds(20));  // the abuse: one byte per 20 ms
   }
   ExpectBounded("trickled-headers", kRssAllowance, kStoreThreadAllowance);
   for (std::size_t i = 0; i < trickles.size(); ++i) {
-    ASSERT_TRUE(dropped_after[i].has_value()) << "connection " << i << " was never dropped";
+    ASSERT_TRUE(dropped_after[i].has_value())
+        << "connection " << i << " was never dropped";
     EXPECT_GE(dropped_after[i]->count(), kIdleMs - 50) << i;
     EXPECT_LE(dropped_after[i]->count(), 4 * kIdleMs) << i;
     EXPECT_EQ(trickles[i]->ReadUntil("HTTP/", milliseconds(0)), "")
         << "a header that never completed must get no answer";
   }
 }
-
 
 // Raises this process's soft RLIMIT_NOFILE to at least `wanted` (the daemon
 // started afterwards inherits it); false if the hard limit is lower.
@@ -238,8 +258,10 @@ bool RaiseOpenFileLimit(rlim_t wanted) {
 TEST_P(AbusiveClientTest, FiveThousandIdleConnectionsMeetTheCap) {
   constexpr int kConnections = 5000;
   constexpr int kCap = 1000;
-  ASSERT_TRUE(RaiseOpenFileLimit(kConnections + 1024)) << "RLIMIT_NOFILE hard limit too low";
-  Start({"--max-connections", std::to_string(kCap), "--idle-timeout-ms", "60000"});
+  ASSERT_TRUE(RaiseOpenFileLimit(kConnections + 1024))
+      << "RLIMIT_NOFILE hard limit too low";
+  Start({"--max-connections", std::to_string(kCap), "--idle-timeout-ms",
+         "60000"});
   client_->Stop();  // at the cap it would be refused, as asserted below
   std::vector<std::unique_ptr<RawConnection>> idle;
   for (int i = 0; i < kConnections; ++i) {
@@ -262,7 +284,8 @@ TEST_P(AbusiveClientTest, FiveThousandIdleConnectionsMeetTheCap) {
     }
     std::this_thread::sleep_for(milliseconds(50));
   }
-  EXPECT_EQ(refusals, kConnections - kCap) << "held connections must be exactly the cap";
+  EXPECT_EQ(refusals, kConnections - kCap)
+      << "held connections must be exactly the cap";
   const std::string at_cap = Request(verb::get, daemon_.Url("/healthz")).body();
   EXPECT_NE(at_cap.find("too_many_connections"), std::string::npos) << at_cap;
 
@@ -285,16 +308,19 @@ TEST_P(AbusiveClientTest, FiveThousandIdleConnectionsMeetTheCap) {
     auto res = net::Call(call);
     answered = res.ok() && res->result() == status::ok;
   }
-  EXPECT_TRUE(answered) << "a new client under the cap was not answered within 1 s";
+  EXPECT_TRUE(answered)
+      << "a new client under the cap was not answered within 1 s";
   sampler_->Stop();
   std::cout << "abuse-figures daemon=" << KindName(GetParam())
-            << " client=idle-connections peak_rss_kib=" << sampler_->peak_rss() / 1024
+            << " client=idle-connections peak_rss_kib="
+            << sampler_->peak_rss() / 1024
             << " baseline_rss_kib=" << baseline_rss_ / 1024
             << " peak_threads=" << sampler_->peak_threads()
             << " baseline_threads=" << baseline_threads_ << "\n";
   EXPECT_LE(sampler_->peak_rss(), baseline_rss_ + kRssAllowance);
   EXPECT_LE(sampler_->peak_threads(),
-            baseline_threads_ + (GetParam() == Kind::kStore ? kStoreThreadAllowance : 0));
+            baseline_threads_ +
+                (GetParam() == Kind::kStore ? kStoreThreadAllowance : 0));
 }
 
 // 16 keep-alive connections each send requests back to back for 2 s, every
@@ -323,8 +349,8 @@ TEST_P(AbusiveClientTest, KeepAliveFloodIsServedInBoundedMemory) {
     });
   }
   for (auto& t : flooders) t.join();
-  std::cout << "keep-alive flood: " << answered << " requests answered on " << kConnections
-            << " connections in 2 s\n";
+  std::cout << "keep-alive flood: " << answered << " requests answered on "
+            << kConnections << " connections in 2 s\n";
   EXPECT_EQ(wrong, 0);
   EXPECT_GT(answered, kConnections);
   ExpectBounded("keep-alive-flood", kRssAllowance, kStoreThreadAllowance);
@@ -337,7 +363,8 @@ TEST_P(AbusiveClientTest, KeepAliveFloodIsServedInBoundedMemory) {
 // (--request-timeout-ms) passes.
 TEST_P(AbusiveClientTest, AClientThatNeverReadsIsNoLongerRead) {
   const bool store = GetParam() == Kind::kStore;
-  Start(store ? std::vector<std::string>{"--request-timeout-ms", "1500", "--max-object-bytes",
+  Start(store ? std::vector<std::string>{"--request-timeout-ms", "1500",
+                                         "--max-object-bytes",
                                          std::to_string(kMiB)}
               : std::vector<std::string>{"--request-timeout-ms", "1500"});
   std::string path = "/metrics";
@@ -349,7 +376,8 @@ TEST_P(AbusiveClientTest, AClientThatNeverReadsIsNoLongerRead) {
               status::ok);
   }
   std::string batch;
-  for (int i = 0; i < 100; ++i) batch += "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (int i = 0; i < 100; ++i)
+    batch += "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
   RawConnection hog(daemon_.port);
   std::uint64_t sent = 0;
   bool blocked = false;
@@ -359,9 +387,11 @@ TEST_P(AbusiveClientTest, AClientThatNeverReadsIsNoLongerRead) {
     sent += n;
     blocked = n < batch.size();
   }
-  std::cout << "never-reading client: sent " << sent / 1024 << " KiB before the server stopped "
+  std::cout << "never-reading client: sent " << sent / 1024
+            << " KiB before the server stopped "
             << "reading\n";
-  EXPECT_TRUE(blocked) << "the server kept reading from a client that never reads";
+  EXPECT_TRUE(blocked)
+      << "the server kept reading from a client that never reads";
   // Loopback socket buffers hold a few MiB each way (tcp_rmem/tcp_wmem
   // maxima 6 and 4 MiB by default); a server that kept reading would take
   // hundreds of MiB in the time allowed.
@@ -395,10 +425,13 @@ TEST_P(AbusiveClientTest, PipelinedRequestsAreAnsweredInOrder) {
   for (std::size_t i = 0; i < expected.size(); ++i) {
     const auto reply = conn.ReadResponse(std::chrono::seconds(10));
     ASSERT_TRUE(reply.has_value()) << "answer " << i << " missing";
-    EXPECT_NE(reply->find(expected[i]), std::string::npos) << "answer " << i << ": " << *reply;
+    EXPECT_NE(reply->find(expected[i]), std::string::npos)
+        << "answer " << i << ": " << *reply;
   }
-  EXPECT_FALSE(conn.PeerClosed()) << "keep-alive connection closed after pipelining";
-  for (int i = 0; i < 30; i += 3) EXPECT_TRUE(Applied("pipe-" + std::to_string(i))) << i;
+  EXPECT_FALSE(conn.PeerClosed())
+      << "keep-alive connection closed after pipelining";
+  for (int i = 0; i < 30; i += 3)
+    EXPECT_TRUE(Applied("pipe-" + std::to_string(i))) << i;
   ExpectBounded("pipelined", kRssAllowance, kStoreThreadAllowance);
 }
 
@@ -406,44 +439,68 @@ TEST_P(AbusiveClientTest, PipelinedRequestsAreAnsweredInOrder) {
 // connection, nothing is applied, and the daemon serves everyone else.
 TEST_P(AbusiveClientTest, MalformedRequestsGet400AndClose) {
   Start({});
-  const std::string w = target().kind == Kind::kStore ? "PUT /v1/objects/bad" : "POST /v1/locks/bad/acquire";
+  const std::string w = target().kind == Kind::kStore
+                            ? "PUT /v1/objects/bad"
+                            : "POST /v1/locks/bad/acquire";
   const std::string body = target().ValidBody();
-  const std::string cl = "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  const std::string cl =
+      "Content-Length: " + std::to_string(body.size()) + "\r\n";
   const std::vector<std::pair<std::string, std::string>> shapes = {
       {"not HTTP at all", "THIS IS NOT HTTP\r\n\r\n"},
-      {"binary garbage", std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 17)},
+      {"binary garbage",
+       "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"s},
       {"no version", "GET /healthz\r\n\r\n"},
       {"bad version", "GET /healthz HTTP/x.y\r\nHost: x\r\n\r\n"},
       {"space in target", "GET /health z HTTP/1.1\r\nHost: x\r\n\r\n"},
-      {"control byte in target", std::string("GET /heal\x01thz HTTP/1.1\r\nHost: x\r\n\r\n")},
+      {"control byte in target",
+       std::string("GET /heal\x01thz HTTP/1.1\r\nHost: x\r\n\r\n")},
       {"header without colon", "GET /healthz HTTP/1.1\r\nHost x\r\n\r\n"},
       {"space before colon", "GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n"},
-      {"control byte in header value", std::string("GET /healthz HTTP/1.1\r\nX: a\x01z\r\n\r\n")},
-      {"NUL in header name", std::string("GET /healthz HTTP/1.1\r\nX\0Y: 1\r\n\r\n", 35)},
-      {"non-numeric Content-Length", w + " HTTP/1.1\r\nFencing-Token: 1\r\nContent-Length: abc\r\n\r\n" + body},
-      {"negative Content-Length", w + " HTTP/1.1\r\nFencing-Token: 1\r\nContent-Length: -3\r\n\r\n" + body},
+      {"control byte in header value",
+       std::string("GET /healthz HTTP/1.1\r\nX: a\x01z\r\n\r\n")},
+      {"NUL in header name", "GET /healthz HTTP/1.1\r\nX\0Y: 1\r\n\r\n"s},
+      {"non-numeric Content-Length",
+       w + " HTTP/1.1\r\nFencing-Token: 1\r\nContent-Length: abc\r\n\r\n" +
+           body},
+      {"negative Content-Length",
+       w + " HTTP/1.1\r\nFencing-Token: 1\r\nContent-Length: -3\r\n\r\n" +
+           body},
       {"two different Content-Lengths",
-       w + " HTTP/1.1\r\nFencing-Token: 1\r\n" + cl + "Content-Length: 1\r\n\r\n" + body},
+       w + " HTTP/1.1\r\nFencing-Token: 1\r\n" + cl +
+           "Content-Length: 1\r\n\r\n" + body},
       {"Content-Length beyond 64 bits",
-       w + " HTTP/1.1\r\nFencing-Token: 1\r\nContent-Length: 99999999999999999999999\r\n\r\n"},
+       w + " HTTP/1.1\r\nFencing-Token: 1\r\nContent-Length: "
+           "99999999999999999999999\r\n\r\n"},
       {"unknown Transfer-Encoding",
-       w + " HTTP/1.1\r\nFencing-Token: 1\r\nTransfer-Encoding: gzip\r\n\r\n" + body},
+       w + " HTTP/1.1\r\nFencing-Token: 1\r\nTransfer-Encoding: gzip\r\n\r\n" +
+           body},
       {"chunked not the final coding",
-       w + " HTTP/1.1\r\nFencing-Token: 1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n3\r\n" + body.substr(0, 3) + "\r\n0\r\n\r\n"},
+       w +
+           " HTTP/1.1\r\nFencing-Token: 1\r\nTransfer-Encoding: chunked, "
+           "gzip\r\n\r\n3\r\n" +
+           body.substr(0, 3) + "\r\n0\r\n\r\n"},
       {"Content-Length and chunked",
-       w + " HTTP/1.1\r\nFencing-Token: 1\r\n" + cl + "Transfer-Encoding: chunked\r\n\r\n" + body},
-      {"bad chunk size",
-       w + " HTTP/1.1\r\nFencing-Token: 1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" + body + "\r\n0\r\n\r\n"},
+       w + " HTTP/1.1\r\nFencing-Token: 1\r\n" + cl +
+           "Transfer-Encoding: chunked\r\n\r\n" + body},
+      {"bad chunk size", w +
+                             " HTTP/1.1\r\nFencing-Token: "
+                             "1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" +
+                             body + "\r\n0\r\n\r\n"},
       {"chunk longer than its size",
-       w + " HTTP/1.1\r\nFencing-Token: 1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n" + body + "\r\n0\r\n\r\n"},
+       w +
+           " HTTP/1.1\r\nFencing-Token: 1\r\nTransfer-Encoding: "
+           "chunked\r\n\r\n1\r\n" +
+           body + "\r\n0\r\n\r\n"},
   };
   for (const auto& [shape, bytes] : shapes) {
     RawConnection conn(daemon_.port);
     ASSERT_TRUE(conn.Send(bytes)) << shape;
     bool closed = false;
-    const std::string reply = conn.ReadUntilClose(std::chrono::seconds(10), &closed);
+    const std::string reply =
+        conn.ReadUntilClose(std::chrono::seconds(10), &closed);
     EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << shape << ": " << reply;
-    EXPECT_NE(reply.find("\"error\":"), std::string::npos) << shape << ": " << reply;
+    EXPECT_NE(reply.find("\"error\":"), std::string::npos)
+        << shape << ": " << reply;
     EXPECT_TRUE(closed) << shape;
   }
   EXPECT_FALSE(Applied("bad"));
@@ -458,13 +515,15 @@ TEST_P(AbusiveClientTest, OversizedHeaderGets431AndBodyOverTheLimit413) {
   ASSERT_TRUE(big_header.Send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " +
                               std::string(64ul * 1024, 'a') + "\r\n\r\n"));
   bool closed = false;
-  std::string reply = big_header.ReadUntilClose(std::chrono::seconds(10), &closed);
+  std::string reply =
+      big_header.ReadUntilClose(std::chrono::seconds(10), &closed);
   EXPECT_EQ(reply.rfind("HTTP/1.1 431", 0), 0u) << reply.substr(0, 200);
   EXPECT_TRUE(closed);
 
   RawConnection many_headers(daemon_.port);
   std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
-  for (int i = 0; i < 5000; ++i) request += "X-" + std::to_string(i) + ": v\r\n";
+  for (int i = 0; i < 5000; ++i)
+    request += "X-" + std::to_string(i) + ": v\r\n";
   ASSERT_TRUE(many_headers.Send(request + "\r\n"));
   reply = many_headers.ReadUntilClose(std::chrono::seconds(10), &closed);
   EXPECT_EQ(reply.rfind("HTTP/1.1 431", 0), 0u) << reply.substr(0, 200);
@@ -472,7 +531,8 @@ TEST_P(AbusiveClientTest, OversizedHeaderGets431AndBodyOverTheLimit413) {
 
   // 1 GiB declared, 8 KiB sent: the answer comes from the header.
   RawConnection big_body(daemon_.port);
-  ASSERT_TRUE(big_body.Send(target().Write("huge", std::string(8192, 'h'), 1024 * kMiB)));
+  ASSERT_TRUE(big_body.Send(
+      target().Write("huge", std::string(8192, 'h'), 1024 * kMiB)));
   reply = big_body.ReadUntilClose(std::chrono::seconds(10), &closed);
   EXPECT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << reply;
   EXPECT_NE(reply.find("\"max_bytes\":4096"), std::string::npos) << reply;
@@ -489,7 +549,8 @@ TEST_P(AbusiveClientTest, ShortBodyIsDroppedAtTheDeadlineAndNotApplied) {
   RawConnection conn(daemon_.port);
   ASSERT_TRUE(conn.Send(target().Write("short", body, body.size() + 10)));
   bool closed = false;
-  const std::string reply = conn.ReadUntilClose(std::chrono::seconds(10), &closed);
+  const std::string reply =
+      conn.ReadUntilClose(std::chrono::seconds(10), &closed);
   EXPECT_TRUE(closed);
   EXPECT_EQ(reply, "") << "an incomplete body must not be answered";
   EXPECT_FALSE(Applied("short"));
@@ -505,12 +566,14 @@ TEST_P(AbusiveClientTest, BytesAfterTheDeclaredBodyAreTheNextRequest) {
   Start({});
   const std::string body = target().ValidBody();
   RawConnection garbage(daemon_.port);
-  ASSERT_TRUE(garbage.Send(target().Write("long", body + "GARBAGE\r\n\r\n", body.size())));
+  ASSERT_TRUE(garbage.Send(
+      target().Write("long", body + "GARBAGE\r\n\r\n", body.size())));
   const auto first = garbage.ReadResponse(std::chrono::seconds(10));
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(first->rfind("HTTP/1.1 200", 0), 0u) << *first;
   bool closed = false;
-  const std::string second = garbage.ReadUntilClose(std::chrono::seconds(10), &closed);
+  const std::string second =
+      garbage.ReadUntilClose(std::chrono::seconds(10), &closed);
   EXPECT_EQ(second.rfind("HTTP/1.1 400", 0), 0u) << second;
   EXPECT_TRUE(closed);
   EXPECT_TRUE(Applied("long"));
@@ -519,7 +582,8 @@ TEST_P(AbusiveClientTest, BytesAfterTheDeclaredBodyAreTheNextRequest) {
   }
 
   RawConnection hidden(daemon_.port);
-  ASSERT_TRUE(hidden.Send(target().Write("outer", body + target().Write("inner"), body.size())));
+  ASSERT_TRUE(hidden.Send(
+      target().Write("outer", body + target().Write("inner"), body.size())));
   for (const char* name : {"\"outer\"", "\"inner\""}) {
     const auto reply = hidden.ReadResponse(std::chrono::seconds(10));
     ASSERT_TRUE(reply.has_value()) << name;
@@ -535,8 +599,10 @@ TEST_P(AbusiveClientTest, BytesAfterTheDeclaredBodyAreTheNextRequest) {
 // exits 0.
 TEST_P(AbusiveClientTest, SigtermDoesNotWaitForAClientThatNeverReads) {
   const bool store = GetParam() == Kind::kStore;
-  std::vector<std::string> flags = {"--drain-timeout-ms", "500", "--request-timeout-ms", "30000"};
-  if (store) flags.insert(flags.end(), {"--max-object-bytes", std::to_string(kMiB)});
+  std::vector<std::string> flags = {"--drain-timeout-ms", "500",
+                                    "--request-timeout-ms", "30000"};
+  if (store)
+    flags.insert(flags.end(), {"--max-object-bytes", std::to_string(kMiB)});
   Start(flags);
   const std::string path = store ? "/v1/objects/large" : "/metrics";
   if (store) {
@@ -546,22 +612,27 @@ TEST_P(AbusiveClientTest, SigtermDoesNotWaitForAClientThatNeverReads) {
               status::ok);
   }
   std::string batch;
-  for (int i = 0; i < 100; ++i) batch += "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (int i = 0; i < 100; ++i)
+    batch += "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
   RawConnection hog(daemon_.port);
   bool blocked = false;
   for (int i = 0; i < 1000 && !blocked; ++i) {
     blocked = hog.SendWithin(batch, milliseconds(500)) < batch.size();
   }
-  ASSERT_TRUE(blocked) << "the server kept reading from a client that never reads";
-  ExpectBounded("never-reads-then-sigterm", kRssAllowance, kStoreThreadAllowance);
+  ASSERT_TRUE(blocked)
+      << "the server kept reading from a client that never reads";
+  ExpectBounded("never-reads-then-sigterm", kRssAllowance,
+                kStoreThreadAllowance);
   ASSERT_TRUE(daemon_.process->Signal(SIGTERM));
   const auto exit_status = daemon_.process->WaitExit(std::chrono::seconds(8));
   ASSERT_TRUE(exit_status.has_value()) << "still running 8 s after SIGTERM";
-  EXPECT_TRUE(WIFEXITED(*exit_status) && WEXITSTATUS(*exit_status) == 0) << *exit_status;
+  EXPECT_TRUE(WIFEXITED(*exit_status) && WEXITSTATUS(*exit_status) == 0)
+      << *exit_status;
   EXPECT_TRUE(daemon_.process
                   ->WaitForLine(
                       [](std::string_view line) {
-                        return line.find("\"event\":\"drain_timeout\"") != std::string_view::npos;
+                        return line.find("\"event\":\"drain_timeout\"") !=
+                               std::string_view::npos;
                       },
                       milliseconds(0))
                   .has_value());
@@ -573,8 +644,9 @@ TEST_P(AbusiveClientTest, SigtermDoesNotWaitForAClientThatNeverReads) {
 INSTANTIATE_TEST_SUITE_P(BothDaemons, AbusiveClientTest,
                          ::testing::Values(Kind::kStore, Kind::kLockd),
                          [](const ::testing::TestParamInfo<Kind>& param) {
-                           return param.param == Kind::kStore ? std::string("Store")
-                                                              : std::string("Lockd");
+                           return param.param == Kind::kStore
+                                      ? std::string("Store")
+                                      : std::string("Lockd");
                          });
 
 }  // namespace fence::testing
