@@ -178,6 +178,41 @@ class AbusiveClientTest : public ::testing::TestWithParam<Kind> {
     EXPECT_EQ(client_->failed(), 0) << client_->first_failure();
   }
 
+  struct NeverReader {
+    std::unique_ptr<RawConnection> conn;
+    std::uint64_t sent = 0;  // bytes the server let in
+    bool blocked = false;    // its sends stopped being taken
+  };
+
+  // Starts the daemon with `flags` and a client that pipelines GETs of a
+  // large answer (a 1 MiB object from the store, /metrics from lockd) as
+  // fast as it can and never reads, until its sends block (or 10 s or
+  // 512 MiB pass).
+  NeverReader StartNeverReadingClient(std::vector<std::string> flags) {
+    const bool store = GetParam() == Kind::kStore;
+    if (store)
+      flags.insert(flags.end(), {"--max-object-bytes", std::to_string(kMiB)});
+    Start(flags);
+    const std::string path = store ? "/v1/objects/large" : "/metrics";
+    if (store) {
+      EXPECT_EQ(Request(verb::put, daemon_.Url(path), {{"Fencing-Token", "1"}},
+                        std::string(kMiB, 'L'))
+                    .result(),
+                status::ok);
+    }
+    std::string batch;
+    for (int i = 0; i < 100; ++i)
+      batch += "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+    NeverReader hog{std::make_unique<RawConnection>(daemon_.port)};
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (!hog.blocked && hog.sent < 512 * kMiB && Clock::now() < deadline) {
+      const std::size_t n = hog.conn->SendWithin(batch, milliseconds(500));
+      hog.sent += n;
+      hog.blocked = n < batch.size();
+    }
+    return hog;
+  }
+
   bool Applied(const std::string& name) {
     return Request(verb::get, daemon_.Url(target().ReadPath(name))).result() ==
            status::ok;
@@ -371,41 +406,17 @@ TEST_P(AbusiveClientTest, KeepAliveFloodIsServedInBoundedMemory) {
 // more than the buffers hold. The server drops it when the write deadline
 // (--request-timeout-ms) passes.
 TEST_P(AbusiveClientTest, AClientThatNeverReadsIsNoLongerRead) {
-  const bool store = GetParam() == Kind::kStore;
-  Start(store ? std::vector<std::string>{"--request-timeout-ms", "1500",
-                                         "--max-object-bytes",
-                                         std::to_string(kMiB)}
-              : std::vector<std::string>{"--request-timeout-ms", "1500"});
-  std::string path = "/metrics";
-  if (store) {
-    path = "/v1/objects/large";
-    ASSERT_EQ(Request(verb::put, daemon_.Url(path), {{"Fencing-Token", "1"}},
-                      std::string(kMiB, 'L'))
-                  .result(),
-              status::ok);
-  }
-  std::string batch;
-  for (int i = 0; i < 100; ++i)
-    batch += "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
-  RawConnection hog(daemon_.port);
-  std::uint64_t sent = 0;
-  bool blocked = false;
-  const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (!blocked && sent < 512 * kMiB && Clock::now() < deadline) {
-    const std::size_t n = hog.SendWithin(batch, milliseconds(500));
-    sent += n;
-    blocked = n < batch.size();
-  }
-  std::cout << "never-reading client: sent " << sent / 1024
-            << " KiB before the server stopped "
-            << "reading\n";
-  EXPECT_TRUE(blocked)
+  const NeverReader hog =
+      StartNeverReadingClient({"--request-timeout-ms", "1500"});
+  std::cout << "never-reading client: sent " << hog.sent / 1024
+            << " KiB before the server stopped reading\n";
+  EXPECT_TRUE(hog.blocked)
       << "the server kept reading from a client that never reads";
   // Loopback socket buffers hold a few MiB each way (tcp_rmem/tcp_wmem
   // maxima 6 and 4 MiB by default); a server that kept reading would take
   // hundreds of MiB in the time allowed.
-  EXPECT_LT(sent, 64 * kMiB);
-  EXPECT_TRUE(hog.HungUpWithin(std::chrono::seconds(10)))
+  EXPECT_LT(hog.sent, 64 * kMiB);
+  EXPECT_TRUE(hog.conn->HungUpWithin(std::chrono::seconds(10)))
       << "the server must drop a client that does not read its responses";
   ExpectBounded("never-reads", kRssAllowance, kStoreThreadAllowance);
 }
@@ -607,28 +618,9 @@ TEST_P(AbusiveClientTest, BytesAfterTheDeclaredBodyAreTheNextRequest) {
 // the 30 s write deadline); the daemon closes it, logs drain_timeout and
 // exits 0.
 TEST_P(AbusiveClientTest, SigtermDoesNotWaitForAClientThatNeverReads) {
-  const bool store = GetParam() == Kind::kStore;
-  std::vector<std::string> flags = {"--drain-timeout-ms", "500",
-                                    "--request-timeout-ms", "30000"};
-  if (store)
-    flags.insert(flags.end(), {"--max-object-bytes", std::to_string(kMiB)});
-  Start(flags);
-  const std::string path = store ? "/v1/objects/large" : "/metrics";
-  if (store) {
-    ASSERT_EQ(Request(verb::put, daemon_.Url(path), {{"Fencing-Token", "1"}},
-                      std::string(kMiB, 'L'))
-                  .result(),
-              status::ok);
-  }
-  std::string batch;
-  for (int i = 0; i < 100; ++i)
-    batch += "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
-  RawConnection hog(daemon_.port);
-  bool blocked = false;
-  for (int i = 0; i < 1000 && !blocked; ++i) {
-    blocked = hog.SendWithin(batch, milliseconds(500)) < batch.size();
-  }
-  ASSERT_TRUE(blocked)
+  const NeverReader hog = StartNeverReadingClient(
+      {"--drain-timeout-ms", "500", "--request-timeout-ms", "30000"});
+  ASSERT_TRUE(hog.blocked)
       << "the server kept reading from a client that never reads";
   ExpectBounded("never-reads-then-sigterm", kRssAllowance,
                 kStoreThreadAllowance);
@@ -645,7 +637,7 @@ TEST_P(AbusiveClientTest, SigtermDoesNotWaitForAClientThatNeverReads) {
                       },
                       milliseconds(0))
                   .has_value());
-  EXPECT_TRUE(hog.HungUpWithin(std::chrono::seconds(1)));
+  EXPECT_TRUE(hog.conn->HungUpWithin(std::chrono::seconds(1)));
 }
 
 }  // namespace
