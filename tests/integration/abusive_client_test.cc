@@ -14,7 +14,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "tests/harness/daemon.h"
@@ -75,38 +77,59 @@ class WellBehavedClient {
   explicit WellBehavedClient(std::string url)
       : url_(std::move(url)), thread_([this] { Run(); }) {}
   ~WellBehavedClient() { Stop(); }
+  // Waits (bounded) until at least one request has completed, so a test
+  // whose abuse is over in moments still checks one answer, then stops.
   void Stop() {
-    stop_ = true;
+    {
+      std::unique_lock lock(mu_);
+      completed_.wait_for(lock, std::chrono::seconds(10),
+                          [this] { return answered_ + failed_ > 0; });
+      stop_ = true;
+    }
     if (thread_.joinable()) thread_.join();
   }
-  int answered() const { return answered_; }
-  int failed() const { return failed_; }
-  const std::string& first_failure() const { return first_failure_; }
+  int answered() const {
+    std::lock_guard lock(mu_);
+    return answered_;
+  }
+  int failed() const {
+    std::lock_guard lock(mu_);
+    return failed_;
+  }
+  std::string first_failure() const {
+    std::lock_guard lock(mu_);
+    return first_failure_;
+  }
 
  private:
   void Run() {
-    // Bounded in time by the test's Stop() and in count here.
-    for (int i = 0; i < 10000 && !stop_; ++i) {
+    // Bounded in time by Stop() and in count here.
+    for (int i = 0; i < 10000; ++i) {
       net::HttpCall call;
       call.url = url_;
       call.timeout = std::chrono::seconds(5);
       auto res = net::Call(call);
-      if (res.ok() && res->result() == status::ok) {
-        ++answered_;
-      } else {
-        if (failed_++ == 0) {
+      {
+        std::lock_guard lock(mu_);
+        if (res.ok() && res->result() == status::ok) {
+          ++answered_;
+        } else if (failed_++ == 0) {
           first_failure_ = res.ok() ? res->body() : res.error().message;
         }
+        completed_.notify_all();
+        if (stop_) return;
       }
       std::this_thread::sleep_for(milliseconds(20));
     }
   }
 
   const std::string url_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> answered_{0};
-  std::atomic<int> failed_{0};
-  std::string first_failure_;  // written by the thread before join
+  mutable std::mutex mu_;
+  std::condition_variable completed_;
+  bool stop_ = false;          // GUARDED_BY(mu_)
+  int answered_ = 0;           // GUARDED_BY(mu_)
+  int failed_ = 0;             // GUARDED_BY(mu_)
+  std::string first_failure_;  // GUARDED_BY(mu_)
   std::thread thread_;
 };
 
