@@ -189,21 +189,16 @@ TEST(LockdTest, HelpAndBadFlags) {
     })) << flag;
   }
 
-  auto bad = ChildProcess::Start(Args({SiblingBinary("fence-lockd"), "--data-dir",
-                                          TempDir("badflag"), "--max-ttl-ms", "0"}));
-  ASSERT_TRUE(bad.ok());
-  status = (*bad)->WaitExit(milliseconds(10000));
-  ASSERT_TRUE(status.has_value());
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2);
-  EXPECT_EQ((*bad)->LineCount(), 1u);
-
-  auto bad_timeout = ChildProcess::Start(Args({SiblingBinary("fence-lockd"), "--data-dir",
-                                                  TempDir("badflag"), "--idle-timeout-ms", "5"}));
-  ASSERT_TRUE(bad_timeout.ok());
-  status = (*bad_timeout)->WaitExit(milliseconds(10000));
-  ASSERT_TRUE(status.has_value());
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2);
-  EXPECT_EQ((*bad_timeout)->LineCount(), 1u);
+  for (const auto& [flag, value] : {std::pair{"--max-ttl-ms", "0"},
+                                    std::pair{"--idle-timeout-ms", "5"}}) {
+    auto bad = ChildProcess::Start(
+        Args({SiblingBinary("fence-lockd"), "--data-dir", TempDir("badflag"), flag, value}));
+    ASSERT_TRUE(bad.ok());
+    status = (*bad)->WaitExit(milliseconds(10000));
+    ASSERT_TRUE(status.has_value());
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2) << flag;
+    EXPECT_EQ((*bad)->LineCount(), 1u) << flag;
+  }
 }
 
 // The "done when": A holds; B is told who holds and for how long;
