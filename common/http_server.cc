@@ -275,6 +275,16 @@ class Session : public std::enable_shared_from_this<Session> {
                                     ec.message()));
     }
     const RequestHeader& header = header_parser_->get().base();
+    if (header.find(http::field::transfer_encoding) != header.end() &&
+        !header_parser_->chunked()) {
+      // RFC 9112 6.3: without chunked as the final coding a request's body
+      // length cannot be known. Beast reads it as bodiless, which would
+      // apply an empty write and take its body for the next request.
+      return Send(ErrorResponse(
+          http::status::bad_request, "bad_request",
+          "Transfer-Encoding must end in 'chunked' (RFC 9112 6.3); got '" +
+              std::string(header[http::field::transfer_encoding]) + "'"));
+    }
     keep_alive_ = header_parser_->keep_alive();
     body_pending_ = !header_parser_->is_done();
     is_head_ = header.method() == http::verb::head;

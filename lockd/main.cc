@@ -31,8 +31,31 @@ struct Flags {
   std::size_t max_locks = 100000;
   std::size_t max_waiters = 10000;
   std::size_t max_connections = 1024;
+  std::uint32_t idle_timeout_ms = 15000;
+  std::uint32_t request_timeout_ms = 30000;
+  std::uint32_t drain_timeout_ms = 10000;
   std::string token_floor;  // empty: not given
 };
+
+// The same deadlines, with the same names and defaults, as fence-store's.
+void AddTimeoutFlags(CLI::App& app, Flags& f) {
+  app.add_option("--idle-timeout-ms", f.idle_timeout_ms,
+                 "time allowed for a request header to arrive on a connection "
+                 "(a header trickled in more slowly is dropped unanswered)")
+      ->check(CLI::Range(10u, 3600000u))
+      ->capture_default_str();
+  app.add_option("--request-timeout-ms", f.request_timeout_ms,
+                 "time allowed to receive a request body and to send a response "
+                 "(a client that stops reading is dropped after it)")
+      ->check(CLI::Range(10u, 3600000u))
+      ->capture_default_str();
+  app.add_option("--drain-timeout-ms", f.drain_timeout_ms,
+                 "after SIGTERM, time requests in flight get to finish; then every "
+                 "connection still open is closed and lockd exits 0. Keep it below "
+                 "the service manager's stop timeout")
+      ->check(CLI::Range(0u, 3600000u))
+      ->capture_default_str();
+}
 
 void AddFlags(CLI::App& app, Flags& f) {
   app.add_option("--listen", f.listen, "HOST:PORT to listen on; port 0 binds a free port")
@@ -77,6 +100,7 @@ void AddFlags(CLI::App& app, Flags& f) {
                  "connections served at once (503 above)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100000}))
       ->capture_default_str();
+  AddTimeoutFlags(app, f);
 }
 
 void LogTokenFloor(const lockd::FloorApplied& floor) {
@@ -146,6 +170,7 @@ fence::net::DaemonOptions DaemonOptionsFor(const Flags& f,
                                            const lockd::LockServiceOptions& service) {
   fence::net::DaemonOptions daemon;
   daemon.listen = f.listen;
+  daemon.drain_timeout = std::chrono::milliseconds(f.drain_timeout_ms);
   daemon.listening_fields = {{"data_dir", f.data_dir},
                              {"max_ttl_ms", f.max_ttl_ms},
                              {"max_wait_ms", f.max_wait_ms},
@@ -179,6 +204,8 @@ int Serve(const Flags& f, lockd::TokenJournal& journal) {
   fence::net::ServerOptions server_options;
   server_options.metrics_prefix = "fence_lockd";
   server_options.max_connections = f.max_connections;
+  server_options.idle_timeout = std::chrono::milliseconds(f.idle_timeout_ms);
+  server_options.request_timeout = std::chrono::milliseconds(f.request_timeout_ms);
   const int code = fence::net::RunDaemon(kProgram, DaemonOptionsFor(f, journal, options),
                                          std::move(server_options), api.Routes(),
                                          *registry);

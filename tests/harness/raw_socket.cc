@@ -6,6 +6,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+
 namespace fence::testing {
 
 RawConnection::RawConnection(int port) {
@@ -27,7 +32,8 @@ RawConnection::~RawConnection() {
 bool RawConnection::Send(const std::string& bytes) {
   std::size_t sent = 0;
   while (sent < bytes.size()) {
-    const ssize_t n = send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    const ssize_t n =
+        send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
     if (n <= 0) return false;
     sent += static_cast<std::size_t>(n);
   }
@@ -59,18 +65,88 @@ std::string RawConnection::ReadUntilClose(std::chrono::milliseconds timeout,
 std::string RawConnection::ReadUntil(const std::string& needle,
                                      std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (buffered_.find(needle) == std::string::npos && ReadMore(deadline)) {
+  }
+  return buffered_;
+}
+
+bool RawConnection::ReadMore(std::chrono::steady_clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return false;
+  pollfd p{fd_, POLLIN, 0};
+  if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
   char buf[4096];
-  while (buffered_.find(needle) == std::string::npos) {
+  const ssize_t n = recv(fd_, buf, sizeof buf, 0);
+  if (n <= 0) return false;
+  buffered_.append(buf, static_cast<std::size_t>(n));
+  return true;
+}
+
+std::optional<std::string> RawConnection::ReadResponse(
+    std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (buffered_.find("\r\n\r\n") == std::string::npos) {
+    if (!ReadMore(deadline)) return std::nullopt;
+  }
+  const auto header_end = buffered_.find("\r\n\r\n");
+  std::size_t length = 0;
+  constexpr std::string_view kLength = "\r\ncontent-length: ";
+  for (std::size_t i = 0; i + kLength.size() <= header_end; ++i) {
+    if (std::equal(
+            kLength.begin(), kLength.end(),
+            buffered_.begin() + static_cast<long>(i),
+            [](char lower, char c) { return lower == std::tolower(c); })) {
+      length =
+          std::strtoull(buffered_.c_str() + i + kLength.size(), nullptr, 10);
+      break;
+    }
+  }
+  const std::size_t total = header_end + 4 + length;
+  while (buffered_.size() < total) {
+    if (!ReadMore(deadline)) return std::nullopt;
+  }
+  std::string response = buffered_.substr(0, total);
+  buffered_.erase(0, total);
+  return response;
+}
+
+std::size_t RawConnection::SendWithin(const std::string& bytes,
+                                      std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::size_t sent = 0;
+  while (sent < bytes.size()) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
-    pollfd p{fd_, POLLIN, 0};
+    pollfd p{fd_, POLLOUT, 0};
     if (poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-    const ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    const ssize_t n = send(fd_, bytes.data() + sent, bytes.size() - sent,
+                           MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
     if (n <= 0) break;
-    buffered_.append(buf, static_cast<std::size_t>(n));
+    sent += static_cast<std::size_t>(n);
   }
-  return buffered_;
+  return sent;
+}
+
+bool RawConnection::PeerClosed() {
+  char buf[4096];
+  while (true) {
+    const ssize_t n = recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      buffered_.append(buf, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n == 0) return true;
+    return errno != EAGAIN && errno != EWOULDBLOCK;
+  }
+}
+
+bool RawConnection::HungUpWithin(std::chrono::milliseconds timeout) {
+  pollfd p{fd_, POLLRDHUP, 0};
+  if (poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 }  // namespace fence::testing

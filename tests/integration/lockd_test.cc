@@ -182,17 +182,23 @@ TEST(LockdTest, HelpAndBadFlags) {
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
   const auto lines = (*help)->Lines();
-  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
-    return l.find("--max-ttl-ms") != std::string::npos;
-  }));
+  for (const char* flag : {"--max-ttl-ms", "--idle-timeout-ms", "--request-timeout-ms",
+                           "--drain-timeout-ms"}) {
+    EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [flag](const std::string& l) {
+      return l.find(flag) != std::string::npos;
+    })) << flag;
+  }
 
-  auto bad = ChildProcess::Start(Args({SiblingBinary("fence-lockd"), "--data-dir",
-                                          TempDir("badflag"), "--max-ttl-ms", "0"}));
-  ASSERT_TRUE(bad.ok());
-  status = (*bad)->WaitExit(milliseconds(10000));
-  ASSERT_TRUE(status.has_value());
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2);
-  EXPECT_EQ((*bad)->LineCount(), 1u);
+  for (const auto& [flag, value] : {std::pair{"--max-ttl-ms", "0"},
+                                    std::pair{"--idle-timeout-ms", "5"}}) {
+    auto bad = ChildProcess::Start(
+        Args({SiblingBinary("fence-lockd"), "--data-dir", TempDir("badflag"), flag, value}));
+    ASSERT_TRUE(bad.ok());
+    status = (*bad)->WaitExit(milliseconds(10000));
+    ASSERT_TRUE(status.has_value());
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2) << flag;
+    EXPECT_EQ((*bad)->LineCount(), 1u) << flag;
+  }
 }
 
 // The "done when": A holds; B is told who holds and for how long;

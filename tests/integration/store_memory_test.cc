@@ -6,12 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <fstream>
 #include <future>
 #include <iostream>
 #include <thread>
 
 #include "tests/harness/daemon.h"
+#include "tests/harness/proc_status.h"
 #include "tests/harness/raw_socket.h"
 
 namespace fence::testing {
@@ -23,44 +23,6 @@ using net::http::verb;
 constexpr std::uint64_t kMiB = 1024ull * 1024;
 constexpr std::uint64_t kBudget = 32 * kMiB;
 constexpr std::uint64_t kSlack = 64 * kMiB;
-
-// A field of /proc/PID/status ("VmRSS", "VmSize") in bytes; 0 if absent.
-std::uint64_t ProcStatusBytes(pid_t pid, const std::string& field) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string name;
-  while (status >> name) {
-    std::uint64_t kib = 0;
-    if (name == field + ":" && status >> kib) return kib * 1024;
-    status.ignore(4096, '\n');
-  }
-  return 0;
-}
-
-// Samples a process's VmRSS and VmSize every 20 ms and keeps the peaks.
-class MemorySampler {
- public:
-  explicit MemorySampler(pid_t pid)
-      : thread_([this, pid] {
-          while (!stop_) {
-            peak_rss_ = std::max(peak_rss_.load(), ProcStatusBytes(pid, "VmRSS"));
-            peak_vm_ = std::max(peak_vm_.load(), ProcStatusBytes(pid, "VmSize"));
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-          }
-        }) {}
-  ~MemorySampler() { Stop(); }
-  void Stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  std::uint64_t peak_rss() const { return peak_rss_; }
-  std::uint64_t peak_vm() const { return peak_vm_; }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<std::uint64_t> peak_rss_{0};
-  std::atomic<std::uint64_t> peak_vm_{0};
-  std::thread thread_;
-};
 
 std::string UploadHeader(const std::string& key, std::uint64_t length) {
   return "PUT /v1/objects/" + key + " HTTP/1.1\r\nHost: x\r\nFencing-Token: 1\r\n" +
@@ -102,8 +64,8 @@ class StoreMemoryTest : public ::testing::Test {
 TEST_F(StoreMemoryTest, TrickledUploadsHoldOnlyWhatTheySent) {
   constexpr int kConnections = 200;
   constexpr int kSeconds = 3;
-  const std::uint64_t vm_before = ProcStatusBytes(store_.process->pid(), "VmSize");
-  MemorySampler sampler(store_.process->pid());
+  const std::uint64_t vm_before = ProcStatusField(store_.process->pid(), "VmSize");
+  ProcessSampler sampler(store_.process->pid(), std::chrono::milliseconds(20));
   std::vector<std::unique_ptr<RawConnection>> trickles;
   for (int i = 0; i < kConnections; ++i) {
     trickles.push_back(std::make_unique<RawConnection>(store_.port));
@@ -134,7 +96,7 @@ TEST_F(StoreMemoryTest, TrickledUploadsHoldOnlyWhatTheySent) {
 TEST_F(StoreMemoryTest, AFloodOfLargeBodiesGets503WithRetryAfterOnceTheBudgetIsUsed) {
   constexpr int kConnections = 24;
   constexpr std::uint64_t kBody = 16 * kMiB;
-  MemorySampler sampler(store_.process->pid());
+  ProcessSampler sampler(store_.process->pid(), std::chrono::milliseconds(20));
   std::vector<std::unique_ptr<RawConnection>> floods;
   std::vector<std::thread> senders;
   for (int i = 0; i < kConnections; ++i) {
