@@ -302,7 +302,8 @@ class BestEffortLogger final : public rocksdb::Logger {
     int n = std::snprintf(line, sizeof line, "%04d/%02d/%02d-%02d:%02d:%02d.%06ld %d ",
                           t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min,
                           t.tm_sec, static_cast<long>(now.tv_usec), static_cast<int>(gettid()));
-    n += std::vsnprintf(line + n, sizeof line - static_cast<std::size_t>(n) - 1, format, ap);
+    n += std::max(0, std::vsnprintf(line + n, sizeof line - static_cast<std::size_t>(n) - 1,
+                                    format, ap));
     n = std::min(n, static_cast<int>(sizeof line) - 2);
     if (line[n - 1] != '\n') line[n++] = '\n';
     std::lock_guard lock(mu_);

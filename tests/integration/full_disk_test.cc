@@ -28,7 +28,7 @@ using net::http::verb;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-constexpr std::uint64_t kMiB = 1024 * 1024;
+constexpr std::uint64_t kMiB = std::uint64_t{1024} * 1024;
 
 // A tmpfs of `bytes` mounted on a fresh directory, unmounted on every path
 // (after the daemons, which are declared after it, have been killed).
@@ -66,7 +66,7 @@ class Tmpfs {
 std::uint64_t WriteFiller(const std::string& path, std::uint64_t bytes) {
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return 0;
-  const std::string chunk(64 * 1024, 'f');
+  const std::string chunk(std::size_t{64} * 1024, 'f');
   std::uint64_t written = 0;
   while (written < bytes) {
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), bytes - written));
@@ -95,8 +95,8 @@ class StoreFullDiskTest : public ::testing::Test {
   // memtable into once the filler is gone.
   static constexpr std::uint64_t kVolume = 32 * kMiB;
   static constexpr std::uint64_t kFiller = 20 * kMiB;
-  static constexpr std::size_t kBodyBytes = 256 * 1024;
-  static constexpr int kMaxWrites = 200;  // 50 MiB: well past the volume
+  static constexpr std::size_t kBodyBytes = std::size_t{256} * 1024;
+  static constexpr std::uint64_t kMaxWrites = 200;  // 50 MiB: well past the volume
 
   void SetUp() override {
     if (!volume_.mounted()) {
@@ -124,13 +124,13 @@ class StoreFullDiskTest : public ::testing::Test {
   net::Response FillWithWrites() {
     std::mt19937_64 rng(seed_);
     std::cout << "seed " << seed_ << "\n";
-    for (int i = 0; i < kMaxWrites; ++i) {
+    for (std::uint64_t i = 0; i < kMaxWrites; ++i) {
       std::string body(kBodyBytes, '\0');
       for (char& c : body) c = static_cast<char>(rng());
       const std::string key = "full/" + std::to_string(i);
-      auto res = Put(key, static_cast<std::uint64_t>(i + 1), body);
+      auto res = Put(key, i + 1, body);
       if (res.result() != status::ok) return res;
-      acked_[key] = {static_cast<std::uint64_t>(i + 1), std::move(body)};
+      acked_[key] = {i + 1, std::move(body)};
     }
     ADD_FAILURE() << kMaxWrites << " writes of " << kBodyBytes
                   << " bytes all succeeded on a " << kVolume << "-byte volume";
