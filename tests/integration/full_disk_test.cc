@@ -16,7 +16,9 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <random>
+#include <thread>
 
 #include "tests/harness/daemon.h"
 
@@ -90,11 +92,12 @@ bool IsEvent(std::string_view line, std::string_view event) {
 
 class StoreFullDiskTest : public ::testing::Test {
  protected:
-  // 32 MiB: a filler of 20 MiB, which the test deletes to free space, and
-  // about 12 MiB for the store to fill: enough for RocksDB to flush its
-  // memtable into once the filler is gone.
+  // 32 MiB: fillers of 1 and 19 MiB, which the test deletes to free space,
+  // and about 12 MiB for the store to fill. 1 MiB is too little for RocksDB
+  // to flush its memtable into; 20 MiB is enough.
   static constexpr std::uint64_t kVolume = 32 * kMiB;
-  static constexpr std::uint64_t kFiller = 20 * kMiB;
+  static constexpr std::uint64_t kSmallFiller = 1 * kMiB;
+  static constexpr std::uint64_t kFiller = 19 * kMiB;
   static constexpr std::size_t kBodyBytes = std::size_t{256} * 1024;
   static constexpr std::uint64_t kMaxWrites = 200;  // 50 MiB: well past the volume
 
@@ -103,6 +106,7 @@ class StoreFullDiskTest : public ::testing::Test {
       if (geteuid() != 0) GTEST_SKIP() << volume_.error();
       FAIL() << volume_.error();
     }
+    ASSERT_EQ(WriteFiller(volume_.Sub("small-filler"), kSmallFiller), kSmallFiller);
     ASSERT_EQ(WriteFiller(volume_.Sub("filler"), kFiller), kFiller);
     data_ = volume_.Sub("store");
     Start();
@@ -135,6 +139,34 @@ class StoreFullDiskTest : public ::testing::Test {
     ADD_FAILURE() << kMaxWrites << " writes of " << kBodyBytes
                   << " bytes all succeeded on a " << kVolume << "-byte volume";
     return {};
+  }
+
+  // The same from `threads` clients at once, each on its own keys, so that
+  // RocksDB groups their WAL writes: a failed group write fails each of
+  // them. Returns the first refusal each client got.
+  std::vector<net::Response> FillConcurrently(int threads) {
+    std::mutex mu;
+    std::vector<net::Response> refusals;
+    std::vector<std::thread> clients;
+    for (int t = 0; t < threads; ++t) {
+      clients.emplace_back([&, t] {
+        std::mt19937_64 rng(seed_ + static_cast<std::uint64_t>(t));
+        for (std::uint64_t i = 0; i < kMaxWrites / 4; ++i) {
+          std::string body(kBodyBytes / 4, '\0');
+          for (char& c : body) c = static_cast<char>(rng());
+          const std::string key = "c" + std::to_string(t) + "/" + std::to_string(i);
+          auto res = Put(key, i + 1, body);
+          std::lock_guard lock(mu);
+          if (res.result() != status::ok) {
+            refusals.push_back(std::move(res));
+            return;
+          }
+          acked_[key] = {i + 1, std::move(body)};
+        }
+      });
+    }
+    for (auto& c : clients) c.join();
+    return refusals;
   }
 
   // Every acknowledged write reads back whole, with its token as the fence.
@@ -185,7 +217,20 @@ TEST_F(StoreFullDiskTest, RefusesWritesWhenFullAndResumesWithoutRestart) {
   // A stale write is still refused as stale: the fence is read, not written.
   EXPECT_EQ(Put("full/5", 1, "stale").result(), status::conflict);
 
-  const std::size_t mark = store_.process->LineCount();
+  const auto metrics = Get("/metrics").body();
+  EXPECT_NE(metrics.find("fence_store_writes_total{result=\"storage_error\"}"),
+            std::string::npos);
+  EXPECT_EQ(metrics.find("fence_store_writes_total{result=\"storage_error\"} 0"),
+            std::string::npos);
+
+  // Too little space to flush: recovery is tried, fails, and is retried.
+  std::size_t mark = store_.process->LineCount();
+  ASSERT_TRUE(std::filesystem::remove(volume_.Sub("small-filler")));
+  ASSERT_TRUE(WaitForEvent("storage_recovery_failed", seconds(10), mark));
+  EXPECT_EQ(Put("tiny", 1, "x").result(), status::insufficient_storage);
+  EXPECT_EQ(Get("/readyz").result(), status::service_unavailable);
+
+  mark = store_.process->LineCount();
   ASSERT_TRUE(std::filesystem::remove(volume_.Sub("filler")));
   ASSERT_TRUE(WaitForEvent("storage_recovered", seconds(15), mark))
       << "no recovery within 15 s of freeing " << kFiller << " bytes:\n"
@@ -206,12 +251,16 @@ TEST_F(StoreFullDiskTest, RefusesWritesWhenFullAndResumesWithoutRestart) {
   EXPECT_EQ(Get("/v1/objects/tiny").result(), status::not_found);
 }
 
-// kill -9 while the volume is full: what was acknowledged survives; a
+// kill -9 while the volume is full (four clients writing at once): what was acknowledged survives; a
 // restart on the still-full volume either serves it or refuses to start
 // with one clear line; once space is freed the store starts and has it all.
 TEST_F(StoreFullDiskTest, KillNineWhileFullLosesNoAcknowledgedWrite) {
-  auto refused = FillWithWrites();
-  ASSERT_EQ(refused.result(), status::insufficient_storage) << refused.body();
+  const auto refusals = FillConcurrently(4);
+  ASSERT_EQ(refusals.size(), 4u) << "a client never got a refusal";
+  for (const auto& refused : refusals) {
+    EXPECT_EQ(refused.result(), status::insufficient_storage) << refused.body();
+  }
+  ASSERT_GE(acked_.size(), 10u);
   store_.process->Kill();
 
   ChildProcess::Options options;
