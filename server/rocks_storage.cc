@@ -68,33 +68,28 @@ nlohmann::json OptionalBytes(std::optional<std::uint64_t> bytes) {
   return bytes ? nlohmann::json(*bytes) : nlohmann::json(nullptr);
 }
 
-// Whether the database accepts writes, shared by RocksDB's listener (which
-// learns of failures in the background too, e.g. a flush) and the thread
-// that recovers. A generation counts failures, so that a recovery that
-// began before a newer failure cannot mark the storage healthy.
+// Whether the database accepts writes, as RocksDB reports it to its
+// listener: failed at a hard background error (a failed WAL write, or a
+// flush or MANIFEST write, so also without any write of ours failing),
+// healthy again when RocksDB says the error was cleared. Shared by the
+// listener and the thread that recovers.
 class StorageHealth {
  public:
   bool healthy() const { return healthy_.load(); }
 
-  void MarkFailed() {
+  // True if the storage was healthy until now.
+  bool MarkFailed() {
     std::lock_guard lock(mu_);
-    ++generation_;
-    healthy_ = false;
+    const bool was_healthy = healthy_.exchange(false);
     cv_.notify_all();
+    return was_healthy;
   }
-  // True if no failure happened since `generation` was read.
-  bool MarkRecovered(std::uint64_t generation) {
-    std::lock_guard lock(mu_);
-    if (generation != generation_) return false;
-    healthy_ = true;
-    return true;
-  }
-  // Blocks until the storage has failed (returns its generation) or Stop.
-  std::optional<std::uint64_t> WaitForFailure() {
+  void MarkRecovered() { healthy_ = true; }
+  // Blocks until the storage has failed (true) or Stop (false).
+  bool WaitForFailure() {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [this] { return stopping_ || !healthy_.load(); });
-    if (stopping_) return std::nullopt;
-    return generation_;
+    return !stopping_;
   }
   // Sleeps `d` unless stopped; false once stopped.
   bool Sleep(std::chrono::milliseconds d) {
@@ -108,11 +103,10 @@ class StorageHealth {
   }
 
  private:
-  std::atomic<bool> healthy_{true};  // written under mu_, read anywhere
+  std::atomic<bool> healthy_{true};  // cleared under mu_ (for cv_), read anywhere
   std::mutex mu_;
   std::condition_variable cv_;
-  std::uint64_t generation_ = 0;  // GUARDED_BY(mu_)
-  bool stopping_ = false;         // GUARDED_BY(mu_)
+  bool stopping_ = false;  // GUARDED_BY(mu_)
 };
 
 // Hears RocksDB's background errors. A hard error (a failed WAL write, a
@@ -128,7 +122,9 @@ class BackgroundErrorListener final : public rocksdb::EventListener {
     // A soft error (a compaction that found the disk full) leaves writes
     // working; RocksDB retries it itself once space is back.
     const bool soft = error->severity() == rocksdb::Status::Severity::kSoftError;
-    if (!soft) health_->MarkFailed();
+    // Once stopped, each failed recovery attempt reports its error here
+    // again; RocksStorage::Recover logs those.
+    if (!soft && !health_->MarkFailed()) return;
     nlohmann::json fields = {{"reason", ReasonName(reason)},
                              {"cause", error->IsNoSpace() ? "disk_full" : "io_error"},
                              {"writes_stopped", !soft},
@@ -148,6 +144,12 @@ class BackgroundErrorListener final : public rocksdb::EventListener {
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason /*reason*/,
                             rocksdb::Status error, bool* auto_recovery) override {
     if (error.severity() != rocksdb::Status::Severity::kSoftError) *auto_recovery = false;
+  }
+
+  // Called when a recovery cleared the background error (DB::Resume after
+  // a real error, not one that found nothing to do).
+  void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override {
+    if (info.new_bg_error.ok()) health_->MarkRecovered();
   }
 
  private:
@@ -235,8 +237,8 @@ class RocksStorage final : public Storage {
     if (s.ok()) return OkStatus();
     // A failed write is not in the memtable, and the WAL it may have been
     // partly appended to is retired by the recovery's flush: it is never
-    // acknowledged. The recovery thread takes it from here.
-    health_->MarkFailed();
+    // acknowledged. If the failure stopped the database, the listener has
+    // heard of it and the recovery thread takes it from here.
     return WriteFailed(dir_, s, FreeBytes(db_->GetEnv(), dir_));
   }
 
@@ -252,23 +254,26 @@ class RocksStorage final : public Storage {
     constexpr std::chrono::milliseconds kFirstRetry{100};
     constexpr std::chrono::milliseconds kMaxRetry{2000};
     std::chrono::milliseconds retry = kFirstRetry;
-    while (const auto generation = health_->WaitForFailure()) {
+    while (health_->WaitForFailure()) {
       const auto s = db_->Resume();
-      if (s.ok()) {
-        if (health_->MarkRecovered(*generation)) {
-          log::Info("storage_recovered",
-                    {{"data_dir", dir_},
-                     {"free_bytes", OptionalBytes(FreeBytes(db_->GetEnv(), dir_))}});
-        }
+      if (health_->healthy()) {
+        log::Info("storage_recovered",
+                  {{"data_dir", dir_},
+                   {"free_bytes", OptionalBytes(FreeBytes(db_->GetEnv(), dir_))}});
         retry = kFirstRetry;
         continue;
       }
-      log::Warn("storage_recovery_failed",
-                {{"data_dir", dir_},
-                 {"cause", s.IsNoSpace() ? "disk_full" : "io_error"},
-                 {"free_bytes", OptionalBytes(FreeBytes(db_->GetEnv(), dir_))},
-                 {"retry_in_ms", retry.count()},
-                 {"message", s.ToString()}});
+      // Resume may also answer OK having found nothing to do: RocksDB tells
+      // its listeners of an error before it records it. Only the listener's
+      // OnErrorRecoveryEnd marks the storage healthy; until then, retry.
+      if (!s.ok()) {
+        log::Warn("storage_recovery_failed",
+                  {{"data_dir", dir_},
+                   {"cause", s.IsNoSpace() ? "disk_full" : "io_error"},
+                   {"free_bytes", OptionalBytes(FreeBytes(db_->GetEnv(), dir_))},
+                   {"retry_in_ms", retry.count()},
+                   {"message", s.ToString()}});
+      }
       if (!health_->Sleep(retry)) return;
       retry = std::min(retry * 2, kMaxRetry);
     }
