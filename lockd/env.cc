@@ -11,8 +11,10 @@
 namespace fence::lockd {
 namespace {
 
+// `errno` is kept as a figure so that callers can tell a full disk
+// (ENOSPC) from a failing one without parsing the sentence.
 Error SystemError(const std::string& what, int error) {
-  return MakeError("storage_error", what + ": " + std::strerror(error));
+  return MakeError("storage_error", what + ": " + std::strerror(error), {{"errno", error}});
 }
 
 class PosixFile final : public File {

@@ -2,6 +2,8 @@
 
 #include <sys/random.h>
 
+#include <cerrno>
+
 #include "common/logging.h"
 #include "core/log_event.h"
 
@@ -266,16 +268,22 @@ void LockService::OnFreed() {
 
 Result<Token> LockService::NextToken(Millis ttl) {
   auto token = journal_.Issue(ttl);
-  if (!token.ok()) {
-    log::Error("token_journal_failed", {{"path", journal_.path()},
-                                        {"message", token.error().message}});
-    return MakeError("storage_error",
-                     "lockd cannot make its token counter durable (" +
-                         token.error().message +
-                         "); no lock is granted until it is restarted with "
-                         "working storage");
-  }
-  return token;
+  if (token.ok()) return token;
+  const Error& e = token.error();
+  const bool full = e.details.value("errno", 0) == ENOSPC;
+  log::Error("token_journal_failed", {{"path", journal_.path()},
+                                      {"cause", full ? "disk_full" : "io_error"},
+                                      {"message", e.message}});
+  // Nothing was issued: the next acquire writes the journal again, so
+  // grants resume by themselves once the disk takes writes.
+  return MakeError("storage_error",
+                   "lockd cannot make its token counter durable (" + e.message +
+                       "), so it granted nothing. " +
+                       (full ? "The disk holding " + journal_.path() +
+                                   " is full: free space on that volume"
+                             : "Check the disk holding " + journal_.path()) +
+                       "; grants resume at the next acquire, no restart needed",
+                   {{"cause", full ? "disk_full" : "io_error"}});
 }
 
 LeaseId LockService::NewLeaseId() const {

@@ -184,28 +184,27 @@ Status TokenJournal::WriteSlot(const Slot& slot) {
 }
 
 Result<Token> TokenJournal::Issue(Millis ttl) {
-  if (failed_) return *failed_;
+  if (exhausted_) return *exhausted_;
   const bool new_block = next_ > current_.reserved_upto;
   const bool longer_ttl = ttl > *current_.max_ttl;
   if (new_block || longer_ttl) {
     if (new_block && current_.reserved_upto == kLastToken) {
-      failed_ = MakeError("storage_error", "the token counter is exhausted");
-      return *failed_;
+      exhausted_ = MakeError("storage_error", "the token counter is exhausted");
+      return *exhausted_;
     }
     const std::uint64_t grow =
         new_block ? std::min(block_, kLastToken - current_.reserved_upto) : 0;
     const Slot slot{current_.seq + 1, current_.reserved_upto + grow,
                     std::max(*current_.max_ttl, ttl)};
+    // On failure current_ stays the last slot known durable; the next call
+    // writes this slot number again, into the same (older) position.
     Status written = WriteSlot(slot);
-    if (!written.ok()) {
-      failed_ = written.error();
-      return *failed_;
-    }
+    if (!written.ok()) return written.error();
     current_ = slot;
   }
   const std::uint64_t token = next_;
   if (token == kLastToken) {
-    failed_ = MakeError("storage_error", "the token counter is exhausted");
+    exhausted_ = MakeError("storage_error", "the token counter is exhausted");
   } else {
     ++next_;
   }

@@ -74,10 +74,15 @@ class TokenJournal {
   TokenJournal& operator=(const TokenJournal&) = delete;
 
   // The next token for a lease of `ttl`. Both the token's block and a TTL
-  // above every one recorded are durable before it returns. After a failed
-  // write or sync every later call fails too ("storage_error"): after a
-  // failed fsync the kernel may have dropped the data, and a later
-  // "successful" fsync would not prove it is on disk.
+  // above every one recorded are durable before it returns. A failed write
+  // or sync ("storage_error", with the figure "errno": ENOSPC for a full
+  // disk) issues nothing, and the next call tries again: it writes the
+  // slot's record again from memory, not trusting the page cache (after a
+  // failed fsync the kernel may have dropped or kept the dirty page; a
+  // rewrite makes it dirty again with the right bytes, so a later fsync
+  // that succeeds proves they are on disk). The slot written is never the
+  // newest one on disk, so a failure leaves the last good record intact.
+  // Only an exhausted counter fails for good.
   Result<Token> Issue(Millis ttl);
 
   bool existed() const { return existed_; }  // false on a brand-new data dir
@@ -108,7 +113,7 @@ class TokenJournal {
   bool one_slot_unreadable_ = false;
   Grace grace_;
   std::optional<FloorApplied> floor_applied_;
-  std::optional<Error> failed_;
+  std::optional<Error> exhausted_;  // set once the last token is issued
 };
 
 }  // namespace fence::lockd

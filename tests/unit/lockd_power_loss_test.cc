@@ -7,6 +7,7 @@
 // (default 2000, about 0.1 s) for long runs; the seed is printed.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -142,6 +143,93 @@ TEST(LockdPowerLossTest, KillAtAnyStepOfCreationThenPowerCutLosesNothing) {
     ASSERT_TRUE(journal.ok()) << journal.error().message;
     CheckReopened(**journal, answered);
     if (opened) break;  // the first open got through: every step was covered
+  }
+}
+
+// A disk that runs out of space, over SimEnv (our own seam): while `full`,
+// every write fails, or (`sync_fails`) writes land in the cache and their
+// sync fails, as ENOSPC from a copy-on-write or thin-provisioned volume.
+class FullDiskEnv final : public Env {
+ public:
+  explicit FullDiskEnv(SimEnv& disk) : disk_(disk) {}
+  bool full = false;
+  bool sync_fails = false;
+
+  Result<std::unique_ptr<File>> Open(const std::string& path, OpenMode mode) override {
+    auto file = disk_.Open(path, mode);
+    if (!file.ok()) return file.error();
+    return std::unique_ptr<File>(new FullDiskFile(*this, std::move(*file)));
+  }
+  Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
+    return disk_.LockFile(path);
+  }
+  Status Rename(const std::string& from, const std::string& to) override {
+    return disk_.Rename(from, to);
+  }
+  Status Remove(const std::string& path) override { return disk_.Remove(path); }
+  Result<bool> CreateDir(const std::string& path) override { return disk_.CreateDir(path); }
+  Status SyncDir(const std::string& path) override { return disk_.SyncDir(path); }
+
+ private:
+  class FullDiskFile final : public File {
+   public:
+    FullDiskFile(FullDiskEnv& env, std::unique_ptr<File> inner)
+        : env_(env), inner_(std::move(inner)) {}
+    Result<std::string> ReadAt(std::uint64_t offset, std::size_t n) override {
+      return inner_->ReadAt(offset, n);
+    }
+    Status WriteAt(std::uint64_t offset, std::string_view data) override {
+      if (env_.full && !env_.sync_fails) return NoSpace();
+      return inner_->WriteAt(offset, data);
+    }
+    Status Sync() override {
+      if (env_.full) return NoSpace();
+      return inner_->Sync();
+    }
+
+   private:
+    static Error NoSpace() {
+      return MakeError("storage_error", "No space left on device", {{"errno", ENOSPC}});
+    }
+    FullDiskEnv& env_;
+    std::unique_ptr<File> inner_;
+  };
+
+  SimEnv& disk_;
+};
+
+// A journal whose writes (or syncs) fail issues nothing, and issues again
+// once they work, without a reopen; after a power cut the next token is
+// above every token issued, the ones before and after the full disk.
+TEST(LockdPowerLossTest, FullDiskIssuesNothingThenResumesWithoutReopen) {
+  for (const bool sync_fails : {false, true}) {
+    SCOPED_TRACE(sync_fails ? "the sync fails" : "the write fails");
+    SimEnv disk;
+    FullDiskEnv env(disk);
+    env.sync_fails = sync_fails;
+    Answered answered;
+    {
+      auto journal = TokenJournal::Open(env, kDir, {.block = 1});
+      ASSERT_TRUE(journal.ok()) << journal.error().message;
+      ASSERT_TRUE((*journal)->Issue(Millis(100)).ok());
+      answered.highest_token = 1;
+      answered.max_ttl = Millis(100);
+      env.full = true;
+      for (int i = 0; i < 3; ++i) {
+        auto refused = (*journal)->Issue(Millis(100));
+        ASSERT_FALSE(refused.ok());
+        EXPECT_EQ(refused.error().details.value("errno", 0), ENOSPC);
+      }
+      env.full = false;
+      auto token = (*journal)->Issue(Millis(100));
+      ASSERT_TRUE(token.ok()) << token.error().message;
+      EXPECT_GT(token->value(), answered.highest_token);
+      answered.highest_token = token->value();
+    }
+    disk.Reboot(nullptr);
+    auto journal = TokenJournal::Open(env, kDir, {.block = 1});
+    ASSERT_TRUE(journal.ok()) << journal.error().message;
+    CheckReopened(**journal, answered);
   }
 }
 
