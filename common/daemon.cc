@@ -8,6 +8,7 @@
 
 #include "common/cli.h"
 #include "common/logging.h"
+#include "core/log_event.h"
 
 namespace fence::net {
 namespace {
@@ -31,7 +32,7 @@ StopOutcome Stop(HttpServer& server, const DaemonOptions& options) {
   outcome.drained = server.WaitDrained(options.drain_timeout);
   outcome.closed = server.CloseAll();
   if (outcome.closed > 0) {
-    log::Warn("drain_timeout",
+    log::Warn(events::kDrainTimeout,
               {{"drain_timeout_ms", options.drain_timeout.count()},
                {"closed_connections", outcome.closed},
                {"message", "requests still in flight when the drain bound passed "

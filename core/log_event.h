@@ -19,6 +19,7 @@ inline constexpr std::string_view kTerm = "term";  // == the leader's token
 inline constexpr std::string_view kListening = "listening";  // address, port
 inline constexpr std::string_view kDraining = "draining";
 inline constexpr std::string_view kStopped = "stopped";
+inline constexpr std::string_view kDrainTimeout = "drain_timeout";  // drain_timeout_ms, closed_connections
 
 // fence-store (component "store").
 inline constexpr std::string_view kWriteAccepted = "write_accepted";  // op, key, token, highest_token
@@ -26,6 +27,12 @@ inline constexpr std::string_view kWriteFenced = "write_fenced";      // key, to
 inline constexpr std::string_view kWriteRefused = "write_refused";    // key, error (400/428)
 inline constexpr std::string_view kWriteFailed = "write_failed";      // key, error (507)
 inline constexpr std::string_view kFenceRaised = "fence_raised";      // key, token, highest_token
+// Storage refuses writes (disk full or failing) until it recovers by itself.
+inline constexpr std::string_view kStorageFailed = "storage_failed";      // reason, cause, message
+inline constexpr std::string_view kStorageDegraded = "storage_degraded";  // reason, cause (writes go on)
+inline constexpr std::string_view kStorageRecoveryFailed = "storage_recovery_failed";  // cause, free_bytes, retry_in_ms
+inline constexpr std::string_view kStorageRecovered = "storage_recovered";  // data_dir, free_bytes
+inline constexpr std::string_view kWalRecordsDropped = "wal_records_dropped";  // file, bytes, reason
 
 // fence-lockd (component "lockd").
 inline constexpr std::string_view kGranted = "granted";   // name, owner, token, lease_id, ttl_ms

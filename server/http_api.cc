@@ -373,8 +373,9 @@ void StoreApi::AddHealthRoutes(std::vector<net::Route>& routes) {
       return respond(JsonResponse(http::status::ok, {{"status", "ready"}}));
     }
     respond(ErrorResponse(http::status::service_unavailable, "not_ready",
-                          "the last write to storage failed; writes answer "
-                          "507 until storage recovers"));
+                          "storage refuses writes (the disk is full or failing); "
+                          "writes answer 507 and the store retries until storage "
+                          "recovers, with no restart needed"));
   };
   routes.push_back(std::move(readyz));
 }

@@ -8,6 +8,7 @@
 #include "common/cli.h"
 #include "common/daemon.h"
 #include "common/logging.h"
+#include "core/log_event.h"
 #include "server/http_api.h"
 #include "server/storage_queue.h"
 #include "server/store_service.h"
@@ -121,7 +122,7 @@ std::optional<int> ParseFlags(int argc, char** argv, StoreFlags& flags) {
 void LogWalDrops(const std::vector<fence::store::WalDrop>& drops) {
   for (const auto& drop : drops) {
     fence::log::Warn(
-        "wal_records_dropped",
+        fence::events::kWalRecordsDropped,
         {{"file", drop.file},
          {"bytes", drop.bytes},
          {"reason", drop.reason},

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "common/logging.h"
+#include "core/log_event.h"
 #include "server/storage.h"
 
 namespace fence::store {
@@ -130,9 +131,9 @@ class BackgroundErrorListener final : public rocksdb::EventListener {
                              {"writes_stopped", !soft},
                              {"message", error->ToString()}};
     if (soft) {
-      log::Warn("storage_degraded", fields);
+      log::Warn(events::kStorageDegraded, fields);
     } else {
-      log::Error("storage_failed", fields);
+      log::Error(events::kStorageFailed, fields);
     }
   }
 
@@ -257,7 +258,7 @@ class RocksStorage final : public Storage {
     while (health_->WaitForFailure()) {
       const auto s = db_->Resume();
       if (health_->healthy()) {
-        log::Info("storage_recovered",
+        log::Info(events::kStorageRecovered,
                   {{"data_dir", dir_},
                    {"free_bytes", OptionalBytes(FreeBytes(db_->GetEnv(), dir_))}});
         retry = kFirstRetry;
@@ -267,7 +268,7 @@ class RocksStorage final : public Storage {
       // its listeners of an error before it records it. Only the listener's
       // OnErrorRecoveryEnd marks the storage healthy; until then, retry.
       if (!s.ok()) {
-        log::Warn("storage_recovery_failed",
+        log::Warn(events::kStorageRecoveryFailed,
                   {{"data_dir", dir_},
                    {"cause", s.IsNoSpace() ? "disk_full" : "io_error"},
                    {"free_bytes", OptionalBytes(FreeBytes(db_->GetEnv(), dir_))},
