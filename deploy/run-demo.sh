@@ -8,8 +8,8 @@ bash deploy/install-deps.sh
 bash deploy/build.sh
 out="${FENCE_DEMO_OUT:-demo-out}"
 echo "running build/bin/fence-demo --out $out $*" >&2
-# The demo's progress (JSON lines on stderr) goes to a file so that the
-# summary is the last thing on the terminal.
+# The demo's JSON log lines (stderr) go to a file; the terminal keeps its
+# status line (step, what it waits for, elapsed time) and then the summary.
 mkdir -p "$out"
 set +e
 build/bin/fence-demo --out "$out" "$@" 2>"$out/demo-progress.log"

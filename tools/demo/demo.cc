@@ -19,9 +19,11 @@
 #include "tools/services/lock_services.h"
 #include "common/http_client.h"
 #include "common/logging.h"
+#include "common/monotonic_clock.h"
 #include "common/process.h"
 #include "core/key.h"
 #include "core/log_event.h"
+#include "tools/progress/progress.h"
 
 namespace fence::tools::demo {
 
@@ -85,7 +87,13 @@ struct Services {
   LaunchedLockService lock;
   std::unique_ptr<ChildProcess> store_off, store_on;
   std::string store_off_url, store_on_url;
+  Progress* progress = nullptr;  // what a person watching sees
 };
+
+// Tells the person watching what the current step waits for.
+void Waiting(const Services& s, const std::string& what) {
+  if (s.progress != nullptr) s.progress->Waiting(what);
+}
 
 struct ScheduleSpec {
   std::string name;
@@ -153,6 +161,7 @@ ScheduleOutcome RunSchedule(Services& s, const ScheduleSpec& spec) {
     return out;
   }
   const Millis setup_timeout(20000);
+  Waiting(s, spec.name + ": waiting for A to be elected");
   if (!a->WaitForLine(IsEvent("worker", std::string(ev::kElected), "A"), setup_timeout)) {
     fail("worker A was not elected within " + std::to_string(setup_timeout.count()) + " ms");
   } else {
@@ -166,12 +175,16 @@ ScheduleOutcome RunSchedule(Services& s, const ScheduleSpec& spec) {
   if (b) {
     if (!a->WaitForLine(IsEvent("worker", std::string(ev::kPauseInjected), "A"), setup_timeout)) {
       fail("worker A never logged pause_injected");
-    } else if (!b->WaitForLine(IsEvent("worker", std::string(ev::kWriteDone), "B"),
+    } else if (Waiting(s, spec.name + ": A stopped (SIGSTOP) for " +
+                              std::to_string(spec.pause.count()) +
+                              " ms; waiting for its lease to expire and B to write"),
+               !b->WaitForLine(IsEvent("worker", std::string(ev::kWriteDone), "B"),
                                spec.pause + spec.ttl + Millis(20000))) {
       fail("worker B never logged write_done");
     }
   }
   const Millis exit_timeout = spec.pause + spec.ttl + Millis(30000);
+  Waiting(s, spec.name + ": waiting for A to wake up and try its write");
   for (auto* w : {a.get(), b.get()}) {
     if (w == nullptr) continue;
     const char* who = w == a.get() ? "A" : "B";
@@ -616,6 +629,8 @@ std::vector<std::int64_t> FailoverTrials(Services& s, const std::string& out, st
   std::vector<std::int64_t> failovers;
   for (int i = 1; i <= trials; ++i) {
     const std::string name = "failover-ttl" + std::to_string(ttl) + "-" + std::to_string(i);
+    Waiting(s, "TTL " + std::to_string(ttl) + " ms: failover trial " + std::to_string(i) +
+                   " of " + std::to_string(trials));
     auto o = RunAndRecord(s, {name, true, Millis(ttl), PauseFor(r.options, Millis(ttl)), name,
                               "failover/" + name, out + "/failover/" + name + ".log"}, r);
     if (o.failover_ms) failovers.push_back(*o.failover_ms);
@@ -671,6 +686,8 @@ void RunTradeoffStep(Services& s, const std::string& out, const GrantedTtls& gra
           FailoverTrials(s, out, t, r.options.tradeoff_failover_trials, r, nullptr);
     }
     row.failover = Summarize(row.failovers_ms);
+    Waiting(s, "TTL " + std::to_string(t) + " ms: " + std::to_string(r.options.stall_trials) +
+                   " stall trials (a leader stalled near its TTL, evicted or not)");
     log::Info("stall_trials_started", {{"ttl_ms", t}, {"trials", r.options.stall_trials}});
     row.stalls = RunStallTrials(s, r.options, t, out + "/stalls");
     for (const auto& st : row.stalls) {
@@ -713,21 +730,35 @@ int RunDemo(const DemoOptions& options) {
   auto scratch = ScratchDir::Create();
   if (!scratch.ok()) return FailToStart(scratch.error());
   Services s;
-  if (auto up = StartServices(options, (*scratch)->path(), s); !up.ok()) {
-    return FailToStart(up.error());
-  }
-  r.lock_endpoints = Join(s.lock_endpoints, ",");
-  r.store_unfenced_url = s.store_off_url;
-  r.store_fenced_url = s.store_on_url;
-  auto granted = ProbeGrantedTtls(s, options);
-  if (!granted.ok()) return FailToStart(granted.error());
-  r.ttl_asked_ms = options.ttl.count();
-  r.ttl_granted_ms = granted->at(r.ttl_asked_ms);
+  MonotonicClock clock;
+  {
+    // Destroyed before the summary is printed: it clears its status line.
+    Progress progress(stdout, Progress::StdoutIsTerminal(), 7, clock);
+    s.progress = &progress;
+    progress.Step("starting the lock service (" + options.backend + ") and two stores");
+    if (auto up = StartServices(options, (*scratch)->path(), s); !up.ok()) {
+      return FailToStart(up.error());
+    }
+    r.lock_endpoints = Join(s.lock_endpoints, ",");
+    r.store_unfenced_url = s.store_off_url;
+    r.store_fenced_url = s.store_on_url;
+    progress.Step("asking which TTLs the lock service grants");
+    auto granted = ProbeGrantedTtls(s, options);
+    if (!granted.ok()) return FailToStart(granted.error());
+    r.ttl_asked_ms = options.ttl.count();
+    r.ttl_granted_ms = granted->at(r.ttl_asked_ms);
 
-  RunUnfencedAndFenced(s, *out, r);
-  RunBypassStep(s, *out, r);
-  RunFailoverStep(s, *out, r);
-  RunTradeoffStep(s, *out, *granted, r);
+    progress.Step("unfenced, then fenced: A paused past its lease, B takes over");
+    RunUnfencedAndFenced(s, *out, r);
+    progress.Step("a PUT that bypasses the lock service, with A's stale token");
+    RunBypassStep(s, *out, r);
+    progress.Step("failover time at the run's TTL");
+    RunFailoverStep(s, *out, r);
+    progress.Step("the TTL trade-off: failover and false evictions per TTL");
+    RunTradeoffStep(s, *out, *granted, r);
+    progress.Step("writing the report");
+    s.progress = nullptr;
+  }
   r.elapsed_s = std::chrono::duration<double>(SteadyClock::now() - started).count();
   WriteResults(*out, r);
   return r.failures.empty() ? 0 : 1;
