@@ -129,11 +129,12 @@ fence::Status PrepareRedis(Peers& p) {
   return fence::OkStatus();
 }
 
+constexpr const char* kCreateObjects =
+    "CREATE TABLE objects (key int PRIMARY KEY, token bigint NOT NULL, body text NOT NULL)";
+
 fence::Status PreparePostgres(const Peers& p) {
   auto made = Run({fence::FindProgram("psql").value_or("psql"), "-h", "127.0.0.1", "-p",
-                   std::to_string(p.postgres->port), "-U", "postgres", "-c",
-                   "CREATE TABLE objects (key int PRIMARY KEY, token bigint NOT NULL, "
-                   "body text NOT NULL)"},
+                   std::to_string(p.postgres->port), "-U", "postgres", "-c", kCreateObjects},
                   Millis(30000));
   return made.ok() ? fence::OkStatus() : fence::Status(made.error());
 }
@@ -169,7 +170,7 @@ fence::Result<bench::Measured> RedisFencedSet(const Peers& p, int c, std::size_t
                                               Millis duration, bool hot) {
   // redis-benchmark runs a request count, not a time: a count the disk can
   // do in about `duration` (argv limits a value to 128 KiB).
-  if (body > 64 * 1024) return fence::MakeError("skipped", "value too large for argv");
+  if (body > std::size_t{64} * 1024) return fence::MakeError("skipped", "value too large for argv");
   const long requests = std::max<long>(200, duration.count() * 5);
   auto out = Run({fence::FindProgram("redis-benchmark").value_or("redis-benchmark"), "-h",
                   "127.0.0.1", "-p", std::to_string(p.redis->port), "-c", std::to_string(c),
