@@ -131,7 +131,9 @@ TEST_F(StoreMemoryTest, TrickledUploadsHoldOnlyWhatTheySent) {
   const std::uint64_t vm_growth = sampler.peak_vm() - vm_before;
   std::cout << kConnections << " trickling uploads of a declared 16 MiB: peak VmRSS "
             << MiB(sampler.peak_rss()) << ", VmSize grew by " << MiB(vm_growth) << "\n";
-  if (kRssIsTheStores) EXPECT_LE(sampler.peak_rss(), kBudget + kSlack);
+  if (kRssIsTheStores) {
+    EXPECT_LE(sampler.peak_rss(), kBudget + kSlack);
+  }
   // Reserving every declared body commits 200 x 16 MiB of address space
   // (which strict overcommit or RLIMIT_AS refuses) even before a page is
   // touched.
@@ -170,7 +172,9 @@ TEST_F(StoreMemoryTest, AFloodOfLargeBodiesGets503WithRetryAfterOnceTheBudgetIsU
   sampler.Stop();
   std::cout << kConnections << " uploads of 16 MiB, all but the last byte sent: peak VmRSS "
             << MiB(sampler.peak_rss()) << ", " << refused << " refused with 503\n";
-  if (kRssIsTheStores) EXPECT_LE(sampler.peak_rss(), kBudget + kSlack);
+  if (kRssIsTheStores) {
+    EXPECT_LE(sampler.peak_rss(), kBudget + kSlack);
+  }
   EXPECT_GE(refused, kConnections - static_cast<int>(kBudget / kBody));
   EXPECT_GE(Metric("fence_store_http_body_budget_refusals_total").value_or(0),
             static_cast<std::uint64_t>(refused));
