@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # README's second command: install dependencies, build (the same build as the
 # demo's), lint with clang-tidy, run every test (unit and integration, against
-# real processes). ctest's summary is the last thing printed.
+# real processes), then the sanitizer runs (deploy/sanitize.sh: every test
+# under ASan+UBSan in build-asan/, the concurrency tests under TSan in
+# build-tsan/; FENCE_SANITIZERS=off skips them for a quick local run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
 bash deploy/build.sh
 bash deploy/lint.sh
-cd build
-exec ctest --output-on-failure --timeout 900 -j2
+(cd build && ctest --output-on-failure --timeout 900 -j2)
+if [[ ${FENCE_SANITIZERS:-on} != off ]]; then
+  bash deploy/sanitize.sh
+fi

@@ -23,6 +23,15 @@ using net::http::verb;
 constexpr std::uint64_t kMiB = 1024ull * 1024;
 constexpr std::uint64_t kBudget = 32 * kMiB;
 constexpr std::uint64_t kSlack = 64 * kMiB;
+// Under AddressSanitizer (deploy/sanitize.sh) VmRSS measures ASan's own
+// allocator: freed memory held in its quarantine (256 MiB by default) to catch
+// use after free, redzones, shadow memory; 516 MiB in the flood below. The
+// bound is checked in the normal build; the rest of each test runs under ASan.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRssIsTheStores = false;
+#else
+constexpr bool kRssIsTheStores = true;
+#endif
 
 std::string UploadHeader(const std::string& key, std::uint64_t length) {
   return "PUT /v1/objects/" + key + " HTTP/1.1\r\nHost: x\r\nFencing-Token: 1\r\n" +
@@ -84,7 +93,9 @@ TEST_F(StoreMemoryTest, TrickledUploadsHoldOnlyWhatTheySent) {
   const std::uint64_t vm_growth = sampler.peak_vm() - vm_before;
   std::cout << kConnections << " trickling uploads of a declared 16 MiB: peak VmRSS "
             << MiB(sampler.peak_rss()) << ", VmSize grew by " << MiB(vm_growth) << "\n";
-  EXPECT_LE(sampler.peak_rss(), kBudget + kSlack);
+  if (kRssIsTheStores) {
+    EXPECT_LE(sampler.peak_rss(), kBudget + kSlack);
+  }
   // Reserving every declared body commits 200 x 16 MiB of address space
   // (which strict overcommit or RLIMIT_AS refuses) even before a page is
   // touched.
@@ -123,7 +134,9 @@ TEST_F(StoreMemoryTest, AFloodOfLargeBodiesGets503WithRetryAfterOnceTheBudgetIsU
   sampler.Stop();
   std::cout << kConnections << " uploads of 16 MiB, all but the last byte sent: peak VmRSS "
             << MiB(sampler.peak_rss()) << ", " << refused << " refused with 503\n";
-  EXPECT_LE(sampler.peak_rss(), kBudget + kSlack);
+  if (kRssIsTheStores) {
+    EXPECT_LE(sampler.peak_rss(), kBudget + kSlack);
+  }
   EXPECT_GE(refused, kConnections - static_cast<int>(kBudget / kBody));
   EXPECT_GE(Metric("fence_store_http_body_budget_refusals_total").value_or(0),
             static_cast<std::uint64_t>(refused));
