@@ -751,14 +751,15 @@ std::size_t DispatchBytes(const std::vector<Route>& routes, const ServerOptions&
 
   // The whole body is at hand, so it is parsed now; what comes of it is
   // answered in the Session's order: precheck refusal, declared length over
-  // the limit, body errors, then the handler.
+  // the limit, body errors, then the handler. A declared length over the
+  // limit is never read (string_body would reserve all of it).
+  const bool over_limit =
+      header->content_length() && *header->content_length() > route->body_limit;
   auto body = std::make_shared<http::request_parser<http::string_body>>(std::move(*header));
   body->body_limit(route->body_limit);
   body->eager(true);  // the header parser's eager(false) carries over
   beast::error_code body_ec;
-  used += PutAll(*body, bytes.substr(used), body_ec);
-  const bool over_limit =
-      body->content_length() && *body->content_length() > route->body_limit;
+  if (!over_limit) used += PutAll(*body, bytes.substr(used), body_ec);
   const std::size_t taken = !over_limit && !body_ec && body->keep_alive() ? used : bytes.size();
 
   auto finish = [options, is_head, done](std::optional<Response> response, bool keep_open) {
