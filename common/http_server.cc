@@ -26,6 +26,34 @@ constexpr std::uint64_t kBodyPieceBytes = 64ull * 1024;
 // Responses larger than this (object reads) are charged while being written.
 constexpr std::uint64_t kChargedResponseBytes = 64ull * 1024;
 
+namespace {
+
+// The answers to a request the server gives itself, shared by Session and
+// DispatchBytes.
+Response HeaderError(beast::error_code ec, std::uint32_t max_header_bytes) {
+  if (ec == http::error::header_limit) {
+    return ErrorResponse(http::status::request_header_fields_too_large, "header_too_large",
+                         "the request header is larger than " +
+                             std::to_string(max_header_bytes) + " bytes");
+  }
+  return ErrorResponse(http::status::bad_request, "bad_request",
+                       "the request is not valid HTTP/1.1: " + ec.message());
+}
+
+Response BodyUnreadable(beast::error_code ec) {
+  return ErrorResponse(http::status::bad_request, "bad_request",
+                       "the request body could not be read: " + ec.message());
+}
+
+Response BodyTooLarge(const Route& route) {
+  return ErrorResponse(http::status::payload_too_large, "too_large",
+                       "the request body is larger than the limit of " +
+                           std::to_string(route.body_limit) + " bytes",
+                       {{"max_bytes", route.body_limit}});
+}
+
+}  // namespace
+
 // The bytes of request (and large response) bodies held in memory by
 // requests not yet answered, against --max-inflight-bytes. Never blocks: a
 // charge that does not fit is refused and its request answered 503 at once,
@@ -263,17 +291,7 @@ class Session : public std::enable_shared_from_this<Session> {
     started_ = Clock::now();
     keep_alive_ = false;
     body_pending_ = true;
-    if (ec == http::error::header_limit) {
-      return Send(ErrorResponse(
-          http::status::request_header_fields_too_large, "header_too_large",
-          "the request header is larger than " +
-              std::to_string(server_.options_.max_header_bytes) + " bytes"));
-    }
-    if (ec) {
-      return Send(ErrorResponse(http::status::bad_request, "bad_request",
-                                "the request is not valid HTTP/1.1: " +
-                                    ec.message()));
-    }
+    if (ec) return Send(HeaderError(ec, server_.options_.max_header_bytes));
     const RequestHeader& header = header_parser_->get().base();
     if (header.find(http::field::transfer_encoding) != header.end() &&
         !header_parser_->chunked()) {
@@ -291,7 +309,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     std::string_view target(header.target().data(), header.target().size());
     const std::string_view path = target.substr(0, target.find('?'));
-    auto match = server_.Match(header.method(), path);
+    auto match = MatchRoute(server_.routes_, header.method(), path);
     if (auto* response = std::get_if<Response>(&match)) {
       return Send(std::move(*response));
     }
@@ -313,7 +331,7 @@ class Session : public std::enable_shared_from_this<Session> {
     admitted_ = std::move(admission.value);
     if (const auto length = header_parser_->content_length();
         length && *length > route_->body_limit) {
-      return ServerReply(BodyTooLarge());
+      return ServerReply(BodyTooLarge(*route_));
     }
     body_parser_.emplace(std::move(*header_parser_));
     header_parser_.reset();
@@ -348,18 +366,14 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnBody(beast::error_code ec) {
-    if (ec == http::error::body_limit) return ServerReply(BodyTooLarge());
+    if (ec == http::error::body_limit) return ServerReply(BodyTooLarge(*route_));
     if (ec == boost::system::errc::not_enough_memory) return RefuseOverBudget();
     if (ec == beast::error::timeout || ec == http::error::end_of_stream ||
         ec == http::error::partial_message || ec == asio::error::operation_aborted) {
       log::Warn("request_abandoned", {{"route", route_->name}, {"reason", AbandonReason(ec)}});
       return Close();
     }
-    if (ec) {
-      return ServerReply(ErrorResponse(http::status::bad_request, "bad_request",
-                                       "the request body could not be read: " +
-                                           ec.message()));
-    }
+    if (ec) return ServerReply(BodyUnreadable(ec));
     body_pending_ = false;
     stream_.expires_never();
     auto body = TakeBody();
@@ -442,14 +456,6 @@ class Session : public std::enable_shared_from_this<Session> {
     Send(std::move(response));
   }
 
-  Response BodyTooLarge() const {
-    return ErrorResponse(
-        http::status::payload_too_large, "too_large",
-        "the request body is larger than the limit of " +
-            std::to_string(route_->body_limit) + " bytes",
-        {{"max_bytes", route_->body_limit}});
-  }
-
   void Send(Response response) {
     // The request is answered: its body no longer counts. A large response
     // (an object read) counts while it is written to a possibly slow reader.
@@ -462,15 +468,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // A body we did not read is still in the stream: the connection cannot
     // carry another request.
     const bool keep = keep_alive_ && !body_pending_ && !draining_;
-    response.version(11);
-    response.keep_alive(keep);
-    for (const auto& [name, value] : server_.options_.response_headers) {
-      response.set(name, value);
-    }
-    if (response.find(http::field::content_length) == response.end()) {
-      response.prepare_payload();
-    }
-    if (is_head_) response.body().clear();
+    FinishResponse(response, server_.options_, keep, is_head_);
     if (route_ != nullptr || busy_) {
       server_.metrics_->For(route_).Observe(
           std::chrono::duration<double>(Clock::now() - started_).count());
@@ -657,10 +655,23 @@ std::size_t HttpServer::OpenConnections() const {
   return sessions_.size();
 }
 
-std::variant<std::pair<const Route*, std::string>, Response> HttpServer::Match(
-    http::verb method, std::string_view path) const {
+void FinishResponse(Response& response, const ServerOptions& options, bool keep_alive,
+                    bool is_head) {
+  response.version(11);
+  response.keep_alive(keep_alive);
+  for (const auto& [name, value] : options.response_headers) {
+    response.set(name, value);
+  }
+  if (response.find(http::field::content_length) == response.end()) {
+    response.prepare_payload();
+  }
+  if (is_head) response.body().clear();
+}
+
+std::variant<std::pair<const Route*, std::string>, Response> MatchRoute(
+    const std::vector<Route>& routes, http::verb method, std::string_view path) {
   std::string allowed;
-  for (const Route& route : routes_) {
+  for (const Route& route : routes) {
     bool path_matches;
     std::string tail;
     if (route.prefix) {
@@ -689,6 +700,105 @@ std::variant<std::pair<const Route*, std::string>, Response> HttpServer::Match(
       {{"allowed", allowed}});
   res.set(http::field::allow, allowed);
   return res;
+}
+
+namespace {
+
+// Feeds `bytes` to `parser` until it is done or needs bytes that are not
+// there; returns how many it took. `ec` is need_more when the bytes end
+// first, or the parser's error.
+template <class Parser>
+std::size_t PutAll(Parser& parser, std::string_view bytes, beast::error_code& ec) {
+  std::size_t used = 0;
+  ec = {};
+  while (!parser.is_done() && used < bytes.size()) {
+    const std::size_t n =
+        parser.put(asio::buffer(bytes.data() + used, bytes.size() - used), ec);
+    used += n;
+    if (ec) return used;
+    // A header-only parser stops after the header (eager off).
+    if (parser.is_header_done() && !parser.eager()) break;
+  }
+  if (!parser.is_done() && !(parser.is_header_done() && !parser.eager()) && !ec) {
+    ec = http::error::need_more;
+  }
+  return used;
+}
+
+}  // namespace
+
+std::size_t DispatchBytes(const std::vector<Route>& routes, const ServerOptions& options,
+                          std::string_view bytes, Dispatched done) {
+  // As a Session: the header first, with the server's header limit.
+  auto header = std::make_shared<http::request_parser<http::empty_body>>();
+  header->header_limit(options.max_header_bytes);
+  header->body_limit(std::numeric_limits<std::uint64_t>::max());
+  header->eager(false);
+  beast::error_code ec;
+  std::size_t used = PutAll(*header, bytes, ec);
+  if (ec == http::error::need_more) {
+    done(std::nullopt);
+    return bytes.size();
+  }
+  if (ec) {
+    Response response = HeaderError(ec, options.max_header_bytes);
+    FinishResponse(response, options, false, false);
+    done(std::move(response));
+    return bytes.size();
+  }
+  const bool is_head = header->get().method() == http::verb::head;
+  const std::string_view target(header->get().target().data(), header->get().target().size());
+  auto match = MatchRoute(routes, header->get().method(), target.substr(0, target.find('?')));
+  // A body left unread leaves the connection unusable, as in Session::Send.
+  const bool keep = header->keep_alive() && header->is_done();
+  if (auto* response = std::get_if<Response>(&match)) {
+    FinishResponse(*response, options, keep, is_head);
+    done(std::move(*response));
+    return keep ? used : bytes.size();
+  }
+  const Route* route = std::get<0>(match).first;
+  std::string tail = std::move(std::get<0>(match).second);
+
+  // The whole body is at hand, so it is parsed now; what comes of it is
+  // answered in the Session's order: precheck refusal, declared length over
+  // the limit, body errors, then the handler. A declared length over the
+  // limit is never read (string_body would reserve all of it).
+  const bool over_limit =
+      header->content_length() && *header->content_length() > route->body_limit;
+  auto body = std::make_shared<http::request_parser<http::string_body>>(std::move(*header));
+  body->body_limit(route->body_limit);
+  body->eager(true);  // the header parser's eager(false) carries over
+  beast::error_code body_ec;
+  if (!over_limit) used += PutAll(*body, bytes.substr(used), body_ec);
+  const std::size_t taken = !over_limit && !body_ec && body->keep_alive() ? used : bytes.size();
+
+  auto finish = [options, is_head, done](std::optional<Response> response, bool keep_open) {
+    if (response) FinishResponse(*response, options, keep_open, is_head);
+    done(std::move(response));
+  };
+  auto after_precheck = [route, tail, body, body_ec, over_limit, finish](Admission admission) {
+    if (admission.refusal) return finish(std::move(*admission.refusal), false);
+    if (over_limit || body_ec == http::error::body_limit) {
+      if (route->on_server_reply) route->on_server_reply(http::status::payload_too_large);
+      return finish(BodyTooLarge(*route), false);
+    }
+    if (body_ec == http::error::need_more) return finish(std::nullopt, false);
+    if (body_ec) {
+      if (route->on_server_reply) route->on_server_reply(http::status::bad_request);
+      return finish(BodyUnreadable(body_ec), false);
+    }
+    const bool keep_open = body->keep_alive();
+    Request request{body->release(), tail, std::move(admission.value)};
+    route->handle(std::move(request), [finish, keep_open](Response response) {
+      finish(std::move(response), keep_open);
+    });
+  };
+  if (!route->precheck) {
+    after_precheck(Admit());
+  } else {
+    route->precheck(body->get().base(), tail, after_precheck);
+  }
+  return taken;
 }
 
 Result<tcp::endpoint> ParseListenAddress(std::string_view text) {

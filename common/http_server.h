@@ -15,7 +15,9 @@
 #include <optional>
 #include <prometheus/registry.h>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include "common/http_types.h"
@@ -121,9 +123,6 @@ class HttpServer {
   std::vector<std::shared_ptr<Session>> LiveSessions() const;
   void Register(Session* session, const std::shared_ptr<Session>& shared);
   void Unregister(Session* session);
-  // Returns the route for a request and the tail, or the error response.
-  std::variant<std::pair<const Route*, std::string>, Response> Match(
-      http::verb method, std::string_view path) const;
 
   boost::asio::io_context& ioc_;
   const ServerOptions options_;
@@ -138,6 +137,29 @@ class HttpServer {
   // Live sessions, for the drain; GUARDED_BY(mu_).
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
 };
+
+// The router: the route for a request and the tail after its prefix, or the
+// error response (404, or 405 with Allow).
+std::variant<std::pair<const Route*, std::string>, Response> MatchRoute(
+    const std::vector<Route>& routes, http::verb method, std::string_view path);
+
+// Gives the finishing touches every response gets before it is written:
+// HTTP/1.1, keep-alive, the server's extra headers, Content-Length, and no
+// body for HEAD.
+void FinishResponse(Response& response, const ServerOptions& options, bool keep_alive,
+                    bool is_head);
+
+// The in-process seam, for fuzz targets and tests: serves the first request
+// in `bytes` without a socket, through the same Beast parser limits, router
+// (MatchRoute), precheck, body limit and handler as a connection, and the
+// same error responses; it does not model timeouts, the connection cap or
+// the memory budget. `done` gets the finished response, or nullopt where a
+// connection would close without answering (the bytes end mid-request), at
+// most once and possibly from another thread. Returns the bytes the request
+// took (all of them when the connection could not go on).
+using Dispatched = std::function<void(std::optional<Response>)>;
+std::size_t DispatchBytes(const std::vector<Route>& routes, const ServerOptions& options,
+                          std::string_view bytes, Dispatched done);
 
 // Parses "HOST:PORT" ("127.0.0.1:8080", "[::1]:0") into an endpoint.
 // Only numeric addresses: a daemon must not depend on name resolution.

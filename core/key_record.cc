@@ -29,13 +29,22 @@ Result<KeyRecord> DecodeKeyRecord(std::string_view bytes) {
   };
   const nlohmann::json j = nlohmann::json::parse(bytes, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return corrupt("not a JSON object");
+  // Every number is one the encoder writes: an unsigned integer (a negative
+  // would wrap, a fraction truncate, and a huge float convert with undefined
+  // behaviour), and a token is never 0.
+  auto is_count = [&](const char* field) { return j[field].is_number_unsigned(); };
+  auto is_token = [&](const char* field) {
+    return is_count(field) && j[field].get<std::uint64_t>() != 0;
+  };
   try {
-    if (j.at("v").get<int>() != kFormatVersion) {
+    if (!j.contains("v") || !is_count("v") ||
+        j["v"].get<std::uint64_t>() != static_cast<std::uint64_t>(kFormatVersion)) {
       return corrupt("unknown format version");
     }
     KeyRecord r;
     r.has_object = j.at("has_object").get<bool>();
-    r.size = j.at("size").get<std::uint64_t>();
+    if (!j.contains("size") || !is_count("size")) return corrupt("size is not a count");
+    r.size = j["size"].get<std::uint64_t>();
     r.etag = j.at("etag").get<std::string>();
     r.content_type = j.at("content_type").get<std::string>();
     r.deleted = j.at("deleted").get<bool>();
@@ -45,9 +54,11 @@ Result<KeyRecord> DecodeKeyRecord(std::string_view bytes) {
       r.version = j["version"].get<std::uint64_t>();
     }
     if (j.contains("highest_token")) {
+      if (!is_token("highest_token")) return corrupt("highest_token is not a token");
       r.highest_token = Token(j["highest_token"].get<std::uint64_t>());
     }
     if (j.contains("object_token")) {
+      if (!is_token("object_token")) return corrupt("object_token is not a token");
       r.object_token = Token(j["object_token"].get<std::uint64_t>());
     }
     return r;

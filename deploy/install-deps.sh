@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake pkg-config git ca-certificates curl ccache clang-tidy-14
+  # fuzzing (deploy/fuzz.sh): clang with its libFuzzer runtime
+  clang-14 libfuzzer-14-dev
   # libraries (all with CMake packages except the ZooKeeper C client)
   libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev librocksdb-dev libcli11-dev

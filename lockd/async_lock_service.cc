@@ -10,8 +10,15 @@ AsyncLockService::AsyncLockService(asio::io_context& ioc, const Clock& clock,
                                    TokenJournal& journal, LockdMetrics& metrics,
                                    LockServiceOptions options)
     : strand_(asio::make_strand(ioc)),
-      timers_(strand_, clock),
-      service_(clock, timers_, journal, metrics, options) {
+      asio_timers_(std::in_place, strand_, clock),
+      service_(clock, *asio_timers_, journal, metrics, options) {
+  asio::post(strand_, [this] { service_.Start(); });
+}
+
+AsyncLockService::AsyncLockService(asio::io_context& ioc, const Clock& clock,
+                                   Timers& timers, TokenJournal& journal,
+                                   LockdMetrics& metrics, LockServiceOptions options)
+    : strand_(asio::make_strand(ioc)), service_(clock, timers, journal, metrics, options) {
   asio::post(strand_, [this] { service_.Start(); });
 }
 

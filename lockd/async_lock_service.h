@@ -5,6 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
+#include <optional>
 #include <string>
 
 #include "lockd/asio_timers.h"
@@ -23,6 +24,12 @@ class AsyncLockService {
   AsyncLockService(boost::asio::io_context& ioc, const Clock& clock,
                    TokenJournal& journal, LockdMetrics& metrics,
                    LockServiceOptions options);
+  // For in-process tests and fuzzing: `clock` and `timers` are fakes
+  // (FakeClock, FakeTimers) that the caller advances on the one thread that
+  // also runs `ioc`, so the strand and the timers never run concurrently.
+  AsyncLockService(boost::asio::io_context& ioc, const Clock& clock, Timers& timers,
+                   TokenJournal& journal, LockdMetrics& metrics,
+                   LockServiceOptions options);
 
   void Acquire(std::string name, std::string owner, Millis ttl, Millis wait,
                LeaseCallback done);
@@ -34,7 +41,7 @@ class AsyncLockService {
 
  private:
   AsioTimers::Strand strand_;
-  AsioTimers timers_;      // confined to strand_
+  std::optional<AsioTimers> asio_timers_;  // confined to strand_; unset with fakes
   LockService service_;    // confined to strand_
 };
 

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "core/etag.h"
 
 namespace fence {
@@ -52,12 +55,40 @@ TEST(KeyRecordTest, TombstoneRoundTripsWithoutObjectToken) {
 
 TEST(KeyRecordTest, CorruptBytesAreAnError) {
   for (const char* bytes : {"", "{", "[]", "{\"v\":2}", "{\"v\":1}",
-                            "{\"v\":1,\"has_object\":\"yes\"}",
-                            R"({"v":1,"has_object":false,"size":0,"etag":"",)"
-                            R"("content_type":"","deleted":false,"version":-1})"}) {
+                            "{\"v\":1,\"has_object\":\"yes\"}"}) {
     auto r = DecodeKeyRecord(bytes);
     ASSERT_FALSE(r.ok()) << bytes;
     EXPECT_EQ(r.error().code, "corrupt_record");
+  }
+}
+
+// Found by fuzz/key_record_fuzz: a record's numbers must be what the
+// encoder writes (unsigned integers, tokens never 0). Before, token 0 was
+// taken as a fence, -5 wrapped to 2^64-5 (a fence no writer could pass), a
+// fraction was truncated, and 1e300 was converted with undefined behaviour.
+TEST(KeyRecordTest, NumbersThatTheEncoderNeverWritesAreCorrupt) {
+  const std::string kHead =
+      R"({"has_object":false,"etag":"","content_type":"","deleted":false)";
+  const std::vector<std::string> bad_fields = {
+      R"("v":1,"size":0,"highest_token":0)",
+      R"("v":1,"size":0,"object_token":0)",
+      R"("v":1,"size":0,"highest_token":-5)",
+      R"("v":1,"size":0,"highest_token":7.5)",
+      R"("v":1,"size":0,"highest_token":1e30)",
+      R"("v":1,"size":-1)",
+      R"("v":1,"size":1.5)",
+      R"("v":1e300,"size":0)",
+      R"("v":1.5,"size":0)",
+      R"("v":1,"size":0,"version":-1)",
+  };
+  for (const std::string& fields : bad_fields) {
+    const std::string bytes = kHead + "," + fields + "}";
+    auto record = DecodeKeyRecord(bytes);
+    if (record.ok()) {
+      ADD_FAILURE() << "decoded: " << bytes;
+      continue;
+    }
+    EXPECT_EQ(record.error().code, "corrupt_record") << bytes;
   }
 }
 
