@@ -50,7 +50,7 @@ Result<KeyRecord> DecodeKeyRecord(std::string_view bytes) {
     r.deleted = j.at("deleted").get<bool>();
     // Absent in records written before versions existed: they read as 0.
     if (j.contains("version")) {
-      if (!j["version"].is_number_unsigned()) return corrupt("version is not a count");
+      if (!is_count("version")) return corrupt("version is not a count");
       r.version = j["version"].get<std::uint64_t>();
     }
     if (j.contains("highest_token")) {
