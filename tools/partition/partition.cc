@@ -25,8 +25,10 @@
 #include "client/worker.h"
 #include "client/worker_process.h"
 #include "common/logging.h"
+#include "common/monotonic_clock.h"
 #include "common/process.h"
 #include "core/log_event.h"
+#include "tools/progress/progress.h"
 
 namespace fence::tools::partition {
 namespace {
@@ -813,6 +815,11 @@ int RunPartition(const PartitionOptions& options) {
   std::thread signal_thread;
   SetUpSignals(done, results.namespace_name, signal_thread);
   {
+    // Destroyed before the results are printed: it clears its status line.
+    MonotonicClock clock;
+    Progress progress(stdout, Progress::StdoutIsTerminal(),
+                      static_cast<int>(options.scenarios.size()) + 1, clock);
+    progress.Step("creating the network namespace " + results.namespace_name);
     auto ns = Namespace::Create(results.namespace_name, kRoles, out + "/namespace.log");
     if (!ns.ok()) {
       results.failures.push_back("cannot create the network namespace: " + ns.error().message);
@@ -829,6 +836,7 @@ int RunPartition(const PartitionOptions& options) {
         fs::remove_all(data, ec);
         fs::create_directories(data, ec);
         log::Info("scenario_started", {{"scenario", name}});
+        progress.Step("scenario '" + name + "' (its files: " + r.dir + ")");
         if (name == "etcd") {
           r.title = "Quorum lock (3-member etcd), partitioned";
           RunEtcdScenario(**ns, r, data, false);
