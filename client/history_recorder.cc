@@ -8,16 +8,11 @@
 #include <cstring>
 
 #include "common/logging.h"
+#include "common/monotonic_clock.h"
 #include "core/history.h"
 
 namespace fence::client {
 namespace {
-
-std::int64_t MonotonicNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 nlohmann::json OptionalTokenJson(std::optional<Token> token) {
   return token ? nlohmann::json(token->value()) : nlohmann::json();

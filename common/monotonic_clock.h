@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 
 #include "core/clock.h"
 
@@ -15,5 +16,13 @@ class MonotonicClock final : public Clock {
         std::chrono::steady_clock::now().time_since_epoch());
   }
 };
+
+// CLOCK_MONOTONIC in nanoseconds: one clock for every process of the
+// machine, so times recorded by different processes compare (histories).
+inline std::int64_t MonotonicNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 }  // namespace fence

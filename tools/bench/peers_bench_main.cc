@@ -21,6 +21,7 @@
 #include "common/cli.h"
 #include "common/http_client.h"
 #include "common/logging.h"
+#include "core/base64.h"
 #include "tools/bench/load.h"
 #include "tools/bench/peers.h"
 
@@ -51,22 +52,6 @@ struct Row {
 // Keys per run: enough to spread writes, few enough for 1 MiB bodies.
 int KeysFor(std::size_t body) { return body >= (1 << 20) ? 64 : 1000; }
 
-std::string Base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (std::size_t i = 0; i < in.size(); i += 3) {
-    const std::uint32_t n = (static_cast<unsigned char>(in[i]) << 16) |
-                            (i + 1 < in.size() ? static_cast<unsigned char>(in[i + 1]) << 8 : 0) |
-                            (i + 2 < in.size() ? static_cast<unsigned char>(in[i + 2]) : 0);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += i + 1 < in.size() ? kAlphabet[(n >> 6) & 63] : '=';
-    out += i + 2 < in.size() ? kAlphabet[n & 63] : '=';
-  }
-  return out;
-}
-
 // A wrk script sending `method` to PATH_PREFIX + a random key in [1, keys]
 // (or key 1 when `hot`), with `headers` and a body of `body` bytes.
 std::string KeyedLua(const std::string& method, const std::string& path_prefix, int keys,
@@ -81,7 +66,7 @@ std::string KeyedLua(const std::string& method, const std::string& path_prefix, 
 // the value is 'x' * body ("xxx" is "eHh4").
 std::string EtcdLua(int keys, std::size_t body, const std::string& txn_compare) {
   std::string lua = "local keys = {";
-  for (int k = 1; k <= keys; ++k) lua += "'" + Base64("bench/" + std::to_string(k)) + "',";
+  for (int k = 1; k <= keys; ++k) lua += "'" + fence::Base64Encode("bench/" + std::to_string(k)) + "',";
   lua += "}\nlocal value = string.rep('eHh4', " + std::to_string((body + 2) / 3) + ")\n";
   lua += "request = function()\n  local key = keys[math.random(1, #keys)]\n";
   if (txn_compare.empty()) {
@@ -140,7 +125,7 @@ fence::Status PreparePostgres(const Peers& p) {
 }
 
 fence::Status PrepareEtcd(Peers& p) {
-  const nlohmann::json put = {{"key", Base64("bench-lock")}, {"value", Base64("holder")}};
+  const nlohmann::json put = {{"key", fence::Base64Encode("bench-lock")}, {"value", fence::Base64Encode("holder")}};
   fence::net::HttpCall call{fence::net::http::verb::post, p.etcd->url + "/v3/kv/put",
                             {}, put.dump(), Millis(5000)};
   auto answer = fence::net::Call(call);
@@ -150,7 +135,7 @@ fence::Status PrepareEtcd(Peers& p) {
     return fence::MakeError("bad_output", "etcd put answered " + answer->body());
   }
   const std::string revision = j["header"].value("revision", "0");
-  p.etcd_compare = R"({"key":")" + Base64("bench-lock") +
+  p.etcd_compare = R"({"key":")" + fence::Base64Encode("bench-lock") +
                    R"(","result":"EQUAL","target":"CREATE","create_revision":")" + revision +
                    R"("})";
   return fence::OkStatus();

@@ -15,6 +15,7 @@
 
 #include "client/store_client.h"
 #include "common/logging.h"
+#include "common/monotonic_clock.h"
 #include "common/process.h"
 #include "core/history.h"
 #include "core/log_event.h"
@@ -30,12 +31,6 @@ using Json = nlohmann::json;
 namespace ev = fence::events;
 
 Error Failed(const std::string& why) { return MakeError("nemesis_failed", why); }
-
-std::int64_t MonotonicNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 void SleepFor(Millis duration) { std::this_thread::sleep_for(duration); }
 
