@@ -1,6 +1,7 @@
 #include "common/http_server.h"
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -25,6 +26,9 @@ using Clock = std::chrono::steady_clock;
 constexpr std::uint64_t kBodyPieceBytes = 64ull * 1024;
 // Responses larger than this (object reads) are charged while being written.
 constexpr std::uint64_t kChargedResponseBytes = 64ull * 1024;
+// A body up to this size, sent with a request refused from its header, is
+// read and dropped so that the connection stays open.
+constexpr std::uint64_t kDiscardableBodyBytes = 64ull * 1024;
 
 namespace {
 
@@ -318,16 +322,18 @@ class Session : public std::enable_shared_from_this<Session> {
     tail_ = std::move(tail);
 
     if (!route_->precheck) return AfterPrecheck(Admit());
+    // dispatch: a precheck decided on this thread goes on at once; one
+    // decided on a storage thread comes back to the connection's strand.
     route_->precheck(header, tail_, [self = shared_from_this()](Admission a) {
-      asio::post(self->stream_.get_executor(),
-                 [self, a = std::move(a)]() mutable {
-                   self->AfterPrecheck(std::move(a));
-                 });
+      asio::dispatch(self->stream_.get_executor(),
+                     [self, a = std::move(a)]() mutable {
+                       self->AfterPrecheck(std::move(a));
+                     });
     });
   }
 
   void AfterPrecheck(Admission admission) {
-    if (admission.refusal) return Send(std::move(*admission.refusal));
+    if (admission.refusal) return RefuseBeforeBody(std::move(*admission.refusal));
     admitted_ = std::move(admission.value);
     if (const auto length = header_parser_->content_length();
         length && *length > route_->body_limit) {
@@ -384,11 +390,45 @@ class Session : public std::enable_shared_from_this<Session> {
     body_parser_.reset();
     route_->handle(std::move(request),
                    [self = shared_from_this()](Response response) {
-                     asio::post(self->stream_.get_executor(),
-                                [self, r = std::move(response)]() mutable {
-                                  self->Send(std::move(r));
-                                });
+                     asio::dispatch(self->stream_.get_executor(),
+                                    [self, r = std::move(response)]() mutable {
+                                      self->Send(std::move(r));
+                                    });
                    });
+  }
+
+  // Answers a request refused from its header. A small body the client
+  // sends anyway is read and dropped, as nginx does, so the connection
+  // carries the next request; a large or unsized one, or one the client
+  // holds back (Expect: 100-continue), is not worth the wait: the
+  // connection closes after the answer.
+  void RefuseBeforeBody(Response response) {
+    const auto length = header_parser_->content_length();
+    const bool expects_continue =
+        beast::iequals(header_parser_->get()[http::field::expect], "100-continue");
+    if (!body_pending_ || !length || *length > kDiscardableBodyBytes || expects_continue ||
+        draining_) {
+      return Send(std::move(response));
+    }
+    const std::size_t buffered = std::min<std::uint64_t>(buffer_.size(), *length);
+    buffer_.consume(buffered);
+    DiscardBody(*length - buffered, std::make_shared<Response>(std::move(response)));
+  }
+
+  void DiscardBody(std::uint64_t remaining, std::shared_ptr<Response> response) {
+    if (remaining == 0) {
+      body_pending_ = false;
+      return Send(std::move(*response));
+    }
+    if (!discard_) discard_ = std::make_shared<std::array<char, 16ul * 1024>>();
+    stream_.expires_after(server_.options_.request_timeout);
+    const std::size_t chunk = std::min<std::uint64_t>(remaining, discard_->size());
+    asio::async_read(stream_, asio::buffer(discard_->data(), chunk),
+                     [self = shared_from_this(), remaining, response](
+                         beast::error_code ec, std::size_t n) {
+                       if (ec) return self->Close();
+                       self->DiscardBody(remaining - n, response);
+                     });
   }
 
   // Joins the pieces into the one string a handler gets. One piece is

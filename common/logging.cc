@@ -1,19 +1,112 @@
 #include "common/logging.h"
 
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 namespace fence::log {
+namespace {
 
-void Init(std::string_view component) {
-  auto logger = spdlog::stderr_logger_mt("fence");
+// The Writes::kBatched sink (see logging.h). base_sink's mutex serializes
+// formatting; mu_ guards the pending lines shared with the writer.
+class BatchingStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  BatchingStderrSink() : writer_([this] { Run(); }) {}
+  ~BatchingStderrSink() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    has_lines_.notify_one();
+    writer_.join();  // writes what is pending first
+  }
+  BatchingStderrSink(const BatchingStderrSink&) = delete;
+  BatchingStderrSink& operator=(const BatchingStderrSink&) = delete;
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t line;
+    formatter_->format(msg, line);
+    std::unique_lock lock(mu_);
+    has_room_.wait(lock, [this] { return pending_.size() < kMaxPendingBytes; });
+    const bool was_empty = pending_.empty();
+    pending_.append(line.data(), line.size());
+    lock.unlock();
+    if (was_empty) has_lines_.notify_one();
+  }
+
+  // Returns once every line logged before the call is written.
+  void flush_() override {
+    std::unique_lock lock(mu_);
+    written_.wait(lock, [this] { return pending_.empty() && !writing_; });
+  }
+
+ private:
+  static constexpr std::size_t kMaxPendingBytes = 8u << 20;
+
+  void Run() {
+    std::string batch;
+    std::unique_lock lock(mu_);
+    for (;;) {
+      has_lines_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
+      if (pending_.empty()) return;  // stopping, and everything written
+      batch.swap(pending_);
+      writing_ = true;
+      lock.unlock();
+      has_room_.notify_all();
+      WriteAll(batch);
+      batch.clear();
+      lock.lock();
+      writing_ = false;
+      written_.notify_all();
+    }
+  }
+
+  // A log line must never take the process down: errors drop the batch.
+  static void WriteAll(const std::string& bytes) {
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t n = ::write(STDERR_FILENO, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      done += static_cast<std::size_t>(n);
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable has_lines_;
+  std::condition_variable has_room_;
+  std::condition_variable written_;
+  std::string pending_;    // GUARDED_BY(mu_)
+  bool writing_ = false;   // GUARDED_BY(mu_)
+  bool stopping_ = false;  // GUARDED_BY(mu_)
+  std::thread writer_;     // last: starts once the members above exist
+};
+
+}  // namespace
+
+void Init(std::string_view component, Writes writes) {
+  std::shared_ptr<spdlog::logger> logger;
+  if (writes == Writes::kBatched) {
+    logger = std::make_shared<spdlog::logger>("fence", std::make_shared<BatchingStderrSink>());
+  } else {
+    logger = spdlog::stderr_logger_mt("fence");
+  }
   // The envelope is the pattern; the event body (already valid JSON members)
   // is the message. Component names are ours, never user input.
   logger->set_pattern(
       R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","component":")" +
           std::string(component) + R"(",%v})",
       spdlog::pattern_time_type::utc);
-  // Tests and operators read the log as events happen.
-  logger->flush_on(spdlog::level::trace);
+  // Tests and operators read the log as events happen. (The batching sink
+  // writes each line as soon as its writer wakes; flushing there would wait
+  // for it.)
+  if (writes == Writes::kEachLine) logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(std::move(logger));
 }
 

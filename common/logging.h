@@ -8,8 +8,17 @@
 
 namespace fence::log {
 
+// How lines reach stderr. kEachLine writes and flushes each line on the
+// calling thread. kBatched (the daemons, at thousands of events a second)
+// formats on the calling thread and hands the line to one writer thread,
+// which writes every line waiting in one write(2); it wakes at once, so a
+// line is out within microseconds, and the lines pending are bounded (a
+// caller waits when 8 MiB are). Not for a process that forks and logs in
+// the child.
+enum class Writes { kEachLine, kBatched };
+
 // Call once at the start of main. `component` is e.g. "store", "lockd".
-void Init(std::string_view component);
+void Init(std::string_view component, Writes writes = Writes::kEachLine);
 
 void Event(spdlog::level::level_enum level, std::string_view event,
            const nlohmann::json& fields = nlohmann::json::object());

@@ -231,7 +231,7 @@ int main(int argc, char** argv) {
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
 
   signal(SIGPIPE, SIG_IGN);
-  fence::log::Init("lockd");
+  fence::log::Init("lockd", fence::log::Writes::kBatched);
   lockd::PosixEnv env;
   auto journal = OpenJournal(env, flags);
   if (!journal.ok()) return fence::FailStartup(kProgram, journal.error().message);

@@ -1,6 +1,7 @@
 #include "server/http_api.h"
 
 #include <prometheus/counter.h>
+#include <prometheus/histogram.h>
 
 #include "common/logging.h"
 #include "core/key.h"
@@ -16,11 +17,6 @@ namespace {
 
 constexpr std::string_view kObjectsPrefix = "/v1/objects/";
 constexpr std::string_view kFencesPrefix = "/v1/fences/";
-
-struct ParsedWrite {
-  std::string key;
-  std::optional<Token> token;
-};
 
 Result<ParsedWrite> ParseWrite(const net::RequestHeader& header,
                                std::string_view tail) {
@@ -47,6 +43,8 @@ http::status StatusForError(const std::string& code) {
       {"not_found", http::status::not_found},
       {"storage_error", http::status::insufficient_storage},
       {"corrupt_record", http::status::insufficient_storage},
+      {"overloaded", http::status::service_unavailable},
+      {"shutting_down", http::status::service_unavailable},
   };
   auto it = kTable.find(code);
   return it == kTable.end() ? http::status::internal_server_error : it->second;
@@ -57,6 +55,9 @@ struct StoreApi::Metrics {
   prometheus::Counter& storage_refusals;
   prometheus::Family<prometheus::Counter>& writes;
   std::unordered_map<std::string, prometheus::Counter*> writes_by_result;
+  prometheus::Counter& wal_syncs;
+  prometheus::Counter& synced_writes;
+  prometheus::Histogram& group_writes;
 
   explicit Metrics(prometheus::Registry& registry)
       : fenced(prometheus::BuildCounter()
@@ -77,7 +78,25 @@ struct StoreApi::Metrics {
                    .Name("fence_store_writes_total")
                    .Help("Mutating requests (PUT, DELETE, POST fence) by "
                          "result.")
-                   .Register(registry)) {
+                   .Register(registry)),
+        wal_syncs(prometheus::BuildCounter()
+                      .Name("fence_store_wal_syncs_total")
+                      .Help("Write groups made durable, each with one write-ahead-log "
+                            "fsync. synced_writes_total / wal_syncs_total is the group "
+                            "commit factor: the writes that shared one fsync.")
+                      .Register(registry)
+                      .Add({})),
+        synced_writes(prometheus::BuildCounter()
+                          .Name("fence_store_synced_writes_total")
+                          .Help("Accepted writes made durable by those syncs.")
+                          .Register(registry)
+                          .Add({})),
+        group_writes(prometheus::BuildHistogram()
+                         .Name("fence_store_writes_per_sync")
+                         .Help("Writes made durable by one write-ahead-log fsync.")
+                         .Register(registry)
+                         .Add({}, prometheus::Histogram::BucketBoundaries{
+                                      1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024})) {
     // Every series exists at 0 from the start, so rate() and increase() see
     // the very first event after a restart.
     for (const char* result : {"accepted", "fenced", "missing_token", "bad_request",
@@ -94,9 +113,15 @@ StoreApi::StoreApi(StoreService& service, StorageQueue& storage,
       storage_(storage),
       registry_(std::move(registry)),
       metrics_(std::make_unique<Metrics>(*registry_)),
-      options_(options) {}
+      options_(options) {
+  service_.SetGroupObserver([m = metrics_.get()](std::size_t writes) {
+    m->wal_syncs.Increment();
+    m->synced_writes.Increment(static_cast<double>(writes));
+    m->group_writes.Observe(static_cast<double>(writes));
+  });
+}
 
-StoreApi::~StoreApi() = default;
+StoreApi::~StoreApi() { service_.SetGroupObserver(nullptr); }
 
 void StoreApi::RecordWrite(const std::string& result) {
   metrics_->writes_by_result.at(result)->Increment();
@@ -110,6 +135,7 @@ std::string WriteResultFor(const std::string& code) {
   if (code == "stale_token") return "fenced";
   if (code == "missing_token") return "missing_token";
   if (code == "storage_error" || code == "corrupt_record") return "storage_error";
+  if (code == "overloaded" || code == "shutting_down") return "overloaded";
   return "bad_request";
 }
 
@@ -124,18 +150,16 @@ std::string OpName(http::verb method) {
   }
 }
 
-Result<WriteReceipt> ApplyWrite(StoreService& service, http::verb method,
-                                const ParsedWrite& p,
-                                http::request<http::string_body>& message) {
+WriteRequest ToWriteRequest(http::verb method, ParsedWrite p,
+                            http::request<http::string_body>& message) {
   switch (method) {
     case http::verb::put:
-      return service.Put(
-          p.key, p.token, std::move(message.body()),
-          std::string(net::FromBeast(message[http::field::content_type])));
+      return {WriteKind::kPut, std::move(p.key), p.token, std::move(message.body()),
+              std::string(net::FromBeast(message[http::field::content_type]))};
     case http::verb::delete_:
-      return service.Delete(p.key, p.token);
+      return {WriteKind::kDelete, std::move(p.key), p.token, {}, {}};
     default:
-      return service.RaiseFence(p.key, p.token);
+      return {WriteKind::kRaiseFence, std::move(p.key), p.token, {}, {}};
   }
 }
 
@@ -212,8 +236,9 @@ net::Route PlainRoute(std::string name, http::verb method, std::string path,
 }  // namespace
 
 // Refuses a write from its header: bad key or token, missing token, or a
-// token already below the fence. The storage read runs off the I/O thread.
-// The parsed key and token are handed on to Mutate (Request::admitted).
+// token already below the fence. Decided on the I/O thread when the key's
+// record is in memory; only a miss goes to a storage thread. The parsed key
+// and token are handed on to Mutate (Request::admitted).
 void StoreApi::PrecheckWrite(const net::RequestHeader& header,
                              std::string_view tail, net::PrecheckDone done) {
   auto parsed = ParseWrite(header, tail);
@@ -222,79 +247,107 @@ void StoreApi::PrecheckWrite(const net::RequestHeader& header,
     return done(net::Refuse(
         ErrorResponse(StatusForError(parsed.error().code), parsed.error())));
   }
+  Status admitted = service_.Precheck(parsed->key, parsed->token, ReadFrom::kMemoryOnly);
+  if (admitted.ok() || admitted.error().code != "not_in_memory") {
+    return FinishPrecheck(std::move(*parsed), admitted, done);
+  }
   storage_.Submit([this, p = std::move(*parsed),
                    done = std::move(done)](StorageQueue::Slot slot) mutable {
     if (slot != StorageQueue::Slot::kRun) {
       RecordWrite("overloaded");
       return done(net::Refuse(StorageUnavailable(slot)));
     }
-    const Status admitted = service_.Precheck(p.key, p.token);
-    if (admitted.ok()) return done(net::Admit(std::move(p)));
-    const Error& e = admitted.error();
-    const std::string result = WriteResultFor(e.code);
-    RecordWrite(result);
-    if (result == "fenced") {
-      log::Warn("write_fenced",
-                {{"key", p.key},
-                 {"token", OptionalToken(p.token)},
-                 {"highest_token", e.details.value("highest_token", nlohmann::json())},
-                 {"before_body", true}});
-    }
-    done(net::Refuse(ErrorResponse(StatusForError(e.code), e)));
+    const Status from_disk = service_.Precheck(p.key, p.token, ReadFrom::kAnywhere);
+    FinishPrecheck(std::move(p), from_disk, done);
   });
+}
+
+void StoreApi::FinishPrecheck(ParsedWrite p, const Status& admitted,
+                              const net::PrecheckDone& done) {
+  if (admitted.ok()) return done(net::Admit(std::move(p)));
+  const Error& e = admitted.error();
+  const std::string result = WriteResultFor(e.code);
+  RecordWrite(result);
+  if (result == "fenced") {
+    log::Warn("write_fenced",
+              {{"key", p.key},
+               {"token", OptionalToken(p.token)},
+               {"highest_token", e.details.value("highest_token", nlohmann::json())},
+               {"before_body", true}});
+  }
+  done(net::Refuse(ServiceError(e)));
 }
 
 void StoreApi::Mutate(http::verb method, net::Request request,
                       net::Respond respond) {
   // Every write route has PrecheckWrite, which admits only a parsed write.
   ParsedWrite p = std::any_cast<ParsedWrite>(std::move(request.admitted));
-  storage_.Submit([this, method, p = std::move(p), message = std::move(request.message),
-                   respond = std::move(respond)](StorageQueue::Slot slot) mutable {
-    if (slot != StorageQueue::Slot::kRun) {
-      RecordWrite("overloaded");
-      return respond(StorageUnavailable(slot));
-    }
-    const Result<WriteReceipt> receipt = ApplyWrite(service_, method, p, message);
+  WriteRequest write = ToWriteRequest(method, p, request.message);
+  // The answer comes from the committer thread once the write's group is
+  // durable (or at once if the write queue refused it).
+  service_.Write(std::move(write), [this, method, p = std::move(p),
+                                    respond = std::move(respond)](
+                                       Result<WriteReceipt> receipt) {
     const std::string op = OpName(method);
     if (!receipt.ok()) {
       const Error& e = receipt.error();
       const std::string result = WriteResultFor(e.code);
       RecordWrite(result);
       LogRefusedWrite(op, p, e, result);
-      return respond(ErrorResponse(StatusForError(e.code), e));
+      return respond(ServiceError(e));
     }
     RecordWrite("accepted");
     respond(AcceptedWrite(method, op, *receipt));
   });
 }
 
+// Answers from memory on the I/O thread when it can; a read that would wait
+// for the disk goes to a storage thread.
 void StoreApi::ReadByKey(const net::Request& request, net::Respond respond,
-                         std::function<Response(const std::string& key)> read) {
+                         std::function<std::optional<Response>(const std::string& key,
+                                                               ReadFrom from)> read) {
   auto key = ParseKey(request.tail);
   if (!key.ok()) {
     return respond(ErrorResponse(http::status::bad_request, key.error()));
   }
+  if (auto answer = read(*key, ReadFrom::kMemoryOnly)) return respond(std::move(*answer));
   storage_.Submit([this, key = std::move(*key), respond = std::move(respond),
                    read = std::move(read)](StorageQueue::Slot slot) {
     if (slot != StorageQueue::Slot::kRun) return respond(StorageUnavailable(slot));
-    respond(read(key));
+    respond(*read(key, ReadFrom::kAnywhere));
   });
 }
 
-Response StoreApi::ReadObject(http::verb method, const std::string& key) {
-  auto object = service_.Get(key);
+std::optional<Response> StoreApi::ReadObject(http::verb method, const std::string& key,
+                                             ReadFrom from) {
+  auto object = service_.Get(key, from);
   if (!object.ok()) {
-    return ErrorResponse(StatusForError(object.error().code), object.error());
+    if (object.error().code == "not_in_memory") return std::nullopt;
+    return ServiceError(object.error());
   }
   return ObjectResponse(method, std::move(*object));
 }
 
-Response StoreApi::ReadFence(const std::string& key) {
-  auto fence = service_.GetFence(key);
-  if (!fence.ok()) return ErrorResponse(StatusForError(fence.error().code), fence.error());
+std::optional<Response> StoreApi::ReadFence(const std::string& key, ReadFrom from) {
+  auto fence = service_.GetFence(key, from);
+  if (!fence.ok()) {
+    if (fence.error().code == "not_in_memory") return std::nullopt;
+    return ServiceError(fence.error());
+  }
   return JsonResponse(http::status::ok, {{"key", fence->key},
                                          {"highest_token", fence->highest_token.value()},
                                          {"version", fence->version}});
+}
+
+// The answer to an error from the service; a write it did not attempt
+// (overloaded, shutting down) says when to retry.
+Response StoreApi::ServiceError(const Error& e) {
+  Response res = ErrorResponse(StatusForError(e.code), e);
+  if (res.result() == http::status::service_unavailable) {
+    metrics_->storage_refusals.Increment();
+    res.set(http::field::retry_after, "1");
+  }
+  return res;
 }
 
 Response StoreApi::StorageUnavailable(StorageQueue::Slot slot) {
@@ -343,8 +396,9 @@ void StoreApi::AddObjectReadRoutes(std::vector<net::Route>& routes) {
     net::Route route =
         PlainRoute("objects", method, std::string(kObjectsPrefix), true);
     route.handle = [this, method](net::Request r, net::Respond respond) {
-      ReadByKey(r, std::move(respond),
-                [this, method](const std::string& key) { return ReadObject(method, key); });
+      ReadByKey(r, std::move(respond), [this, method](const std::string& key, ReadFrom from) {
+        return ReadObject(method, key, from);
+      });
     };
     routes.push_back(std::move(route));
   }
@@ -354,7 +408,9 @@ void StoreApi::AddFenceRoutes(std::vector<net::Route>& routes) {
   net::Route read =
       PlainRoute("fences", http::verb::get, std::string(kFencesPrefix), true);
   read.handle = [this](net::Request r, net::Respond respond) {
-    ReadByKey(r, std::move(respond), [this](const std::string& key) { return ReadFence(key); });
+    ReadByKey(r, std::move(respond), [this](const std::string& key, ReadFrom from) {
+      return ReadFence(key, from);
+    });
   };
   routes.push_back(std::move(read));
   routes.push_back(WriteRoute("fences", kFencesPrefix, http::verb::post, 0));

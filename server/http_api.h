@@ -21,6 +21,12 @@ struct ApiOptions {
 // HTTP status for a service error code (one table for every handler).
 net::http::status StatusForError(const std::string& code);
 
+// A write's key and token, parsed from its header by the precheck.
+struct ParsedWrite {
+  std::string key;
+  std::optional<Token> token;
+};
+
 class StoreApi {
  public:
   StoreApi(StoreService& service, StorageQueue& storage,
@@ -44,12 +50,18 @@ class StoreApi {
 
   void PrecheckWrite(const net::RequestHeader& header, std::string_view tail,
                      net::PrecheckDone done);
+  void FinishPrecheck(ParsedWrite p, const Status& admitted, const net::PrecheckDone& done);
   void Mutate(net::http::verb method, net::Request request, net::Respond respond);
-  // Parses the key and answers with read(key), run on the storage queue.
+  // Parses the key and answers with read(key, from): from memory on the
+  // calling I/O thread when read gives an answer, else (nullopt) on the
+  // storage queue.
   void ReadByKey(const net::Request& request, net::Respond respond,
-                 std::function<net::Response(const std::string& key)> read);
-  net::Response ReadObject(net::http::verb method, const std::string& key);
-  net::Response ReadFence(const std::string& key);
+                 std::function<std::optional<net::Response>(const std::string& key,
+                                                            ReadFrom from)> read);
+  std::optional<net::Response> ReadObject(net::http::verb method, const std::string& key,
+                                          ReadFrom from);
+  std::optional<net::Response> ReadFence(const std::string& key, ReadFrom from);
+  net::Response ServiceError(const Error& e);
   // 503 with Retry-After for a request the storage queue refused.
   net::Response StorageUnavailable(StorageQueue::Slot slot);
   void RecordWrite(const std::string& result);

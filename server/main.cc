@@ -29,7 +29,8 @@ struct StoreFlags {
   std::uint32_t drain_timeout_ms = 10000;
   std::uint64_t max_inflight_bytes = 256ull * 1024 * 1024;
   std::size_t max_storage_queue = 512;
-  int storage_threads = 16;
+  int storage_threads = 4;
+  std::size_t max_queued_writes = 4096;
 };
 
 void AddStorageFlags(CLI::App& app, StoreFlags& f) {
@@ -51,12 +52,19 @@ void AddStorageFlags(CLI::App& app, StoreFlags& f) {
       ->check(CLI::IsMember({"strict", "skip-corrupted"}))
       ->capture_default_str();
   app.add_option("--storage-threads", f.storage_threads,
-                 "threads doing storage I/O; concurrent writes share fsyncs")
+                 "threads for reads that miss memory and must wait for the disk "
+                 "(writes go through one committer thread that groups them into "
+                 "one fsync)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   app.add_option("--max-storage-queue", f.max_storage_queue,
-                 "storage operations queued or running at once (503 overloaded "
-                 "with Retry-After above)")
+                 "disk reads queued or running at once (503 overloaded with "
+                 "Retry-After above)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
+      ->capture_default_str();
+  app.add_option("--max-queued-writes", f.max_queued_writes,
+                 "writes waiting for the committer at once (503 overloaded with "
+                 "Retry-After above)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
       ->capture_default_str();
 }
@@ -180,7 +188,8 @@ int Serve(const StoreFlags& flags, fence::store::Storage& storage) {
                      {{"message", "every write is accepted whatever its token; use only "
                                   "to demonstrate the unfenced failure"}});
   }
-  fence::store::StoreService service(storage, mode);
+  fence::store::StoreService service(storage, mode,
+                                     {.max_queued_writes = flags.max_queued_writes});
   fence::store::StorageQueue storage_queue(static_cast<std::size_t>(flags.storage_threads),
                                            flags.max_storage_queue);
   auto registry = std::make_shared<prometheus::Registry>();
@@ -191,13 +200,17 @@ int Serve(const StoreFlags& flags, fence::store::Storage& storage) {
   daemon.drain_timeout = std::chrono::milliseconds(flags.drain_timeout_ms);
   // Storage work taken on before the connections closed finishes (an
   // acknowledged write stays acknowledged); later work is refused with 503.
-  daemon.quiesce = [&storage_queue] { storage_queue.Close(); };
+  daemon.quiesce = [&storage_queue, &service] {
+    storage_queue.Close();
+    service.Close();
+  };
   daemon.listening_fields = {{"data_dir", flags.data_dir},
                              {"fencing", flags.fencing},
                              {"wal_recovery", flags.wal_recovery},
                              {"max_object_bytes", flags.max_object_bytes},
                              {"max_inflight_bytes", flags.max_inflight_bytes},
-                             {"max_storage_queue", flags.max_storage_queue}};
+                             {"max_storage_queue", flags.max_storage_queue},
+                             {"max_queued_writes", flags.max_queued_writes}};
   return fence::net::RunDaemon(kProgram, daemon, ServerOptionsFor(flags), api.Routes(),
                                *registry);
 }
@@ -211,7 +224,7 @@ int main(int argc, char** argv) {
   // kill the server; a client that hangs up must not either.
   signal(SIGXFSZ, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
-  fence::log::Init("store");
+  fence::log::Init("store", fence::log::Writes::kBatched);
   auto storage = OpenStorage(flags);
   if (!storage.ok()) return fence::FailStartup(kProgram, storage.error().message);
   return Serve(flags, **storage);

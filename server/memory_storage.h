@@ -11,14 +11,16 @@ namespace fence::store {
 
 class MemoryStorage final : public Storage {
  public:
-  Result<std::optional<KeyRecord>> LoadRecord(std::string_view key) override {
+  Result<std::optional<KeyRecord>> LoadRecord(std::string_view key,
+                                              ReadFrom /*from*/) override {
     std::lock_guard lock(mu_);
     auto it = records_.find(std::string(key));
     if (it == records_.end()) return std::optional<KeyRecord>();
     return std::optional<KeyRecord>(it->second);
   }
 
-  Result<std::optional<StoredObject>> LoadObject(std::string_view key) override {
+  Result<std::optional<StoredObject>> LoadObject(
+      std::string_view key, ReadFrom /*from*/) override {
     std::lock_guard lock(mu_);
     auto it = records_.find(std::string(key));
     if (it == records_.end() || !it->second.has_object) {
@@ -28,7 +30,7 @@ class MemoryStorage final : public Storage {
         StoredObject{it->second, bodies_[std::string(key)]});
   }
 
-  Status Commit(std::string_view key, const Mutation& mutation) override {
+  Status CommitGroup(const std::vector<KeyMutation>& group) override {
     std::lock_guard lock(mu_);
     ++commits_;
     if (fail_writes_) {
@@ -36,11 +38,13 @@ class MemoryStorage final : public Storage {
       return MakeError("storage_error", "injected write failure");
     }
     healthy_ = true;
-    records_[std::string(key)] = mutation.record;
-    if (mutation.body_change == BodyChange::kSet) {
-      bodies_[std::string(key)] = mutation.body;
-    } else if (mutation.body_change == BodyChange::kErase) {
-      bodies_.erase(std::string(key));
+    for (const auto& [key, mutation] : group) {
+      records_[key] = mutation.record;
+      if (mutation.body_change == BodyChange::kSet) {
+        bodies_[key] = mutation.body;
+      } else if (mutation.body_change == BodyChange::kErase) {
+        bodies_.erase(key);
+      }
     }
     return OkStatus();
   }
@@ -54,6 +58,7 @@ class MemoryStorage final : public Storage {
     std::lock_guard lock(mu_);
     fail_writes_ = fail;
   }
+  // Groups committed (each one sync in a real storage).
   int CommitCountForTest() const {
     std::lock_guard lock(mu_);
     return commits_;

@@ -30,6 +30,18 @@ namespace {
 std::string RecordKey(std::string_view key) { return "r/" + std::string(key); }
 std::string BodyKey(std::string_view key) { return "b/" + std::string(key); }
 
+rocksdb::ReadOptions ReadOptionsFor(ReadFrom from) {
+  rocksdb::ReadOptions options;
+  // kBlockCacheTier: memtables and block cache only; Incomplete instead of
+  // a disk read.
+  if (from == ReadFrom::kMemoryOnly) options.read_tier = rocksdb::kBlockCacheTier;
+  return options;
+}
+
+Error NotInMemory() {
+  return MakeError("not_in_memory", "the record is not in memory; read it from disk");
+}
+
 Error StorageError(const std::string& what, const rocksdb::Status& s) {
   return MakeError("storage_error", what + ": " + s.ToString());
 }
@@ -190,48 +202,51 @@ class RocksStorage final : public Storage {
   RocksStorage(const RocksStorage&) = delete;
   RocksStorage& operator=(const RocksStorage&) = delete;
 
-  Result<std::optional<KeyRecord>> LoadRecord(std::string_view key) override {
+  Result<std::optional<KeyRecord>> LoadRecord(std::string_view key, ReadFrom from) override {
     std::string bytes;
-    const auto s = db_->Get(rocksdb::ReadOptions(), RecordKey(key), &bytes);
+    const auto s = db_->Get(ReadOptionsFor(from), RecordKey(key), &bytes);
     if (s.IsNotFound()) return std::optional<KeyRecord>();
+    if (s.IsIncomplete()) return NotInMemory();
     if (!s.ok()) return StorageError("reading a key record failed", s);
     auto record = DecodeKeyRecord(bytes);
     if (!record.ok()) return record.error();
     return std::optional<KeyRecord>(std::move(*record));
   }
 
-  Result<std::optional<StoredObject>> LoadObject(std::string_view key) override {
-    const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
-    rocksdb::ReadOptions options;
-    options.snapshot = snapshot;
-    std::string record_bytes;
-    std::string body;
-    auto s = db_->Get(options, RecordKey(key), &record_bytes);
-    rocksdb::Status body_status;
-    if (s.ok()) body_status = db_->Get(options, BodyKey(key), &body);
-    db_->ReleaseSnapshot(snapshot);
-    if (s.IsNotFound()) return std::optional<StoredObject>();
-    if (!s.ok()) return StorageError("reading a key record failed", s);
-    auto record = DecodeKeyRecord(record_bytes);
+  Result<std::optional<StoredObject>> LoadObject(std::string_view key, ReadFrom from) override {
+    // One MultiGet reads both keys from one consistent view of the
+    // database, without the database-wide mutex an explicit snapshot takes.
+    const std::string record_key = RecordKey(key);
+    const std::string body_key = BodyKey(key);
+    const std::vector<rocksdb::Slice> keys = {record_key, body_key};
+    std::vector<std::string> values;
+    const std::vector<rocksdb::Status> status =
+        db_->MultiGet(ReadOptionsFor(from), keys, &values);
+    if (status[0].IsNotFound()) return std::optional<StoredObject>();
+    if (status[0].IsIncomplete() || status[1].IsIncomplete()) return NotInMemory();
+    if (!status[0].ok()) return StorageError("reading a key record failed", status[0]);
+    auto record = DecodeKeyRecord(values[0]);
     if (!record.ok()) return record.error();
     if (!record->has_object) return std::optional<StoredObject>();
-    if (!body_status.ok()) {
-      return StorageError("reading an object body failed", body_status);
-    }
-    return std::optional<StoredObject>(StoredObject{std::move(*record), std::move(body)});
+    if (!status[1].ok()) return StorageError("reading an object body failed", status[1]);
+    return std::optional<StoredObject>(
+        StoredObject{std::move(*record), std::move(values[1])});
   }
 
-  Status Commit(std::string_view key, const Mutation& mutation) override {
+  Status CommitGroup(const std::vector<KeyMutation>& group) override {
     rocksdb::WriteBatch batch;
-    batch.Put(RecordKey(key), EncodeKeyRecord(mutation.record));
-    if (mutation.body_change == BodyChange::kSet) {
-      batch.Put(BodyKey(key), mutation.body);
-    } else if (mutation.body_change == BodyChange::kErase) {
-      batch.Delete(BodyKey(key));
+    for (const auto& [key, mutation] : group) {
+      batch.Put(RecordKey(key), EncodeKeyRecord(mutation.record));
+      if (mutation.body_change == BodyChange::kSet) {
+        batch.Put(BodyKey(key), mutation.body);
+      } else if (mutation.body_change == BodyChange::kErase) {
+        batch.Delete(BodyKey(key));
+      }
     }
-    // sync=true: the WAL is fsynced before Write returns. Concurrent writers
-    // are grouped by RocksDB's write thread into one WAL write and one fsync
-    // (group commit), so per-key serialization does not serialize the disk.
+    // sync=true: the WAL is fsynced before Write returns, and only then is
+    // the batch inserted into the memtable where readers can see it. One
+    // batch is one WAL record: the whole group, or none of it, survives a
+    // crash.
     rocksdb::WriteOptions options;
     options.sync = true;
     const auto s = db_->Write(options, &batch);

@@ -31,15 +31,28 @@ struct Mutation {
   std::string body;  // used with kSet
 };
 
+struct KeyMutation {
+  std::string key;
+  Mutation mutation;
+};
+
+// Where a read may look. kMemoryOnly never waits for the disk: it answers
+// from the memtables and the block cache, or fails with "not_in_memory", so
+// an HTTP I/O thread may call it and hand only a miss to a storage thread.
+enum class ReadFrom { kAnywhere, kMemoryOnly };
+
 class Storage {
  public:
   virtual ~Storage() = default;
-  virtual Result<std::optional<KeyRecord>> LoadRecord(std::string_view key) = 0;
-  // The record and the body as of one instant (a snapshot).
-  virtual Result<std::optional<StoredObject>> LoadObject(std::string_view key) = 0;
-  // Applies the record and body change atomically and returns only once both
-  // are durable (WAL fsynced). Errors have code "storage_error".
-  virtual Status Commit(std::string_view key, const Mutation& mutation) = 0;
+  virtual Result<std::optional<KeyRecord>> LoadRecord(
+      std::string_view key, ReadFrom from) = 0;
+  // The record and the body as of one instant (a consistent view).
+  virtual Result<std::optional<StoredObject>> LoadObject(
+      std::string_view key, ReadFrom from) = 0;
+  // Applies every mutation of the group atomically, in order, and returns
+  // only once all are durable (one WAL fsync). Readers see none of them
+  // before that. Errors have code "storage_error": nothing was applied.
+  virtual Status CommitGroup(const std::vector<KeyMutation>& group) = 0;
   // False while the last write failed; /readyz reports it.
   virtual bool Healthy() const = 0;
 };

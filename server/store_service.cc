@@ -1,6 +1,6 @@
 #include "server/store_service.h"
 
-#include <functional>
+#include <future>
 
 #include "core/etag.h"
 
@@ -18,24 +18,69 @@ Error StaleToken(const std::string& key, Token token, Token highest) {
                     {"highest_token", highest.value()}});
 }
 
-}  // namespace
-
-StoreService::StoreService(Storage& storage, FencingMode mode)
-    : storage_(storage), mode_(mode) {}
-
-std::mutex& StoreService::StripeFor(const std::string& key) {
-  return stripes_[std::hash<std::string>{}(key) % kStripes];
+// The mutation a write makes, before the fence rule sets its token fields.
+Mutation MutationFor(WriteRequest& request) {
+  Mutation m;
+  switch (request.kind) {
+    case WriteKind::kPut:
+      m.record.has_object = true;
+      m.record.object_token = request.token;
+      m.record.size = request.body.size();
+      m.record.etag = ComputeEtag(request.body);
+      m.record.content_type = request.content_type.empty()
+                                  ? "application/octet-stream"
+                                  : std::move(request.content_type);
+      m.body_change = BodyChange::kSet;
+      m.body = std::move(request.body);
+      break;
+    case WriteKind::kDelete:
+      m.record.deleted = true;
+      m.record.object_token = request.token;
+      m.body_change = BodyChange::kErase;
+      break;
+    case WriteKind::kRaiseFence:
+      m.body_change = BodyChange::kKeep;
+      break;
+  }
+  return m;
 }
 
-Status StoreService::Precheck(const std::string& key,
-                              std::optional<Token> token) {
-  auto record = Admit(key, token);
-  if (!record.ok()) return record.error();
+}  // namespace
+
+StoreService::StoreService(Storage& storage, FencingMode mode, CommitOptions options)
+    : storage_(storage),
+      mode_(mode),
+      options_(options),
+      committer_([this] { RunCommitter(); }) {}
+
+StoreService::~StoreService() { Close(); }
+
+void StoreService::SetGroupObserver(std::function<void(std::size_t)> observer) {
+  std::lock_guard lock(mu_);
+  group_observer_ = std::move(observer);
+}
+
+void StoreService::Close() {
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+  wake_.notify_all();
+  if (committer_.joinable()) committer_.join();
+}
+
+Status StoreService::Precheck(const std::string& key, std::optional<Token> token,
+                              ReadFrom from) {
+  auto loaded = storage_.LoadRecord(key, from);
+  if (!loaded.ok()) return loaded.error();
+  auto admitted = Admit(key, token, loaded->value_or(KeyRecord{}));
+  if (!admitted.ok()) return admitted.error();
   return OkStatus();
 }
 
 Result<KeyRecord> StoreService::Admit(const std::string& key,
-                                      std::optional<Token> token) {
+                                      std::optional<Token> token,
+                                      KeyRecord record) const {
   if (mode_ == FencingMode::kOn && !token) {
     return MakeError("missing_token",
                      "this write carries no Fencing-Token header; send the "
@@ -43,9 +88,6 @@ Result<KeyRecord> StoreService::Admit(const std::string& key,
                      "'Fencing-Token: 7'",
                      {{"key", key}});
   }
-  auto loaded = storage_.LoadRecord(key);
-  if (!loaded.ok()) return loaded.error();
-  KeyRecord record = loaded->value_or(KeyRecord{});
   if (mode_ == FencingMode::kOn) {
     const FenceOutcome outcome = DecideFence(record.highest_token, *token);
     if (outcome.decision == FenceDecision::kStale) {
@@ -58,69 +100,152 @@ Result<KeyRecord> StoreService::Admit(const std::string& key,
   return record;
 }
 
-Result<WriteReceipt> StoreService::Apply(const std::string& key,
-                                         std::optional<Token> token,
-                                         Mutation mutation) {
-  // The check and the write are one step for this key: no other writer of
-  // the key can slip between Admit and Commit.
-  std::lock_guard lock(StripeFor(key));
-  auto admitted = Admit(key, token);
-  if (!admitted.ok()) return admitted.error();
-  const KeyRecord before = std::move(*admitted);
-  KeyRecord& after = mutation.record;
-  after.highest_token = before.highest_token;
-  if (mutation.body_change == BodyChange::kKeep) {
-    // A fence raise keeps the object exactly as it was.
-    const auto highest = after.highest_token;
-    after = before;
-    after.highest_token = highest;
+Result<KeyMutation> StoreService::Decide(WriteRequest& request,
+                                         const KeyRecord& current) const {
+  if (request.kind == WriteKind::kRaiseFence && !request.token) {
+    return MakeError("missing_token", "raising a fence needs a Fencing-Token header",
+                     {{"key", request.key}});
   }
-  after.version = before.version + 1;
-  const Status committed = storage_.Commit(key, mutation);
-  if (!committed.ok()) return committed.error();
-  return WriteReceipt{key, token, after.highest_token, after.size, after.etag,
-                      after.version};
+  auto admitted = Admit(request.key, request.token, current);
+  if (!admitted.ok()) return admitted.error();
+  KeyMutation km{request.key, MutationFor(request)};
+  KeyRecord& after = km.mutation.record;
+  if (km.mutation.body_change == BodyChange::kKeep) {
+    // A fence raise keeps the object exactly as it was.
+    after = current;
+  }
+  after.highest_token = admitted->highest_token;
+  after.version = current.version + 1;
+  return km;
+}
+
+void StoreService::Write(WriteRequest request, WriteDone done) {
+  std::unique_lock lock(mu_);
+  if (closed_) {
+    lock.unlock();
+    return done(MakeError("shutting_down",
+                          "the store is shutting down; retry once it is back"));
+  }
+  if (queue_.size() >= options_.max_queued_writes) {
+    lock.unlock();
+    return done(MakeError("overloaded",
+                          "the store already has " +
+                              std::to_string(options_.max_queued_writes) +
+                              " writes waiting for the disk; retry after the "
+                              "Retry-After delay",
+                          {{"max_queued_writes", options_.max_queued_writes}}));
+  }
+  const bool was_empty = queue_.empty();
+  queue_.push_back({std::move(request), std::move(done)});
+  lock.unlock();
+  // The committer only sleeps on an empty queue.
+  if (was_empty) wake_.notify_one();
+}
+
+void StoreService::RunCommitter() {
+  std::vector<Queued> group;
+  while (TakeGroup(group)) {
+    CommitGroup(group);
+    group.clear();
+  }
+}
+
+// Waits for writes, then moves as many as the group bounds allow (at least
+// one) out of the queue. False once closed and drained.
+bool StoreService::TakeGroup(std::vector<Queued>& group) {
+  std::unique_lock lock(mu_);
+  wake_.wait(lock, [this] { return closed_ || !queue_.empty(); });
+  if (queue_.empty()) return false;
+  std::uint64_t bytes = 0;
+  while (!queue_.empty() && group.size() < options_.max_group_writes) {
+    const std::uint64_t size = queue_.front().request.body.size();
+    if (!group.empty() && bytes + size > options_.max_group_bytes) break;
+    bytes += size;
+    group.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  return true;
+}
+
+void StoreService::CommitGroup(std::vector<Queued>& group) {
+  // Each key as the group's earlier writes left it: a later write of the
+  // same key is decided on top of them, as if they had been synced one by
+  // one.
+  std::unordered_map<std::string, KeyRecord> latest;
+  std::vector<KeyMutation> batch;
+  std::vector<Staged> staged;
+  std::vector<std::optional<Error>> refused(group.size());
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    WriteRequest& request = group[i].request;
+    auto it = latest.find(request.key);
+    if (it == latest.end()) {
+      auto loaded = storage_.LoadRecord(request.key, ReadFrom::kAnywhere);
+      if (!loaded.ok()) {
+        refused[i] = loaded.error();
+        continue;
+      }
+      it = latest.emplace(request.key, loaded->value_or(KeyRecord{})).first;
+    }
+    auto decided = Decide(request, it->second);
+    if (!decided.ok()) {
+      refused[i] = decided.error();
+      continue;
+    }
+    const KeyRecord& after = decided->mutation.record;
+    it->second = after;
+    staged.push_back({i, WriteReceipt{request.key, request.token, after.highest_token,
+                                      after.size, after.etag, after.version}});
+    batch.push_back(std::move(*decided));
+  }
+  Status synced = OkStatus();
+  if (!batch.empty()) {
+    synced = storage_.CommitGroup(batch);
+    if (synced.ok() && group_observer_) group_observer_(batch.size());
+  }
+  batch.clear();  // the bodies are no longer needed
+  // A refusal decided on top of a write of this group is safe even if the
+  // group's sync failed: that write carried the higher token, so its writer
+  // was a newer leader.
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    if (refused[i]) group[i].done(std::move(*refused[i]));
+  }
+  for (Staged& s : staged) {
+    if (synced.ok()) {
+      group[s.index].done(std::move(s.receipt));
+    } else {
+      group[s.index].done(synced.error());
+    }
+  }
+}
+
+Result<WriteReceipt> StoreService::WriteAndWait(WriteRequest request) {
+  std::promise<Result<WriteReceipt>> outcome;
+  auto future = outcome.get_future();
+  Write(std::move(request),
+        [&outcome](Result<WriteReceipt> r) { outcome.set_value(std::move(r)); });
+  return future.get();
 }
 
 Result<WriteReceipt> StoreService::Put(const std::string& key,
                                        std::optional<Token> token,
                                        std::string body,
                                        std::string content_type) {
-  Mutation m;
-  m.record.has_object = true;
-  m.record.object_token = token;
-  m.record.size = body.size();
-  m.record.etag = ComputeEtag(body);
-  m.record.content_type =
-      content_type.empty() ? "application/octet-stream" : std::move(content_type);
-  m.body_change = BodyChange::kSet;
-  m.body = std::move(body);
-  return Apply(key, token, std::move(m));
+  return WriteAndWait(
+      {WriteKind::kPut, key, token, std::move(body), std::move(content_type)});
 }
 
 Result<WriteReceipt> StoreService::Delete(const std::string& key,
                                           std::optional<Token> token) {
-  Mutation m;
-  m.record.deleted = true;
-  m.record.object_token = token;
-  m.body_change = BodyChange::kErase;
-  return Apply(key, token, std::move(m));
+  return WriteAndWait({WriteKind::kDelete, key, token, {}, {}});
 }
 
 Result<WriteReceipt> StoreService::RaiseFence(const std::string& key,
                                               std::optional<Token> token) {
-  if (!token) {
-    return MakeError("missing_token",
-                     "raising a fence needs a Fencing-Token header",
-                     {{"key", key}});
-  }
-  Mutation m;
-  m.body_change = BodyChange::kKeep;
-  return Apply(key, token, std::move(m));
+  return WriteAndWait({WriteKind::kRaiseFence, key, token, {}, {}});
 }
 
-Result<StoredObject> StoreService::Get(const std::string& key) {
-  auto loaded = storage_.LoadObject(key);
+Result<StoredObject> StoreService::Get(const std::string& key, ReadFrom from) {
+  auto loaded = storage_.LoadObject(key, from);
   if (!loaded.ok()) return loaded.error();
   if (!loaded->has_value()) {
     return MakeError("not_found", "no object is stored under key '" + key + "'",
@@ -129,8 +254,8 @@ Result<StoredObject> StoreService::Get(const std::string& key) {
   return std::move(**loaded);
 }
 
-Result<FenceState> StoreService::GetFence(const std::string& key) {
-  auto loaded = storage_.LoadRecord(key);
+Result<FenceState> StoreService::GetFence(const std::string& key, ReadFrom from) {
+  auto loaded = storage_.LoadRecord(key, from);
   if (!loaded.ok()) return loaded.error();
   if (!loaded->has_value() || !(*loaded)->highest_token) {
     return MakeError("not_found", "key '" + key + "' has never been fenced",

@@ -1,11 +1,27 @@
 // The store's state machine: the fence rule applied per key, atomically,
 // over a Storage. No HTTP here; handlers map its results to responses.
+//
+// Writes go through one committer thread (group commit). It takes every
+// write queued while the previous group was being synced, applies the fence
+// rule to each in arrival order against the records as the earlier writes
+// of the group left them, and makes the accepted ones durable with one
+// batch and one WAL fsync. So the rule is atomic per key without locks, and
+// one fsync covers as many writers as were waiting for it, whether they
+// write different keys or one hot key. Nothing is acknowledged before its
+// group's sync returns, and readers never see a write before then (RocksDB
+// inserts into the memtable after the WAL sync).
 #pragma once
 
-#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "core/fence_rule.h"
 #include "core/token.h"
@@ -14,6 +30,16 @@
 namespace fence::store {
 
 enum class FencingMode { kOn, kOff };
+
+enum class WriteKind { kPut, kDelete, kRaiseFence };
+
+struct WriteRequest {
+  WriteKind kind = WriteKind::kPut;
+  std::string key;
+  std::optional<Token> token;
+  std::string body;          // kPut only
+  std::string content_type;  // kPut only; empty means application/octet-stream
+};
 
 struct WriteReceipt {
   std::string key;
@@ -30,19 +56,43 @@ struct FenceState {
   std::uint64_t version = 0;  // the key's version (see KeyRecord::version)
 };
 
+struct CommitOptions {
+  // Writes queued for the committer at once; one more is refused with
+  // "overloaded" at once rather than made to wait.
+  std::size_t max_queued_writes = 4096;
+  // Bounds on one group: its batch is held in memory until its sync.
+  std::size_t max_group_writes = 1024;
+  std::uint64_t max_group_bytes = 32ull * 1024 * 1024;
+};
+
+// Runs exactly once per write: on the committer thread once the write's
+// group is durable (or refused), or at once on the submitting thread when
+// the queue is full or closed.
+using WriteDone = std::function<void(Result<WriteReceipt>)>;
+
 // Error codes returned by the service (the HTTP layer maps them to status):
 //   missing_token (428), bad_token/bad_key (400), stale_token (409, with
 //   "key", "token" and "highest_token"), not_found (404),
-//   storage_error (507: nothing was acknowledged).
+//   storage_error (507: nothing was acknowledged), overloaded and
+//   shutting_down (503: not attempted), not_in_memory (only from reads
+//   asked to stay in memory: retry with ReadFrom::kAnywhere).
 class StoreService {
  public:
-  StoreService(Storage& storage, FencingMode mode);
+  StoreService(Storage& storage, FencingMode mode, CommitOptions options = {});
+  ~StoreService();  // Close()
+  StoreService(const StoreService&) = delete;
+  StoreService& operator=(const StoreService&) = delete;
 
   // Checks a write from its header alone, before its body is read, so that
-  // a stale writer is refused without sending its bytes. Advisory only: Put
-  // checks again under the key's lock.
-  Status Precheck(const std::string& key, std::optional<Token> token);
+  // a stale writer is refused without sending its bytes. Advisory only: the
+  // committer checks again.
+  Status Precheck(const std::string& key, std::optional<Token> token,
+                  ReadFrom from = ReadFrom::kAnywhere);
 
+  // Queues a write for the committer; `done` gets its outcome.
+  void Write(WriteRequest request, WriteDone done);
+
+  // Blocking forms of Write, for tests and tools.
   Result<WriteReceipt> Put(const std::string& key, std::optional<Token> token,
                            std::string body, std::string content_type);
   Result<WriteReceipt> Delete(const std::string& key, std::optional<Token> token);
@@ -50,26 +100,50 @@ class StoreService {
   Result<WriteReceipt> RaiseFence(const std::string& key,
                                   std::optional<Token> token);
 
-  Result<StoredObject> Get(const std::string& key);
-  Result<FenceState> GetFence(const std::string& key);
+  Result<StoredObject> Get(const std::string& key, ReadFrom from = ReadFrom::kAnywhere);
+  Result<FenceState> GetFence(const std::string& key, ReadFrom from = ReadFrom::kAnywhere);
   bool Healthy() const { return storage_.Healthy(); }
 
- private:
-  // Per-key atomicity without a global lock: keys hash onto a fixed set of
-  // mutexes; writers of different keys rarely contend, and their fsyncs are
-  // grouped by the storage engine.
-  static constexpr std::size_t kStripes = 1024;
-  std::mutex& StripeFor(const std::string& key);
+  // Called on the committer thread after each group made durable, with the
+  // number of writes it held (the writes that shared one WAL sync). Set
+  // before the first write.
+  void SetGroupObserver(std::function<void(std::size_t writes)> observer);
 
-  // Loads the key's record, applies the fence rule to `token` and, if the
-  // write may proceed, returns the record to build on.
-  Result<KeyRecord> Admit(const std::string& key, std::optional<Token> token);
-  Result<WriteReceipt> Apply(const std::string& key, std::optional<Token> token,
-                             Mutation mutation);
+  // Refuses new writes ("shutting_down"), then waits until every queued
+  // write is committed and answered. Idempotent.
+  void Close();
+
+ private:
+  struct Queued {
+    WriteRequest request;
+    WriteDone done;
+  };
+  // A write the committer accepted into the current group.
+  struct Staged {
+    std::size_t index;  // into the group
+    WriteReceipt receipt;
+  };
+
+  Result<WriteReceipt> WriteAndWait(WriteRequest request);
+  void RunCommitter();
+  bool TakeGroup(std::vector<Queued>& group);
+  void CommitGroup(std::vector<Queued>& group);
+  // Applies the fence rule to `request` on top of `current` and, if the
+  // write may proceed, returns the mutation that makes it.
+  Result<KeyMutation> Decide(WriteRequest& request, const KeyRecord& current) const;
+  Result<KeyRecord> Admit(const std::string& key, std::optional<Token> token,
+                          KeyRecord record) const;
 
   Storage& storage_;
   const FencingMode mode_;
-  std::array<std::mutex, kStripes> stripes_;
+  const CommitOptions options_;
+  std::function<void(std::size_t)> group_observer_;
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<Queued> queue_;  // GUARDED_BY(mu_)
+  bool closed_ = false;       // GUARDED_BY(mu_)
+  std::thread committer_;     // last: starts once everything above exists
 };
 
 }  // namespace fence::store

@@ -300,6 +300,40 @@ TEST_F(StoreTest, StaleWriteIsRefusedWithoutReadingItsBody) {
   EXPECT_EQ(Get("k").body(), "new");
 }
 
+// A stale write whose small body comes anyway (no Expect) is answered 409
+// and its body read and dropped, so the connection serves the next request,
+// pipelined or not; a large unread body still closes it.
+TEST_F(StoreTest, StaleWriteWithASmallBodyKeepsTheConnection) {
+  ASSERT_EQ(Put("k", "7", "x").result(), status::ok);
+  RawConnection conn(store_.port);
+  const std::string body(256, 'b');
+  const std::string stale = "PUT /v1/objects/k HTTP/1.1\r\nHost: x\r\nFencing-Token: 3\r\n"
+                            "Content-Length: 256\r\n\r\n" + body;
+  const std::string get = "GET /v1/objects/k HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_TRUE(conn.Send(stale));
+  auto first = conn.ReadResponse(std::chrono::seconds(10));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->rfind("HTTP/1.1 409", 0), 0u) << *first;
+  EXPECT_EQ(first->find("Connection: close"), std::string::npos) << *first;
+  ASSERT_TRUE(conn.Send(stale + get));  // pipelined: the body, then the next request
+  auto second = conn.ReadResponse(std::chrono::seconds(10));
+  auto third = conn.ReadResponse(std::chrono::seconds(10));
+  ASSERT_TRUE(second.has_value() && third.has_value());
+  EXPECT_EQ(second->rfind("HTTP/1.1 409", 0), 0u) << *second;
+  EXPECT_EQ(third->rfind("HTTP/1.1 200", 0), 0u) << *third;
+  EXPECT_NE(third->find("\r\n\r\nx"), std::string::npos) << *third;
+  EXPECT_FALSE(conn.PeerClosed());
+
+  RawConnection large(store_.port);
+  ASSERT_TRUE(large.Send("PUT /v1/objects/k HTTP/1.1\r\nHost: x\r\nFencing-Token: 3\r\n"
+                         "Content-Length: 1000000\r\n\r\n"));
+  bool closed = false;
+  const std::string reply = large.ReadUntilClose(std::chrono::seconds(10), &closed);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 409", 0), 0u) << reply;
+  EXPECT_NE(reply.find("Connection: close"), std::string::npos) << reply;
+  EXPECT_TRUE(closed);
+}
+
 TEST_F(StoreTest, OversizedHeaderIs431AndGarbageIs400) {
   RawConnection conn(store_.port);
   ASSERT_TRUE(conn.Send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " +

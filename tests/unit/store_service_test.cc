@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <random>
 #include <thread>
 
@@ -148,16 +149,16 @@ TEST(StoreServiceUnfencedTest, AcceptsEveryWriteButNeverLowersTheFence) {
 // applied them.
 class RecordingStorage final : public Storage {
  public:
-  Result<std::optional<KeyRecord>> LoadRecord(std::string_view key) override {
-    return inner_.LoadRecord(key);
+  Result<std::optional<KeyRecord>> LoadRecord(std::string_view key, ReadFrom from) override {
+    return inner_.LoadRecord(key, from);
   }
-  Result<std::optional<StoredObject>> LoadObject(std::string_view key) override {
-    return inner_.LoadObject(key);
+  Result<std::optional<StoredObject>> LoadObject(std::string_view key, ReadFrom from) override {
+    return inner_.LoadObject(key, from);
   }
-  Status Commit(std::string_view key, const Mutation& m) override {
+  Status CommitGroup(const std::vector<KeyMutation>& group) override {
     std::lock_guard lock(mu_);
-    committed_.push_back(m.record.object_token->value());
-    return inner_.Commit(key, m);
+    for (const KeyMutation& km : group) committed_.push_back(km.mutation.record.object_token->value());
+    return inner_.CommitGroup(group);
   }
   bool Healthy() const override { return inner_.Healthy(); }
   std::vector<std::uint64_t> committed() {
@@ -206,6 +207,168 @@ TEST(StoreServiceConcurrencyTest, CommittedTokensNeverGoDown) {
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->record.object_token, Token(max_accepted.load()));
   EXPECT_EQ(service.GetFence("k")->highest_token, Token(max_accepted.load()));
+}
+
+// A storage whose first group commit waits until the test opens the gate,
+// so the test can queue writes behind it and know they form one group.
+class GatedStorage final : public Storage {
+ public:
+  Result<std::optional<KeyRecord>> LoadRecord(std::string_view key, ReadFrom from) override {
+    return inner_.LoadRecord(key, from);
+  }
+  Result<std::optional<StoredObject>> LoadObject(std::string_view key, ReadFrom from) override {
+    return inner_.LoadObject(key, from);
+  }
+  Status CommitGroup(const std::vector<KeyMutation>& group) override {
+    std::unique_lock lock(mu_);
+    groups_.push_back(group.size());
+    entered_.notify_all();
+    opened_.wait(lock, [this] { return open_; });
+    lock.unlock();
+    return inner_.CommitGroup(group);
+  }
+  bool Healthy() const override { return inner_.Healthy(); }
+
+  void WaitForFirstGroup() {
+    std::unique_lock lock(mu_);
+    entered_.wait(lock, [this] { return !groups_.empty(); });
+  }
+  void Open() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    opened_.notify_all();
+  }
+  std::vector<std::size_t> groups() {
+    std::lock_guard lock(mu_);
+    return groups_;
+  }
+  MemoryStorage& inner() { return inner_; }
+
+ private:
+  MemoryStorage inner_;
+  std::mutex mu_;
+  std::condition_variable entered_;
+  std::condition_variable opened_;
+  bool open_ = false;                 // GUARDED_BY(mu_)
+  std::vector<std::size_t> groups_;  // GUARDED_BY(mu_)
+};
+
+// Collects the outcomes of asynchronous writes in submission slots.
+class Outcomes {
+ public:
+  explicit Outcomes(std::size_t n) : results_(n) {}
+  WriteDone Slot(std::size_t i) {
+    return [this, i](Result<WriteReceipt> r) {
+      std::lock_guard lock(mu_);
+      results_[i] = std::move(r);
+      ++done_;
+      changed_.notify_all();
+    };
+  }
+  const std::vector<std::optional<Result<WriteReceipt>>>& WaitAll() {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [this] { return done_ == results_.size(); });
+    return results_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::vector<std::optional<Result<WriteReceipt>>> results_;  // GUARDED_BY(mu_)
+  std::size_t done_ = 0;                                        // GUARDED_BY(mu_)
+};
+
+WriteRequest PutOf(const std::string& key, std::uint64_t token, std::string body) {
+  return {WriteKind::kPut, key, Token(token), std::move(body), ""};
+}
+
+// Every write queued while a sync is in progress shares the next sync: one
+// group, one commit, however many writers and whether or not they write the
+// same key.
+TEST(StoreServiceGroupCommitTest, WritesQueuedDuringASyncShareTheNextOne) {
+  GatedStorage storage;
+  StoreService service(storage, FencingMode::kOn);
+  constexpr std::size_t kWrites = 100;
+  Outcomes outcomes(kWrites);
+  service.Write(PutOf("first", 1, "x"), outcomes.Slot(0));
+  storage.WaitForFirstGroup();
+  for (std::size_t i = 1; i < kWrites; ++i) {
+    service.Write(PutOf(i % 2 == 0 ? "hot" : "k" + std::to_string(i), 5, "v"),
+                  outcomes.Slot(i));
+  }
+  storage.Open();
+  for (const auto& r : outcomes.WaitAll()) ASSERT_TRUE(r->ok()) << r->error().message;
+  EXPECT_EQ(storage.groups(), (std::vector<std::size_t>{1, kWrites - 1}));
+  // The hot key took 49 writes, in order, in one sync.
+  EXPECT_EQ(service.GetFence("hot")->version, (kWrites - 1) / 2);
+}
+
+// Within one group the rule sees the group's earlier writes: a lower token
+// after a higher one is refused, equal tokens take the next versions, and
+// only accepted writes reach the storage.
+TEST(StoreServiceGroupCommitTest, TheRuleAppliesInArrivalOrderInsideAGroup) {
+  GatedStorage storage;
+  StoreService service(storage, FencingMode::kOn);
+  Outcomes outcomes(5);
+  service.Write(PutOf("other", 1, "x"), outcomes.Slot(0));
+  storage.WaitForFirstGroup();
+  service.Write(PutOf("k", 5, "five"), outcomes.Slot(1));
+  service.Write(PutOf("k", 3, "three"), outcomes.Slot(2));
+  service.Write(PutOf("k", 7, "seven"), outcomes.Slot(3));
+  service.Write({WriteKind::kRaiseFence, "k", Token(7), {}, {}}, outcomes.Slot(4));
+  storage.Open();
+  const auto& r = outcomes.WaitAll();
+  EXPECT_EQ((*r[1])->version, 1u);
+  ASSERT_FALSE(r[2]->ok());
+  EXPECT_EQ(r[2]->error().code, "stale_token");
+  EXPECT_EQ(r[2]->error().details.at("highest_token"), 5);
+  EXPECT_EQ((*r[3])->version, 2u);
+  EXPECT_EQ((*r[4])->version, 3u);
+  EXPECT_EQ(storage.groups(), (std::vector<std::size_t>{1, 3}));
+  EXPECT_EQ(service.Get("k")->body, "seven");
+  EXPECT_EQ(service.GetFence("k")->version, 3u);
+}
+
+// A failed sync acknowledges none of its group's writes, and changes nothing.
+TEST(StoreServiceGroupCommitTest, AFailedSyncFailsEveryWriteOfItsGroup) {
+  GatedStorage storage;
+  StoreService service(storage, FencingMode::kOn);
+  Outcomes outcomes(4);
+  service.Write(PutOf("k", 1, "one"), outcomes.Slot(0));
+  storage.WaitForFirstGroup();
+  service.Write(PutOf("k", 2, "two"), outcomes.Slot(1));
+  service.Write(PutOf("j", 2, "two"), outcomes.Slot(2));
+  service.Write(PutOf("k", 1, "stale"), outcomes.Slot(3));
+  storage.inner().FailWritesForTest(true);
+  storage.Open();
+  const auto& r = outcomes.WaitAll();
+  for (std::size_t i : {0, 1, 2}) EXPECT_EQ(r[i]->error().code, "storage_error") << i;
+  EXPECT_EQ(r[3]->error().code, "stale_token");
+  storage.inner().FailWritesForTest(false);
+  EXPECT_EQ(service.Get("k").error().code, "not_found");
+  EXPECT_EQ(service.Get("j").error().code, "not_found");
+}
+
+// The queue is bounded: a write beyond it is refused at once, not made to
+// wait; Close answers every write it had admitted.
+TEST(StoreServiceGroupCommitTest, AFullQueueRefusesAndCloseAnswersEveryQueuedWrite) {
+  GatedStorage storage;
+  StoreService service(storage, FencingMode::kOn, {.max_queued_writes = 2});
+  Outcomes outcomes(5);
+  service.Write(PutOf("a", 1, "x"), outcomes.Slot(0));
+  storage.WaitForFirstGroup();
+  service.Write(PutOf("b", 1, "x"), outcomes.Slot(1));
+  service.Write(PutOf("c", 1, "x"), outcomes.Slot(2));
+  service.Write(PutOf("d", 1, "x"), outcomes.Slot(3));
+  std::thread closer([&] { service.Close(); });
+  storage.Open();
+  closer.join();
+  service.Write(PutOf("e", 1, "x"), outcomes.Slot(4));
+  const auto& r = outcomes.WaitAll();
+  for (std::size_t i : {0, 1, 2}) EXPECT_TRUE(r[i]->ok()) << i;
+  EXPECT_EQ(r[3]->error().code, "overloaded");
+  EXPECT_EQ(r[3]->error().details.at("max_queued_writes"), 2);
+  EXPECT_EQ(r[4]->error().code, "shutting_down");
 }
 
 }  // namespace
