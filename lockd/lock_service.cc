@@ -11,6 +11,19 @@ namespace fence::lockd {
 
 namespace ev = fence::events;
 
+namespace {
+
+// The fields every lease event starts with, plus `more`.
+nlohmann::json LeaseFields(const Lease& lease, nlohmann::json more = nlohmann::json::object()) {
+  more["name"] = lease.name;
+  more[ev::kOwner] = lease.owner;
+  more[ev::kToken] = lease.token.value();
+  more[ev::kLeaseId] = lease.id.ToString();
+  return more;
+}
+
+}  // namespace
+
 LockService::LockService(const Clock& clock, Timers& timers,
                          TokenJournal& journal, LockdMetrics& metrics,
                          LockServiceOptions options)
@@ -125,11 +138,7 @@ void LockService::KeepAlive(LeaseId id, const LeaseCallback& done) {
     return done(lease.error());
   }
   metrics_.keepalives.Increment();
-  log::Info(ev::kRenewed, {{"name", lease->name},
-                           {ev::kOwner, lease->owner},
-                           {ev::kToken, lease->token.value()},
-                           {ev::kLeaseId, id.ToString()},
-                           {"ttl_ms", lease->ttl.count()}});
+  log::Info(ev::kRenewed, LeaseFields(*lease, {{"ttl_ms", lease->ttl.count()}}));
   ArmExpiryTimer();
   done(std::move(*lease));
 }
@@ -145,10 +154,7 @@ void LockService::Release(const std::string& name, LeaseId id,
     return done(lease.error());
   }
   metrics_.releases.Increment();
-  log::Info(ev::kReleased, {{"name", lease->name},
-                            {ev::kOwner, lease->owner},
-                            {ev::kToken, lease->token.value()},
-                            {ev::kLeaseId, id.ToString()}});
+  log::Info(ev::kReleased, LeaseFields(*lease));
   OnFreed();
   Serve(name);
   ArmExpiryTimer();
@@ -162,14 +168,11 @@ void LockService::Break(const std::string& name, const std::string& reason,
   if (!lease.ok()) return done(lease.error());
   metrics_.leases_broken.Increment();
   // Warn: an operator overrode the lease protocol; the on-call reads these.
-  log::Warn("lease_broken", {{"name", lease->name},
-                             {ev::kOwner, lease->owner},
-                             {ev::kToken, lease->token.value()},
-                             {ev::kLeaseId, lease->id.ToString()},
-                             {"reason", reason},
-                             {"caller", caller},
-                             {"expires_in_ms", (lease->expires_at - clock_.Now()).count()},
-                             {"waiters", table_.WaiterCount(name)}});
+  log::Warn("lease_broken",
+            LeaseFields(*lease, {{"reason", reason},
+                                 {"caller", caller},
+                                 {"expires_in_ms", (lease->expires_at - clock_.Now()).count()},
+                                 {"waiters", table_.WaiterCount(name)}}));
   OnFreed();
   Serve(name);
   ArmExpiryTimer();
@@ -231,35 +234,25 @@ void LockService::Tick() {
 
 void LockService::LogExpired(const Lease& lease) {
   metrics_.expirations.Increment();
-  log::Info(ev::kExpired, {{"name", lease.name},
-                           {ev::kOwner, lease.owner},
-                           {ev::kToken, lease.token.value()},
-                           {ev::kLeaseId, lease.id.ToString()},
-                           {"ttl_ms", lease.ttl.count()}});
+  log::Info(ev::kExpired, LeaseFields(lease, {{"ttl_ms", lease.ttl.count()}}));
   OnFreed();
   if (lease.lock_delay == Millis(0)) return;
   metrics_.lock_delays.Increment();
   log::Info("lock_delay_started",
-            {{"name", lease.name},
-             {ev::kOwner, lease.owner},
-             {ev::kToken, lease.token.value()},
-             {ev::kLeaseId, lease.id.ToString()},
-             {"lock_delay_ms", lease.lock_delay.count()},
-             // Less than lock_delay_ms when the expiry was noticed late.
-             {"lock_delay_remaining_ms", table_.LockDelayRemaining(lease.name).count()}});
+            LeaseFields(lease, {{"lock_delay_ms", lease.lock_delay.count()},
+                                // Less than lock_delay_ms when the expiry
+                                // was noticed late.
+                                {"lock_delay_remaining_ms",
+                                 table_.LockDelayRemaining(lease.name).count()}}));
 }
 
 void LockService::LogDelayEnded(const LockDelay& delay) {
   const Lease& lease = delay.expired;
   log::Info("lock_delay_ended",
-            {{"name", lease.name},
-             {ev::kOwner, lease.owner},
-             {ev::kToken, lease.token.value()},
-             {ev::kLeaseId, lease.id.ToString()},
-             {"lock_delay_ms", lease.lock_delay.count()},
-             // By lockd's clock: at least lock_delay_ms, never less.
-             {"since_expiry_ms", (clock_.Now() - lease.expires_at).count()},
-             {"waiters", table_.WaiterCount(lease.name)}});
+            LeaseFields(lease, {{"lock_delay_ms", lease.lock_delay.count()},
+                                // By lockd's clock: at least lock_delay_ms.
+                                {"since_expiry_ms", (clock_.Now() - lease.expires_at).count()},
+                                {"waiters", table_.WaiterCount(lease.name)}}));
 }
 
 void LockService::Serve(const std::string& name) {
@@ -311,12 +304,9 @@ void LockService::OnGranted(const Lease& lease, std::optional<Millis> waited) {
   metrics_.grants.Increment();
   metrics_.last_token.Set(static_cast<double>(lease.token.value()));
   metrics_.holders.Set(static_cast<double>(table_.HeldCount()));
-  nlohmann::json fields = {{"name", lease.name},
-                           {ev::kOwner, lease.owner},
-                           {ev::kToken, lease.token.value()},
-                           {ev::kLeaseId, lease.id.ToString()},
-                           {"ttl_ms", lease.ttl.count()}};
+  nlohmann::json fields = LeaseFields(lease, {{"ttl_ms", lease.ttl.count()}});
   if (waited) fields["waited_ms"] = waited->count();
+  if (lease.lock_delay > Millis(0)) fields["lock_delay_ms"] = lease.lock_delay.count();
   log::Info(ev::kGranted, fields);
 }
 
