@@ -1071,5 +1071,38 @@ TEST(LockdTest, BadBreakRequestsGetAClearError) {
       << "a refused break leaves the lease alone";
 }
 
+// Why a break is safe: the next holder's token is higher, and once it
+// raises the fence the broken holder's writes are refused by the store.
+TEST(LockdTest, BrokenHoldersWritesAreFencedOnceTheNextHolderRaisesTheFence) {
+  const std::string dir = TempDir("break-fence");
+  auto lockd = Lockd::Start(dir + "/lockd", {"--max-ttl-ms", "60000"});
+  ASSERT_TRUE(lockd);
+  fence::testing::Daemon store =
+      fence::testing::StartDaemon("fence-store", {"--data-dir", dir + "/store"});
+  ASSERT_NE(store.port, 0);
+  const std::string object = store.Url() + "/v1/objects/job/result";
+  auto write = [&](const json& token, const std::string& body) {
+    return fence::testing::Request(http::verb::put, object,
+                                   {{"Fencing-Token", std::to_string(token.get<std::uint64_t>())}},
+                                   body);
+  };
+
+  Reply a = Acquire(*lockd, "job", "A", 60000);
+  ASSERT_EQ(a.status, 200) << a.raw;
+  EXPECT_EQ(write(a.body["token"], "A's result").result_int(), 200u);
+  ASSERT_EQ(Post(lockd->base + "/v1/locks/job/break", {{"reason", "A hung"}}).status, 200);
+  Reply b = Acquire(*lockd, "job", "B", 60000);
+  ASSERT_EQ(b.status, 200) << b.raw;
+  auto raised = fence::testing::Request(
+      http::verb::post, store.Url() + "/v1/fences/job/result",
+      {{"Fencing-Token", std::to_string(b.body["token"].get<std::uint64_t>())}});
+  ASSERT_EQ(raised.result_int(), 200u) << raised.body();
+
+  auto stale = write(a.body["token"], "A again, after the break");
+  EXPECT_EQ(stale.result_int(), 409u) << stale.body();
+  EXPECT_NE(stale.body().find("stale_token"), std::string::npos) << stale.body();
+  EXPECT_EQ(write(b.body["token"], "B's result").result_int(), 200u);
+}
+
 }  // namespace
 }  // namespace fence
