@@ -107,6 +107,8 @@ class LeaseTable {
   const Lease* Holder(std::string_view name) const;
   std::size_t WaiterCount(std::string_view name) const;
   std::size_t HeldCount() const { return leases_.size(); }
+  // Locks in a lock-delay (not yet reported ended by EndDueDelays).
+  std::size_t DelayedCount() const { return delay_ends_.size(); }
   std::size_t TotalWaiters() const { return total_waiters_; }
 
   // True when a newcomer may take `name` now: no holder, no lock-delay and

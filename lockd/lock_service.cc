@@ -77,12 +77,15 @@ void LockService::Acquire(std::string name, std::string owner, Millis ttl,
     if (wait == Millis(0)) return done(Held(name, owner, Millis(0)));
     return Wait(std::move(name), std::move(owner), ttl, wait, lock_delay, std::move(done));
   }
-  if (table_.HeldCount() >= options_.max_locks) {
+  // A lock in its lock-delay takes memory like a held one: counting it
+  // keeps lockd's memory bounded by --max-locks whatever the delays.
+  if (table_.HeldCount() + table_.DelayedCount() >= options_.max_locks) {
     Refuse("capacity", {{"name", name}, {"owner", owner}, {"error", "too_many_locks"}});
     return done(MakeError("too_many_locks",
                           "lockd already holds its limit of " +
                               std::to_string(options_.max_locks) +
-                              " locks; release some or raise --max-locks",
+                              " locks (held, or in a lock-delay); release some or "
+                              "raise --max-locks",
                           {{"max_locks", options_.max_locks}}));
   }
   auto token = NextToken(ttl);

@@ -31,7 +31,7 @@ struct LockServiceOptions {
   // directory, where no lease can exist.
   Millis grace{0};
   std::string grace_source = "new_token_file";  // logged in grace_started
-  std::size_t max_locks = 100000;    // locks held at once
+  std::size_t max_locks = 100000;    // locks held or in a lock-delay at once
   std::size_t max_waiters = 10000;   // acquires waiting at once
 };
 

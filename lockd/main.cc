@@ -96,7 +96,7 @@ void AddFlags(CLI::App& app, Flags& f) {
             return floor.ok() ? std::string() : floor.error().message;
           },
           "TOKEN"));
-  app.add_option("--max-locks", f.max_locks, "locks held at once (503 above)")
+  app.add_option("--max-locks", f.max_locks, "locks held or in a lock-delay at once (503 above)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{10000000}))
       ->capture_default_str();
   app.add_option("--max-waiters", f.max_waiters, "acquires waiting at once (503 above)")

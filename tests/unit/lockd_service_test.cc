@@ -245,6 +245,18 @@ TEST_F(LockdServiceTest, LimitsOnLocksAndWaitersAreAnsweredAtOnce) {
   EXPECT_EQ(Acquire("a", "D", kTtl, Millis(5000))->error(), "too_many_waiters");
 }
 
+TEST_F(LockdServiceTest, ALockInItsLockDelayCountsAgainstMaxLocks) {
+  LockServiceOptions options;
+  options.max_locks = 1;
+  StartService(Millis(0), options);
+  MustGrant("a", "A", kTtl, Millis(500));
+  timers_.Advance(kTtl);
+  EXPECT_EQ(Holder("a"), "");
+  EXPECT_EQ(Acquire("b", "B", kTtl, Millis(0))->error(), "too_many_locks");
+  timers_.Advance(Millis(500));
+  EXPECT_TRUE(Acquire("b", "B", kTtl, Millis(0))->granted());
+}
+
 // Failover = TTL + lock-delay: a waiter queued before the expiry is granted
 // at expiry + lock_delay exactly, not a millisecond sooner.
 TEST_F(LockdServiceTest, WaiterIsGrantedAtExpiryPlusLockDelay) {
