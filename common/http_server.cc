@@ -386,7 +386,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!body) return RefuseOverBudget();
     Request request{http::request<http::string_body>(std::move(body_parser_->get().base()),
                                                       std::move(*body)),
-                    std::move(tail_), std::move(admitted_)};
+                    std::move(tail_), std::move(admitted_), PeerAddress()};
     body_parser_.reset();
     route_->handle(std::move(request),
                    [self = shared_from_this()](Response response) {
@@ -523,6 +523,15 @@ class Session : public std::enable_shared_from_this<Session> {
                         if (ec || !keep) return self->Close();
                         self->ReadHeader();
                       });
+  }
+
+  std::string PeerAddress() {
+    beast::error_code ec;
+    const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
+    if (ec) return "";
+    std::ostringstream out;
+    out << peer;  // "1.2.3.4:5" or "[::1]:5"
+    return out.str();
   }
 
   // Half-closes and discards what the client still sends, for a bounded

@@ -34,6 +34,9 @@ struct Request {
   // What the route's precheck parsed from the header and handed on (see
   // Admission), so the handler does not parse it again; empty without one.
   std::any admitted;
+  // The peer's "address:port" (for audit logs); empty when unknown, e.g. a
+  // request dispatched without a socket.
+  std::string remote{};
 };
 
 // Answers a request exactly once; may be called from any thread.

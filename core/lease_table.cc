@@ -48,16 +48,52 @@ std::vector<Lease> LeaseTable::ExpireDue() {
     auto it = leases_.find(id);
     expired.push_back(std::move(it->second));
     leases_.erase(it);
-    const std::string& name = expired.back().name;
-    locks_.find(name)->second.holder.reset();
-    Forget(name);
+    const Lease& lease = expired.back();
+    LockState& state = locks_.find(lease.name)->second;
+    state.holder.reset();
+    if (lease.lock_delay > Millis(0)) {
+      // Counted from the expiry instant, not from when it was noticed: the
+      // old holder's own view of its lease ran out at expires_at at best.
+      const Millis until = lease.expires_at + lease.lock_delay;
+      state.delay = LockDelay{lease, until};
+      delay_ends_.emplace(until, lease.name);
+    }
+    Forget(lease.name);
   }
   return expired;
+}
+
+std::vector<LockDelay> LeaseTable::EndDueDelays() {
+  std::vector<LockDelay> ended;
+  const Millis now = clock_.Now();
+  while (!delay_ends_.empty() && delay_ends_.begin()->first <= now) {
+    auto node = delay_ends_.extract(delay_ends_.begin());
+    const std::string& name = node.value().second;
+    auto it = locks_.find(name);
+    ended.push_back(std::move(*it->second.delay));
+    it->second.delay.reset();
+    Forget(name);
+  }
+  return ended;
 }
 
 std::optional<Millis> LeaseTable::NextExpiry() const {
   if (deadlines_.empty()) return std::nullopt;
   return deadlines_.begin()->first;
+}
+
+std::optional<Millis> LeaseTable::NextDeadline() const {
+  std::optional<Millis> next = NextExpiry();
+  if (!delay_ends_.empty() && (!next || delay_ends_.begin()->first < *next)) {
+    next = delay_ends_.begin()->first;
+  }
+  return next;
+}
+
+Millis LeaseTable::LockDelayRemaining(std::string_view name) const {
+  auto it = locks_.find(name);
+  if (it == locks_.end() || !Delayed(it->second)) return Millis(0);
+  return it->second.delay->until - clock_.Now();
 }
 
 const Lease* LeaseTable::Holder(std::string_view name) const {
@@ -73,13 +109,13 @@ std::size_t LeaseTable::WaiterCount(std::string_view name) const {
 
 bool LeaseTable::IsFree(std::string_view name) const {
   auto it = locks_.find(name);
-  return it == locks_.end() ||
-         (!it->second.holder && it->second.waiters.empty());
+  return it == locks_.end() || (!it->second.holder && !Delayed(it->second) &&
+                                it->second.waiters.empty());
 }
 
 bool LeaseTable::HasReadyWaiter(std::string_view name) const {
   auto it = locks_.find(name);
-  return it != locks_.end() && !it->second.holder &&
+  return it != locks_.end() && !it->second.holder && !Delayed(it->second) &&
          !it->second.waiters.empty();
 }
 
@@ -98,15 +134,22 @@ const Waiter* LeaseTable::FirstWaiter(std::string_view name) const {
 }
 
 Result<Lease> LeaseTable::Install(std::string_view name, std::string owner,
-                                  Millis ttl, LeaseId id, Token token) {
+                                  Millis ttl, LeaseId id, Token token,
+                                  Millis lock_delay) {
   if (leases_.contains(id.value())) {
     return MakeError("duplicate_lease",
                      "lease id " + id.ToString() + " is already in use");
   }
   Lease lease{std::string(name), std::move(owner), token, id, ttl,
-              clock_.Now() + ttl};
+              clock_.Now() + ttl, lock_delay};
   auto it = locks_.find(name);
   if (it == locks_.end()) it = locks_.emplace(std::string(name), LockState{}).first;
+  if (auto& delay = it->second.delay) {
+    // Over (callers check Delayed) but not yet reported by EndDueDelays:
+    // drop it, or its end would later cut short a delay of this lease.
+    delay_ends_.erase({delay->until, std::string(name)});
+    delay.reset();
+  }
   it->second.holder = id;
   deadlines_.emplace(lease.expires_at, id.value());
   leases_.emplace(id.value(), lease);
@@ -114,12 +157,19 @@ Result<Lease> LeaseTable::Install(std::string_view name, std::string owner,
 }
 
 Result<Lease> LeaseTable::Grant(std::string_view name, std::string owner,
-                                Millis ttl, LeaseId id, Token token) {
+                                Millis ttl, LeaseId id, Token token,
+                                Millis lock_delay) {
+  if (const Millis delay = LockDelayRemaining(name); delay > Millis(0)) {
+    return MakeError("held",
+                     "lock '" + std::string(name) +
+                         "' is in its lock-delay after its last lease expired",
+                     {{"lock_delay_remaining_ms", delay.count()}});
+  }
   if (!IsFree(name)) {
     return MakeError("held", "lock '" + std::string(name) +
                                  "' is held or has waiters queued");
   }
-  return Install(name, std::move(owner), ttl, id, token);
+  return Install(name, std::move(owner), ttl, id, token, lock_delay);
 }
 
 Result<Handoff> LeaseTable::GrantToHead(std::string_view name, LeaseId id,
@@ -136,11 +186,22 @@ Result<Handoff> LeaseTable::GrantToHead(std::string_view name, LeaseId id,
   Waiter waiter = std::move(waiters.front());
   waiters.pop_front();
   --total_waiters_;
-  auto lease = Install(name, waiter.owner, waiter.ttl, id, token);
+  auto lease = Install(name, waiter.owner, waiter.ttl, id, token, waiter.lock_delay);
   return Handoff{std::move(waiter), std::move(*lease)};
 }
 
+Error LeaseTable::Broken(LeaseId id, nlohmann::json details) const {
+  details["lease_id"] = id.ToString();
+  return MakeError("lease_broken",
+                   "lease " + id.ToString() +
+                       " was broken by an operator (POST .../break): you no "
+                       "longer hold the lock; stop acting as its holder and "
+                       "acquire it again",
+                   std::move(details));
+}
+
 Result<Lease> LeaseTable::KeepAlive(LeaseId id) {
+  if (broken_.contains(id.value())) return Broken(id, nlohmann::json::object());
   auto it = leases_.find(id.value());
   if (it == leases_.end() || Dead(it->second)) {
     return MakeError("unknown_lease",
@@ -171,6 +232,7 @@ Error LeaseTable::NotHolder(std::string_view name, const Lease& holder) const {
 Result<Lease> LeaseTable::Release(std::string_view name, LeaseId id) {
   const Lease* holder = Holder(name);
   if (holder != nullptr && holder->id != id) return NotHolder(name, *holder);
+  if (broken_.contains(id.value())) return Broken(id, {{"name", std::string(name)}});
   auto it = leases_.find(id.value());
   if (it == leases_.end() || Dead(it->second)) {
     return MakeError("unknown_lease",
@@ -186,12 +248,37 @@ Result<Lease> LeaseTable::Release(std::string_view name, LeaseId id) {
                      {{"name", std::string(name)},
                       {"lease_name", it->second.name}});
   }
-  Lease released = std::move(it->second);
+  return Remove(it);
+}
+
+Lease LeaseTable::Remove(std::unordered_map<std::uint64_t, Lease>::iterator it) {
+  Lease removed = std::move(it->second);
   leases_.erase(it);
-  deadlines_.erase({released.expires_at, id.value()});
-  locks_.find(name)->second.holder.reset();
-  Forget(name);
-  return released;
+  deadlines_.erase({removed.expires_at, removed.id.value()});
+  locks_.find(removed.name)->second.holder.reset();
+  Forget(removed.name);
+  return removed;
+}
+
+Result<Lease> LeaseTable::Break(std::string_view name) {
+  const Lease* holder = Holder(name);
+  // A lease past its deadline is not live even before ExpireDue reports it;
+  // breaking it would skip the lock-delay its expiry owes.
+  if (holder == nullptr || Dead(*holder)) {
+    return MakeError("not_held",
+                     "lock '" + std::string(name) +
+                         "' has no live lease to break",
+                     {{"name", std::string(name)},
+                      {"lock_delay_remaining_ms", LockDelayRemaining(name).count()}});
+  }
+  Lease broken = Remove(leases_.find(holder->id.value()));
+  broken_.insert(broken.id.value());
+  broken_order_.push_back(broken.id.value());
+  if (broken_order_.size() > kBrokenRemembered) {
+    broken_.erase(broken_order_.front());
+    broken_order_.pop_front();
+  }
+  return broken;
 }
 
 void LeaseTable::Enqueue(std::string_view name, Waiter waiter) {
@@ -220,7 +307,8 @@ Millis LeaseTable::ExpiresIn(const Lease& lease) const {
 
 void LeaseTable::Forget(std::string_view name) {
   auto it = locks_.find(name);
-  if (it != locks_.end() && !it->second.holder && it->second.waiters.empty()) {
+  if (it != locks_.end() && !it->second.holder && !it->second.delay &&
+      it->second.waiters.empty()) {
     locks_.erase(it);
   }
 }

@@ -23,10 +23,19 @@ AsyncLockService::AsyncLockService(asio::io_context& ioc, const Clock& clock,
 }
 
 void AsyncLockService::Acquire(std::string name, std::string owner, Millis ttl,
-                               Millis wait, LeaseCallback done) {
+                               Millis wait, Millis lock_delay, LeaseCallback done) {
   asio::post(strand_, [this, name = std::move(name), owner = std::move(owner),
-                       ttl, wait, done = std::move(done)]() mutable {
-    service_.Acquire(std::move(name), std::move(owner), ttl, wait, std::move(done));
+                       ttl, wait, lock_delay, done = std::move(done)]() mutable {
+    service_.Acquire(std::move(name), std::move(owner), ttl, wait, lock_delay,
+                     std::move(done));
+  });
+}
+
+void AsyncLockService::Break(std::string name, std::string reason,
+                             std::string caller, LeaseCallback done) {
+  asio::post(strand_, [this, name = std::move(name), reason = std::move(reason),
+                       caller = std::move(caller), done = std::move(done)] {
+    service_.Break(name, reason, caller, done);
   });
 }
 

@@ -32,9 +32,11 @@ class AsyncLockService {
                    LockServiceOptions options);
 
   void Acquire(std::string name, std::string owner, Millis ttl, Millis wait,
-               LeaseCallback done);
+               Millis lock_delay, LeaseCallback done);
   void KeepAlive(LeaseId id, LeaseCallback done);
   void Release(std::string name, LeaseId id, LeaseCallback done);
+  void Break(std::string name, std::string reason, std::string caller,
+             LeaseCallback done);
   void Status(std::string name, StatusCallback done);
   void Shutdown();
   Millis GraceRemaining() const { return service_.GraceRemaining(); }

@@ -62,7 +62,38 @@ Result<nlohmann::json> ParseObject(std::string_view body,
 }
 
 constexpr const char* kAcquireShape =
-    R"(an object such as {"owner":"worker-a","ttl_ms":2000,"wait_ms":0})";
+    R"(an object such as {"owner":"worker-a","ttl_ms":2000,"wait_ms":0,"lock_delay_ms":0})";
+constexpr const char* kBreakShape =
+    R"(an object such as {"reason":"holder hung in GC, ticket OPS-123"})";
+
+// A required string field of 1 to `max_bytes` printable bytes (the text
+// lands in logs, so no control characters).
+Result<std::string> TextField(const nlohmann::json& body, const char* field,
+                              std::size_t max_bytes, const char* shape) {
+  auto it = body.find(field);
+  if (it == body.end()) {
+    return BadRequest(std::string("field '") + field + "' is missing; expected " + shape);
+  }
+  const std::string expected =
+      "a string of 1 to " + std::to_string(max_bytes) + " bytes";
+  if (!it->is_string()) {
+    return BadRequest(std::string("field '") + field + "' is a " + it->type_name() +
+                      "; expected " + expected);
+  }
+  const std::string& text = it->get_ref<const std::string&>();
+  if (text.empty() || text.size() > max_bytes) {
+    return BadRequest(std::string("field '") + field + "' is " +
+                      std::to_string(text.size()) + " bytes; expected 1 to " +
+                      std::to_string(max_bytes));
+  }
+  for (char c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
+      return BadRequest(std::string("field '") + field +
+                        "' contains a control character; expected printable text");
+    }
+  }
+  return text;
+}
 constexpr const char* kReleaseShape =
     R"(an object such as {"lease_id":"<16 hex digits from acquire>"})";
 
@@ -84,6 +115,9 @@ http::status StatusForError(const std::string& code) {
       {"held", http::status::conflict},
       {"not_holder", http::status::conflict},
       {"unknown_lease", http::status::not_found},
+      // 404 like unknown_lease, so a client that treats 404 as "lease lost"
+      // is right; the code tells it why.
+      {"lease_broken", http::status::not_found},
       {"not_held", http::status::not_found},
       {"not_found", http::status::not_found},
       {"starting", http::status::service_unavailable},
@@ -100,27 +134,8 @@ Result<AcquireBody> ParseAcquireBody(std::string_view text,
                                      const ApiOptions& options) {
   auto body = ParseObject(text, kAcquireShape);
   if (!body.ok()) return body.error();
-  auto owner = body->find("owner");
-  if (owner == body->end()) {
-    return BadRequest(std::string("field 'owner' is missing; expected ") + kAcquireShape);
-  }
-  if (!owner->is_string()) {
-    return BadRequest(std::string("field 'owner' is a ") + owner->type_name() +
-                      "; expected a string of 1 to " +
-                      std::to_string(kMaxOwnerBytes) + " bytes");
-  }
-  const std::string& owner_text = owner->get_ref<const std::string&>();
-  if (owner_text.empty() || owner_text.size() > kMaxOwnerBytes) {
-    return BadRequest("field 'owner' is " + std::to_string(owner_text.size()) +
-                      " bytes; expected 1 to " + std::to_string(kMaxOwnerBytes));
-  }
-  for (char c : owner_text) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
-      return BadRequest(
-          "field 'owner' contains a control character; expected printable "
-          "text");
-    }
-  }
+  auto owner = TextField(*body, "owner", kMaxOwnerBytes, kAcquireShape);
+  if (!owner.ok()) return owner.error();
   auto ttl = IntegerField(*body, "ttl_ms", 1, options.max_ttl.count());
   if (!ttl.ok()) return ttl.error();
   if (!*ttl) {
@@ -129,7 +144,19 @@ Result<AcquireBody> ParseAcquireBody(std::string_view text,
   }
   auto wait = IntegerField(*body, "wait_ms", 0, options.max_wait.count());
   if (!wait.ok()) return wait.error();
-  return AcquireBody{owner_text, Millis(**ttl), Millis(wait->value_or(0))};
+  // Capped by --max-lock-delay-ms: a delay keeps the lock from everyone, so
+  // a client must not be able to take it out of service for long.
+  auto lock_delay =
+      IntegerField(*body, "lock_delay_ms", 0, options.max_lock_delay.count());
+  if (!lock_delay.ok()) return lock_delay.error();
+  return AcquireBody{std::move(*owner), Millis(**ttl), Millis(wait->value_or(0)),
+                     Millis(lock_delay->value_or(0))};
+}
+
+Result<std::string> ParseBreakBody(std::string_view text) {
+  auto body = ParseObject(text, kBreakShape);
+  if (!body.ok()) return body.error();
+  return TextField(*body, "reason", kMaxBreakReasonBytes, kBreakShape);
 }
 
 Result<std::string> ParseLockName(std::string_view encoded) {
@@ -179,21 +206,24 @@ void LockdApi::HandleLockPost(net::Request request, net::Respond respond) {
   const auto slash = tail.rfind('/');
   const std::string_view action =
       slash == std::string_view::npos ? std::string_view() : tail.substr(slash + 1);
-  if (action != "acquire" && action != "release") {
+  if (action != "acquire" && action != "release" && action != "break") {
     return respond(ErrorResponse(
         http::status::not_found, "not_found",
-        "no such endpoint; expected POST /v1/locks/{name}/acquire or "
-        "/v1/locks/{name}/release"));
+        "no such endpoint; expected POST /v1/locks/{name}/acquire, "
+        "/v1/locks/{name}/release or /v1/locks/{name}/break"));
   }
   auto name = ParseLockName(tail.substr(0, slash));
   if (!name.ok()) return respond(BadRequest(name.error()));
+  if (action == "break") {
+    return HandleBreak(std::move(*name), std::move(request), std::move(respond));
+  }
 
   if (action == "acquire") {
     auto body = ParseAcquireBody(request.message.body(), options_);
     if (!body.ok()) return respond(BadRequest(body.error()));
     return service_.Acquire(
         std::move(*name), std::move(body->owner), body->ttl, body->wait,
-        [respond = std::move(respond)](Result<Lease> lease) {
+        body->lock_delay, [respond = std::move(respond)](Result<Lease> lease) {
           if (!lease.ok()) return respond(ErrorFor(lease.error()));
           respond(JsonResponse(http::status::ok, LeaseJson(*lease)));
         });
@@ -218,6 +248,25 @@ void LockdApi::HandleLockPost(net::Request request, net::Respond respond) {
                                            {"token", lease->token.value()},
                                            {"lease_id", lease->id.ToString()}}));
                    });
+}
+
+void LockdApi::HandleBreak(std::string name, net::Request request,
+                           net::Respond respond) {
+  auto reason = ParseBreakBody(request.message.body());
+  if (!reason.ok()) return respond(BadRequest(reason.error()));
+  std::string caller = request.remote.empty() ? "unknown" : std::move(request.remote);
+  service_.Break(std::move(name), std::move(*reason), std::move(caller),
+                 [respond = std::move(respond)](Result<Lease> lease) {
+                   if (!lease.ok()) return respond(ErrorFor(lease.error()));
+                   // The lease id is dead now, so showing it reveals no
+                   // capability; it ties this answer to the audit line.
+                   respond(JsonResponse(http::status::ok,
+                                        {{"broken", true},
+                                         {"name", lease->name},
+                                         {"owner", lease->owner},
+                                         {"token", lease->token.value()},
+                                         {"lease_id", lease->id.ToString()}}));
+                 });
 }
 
 void LockdApi::HandleKeepAlive(net::Request request, net::Respond respond) {

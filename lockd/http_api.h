@@ -15,10 +15,12 @@ namespace fence::lockd {
 inline constexpr std::size_t kMaxOwnerBytes = 128;
 inline constexpr std::size_t kMaxLockNameBytes = 256;
 inline constexpr std::uint64_t kMaxRequestBodyBytes = 4096;
+inline constexpr std::size_t kMaxBreakReasonBytes = 256;
 
 struct ApiOptions {
   Millis max_ttl{60000};
   Millis max_wait{30000};
+  Millis max_lock_delay{60000};
 };
 
 // HTTP status for a service error code (one table for every handler).
@@ -29,11 +31,15 @@ struct AcquireBody {
   std::string owner;
   Millis ttl;
   Millis wait;
+  Millis lock_delay{0};
 };
 // Errors have code "bad_request" and say which field was wrong and what was
 // expected. Exposed for unit tests.
 Result<AcquireBody> ParseAcquireBody(std::string_view body,
                                      const ApiOptions& options);
+// The reason of a break: 1 to kMaxBreakReasonBytes bytes of printable
+// text. Errors have code "bad_request". Exposed for unit tests.
+Result<std::string> ParseBreakBody(std::string_view body);
 // Lock names follow the key rules (percent-decoded, '/'-separated segments)
 // with at most kMaxLockNameBytes bytes. Errors have code "bad_lock_name".
 Result<std::string> ParseLockName(std::string_view encoded);
@@ -47,6 +53,7 @@ class LockdApi {
 
  private:
   void HandleLockPost(net::Request request, net::Respond respond);
+  void HandleBreak(std::string name, net::Request request, net::Respond respond);
   void HandleKeepAlive(net::Request request, net::Respond respond);
   void HandleStatus(net::Request request, net::Respond respond);
   net::Response BadRequest(const Error& error);

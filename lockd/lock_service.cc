@@ -11,6 +11,19 @@ namespace fence::lockd {
 
 namespace ev = fence::events;
 
+namespace {
+
+// The fields every lease event starts with, plus `more`.
+nlohmann::json LeaseFields(const Lease& lease, nlohmann::json more = nlohmann::json::object()) {
+  more["name"] = lease.name;
+  more[ev::kOwner] = lease.owner;
+  more[ev::kToken] = lease.token.value();
+  more[ev::kLeaseId] = lease.id.ToString();
+  return more;
+}
+
+}  // namespace
+
 LockService::LockService(const Clock& clock, Timers& timers,
                          TokenJournal& journal, LockdMetrics& metrics,
                          LockServiceOptions options)
@@ -51,25 +64,28 @@ Millis LockService::GraceRemaining() const {
 }
 
 void LockService::Acquire(std::string name, std::string owner, Millis ttl,
-                          Millis wait, LeaseCallback done) {
+                          Millis wait, Millis lock_delay, LeaseCallback done) {
   Tick();
   if (shutting_down_) return done(ShuttingDown(name, owner));
   if (!granting_) {
     // A wait that ends inside the grace period can only end in a refusal:
     // say so now, with the time after which asking again can succeed.
     if (wait < GraceRemaining()) return done(Starting(name, owner));
-    return Wait(std::move(name), std::move(owner), ttl, wait, std::move(done));
+    return Wait(std::move(name), std::move(owner), ttl, wait, lock_delay, std::move(done));
   }
   if (!table_.IsFree(name)) {
     if (wait == Millis(0)) return done(Held(name, owner, Millis(0)));
-    return Wait(std::move(name), std::move(owner), ttl, wait, std::move(done));
+    return Wait(std::move(name), std::move(owner), ttl, wait, lock_delay, std::move(done));
   }
-  if (table_.HeldCount() >= options_.max_locks) {
+  // A lock in its lock-delay takes memory like a held one: counting it
+  // keeps lockd's memory bounded by --max-locks whatever the delays.
+  if (table_.HeldCount() + table_.DelayedCount() >= options_.max_locks) {
     Refuse("capacity", {{"name", name}, {"owner", owner}, {"error", "too_many_locks"}});
     return done(MakeError("too_many_locks",
                           "lockd already holds its limit of " +
                               std::to_string(options_.max_locks) +
-                              " locks; release some or raise --max-locks",
+                              " locks (held, or in a lock-delay); release some or "
+                              "raise --max-locks",
                           {{"max_locks", options_.max_locks}}));
   }
   auto token = NextToken(ttl);
@@ -77,7 +93,7 @@ void LockService::Acquire(std::string name, std::string owner, Millis ttl,
     Refuse("storage", {{"name", name}, {"owner", owner}, {"error", token.error().message}});
     return done(token.error());
   }
-  auto lease = table_.Grant(name, std::move(owner), ttl, NewLeaseId(), *token);
+  auto lease = table_.Grant(name, std::move(owner), ttl, NewLeaseId(), *token, lock_delay);
   if (!lease.ok()) return done(lease.error());  // unreachable: checked free
   OnGranted(*lease, std::nullopt);
   ArmExpiryTimer();
@@ -85,7 +101,7 @@ void LockService::Acquire(std::string name, std::string owner, Millis ttl,
 }
 
 void LockService::Wait(std::string name, std::string owner, Millis ttl,
-                       Millis wait, LeaseCallback done) {
+                       Millis wait, Millis lock_delay, LeaseCallback done) {
   if (table_.TotalWaiters() >= options_.max_waiters) {
     Refuse("capacity", {{"name", name}, {"owner", owner}, {"error", "too_many_waiters"}});
     return done(MakeError("too_many_waiters",
@@ -95,7 +111,7 @@ void LockService::Wait(std::string name, std::string owner, Millis ttl,
                           {{"max_waiters", options_.max_waiters}}));
   }
   const WaiterId id = next_waiter_id_++;
-  table_.Enqueue(name, Waiter{id, owner, ttl});
+  table_.Enqueue(name, Waiter{id, owner, ttl, lock_delay});
   const Millis now = clock_.Now();
   const Timers::Id timer =
       timers_.ScheduleAt(now + wait, [this, id] { OnWaitTimeout(id); });
@@ -119,15 +135,13 @@ void LockService::KeepAlive(LeaseId id, const LeaseCallback& done) {
   Tick();
   auto lease = table_.KeepAlive(id);
   if (!lease.ok()) {
-    Refuse("unknown_lease", {{"lease_id", id.ToString()}, {"op", "keepalive"}});
+    Refuse("unknown_lease", {{"lease_id", id.ToString()},
+                             {"op", "keepalive"},
+                             {"error", lease.error().code}});
     return done(lease.error());
   }
   metrics_.keepalives.Increment();
-  log::Info(ev::kRenewed, {{"name", lease->name},
-                           {ev::kOwner, lease->owner},
-                           {ev::kToken, lease->token.value()},
-                           {ev::kLeaseId, id.ToString()},
-                           {"ttl_ms", lease->ttl.count()}});
+  log::Info(ev::kRenewed, LeaseFields(*lease, {{"ttl_ms", lease->ttl.count()}}));
   ArmExpiryTimer();
   done(std::move(*lease));
 }
@@ -138,14 +152,30 @@ void LockService::Release(const std::string& name, LeaseId id,
   auto lease = table_.Release(name, id);
   if (!lease.ok()) {
     Refuse(lease.error().code == "not_holder" ? "not_holder" : "unknown_lease",
-           {{"name", name}, {"lease_id", id.ToString()}, {"op", "release"}});
+           {{"name", name}, {"lease_id", id.ToString()}, {"op", "release"},
+            {"error", lease.error().code}});
     return done(lease.error());
   }
   metrics_.releases.Increment();
-  log::Info(ev::kReleased, {{"name", lease->name},
-                            {ev::kOwner, lease->owner},
-                            {ev::kToken, lease->token.value()},
-                            {ev::kLeaseId, id.ToString()}});
+  log::Info(ev::kReleased, LeaseFields(*lease));
+  OnFreed();
+  Serve(name);
+  ArmExpiryTimer();
+  done(std::move(*lease));
+}
+
+void LockService::Break(const std::string& name, const std::string& reason,
+                        const std::string& caller, const LeaseCallback& done) {
+  Tick();
+  auto lease = table_.Break(name);
+  if (!lease.ok()) return done(lease.error());
+  metrics_.leases_broken.Increment();
+  // Warn: an operator overrode the lease protocol; the on-call reads these.
+  log::Warn("lease_broken",
+            LeaseFields(*lease, {{"reason", reason},
+                                 {"caller", caller},
+                                 {"expires_in_ms", (lease->expires_at - clock_.Now()).count()},
+                                 {"waiters", table_.WaiterCount(name)}}));
   OnFreed();
   Serve(name);
   ArmExpiryTimer();
@@ -156,11 +186,17 @@ void LockService::Status(const std::string& name, const StatusCallback& done) {
   Tick();
   const Lease* holder = table_.Holder(name);
   if (holder == nullptr) {
+    const Millis delay = table_.LockDelayRemaining(name);
     return done(MakeError(
-        "not_held", "lock '" + name + "' is not held",
+        "not_held",
+        "lock '" + name + "' is not held" +
+            (delay > Millis(0) ? "; it is in its lock-delay for another " +
+                                     std::to_string(delay.count()) + " ms"
+                               : ""),
         {{"name", name},
          {"waiters", table_.WaiterCount(name)},
-         {"grace_remaining_ms", GraceRemaining().count()}}));
+         {"grace_remaining_ms", GraceRemaining().count()},
+         {"lock_delay_remaining_ms", delay.count()}}));
   }
   done(LockStatus{name, holder->owner, holder->token, table_.ExpiresIn(*holder),
                   holder->ttl, table_.WaiterCount(name)});
@@ -184,15 +220,9 @@ void LockService::Shutdown() {
 
 void LockService::Tick() {
   std::vector<Lease> expired = table_.ExpireDue();
-  for (const Lease& lease : expired) {
-    metrics_.expirations.Increment();
-    log::Info(ev::kExpired, {{"name", lease.name},
-                             {ev::kOwner, lease.owner},
-                             {ev::kToken, lease.token.value()},
-                             {ev::kLeaseId, lease.id.ToString()},
-                             {"ttl_ms", lease.ttl.count()}});
-    OnFreed();
-  }
+  for (const Lease& lease : expired) LogExpired(lease);
+  const std::vector<LockDelay> delays_ended = table_.EndDueDelays();
+  for (const LockDelay& delay : delays_ended) LogDelayEnded(delay);
   if (!granting_ && clock_.Now() >= grace_until_) {
     granting_ = true;
     if (options_.grace > Millis(0)) {
@@ -201,7 +231,31 @@ void LockService::Tick() {
     for (const std::string& name : table_.LocksWithWaiters()) Serve(name);
   }
   for (const Lease& lease : expired) Serve(lease.name);
+  for (const LockDelay& delay : delays_ended) Serve(delay.expired.name);
   ArmExpiryTimer();
+}
+
+void LockService::LogExpired(const Lease& lease) {
+  metrics_.expirations.Increment();
+  log::Info(ev::kExpired, LeaseFields(lease, {{"ttl_ms", lease.ttl.count()}}));
+  OnFreed();
+  if (lease.lock_delay == Millis(0)) return;
+  metrics_.lock_delays.Increment();
+  log::Info("lock_delay_started",
+            LeaseFields(lease, {{"lock_delay_ms", lease.lock_delay.count()},
+                                // Less than lock_delay_ms when the expiry
+                                // was noticed late.
+                                {"lock_delay_remaining_ms",
+                                 table_.LockDelayRemaining(lease.name).count()}}));
+}
+
+void LockService::LogDelayEnded(const LockDelay& delay) {
+  const Lease& lease = delay.expired;
+  log::Info("lock_delay_ended",
+            LeaseFields(lease, {{"lock_delay_ms", lease.lock_delay.count()},
+                                // By lockd's clock: at least lock_delay_ms.
+                                {"since_expiry_ms", (clock_.Now() - lease.expires_at).count()},
+                                {"waiters", table_.WaiterCount(lease.name)}}));
 }
 
 void LockService::Serve(const std::string& name) {
@@ -236,7 +290,7 @@ LockService::LeaseCallback LockService::TakeWaiter(WaiterId id,
 
 void LockService::ArmExpiryTimer() {
   if (shutting_down_) return;
-  const std::optional<Millis> next = table_.NextExpiry();
+  const std::optional<Millis> next = table_.NextDeadline();
   if (next == expiry_armed_for_) return;
   expiry_armed_for_ = next;
   if (expiry_timer_) timers_.Cancel(*expiry_timer_);
@@ -253,12 +307,9 @@ void LockService::OnGranted(const Lease& lease, std::optional<Millis> waited) {
   metrics_.grants.Increment();
   metrics_.last_token.Set(static_cast<double>(lease.token.value()));
   metrics_.holders.Set(static_cast<double>(table_.HeldCount()));
-  nlohmann::json fields = {{"name", lease.name},
-                           {ev::kOwner, lease.owner},
-                           {ev::kToken, lease.token.value()},
-                           {ev::kLeaseId, lease.id.ToString()},
-                           {"ttl_ms", lease.ttl.count()}};
+  nlohmann::json fields = LeaseFields(lease, {{"ttl_ms", lease.ttl.count()}});
   if (waited) fields["waited_ms"] = waited->count();
+  if (lease.lock_delay > Millis(0)) fields["lock_delay_ms"] = lease.lock_delay.count();
   log::Info(ev::kGranted, fields);
 }
 
@@ -301,7 +352,14 @@ Error LockService::Held(const std::string& name, const std::string& owner,
   const Lease* holder = table_.Holder(name);
   nlohmann::json details = {{"name", name}, {"waited_ms", waited.count()}};
   std::string message = "lock '" + name + "' is held";
-  if (holder != nullptr) {
+  if (const Millis delay = table_.LockDelayRemaining(name); delay > Millis(0)) {
+    // No holder: the delay is what keeps the lock, so say that, not "held".
+    details["lock_delay_remaining_ms"] = delay.count();
+    message = "lock '" + name +
+              "' is in its lock-delay: its last lease expired and nobody is "
+              "granted it for another " + std::to_string(delay.count()) +
+              " ms (lock_delay_remaining_ms)";
+  } else if (holder != nullptr) {
     details["holder"] = holder->owner;
     details["token"] = holder->token.value();
     details["expires_in_ms"] = table_.ExpiresIn(*holder).count();

@@ -31,7 +31,7 @@ struct LockServiceOptions {
   // directory, where no lease can exist.
   Millis grace{0};
   std::string grace_source = "new_token_file";  // logged in grace_started
-  std::size_t max_locks = 100000;    // locks held at once
+  std::size_t max_locks = 100000;    // locks held or in a lock-delay at once
   std::size_t max_waiters = 10000;   // acquires waiting at once
 };
 
@@ -60,18 +60,25 @@ class LockService {
   // Arms the end of the grace period. Call once, before any operation.
   void Start();
 
-  // `name`, `owner`, `ttl` and `wait` are already validated. Errors: "held"
-  // (details holder, token, expires_in_ms, waited_ms), "starting" (details
+  // `name`, `owner`, `ttl`, `wait` and `lock_delay` are already validated.
+  // Errors: "held" (details holder, token, expires_in_ms, waited_ms, and
+  // lock_delay_remaining_ms during a lock-delay), "starting" (details
   // retry_after_ms), "too_many_locks", "too_many_waiters", "shutting_down",
   // "storage_error". `done` runs at once or, for a waiter, from a later call
-  // or timer.
+  // or timer. A waiter waits through a lock-delay like through a lease.
   void Acquire(std::string name, std::string owner, Millis ttl, Millis wait,
-               LeaseCallback done);
-  // Errors: "unknown_lease".
+               Millis lock_delay, LeaseCallback done);
+  // Errors: "lease_broken", "unknown_lease".
   void KeepAlive(LeaseId id, const LeaseCallback& done);
-  // Errors: "unknown_lease", "not_holder".
+  // Errors: "lease_broken", "unknown_lease", "not_holder".
   void Release(const std::string& name, LeaseId id, const LeaseCallback& done);
-  // Errors: "not_held" (details waiters, grace_remaining_ms).
+  // Ends `name`'s lease at once (no lock-delay) and serves its waiters; the
+  // audit log line names `reason` and `caller` (the peer's address).
+  // `reason` is already validated. Errors: "not_held".
+  void Break(const std::string& name, const std::string& reason,
+             const std::string& caller, const LeaseCallback& done);
+  // Errors: "not_held" (details waiters, grace_remaining_ms,
+  // lock_delay_remaining_ms).
   void Status(const std::string& name, const StatusCallback& done);
   // Answers every waiter and every later acquire with "shutting_down", so a
   // drain does not wait out long polls.
@@ -89,10 +96,11 @@ class LockService {
   };
 
   void Wait(std::string name, std::string owner, Millis ttl, Millis wait,
-            LeaseCallback done);
+            Millis lock_delay, LeaseCallback done);
   void OnWaitTimeout(WaiterId id);
-  // Expires due leases, ends the grace period when due, serves waiters of
-  // freed locks and re-arms the expiry timer. Every operation starts here,
+  // Expires due leases (starting their lock-delays), ends due lock-delays
+  // and the grace period, serves waiters of freed locks and re-arms the
+  // expiry timer. Every operation starts here,
   // so a late timer never lets a dead lease look alive.
   void Tick();
   // Grants `name` to its waiters in order while it is free.
@@ -102,6 +110,8 @@ class LockService {
   void ArmExpiryTimer();
   void OnGranted(const Lease& lease, std::optional<Millis> waited);
   void OnFreed();
+  void LogExpired(const Lease& lease);
+  void LogDelayEnded(const LockDelay& delay);
   Result<Token> NextToken(Millis ttl);
   LeaseId NewLeaseId() const;
   Error Held(const std::string& name, const std::string& owner, Millis waited);

@@ -27,6 +27,7 @@ struct Flags {
   std::string data_dir;
   std::int64_t max_ttl_ms = 60000;
   std::int64_t max_wait_ms = 30000;
+  std::int64_t max_lock_delay_ms = 60000;
   std::uint64_t token_block = 1000;
   std::size_t max_locks = 100000;
   std::size_t max_waiters = 10000;
@@ -73,6 +74,11 @@ void AddFlags(CLI::App& app, Flags& f) {
   app.add_option("--max-wait-ms", f.max_wait_ms, "largest wait_ms an acquire may ask for")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600000}))
       ->capture_default_str();
+  app.add_option("--max-lock-delay-ms", f.max_lock_delay_ms,
+                 "largest lock_delay_ms an acquire may ask for: after a lease "
+                 "with a lock-delay expires, nobody gets the lock for that long")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600000}))
+      ->capture_default_str();
   app.add_option("--token-block", f.token_block,
                  "tokens reserved per fdatasync of the counter; a crash skips the "
                  "unused rest of a block")
@@ -90,7 +96,7 @@ void AddFlags(CLI::App& app, Flags& f) {
             return floor.ok() ? std::string() : floor.error().message;
           },
           "TOKEN"));
-  app.add_option("--max-locks", f.max_locks, "locks held at once (503 above)")
+  app.add_option("--max-locks", f.max_locks, "locks held or in a lock-delay at once (503 above)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{10000000}))
       ->capture_default_str();
   app.add_option("--max-waiters", f.max_waiters, "acquires waiting at once (503 above)")
@@ -174,6 +180,7 @@ fence::net::DaemonOptions DaemonOptionsFor(const Flags& f,
   daemon.listening_fields = {{"data_dir", f.data_dir},
                              {"max_ttl_ms", f.max_ttl_ms},
                              {"max_wait_ms", f.max_wait_ms},
+                             {"max_lock_delay_ms", f.max_lock_delay_ms},
                              {"token_floor", journal.floor()},
                              {"grace_ms", service.grace.count()},
                              {"grace_source", service.grace_source}};
@@ -192,7 +199,9 @@ int Serve(const Flags& f, lockd::TokenJournal& journal) {
   fence::MonotonicClock clock;
   lockd::AsyncLockService service(lease_ioc, clock, journal, metrics, options);
   lockd::LockdApi api(service, metrics, registry,
-                      {.max_ttl = options.max_ttl, .max_wait = options.max_wait});
+                      {.max_ttl = options.max_ttl,
+                       .max_wait = options.max_wait,
+                       .max_lock_delay = fence::Millis(f.max_lock_delay_ms)});
   // RunDaemon drains on the same signals; this second set answers the long
   // polls at once so the drain does not wait them out.
   boost::asio::signal_set signals(lease_ioc, SIGTERM, SIGINT);

@@ -24,6 +24,18 @@ LockdMetrics::LockdMetrics(prometheus::Registry& registry)
                    .Help("Leases released by their holder.")
                    .Register(registry)
                    .Add({})),
+      lock_delays(prometheus::BuildCounter()
+                      .Name("fence_lockd_lock_delays_total")
+                      .Help("Lock-delays started: leases that expired having "
+                            "asked for lock_delay_ms > 0.")
+                      .Register(registry)
+                      .Add({})),
+      leases_broken(prometheus::BuildCounter()
+                        .Name("fence_lockd_leases_broken_total")
+                        .Help("Leases ended by an operator's break (POST "
+                              "/v1/locks/{name}/break).")
+                        .Register(registry)
+                        .Add({})),
       refusal_family(prometheus::BuildCounter()
                          .Name("fence_lockd_refusals_total")
                          .Help("Refused acquires, keep-alives and releases, "

@@ -32,6 +32,8 @@ struct LockdMetrics {
   prometheus::Counter& expirations;
   prometheus::Counter& keepalives;
   prometheus::Counter& releases;
+  prometheus::Counter& lock_delays;    // lock-delays started by an expiry
+  prometheus::Counter& leases_broken;  // by an operator, POST .../break
   prometheus::Family<prometheus::Counter>& refusal_family;
   std::unordered_map<std::string, prometheus::Counter*> refusals;
   prometheus::Gauge& holders;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <atomic>
@@ -183,14 +184,15 @@ TEST(LockdTest, HelpAndBadFlags) {
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
   const auto lines = (*help)->Lines();
   for (const char* flag : {"--max-ttl-ms", "--idle-timeout-ms", "--request-timeout-ms",
-                           "--drain-timeout-ms"}) {
+                           "--drain-timeout-ms", "--max-lock-delay-ms"}) {
     EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [flag](const std::string& l) {
       return l.find(flag) != std::string::npos;
     })) << flag;
   }
 
   for (const auto& [flag, value] : {std::pair{"--max-ttl-ms", "0"},
-                                    std::pair{"--idle-timeout-ms", "5"}}) {
+                                    std::pair{"--idle-timeout-ms", "5"},
+                                    std::pair{"--max-lock-delay-ms", "-1"}}) {
     auto bad = ChildProcess::Start(
         Args({SiblingBinary("fence-lockd"), "--data-dir", TempDir("badflag"), flag, value}));
     ASSERT_TRUE(bad.ok());
@@ -292,21 +294,36 @@ TEST(LockdTest, KeepAliveAndRelease) {
       << "one counter across all locks";
 }
 
+// A request lockd must refuse, and the status and error code it must get.
+struct BadRequestRow {
+  std::string what;
+  std::string url;
+  std::string body;
+  int status;
+  std::string error;
+};
+
+// Every row is refused with its status and code and a sentence (the
+// message), never taken as a request.
+void ExpectClearErrors(const std::vector<BadRequestRow>& rows) {
+  for (const BadRequestRow& row : rows) {
+    SCOPED_TRACE(row.what);
+    Reply reply = PostRaw(row.url, row.body);
+    EXPECT_EQ(reply.status, row.status) << reply.raw;
+    ASSERT_TRUE(reply.body.is_object()) << reply.raw;
+    EXPECT_EQ(reply.body.value("error", ""), row.error) << reply.raw;
+    EXPECT_GT(reply.body.value("message", "").size(), 10u) << reply.raw;
+  }
+}
+
 TEST(LockdTest, BadInputGetsAClearError) {
   auto lockd = Lockd::Start(TempDir("bad-input"), {"--max-ttl-ms", "5000",
                                                    "--max-wait-ms", "8000"});
   ASSERT_TRUE(lockd);
   const std::string acquire = lockd->base + "/v1/locks/job/acquire";
-  struct Row {
-    std::string what;
-    std::string url;
-    std::string body;
-    int status;
-    std::string error;
-  };
   const std::string long_owner(129, 'o');
   const std::string long_name(257, 'n');
-  const std::vector<Row> rows = {
+  const std::vector<BadRequestRow> rows = {
       {"not JSON", acquire, "owner=A", 400, "bad_request"},
       {"JSON but not an object", acquire, "[1,2]", 400, "bad_request"},
       {"empty body", acquire, "", 400, "bad_request"},
@@ -347,14 +364,7 @@ TEST(LockdTest, BadInputGetsAClearError) {
       {"keepalive unknown lease", lockd->base + "/v1/leases/0123456789abcdef/keepalive", "", 404, "unknown_lease"},
       {"keepalive wrong suffix", lockd->base + "/v1/leases/0123456789abcdef/renew", "", 404, "not_found"},
   };
-  for (const Row& row : rows) {
-    SCOPED_TRACE(row.what);
-    Reply reply = PostRaw(row.url, row.body);
-    EXPECT_EQ(reply.status, row.status) << reply.raw;
-    ASSERT_TRUE(reply.body.is_object()) << reply.raw;
-    EXPECT_EQ(reply.body.value("error", ""), row.error) << reply.raw;
-    EXPECT_GT(reply.body.value("message", "").size(), 10u) << reply.raw;
-  }
+  ExpectClearErrors(rows);
   Reply get_bad = Get(lockd->base + "/v1/locks/" + long_name);
   EXPECT_EQ(get_bad.status, 400) << get_bad.raw;
   Reply wrong_method = Send(Call(http::verb::delete_, acquire));
@@ -853,6 +863,245 @@ TEST(LockdTest, SigtermAnswersWaitersAndExitsCleanly) {
   EXPECT_EQ(waited.status, 503) << waited.raw;
   EXPECT_EQ(waited.body.value("error", ""), "shutting_down");
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+// The first line of lockd's output that is event `event` with every field
+// of `match`, waiting up to 5 s for it (lockd logs before it answers, but
+// the test reads its output on another thread). Null when there is none.
+json WaitForEvent(const Lockd& lockd, const std::string& event, const json& match) {
+  auto matches = [&](std::string_view line) {
+    json j = json::parse(line, nullptr, false);
+    if (!j.is_object() || j.value("event", "") != event) return false;
+    for (const auto& [field, value] : match.items()) {
+      if (!j.contains(field) || j[field] != value) return false;
+    }
+    return true;
+  };
+  auto line = lockd.process->WaitForLine(matches, milliseconds(5000));
+  return line ? json::parse(*line) : json();
+}
+
+// Milliseconds since the epoch of a log line's "ts" (UTC, millisecond
+// resolution, as common/logging writes it).
+std::int64_t LogMillis(const json& line) {
+  const std::string ts = line.value("ts", "");
+  std::tm tm{};
+  int ms = 0;
+  EXPECT_EQ(std::sscanf(ts.c_str(), "%d-%d-%dT%d:%d:%d.%d", &tm.tm_year, &tm.tm_mon,
+                        &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms),
+            7)
+      << ts;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<std::int64_t>(timegm(&tm)) * 1000 + ms;
+}
+
+struct Failover {
+  std::int64_t ttl_ms;
+  std::int64_t lock_delay_ms;
+  std::int64_t by_log_ms;     // lockd's log: A granted -> B granted
+  std::int64_t after_expiry_ms;  // lockd's log: A expired -> B granted
+  std::int64_t by_client_ms;  // test's clock: A's acquire sent -> B's answer
+};
+
+// A takes `lock` with `ttl` and `lock_delay` and never renews; B waits for
+// it. Checks that B is granted no earlier than expiry + lock-delay, by
+// lockd's own clock and by the test's, and returns the figures. No upper
+// bound is asserted: how late B gets it depends on the machine.
+Failover MeasureFailover(const Lockd& lockd, const std::string& lock, int ttl,
+                         int lock_delay) {
+  Failover f{ttl, lock_delay, 0, 0, 0};
+  const SteadyTime sent = Now();
+  Reply a = Post(lockd.base + "/v1/locks/" + lock + "/acquire",
+                 {{"owner", "A"}, {"ttl_ms", ttl}, {"lock_delay_ms", lock_delay}});
+  EXPECT_EQ(a.status, 200) << a.raw;
+  Reply b = Acquire(lockd, lock, "B", 1000, 20000);
+  const SteadyTime answered = Now();
+  EXPECT_EQ(b.status, 200) << b.raw;
+  if (a.status != 200 || b.status != 200) return f;
+  EXPECT_GT(b.body["token"].get<std::uint64_t>(), a.body["token"].get<std::uint64_t>());
+  f.by_client_ms = std::chrono::duration_cast<milliseconds>(answered - sent).count();
+  // lockd reads its clock in whole milliseconds, so a lease may end up to
+  // 1 ms before send time + TTL (docs/lockd.md, Guarantees); never sooner.
+  EXPECT_GE(f.by_client_ms, ttl + lock_delay - 1);
+
+  const json granted_a = WaitForEvent(lockd, "granted", {{"lease_id", a.body["lease_id"]}});
+  const json expired_a = WaitForEvent(lockd, "expired", {{"lease_id", a.body["lease_id"]}});
+  const json granted_b = WaitForEvent(lockd, "granted", {{"lease_id", b.body["lease_id"]}});
+  EXPECT_TRUE(granted_a.is_object() && expired_a.is_object() && granted_b.is_object());
+  if (!granted_b.is_object()) return f;
+  f.by_log_ms = LogMillis(granted_b) - LogMillis(granted_a);
+  f.after_expiry_ms = LogMillis(granted_b) - LogMillis(expired_a);
+  // Every line up to B's grant has been read: a delay would come before it.
+  const auto lines = lockd.process->Lines();
+  auto at = [&](const json& e) {
+    return std::find_if(lines.begin(), lines.end(), [&](const std::string& l) {
+             return json::parse(l, nullptr, false) == e;
+           }) - lines.begin();
+  };
+  if (lock_delay == 0) {
+    EXPECT_EQ(std::count_if(lines.begin(), lines.end(), [&](const std::string& l) {
+                return l.find("lock_delay_started") != l.npos && l.find(lock) != l.npos;
+              }), 0) << "no lock-delay unless asked for";
+    return f;
+  }
+  const json started = WaitForEvent(lockd, "lock_delay_started", {{"lease_id", a.body["lease_id"]}});
+  const json ended = WaitForEvent(lockd, "lock_delay_ended", {{"lease_id", a.body["lease_id"]}});
+  EXPECT_EQ(started.value("token", 0u), a.body["token"]) << started;
+  EXPECT_EQ(started.value("lock_delay_ms", 0), lock_delay) << started;
+  EXPECT_EQ(ended.value("token", 0u), a.body["token"]) << ended;
+  EXPECT_EQ(ended.value("lock_delay_ms", 0), lock_delay) << ended;
+  EXPECT_GE(ended.value("since_expiry_ms", -1), lock_delay) << "lockd's clock: " << ended;
+  // lockd's order of events: expired, delay started, delay ended, granted.
+  EXPECT_LT(at(expired_a), at(started));
+  EXPECT_LT(at(started), at(ended));
+  EXPECT_LT(at(ended), at(granted_b));
+  return f;
+}
+
+// Failover = TTL + lock-delay. Short by default; FENCE_LOCKD_FAILOVER_TABLE=1
+// measures the rows of docs/lockd.md.
+TEST(LockdTest, LockDelayKeepsTheLockFromEveryoneAfterAnExpiry) {
+  auto lockd = Lockd::Start(TempDir("lock-delay"), {"--max-ttl-ms", "5000",
+                                                    "--max-lock-delay-ms", "5000"});
+  ASSERT_TRUE(lockd);
+  std::vector<std::pair<int, int>> rows = {{500, 0}, {500, 1000}};
+  if (std::getenv("FENCE_LOCKD_FAILOVER_TABLE") != nullptr) {
+    rows = {{1000, 0}, {1000, 500}, {1000, 1000}, {1000, 2000}, {2000, 0}, {2000, 2000}};
+  }
+  int n = 0;
+  for (const auto& [ttl, delay] : rows) {
+    SCOPED_TRACE("ttl " + std::to_string(ttl) + " lock-delay " + std::to_string(delay));
+    const Failover f = MeasureFailover(*lockd, "failover-" + std::to_string(n++), ttl, delay);
+    std::printf("failover ttl_ms=%lld lock_delay_ms=%lld by_log_ms=%lld "
+                "after_expiry_ms=%lld by_client_ms=%lld\n",
+                static_cast<long long>(f.ttl_ms), static_cast<long long>(f.lock_delay_ms),
+                static_cast<long long>(f.by_log_ms), static_cast<long long>(f.after_expiry_ms),
+                static_cast<long long>(f.by_client_ms));
+  }
+}
+
+// During the delay a newcomer is told why, and how long is left.
+TEST(LockdTest, AcquireDuringTheLockDelayIsHeldWithTheRemainingDelay) {
+  auto lockd = Lockd::Start(TempDir("lock-delay-409"), {"--max-ttl-ms", "5000",
+                                                        "--max-lock-delay-ms", "3000"});
+  ASSERT_TRUE(lockd);
+  Reply a = Post(lockd->base + "/v1/locks/job/acquire",
+                 {{"owner", "A"}, {"ttl_ms", 200}, {"lock_delay_ms", 3000}});
+  ASSERT_EQ(a.status, 200) << a.raw;
+  ASSERT_TRUE(WaitForEvent(*lockd, "lock_delay_started", {{"name", "job"}}).is_object());
+  Reply c = Acquire(*lockd, "job", "C", 1000);
+  ASSERT_EQ(c.status, 409) << c.raw;
+  EXPECT_EQ(c.body["error"], "held");
+  const std::int64_t remaining = c.body.value("lock_delay_remaining_ms", -1);
+  EXPECT_GT(remaining, 0) << c.raw;
+  EXPECT_LE(remaining, 3000) << c.raw;
+  EXPECT_NE(c.body["message"].get<std::string>().find("lock-delay"), std::string::npos);
+  EXPECT_FALSE(c.body.contains("holder")) << "nobody holds it during the delay";
+  Reply status = Get(lockd->base + "/v1/locks/job");
+  EXPECT_EQ(status.status, 404) << status.raw;
+  EXPECT_GT(status.body.value("lock_delay_remaining_ms", -1), 0) << status.raw;
+  Reply too_long = Post(lockd->base + "/v1/locks/other/acquire",
+                        {{"owner", "A"}, {"ttl_ms", 200}, {"lock_delay_ms", 3001}});
+  EXPECT_EQ(too_long.status, 400) << too_long.raw;
+  EXPECT_NE(too_long.body.value("message", "").find("from 0 to 3000"), std::string::npos)
+      << too_long.raw;
+}
+
+// The audited break: the holder loses the lease at once and is told why,
+// the next holder's token is higher, and the log says who, what and why.
+TEST(LockdTest, BreakEndsTheLeaseAtOnceAndIsAudited) {
+  auto lockd = Lockd::Start(TempDir("break"), {"--max-ttl-ms", "60000"});
+  ASSERT_TRUE(lockd);
+  const std::string brk = lockd->base + "/v1/locks/job/break";
+  Reply none = Post(brk, {{"reason", "nothing held yet"}});
+  EXPECT_EQ(none.status, 404) << none.raw;
+  EXPECT_EQ(none.body.value("error", ""), "not_held");
+
+  Reply a = Post(lockd->base + "/v1/locks/job/acquire",
+                 {{"owner", "A"}, {"ttl_ms", 60000}, {"lock_delay_ms", 60000}});
+  ASSERT_EQ(a.status, 200) << a.raw;
+  const std::string lease_a = a.body["lease_id"];
+  Reply broken = Post(brk, {{"reason", "A hung in GC, ticket OPS-42"}});
+  ASSERT_EQ(broken.status, 200) << broken.raw;
+  EXPECT_EQ(broken.body["owner"], "A");
+  EXPECT_EQ(broken.body["token"], a.body["token"]);
+  EXPECT_EQ(broken.body["lease_id"], lease_a);
+
+  Reply renew = Post(lockd->base + "/v1/leases/" + lease_a + "/keepalive", json::object());
+  EXPECT_EQ(renew.status, 404) << renew.raw;
+  EXPECT_EQ(renew.body.value("error", ""), "lease_broken") << renew.raw;
+  Reply next = Acquire(*lockd, "job", "B", 1000);
+  ASSERT_EQ(next.status, 200) << "no lock-delay after a break: " << next.raw;
+  EXPECT_GT(next.body["token"].get<std::uint64_t>(), a.body["token"].get<std::uint64_t>());
+
+  const json line = WaitForEvent(*lockd, "lease_broken", {{"lease_id", lease_a}});
+  ASSERT_TRUE(line.is_object());
+  EXPECT_EQ(line.value("name", ""), "job");
+  EXPECT_EQ(line.value("owner", ""), "A");
+  EXPECT_EQ(line["token"], a.body["token"]);
+  EXPECT_EQ(line.value("reason", ""), "A hung in GC, ticket OPS-42");
+  EXPECT_EQ(line.value("caller", "").rfind("127.0.0.1:", 0), 0u) << line;
+  EXPECT_EQ(line.value("level", ""), "warning") << line;
+  Reply metrics = Get(lockd->base + "/metrics");
+  EXPECT_NE(metrics.raw.find("fence_lockd_leases_broken_total 1\n"), std::string::npos)
+      << metrics.raw;
+}
+
+TEST(LockdTest, BadBreakRequestsGetAClearError) {
+  auto lockd = Lockd::Start(TempDir("break-bad"), {"--max-ttl-ms", "60000"});
+  ASSERT_TRUE(lockd);
+  Reply a = Acquire(*lockd, "job", "A", 60000);
+  ASSERT_EQ(a.status, 200) << a.raw;
+  const std::string brk = lockd->base + "/v1/locks/job/break";
+  const std::vector<BadRequestRow> rows = {
+      {"empty body", brk, "", 400, "bad_request"},
+      {"not JSON", brk, "reason=x", 400, "bad_request"},
+      {"no reason", brk, "{}", 400, "bad_request"},
+      {"empty reason", brk, R"({"reason":""})", 400, "bad_request"},
+      {"reason a number", brk, R"({"reason":1})", 400, "bad_request"},
+      {"reason too long", brk, json{{"reason", std::string(257, 'r')}}.dump(), 400,
+       "bad_request"},
+      {"reason with a newline", brk, R"({"reason":"a\nb"})", 400, "bad_request"},
+      {"bad lock name", lockd->base + "/v1/locks/a/../break", R"({"reason":"x"})", 400,
+       "bad_lock_name"},
+  };
+  ExpectClearErrors(rows);
+  EXPECT_EQ(Get(lockd->base + "/v1/locks/job").body.value("holder", ""), "A")
+      << "a refused break leaves the lease alone";
+}
+
+// Why a break is safe: the next holder's token is higher, and once it
+// raises the fence the broken holder's writes are refused by the store.
+TEST(LockdTest, BrokenHoldersWritesAreFencedOnceTheNextHolderRaisesTheFence) {
+  const std::string dir = TempDir("break-fence");
+  auto lockd = Lockd::Start(dir + "/lockd", {"--max-ttl-ms", "60000"});
+  ASSERT_TRUE(lockd);
+  fence::testing::Daemon store =
+      fence::testing::StartDaemon("fence-store", {"--data-dir", dir + "/store"});
+  ASSERT_NE(store.port, 0);
+  const std::string object = store.Url() + "/v1/objects/job/result";
+  auto write = [&](const json& token, const std::string& body) {
+    return fence::testing::Request(http::verb::put, object,
+                                   {{"Fencing-Token", std::to_string(token.get<std::uint64_t>())}},
+                                   body);
+  };
+
+  Reply a = Acquire(*lockd, "job", "A", 60000);
+  ASSERT_EQ(a.status, 200) << a.raw;
+  EXPECT_EQ(write(a.body["token"], "A's result").result_int(), 200u);
+  ASSERT_EQ(Post(lockd->base + "/v1/locks/job/break", {{"reason", "A hung"}}).status, 200);
+  Reply b = Acquire(*lockd, "job", "B", 60000);
+  ASSERT_EQ(b.status, 200) << b.raw;
+  auto raised = fence::testing::Request(
+      http::verb::post, store.Url() + "/v1/fences/job/result",
+      {{"Fencing-Token", std::to_string(b.body["token"].get<std::uint64_t>())}});
+  ASSERT_EQ(raised.result_int(), 200u) << raised.body();
+
+  auto stale = write(a.body["token"], "A again, after the break");
+  EXPECT_EQ(stale.result_int(), 409u) << stale.body();
+  EXPECT_NE(stale.body().find("stale_token"), std::string::npos) << stale.body();
+  EXPECT_EQ(write(b.body["token"], "B's result").result_int(), 200u);
 }
 
 }  // namespace

@@ -87,8 +87,8 @@ TEST_F(RulesTest, EveryAlertLinksAnExistingRunbookSection) {
        it != std::sregex_iterator(); ++it) {
     alerts.push_back((*it)[1].str());
   }
-  ASSERT_EQ(alerts.size(), 4u) << "FencedWriteDetected, FenceStoreDown, "
-                                  "LockExpirationSpike, FenceLockdDown";
+  ASSERT_EQ(alerts.size(), 5u) << "FencedWriteDetected, FenceStoreDown, "
+                                  "LockExpirationSpike, FenceLockdDown, LeaseBroken";
 
   std::regex link(R"re(runbook_url: "docs/runbook\.md#([a-z0-9_-]+)")re");
   std::size_t links = 0;

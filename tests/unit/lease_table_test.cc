@@ -222,6 +222,174 @@ TEST_F(LeaseTableTest, LocksWithWaitersListsOnlyQueuedLocks) {
   EXPECT_FALSE(table_.IsFree("b"));
 }
 
+// How a lease ends, for the lock-delay table below.
+enum class End { kExpiry, kRelease, kBreak };
+
+struct LockDelayRow {
+  const char* what;
+  End end;
+  Millis lock_delay;
+  Millis after_end;  // time from the end to the look at the lock
+  bool free;
+  Millis remaining;
+};
+
+// The rule: only an expiry starts a lock-delay, measured from the expiry
+// instant; a release or a break frees the lock at once whatever the lease
+// asked for.
+TEST_F(LeaseTableTest, LockDelayFollowsOnlyAnExpiry) {
+  const LockDelayRow rows[] = {
+      {"expiry, no delay", End::kExpiry, Millis(0), Millis(0), true, Millis(0)},
+      {"expiry, at its start", End::kExpiry, Millis(500), Millis(0), false, Millis(500)},
+      {"expiry, one ms before its end", End::kExpiry, Millis(500), Millis(499), false,
+       Millis(1)},
+      {"expiry, at its end", End::kExpiry, Millis(500), Millis(500), true, Millis(0)},
+      {"release", End::kRelease, Millis(500), Millis(0), true, Millis(0)},
+      {"break", End::kBreak, Millis(500), Millis(0), true, Millis(0)},
+  };
+  std::uint64_t next = 1;
+  for (const LockDelayRow& row : rows) {
+    SCOPED_TRACE(row.what);
+    const std::string name = std::string("job-") + std::to_string(next);
+    const Lease lease = *table_.Grant(name, "A", kTtl, LeaseId(next), Token(next),
+                                      row.lock_delay);
+    ++next;
+    EXPECT_EQ(lease.lock_delay, row.lock_delay);
+    switch (row.end) {
+      case End::kExpiry:
+        clock_.Advance(kTtl);
+        ASSERT_EQ(table_.ExpireDue().size(), 1u);
+        break;
+      case End::kRelease:
+        ASSERT_TRUE(table_.Release(name, lease.id).ok());
+        break;
+      case End::kBreak:
+        ASSERT_TRUE(table_.Break(name).ok());
+        break;
+    }
+    clock_.Advance(row.after_end);
+    table_.EndDueDelays();
+    EXPECT_EQ(table_.IsFree(name), row.free);
+    EXPECT_EQ(table_.LockDelayRemaining(name), row.remaining);
+    auto grant = table_.Grant(name, "B", kTtl, LeaseId(100 + next), Token(100 + next));
+    EXPECT_EQ(grant.ok(), row.free);
+    if (grant.ok()) {
+      ASSERT_TRUE(table_.Release(name, grant->id).ok());  // for the next row
+    } else {
+      EXPECT_EQ(grant.error().code, "held");
+      EXPECT_EQ(grant.error().details.value("lock_delay_remaining_ms", -1),
+                row.remaining.count());
+    }
+  }
+}
+
+TEST_F(LeaseTableTest, LockDelayCountsFromTheExpiryInstantNotFromWhenItIsNoticed) {
+  MustGrant("job", "A", 1, 1, kTtl);
+  ASSERT_TRUE(table_.KeepAlive(LeaseId(1)).ok());
+  auto lease = table_.Grant("other", "B", kTtl, LeaseId(2), Token(2), Millis(300));
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(table_.NextDeadline(), clock_.Now() + kTtl);
+  clock_.Advance(kTtl + Millis(100));  // the expiry is noticed 100 ms late
+  ASSERT_EQ(table_.ExpireDue().size(), 2u);
+  EXPECT_EQ(table_.LockDelayRemaining("other"), Millis(200));
+  EXPECT_EQ(table_.NextDeadline(), lease->expires_at + Millis(300));
+  EXPECT_TRUE(table_.EndDueDelays().empty());
+  clock_.Advance(Millis(200));
+  const auto ended = table_.EndDueDelays();
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].expired.token, Token(2));
+  EXPECT_EQ(ended[0].until, lease->expires_at + Millis(300));
+  EXPECT_FALSE(table_.NextDeadline().has_value());
+  EXPECT_TRUE(table_.IsFree("other"));
+}
+
+TEST_F(LeaseTableTest, DelayNoticedAfterItsEndStartsAndEndsAtOnce) {
+  ASSERT_TRUE(table_.Grant("job", "A", kTtl, LeaseId(1), Token(1), Millis(50)).ok());
+  clock_.Advance(kTtl + Millis(80));
+  ASSERT_EQ(table_.ExpireDue().size(), 1u);
+  EXPECT_EQ(table_.LockDelayRemaining("job"), Millis(0));
+  EXPECT_TRUE(table_.IsFree("job"));
+  EXPECT_EQ(table_.EndDueDelays().size(), 1u);
+}
+
+TEST_F(LeaseTableTest, WaitersWaitThroughTheLockDelay) {
+  ASSERT_TRUE(table_.Grant("job", "A", kTtl, LeaseId(1), Token(1), Millis(400)).ok());
+  table_.Enqueue("job", Waiter{10, "B", kTtl, Millis(0)});
+  clock_.Advance(kTtl);
+  ASSERT_EQ(table_.ExpireDue().size(), 1u);
+  EXPECT_EQ(table_.Holder("job"), nullptr);
+  EXPECT_FALSE(table_.HasReadyWaiter("job"));
+  EXPECT_FALSE(table_.GrantToHead("job", LeaseId(2), Token(2)).ok());
+  clock_.Advance(Millis(400));
+  EXPECT_EQ(table_.EndDueDelays().size(), 1u);
+  ASSERT_TRUE(table_.HasReadyWaiter("job"));
+  auto handoff = table_.GrantToHead("job", LeaseId(2), Token(2));
+  ASSERT_TRUE(handoff.ok());
+  EXPECT_EQ(handoff->lease.owner, "B");
+}
+
+TEST_F(LeaseTableTest, WaiterCarriesItsLockDelayIntoItsLease) {
+  MustGrant("job", "A", 1, 1);
+  table_.Enqueue("job", Waiter{10, "B", kTtl, Millis(250)});
+  ASSERT_TRUE(table_.Release("job", LeaseId(1)).ok());
+  auto handoff = table_.GrantToHead("job", LeaseId(2), Token(2));
+  ASSERT_TRUE(handoff.ok());
+  EXPECT_EQ(handoff->lease.lock_delay, Millis(250));
+  clock_.Advance(kTtl);
+  ASSERT_EQ(table_.ExpireDue().size(), 1u);
+  EXPECT_EQ(table_.LockDelayRemaining("job"), Millis(250));
+}
+
+TEST_F(LeaseTableTest, BreakEndsTheLeaseAndItsHolderLearnsWhy) {
+  ASSERT_TRUE(table_.Grant("job", "A", kTtl, LeaseId(7), Token(1), Millis(500)).ok());
+  table_.Enqueue("job", Waiter{10, "B", kTtl, Millis(0)});
+  auto broken = table_.Break("job");
+  ASSERT_TRUE(broken.ok());
+  EXPECT_EQ(broken->owner, "A");
+  EXPECT_EQ(broken->token, Token(1));
+  EXPECT_EQ(broken->id, LeaseId(7));
+  EXPECT_TRUE(table_.HasReadyWaiter("job")) << "no lock-delay after a break";
+  EXPECT_FALSE(table_.NextDeadline().has_value());
+  auto renewed = table_.KeepAlive(LeaseId(7));
+  ASSERT_FALSE(renewed.ok());
+  EXPECT_EQ(renewed.error().code, "lease_broken");
+  auto released = table_.Release("job", LeaseId(7));
+  ASSERT_FALSE(released.ok());
+  EXPECT_EQ(released.error().code, "lease_broken");
+  ASSERT_TRUE(table_.GrantToHead("job", LeaseId(8), Token(2)).ok());
+  released = table_.Release("job", LeaseId(7));
+  ASSERT_FALSE(released.ok());
+  EXPECT_EQ(released.error().code, "not_holder") << "the lock has a new holder";
+}
+
+TEST_F(LeaseTableTest, BreakOfAFreeOrDelayedLockIsNotHeld) {
+  for (const char* name : {"never", "delayed"}) {
+    SCOPED_TRACE(name);
+    if (std::string_view(name) == "delayed") {
+      ASSERT_TRUE(table_.Grant(name, "A", kTtl, LeaseId(1), Token(1), Millis(500)).ok());
+      clock_.Advance(kTtl);
+      ASSERT_EQ(table_.ExpireDue().size(), 1u);
+    }
+    auto broken = table_.Break(name);
+    ASSERT_FALSE(broken.ok());
+    EXPECT_EQ(broken.error().code, "not_held");
+  }
+  EXPECT_EQ(table_.LockDelayRemaining("delayed"), Millis(500))
+      << "a refused break leaves the delay alone";
+}
+
+TEST_F(LeaseTableTest, BrokenLeasesAreRememberedBoundedly) {
+  const std::uint64_t n = LeaseTable::kBrokenRemembered + 1;
+  for (std::uint64_t i = 1; i <= n; ++i) {
+    MustGrant("job", "A", i, i);
+    ASSERT_TRUE(table_.Break("job").ok());
+  }
+  EXPECT_EQ(table_.KeepAlive(LeaseId(1)).error().code, "unknown_lease")
+      << "the oldest break is forgotten, and its lease is still refused";
+  EXPECT_EQ(table_.KeepAlive(LeaseId(2)).error().code, "lease_broken");
+  EXPECT_EQ(table_.KeepAlive(LeaseId(n)).error().code, "lease_broken");
+}
+
 TEST(LeaseIdTest, RoundTripsAsSixteenHexDigits) {
   const LeaseId id(0x00ab'cdef'0123'4567ull);
   EXPECT_EQ(id.ToString(), "00abcdef01234567");

@@ -37,20 +37,27 @@ class LockdServiceTest : public ::testing::Test {
   }
 
   std::shared_ptr<Answer> Acquire(const std::string& name, const std::string& owner,
-                                  Millis ttl, Millis wait) {
+                                  Millis ttl, Millis wait, Millis lock_delay = Millis(0)) {
     auto answer = std::make_shared<Answer>();
-    service_->Acquire(name, owner, ttl, wait,
+    service_->Acquire(name, owner, ttl, wait, lock_delay,
                       [answer](Result<Lease> r) { answer->result = std::move(r); });
     return answer;
   }
-  Lease MustGrant(const std::string& name, const std::string& owner, Millis ttl) {
-    auto answer = Acquire(name, owner, ttl, Millis(0));
+  Lease MustGrant(const std::string& name, const std::string& owner, Millis ttl,
+                  Millis lock_delay = Millis(0)) {
+    auto answer = Acquire(name, owner, ttl, Millis(0), lock_delay);
     EXPECT_TRUE(answer->granted()) << answer->error();
     return answer->lease();
   }
   Answer Release(const std::string& name, LeaseId id) {
     Answer answer;
     service_->Release(name, id, [&](Result<Lease> r) { answer.result = std::move(r); });
+    return answer;
+  }
+  Answer Break(const std::string& name, const std::string& reason) {
+    Answer answer;
+    service_->Break(name, reason, "127.0.0.1:1",
+                    [&](Result<Lease> r) { answer.result = std::move(r); });
     return answer;
   }
   Answer KeepAlive(LeaseId id) {
@@ -236,6 +243,81 @@ TEST_F(LockdServiceTest, LimitsOnLocksAndWaitersAreAnsweredAtOnce) {
   auto waiting = Acquire("a", "C", kTtl, Millis(5000));
   EXPECT_FALSE(waiting->answered());
   EXPECT_EQ(Acquire("a", "D", kTtl, Millis(5000))->error(), "too_many_waiters");
+}
+
+TEST_F(LockdServiceTest, ALockInItsLockDelayCountsAgainstMaxLocks) {
+  LockServiceOptions options;
+  options.max_locks = 1;
+  StartService(Millis(0), options);
+  MustGrant("a", "A", kTtl, Millis(500));
+  timers_.Advance(kTtl);
+  EXPECT_EQ(Holder("a"), "");
+  EXPECT_EQ(Acquire("b", "B", kTtl, Millis(0))->error(), "too_many_locks");
+  timers_.Advance(Millis(500));
+  EXPECT_TRUE(Acquire("b", "B", kTtl, Millis(0))->granted());
+}
+
+// Failover = TTL + lock-delay: a waiter queued before the expiry is granted
+// at expiry + lock_delay exactly, not a millisecond sooner.
+TEST_F(LockdServiceTest, WaiterIsGrantedAtExpiryPlusLockDelay) {
+  StartService(Millis(0));
+  const Lease a = MustGrant("job", "A", kTtl, Millis(700));
+  auto b = Acquire("job", "B", kTtl, Millis(5000));
+  timers_.Advance(kTtl);
+  EXPECT_EQ(Holder("job"), "");
+  EXPECT_FALSE(b->answered()) << "no grant during the lock-delay";
+  EXPECT_EQ(metrics_.lock_delays.Value(), 1);
+  auto c = Acquire("job", "C", kTtl, Millis(0));
+  ASSERT_EQ(c->error(), "held");
+  EXPECT_EQ(c->detail("lock_delay_remaining_ms"), 700);
+  EXPECT_NE(c->result->error().message.find("lock-delay"), std::string::npos)
+      << c->result->error().message;
+  Answer status;
+  service_->Status("job", [&](Result<LockStatus> s) {
+    if (!s.ok()) status.result = Result<Lease>(s.error());
+  });
+  EXPECT_EQ(status.detail("lock_delay_remaining_ms"), 700);
+  timers_.Advance(Millis(699));
+  EXPECT_FALSE(b->answered());
+  timers_.Advance(Millis(1));
+  ASSERT_TRUE(b->granted()) << b->error();
+  EXPECT_GT(b->lease().token, a.token);
+  EXPECT_EQ(b->lease().expires_at, a.expires_at + Millis(700) + kTtl);
+}
+
+TEST_F(LockdServiceTest, ReleaseStartsNoLockDelay) {
+  StartService(Millis(0));
+  const Lease a = MustGrant("job", "A", kTtl, Millis(700));
+  auto b = Acquire("job", "B", kTtl, Millis(5000));
+  ASSERT_TRUE(Release("job", a.id).granted());
+  ASSERT_TRUE(b->granted()) << b->error();
+  EXPECT_EQ(metrics_.lock_delays.Value(), 0);
+}
+
+TEST_F(LockdServiceTest, WaitEndingInsideTheLockDelayIsHeldWithTheRemainingDelay) {
+  StartService(Millis(0));
+  ASSERT_TRUE(Acquire("job", "A", kTtl, Millis(0), Millis(700))->granted());
+  auto b = Acquire("job", "B", kTtl, Millis(1200));
+  timers_.Advance(Millis(1200));
+  ASSERT_EQ(b->error(), "held");
+  EXPECT_EQ(b->detail("waited_ms"), 1200);
+  EXPECT_EQ(b->detail("lock_delay_remaining_ms"), 500);
+}
+
+TEST_F(LockdServiceTest, BreakServesTheNextWaiterAtOnceAndRefusesTheOldHolder) {
+  StartService(Millis(0));
+  const Lease a = MustGrant("job", "A", Millis(10000), Millis(700));
+  auto b = Acquire("job", "B", kTtl, Millis(5000));
+  EXPECT_EQ(Break("free", "nothing to break").error(), "not_held");
+  Answer broken = Break("job", "A is hung");
+  ASSERT_TRUE(broken.granted()) << broken.error();
+  EXPECT_EQ(broken.lease().token, a.token);
+  ASSERT_TRUE(b->granted()) << "a break starts no lock-delay";
+  EXPECT_GT(b->lease().token, a.token);
+  EXPECT_EQ(metrics_.leases_broken.Value(), 1);
+  EXPECT_EQ(metrics_.lock_delays.Value(), 0);
+  EXPECT_EQ(KeepAlive(a.id).error(), "lease_broken");
+  EXPECT_EQ(Holder("job"), "B");
 }
 
 }  // namespace
