@@ -134,6 +134,10 @@ class EtcdBackend final : public LockBackend {
   const std::vector<std::string> endpoints_;
   // The endpoint that answered last; requests start there.
   std::atomic<std::size_t> current_{0};
+  // Kept-alive connections to the members (thread-safe; the watch stream in
+  // WaitForDelete has its own, as a stream that was cut short cannot be
+  // reused).
+  net::HttpClient http_;
   std::mutex api_mu_;  // serializes Acquire and Release
   mutable std::mutex mu_;
   std::optional<Held> held_;  // GUARDED_BY(mu_)
@@ -170,7 +174,7 @@ Result<json> EtcdBackend::Post(std::string_view path, const json& body,
     net::HttpCall call =
         net::JsonCall(net::http::verb::post, endpoints_[index] + std::string(path), body);
     call.timeout = std::min(kRequestTimeout, remaining);
-    auto answer = net::Call(call);
+    auto answer = http_.Call(call);
     if (answer.ok()) {
       const unsigned status = answer->result_int();
       json parsed = json::parse(answer->body(), nullptr, false);

@@ -128,13 +128,16 @@ class LockdBackend final : public LockBackend {
                              const nlohmann::json& body, Millis timeout) {
     auto call = net::JsonCall(method, endpoint_ + path, body);
     call.timeout = timeout;
-    auto res = net::Call(call);
+    auto res = http_.Call(call);
     if (res.ok()) return res;
     return MakeError("unavailable", "fence-lockd did not answer: " + res.error().message,
                      {{"endpoint", endpoint_}});
   }
 
   std::string endpoint_;
+  // Thread-safe on its own: a long-poll Acquire and the worker's keep-alive
+  // thread each use their own connection, kept for the next call.
+  net::HttpClient http_;
   mutable std::mutex mu_;
   std::optional<LockGrant> lease_;  // GUARDED_BY(mu_)
 };

@@ -111,9 +111,15 @@ Result<PutResult> InterpretWriteResponse(int http_status, bool fencing_off,
 }
 
 StoreClient::StoreClient(std::string base_url, std::chrono::milliseconds timeout)
-    : base_url_(std::move(base_url)), timeout_(timeout) {
+    : base_url_(std::move(base_url)),
+      timeout_(timeout),
+      http_(std::make_unique<net::HttpClient>()) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
 }
+
+StoreClient::~StoreClient() = default;
+StoreClient::StoreClient(StoreClient&&) noexcept = default;
+StoreClient& StoreClient::operator=(StoreClient&&) noexcept = default;
 
 std::string StoreClient::ObjectUrl(const std::string& key) const {
   return base_url_ + "/v1/objects/" + EncodeKeyForPath(key);
@@ -132,7 +138,7 @@ Result<PutResult> StoreClient::Put(const std::string& key, const std::string& bo
   if (token) call.headers.emplace_back(std::string(kFencingTokenHeader), token->ToString());
   call.body = body;
   call.timeout = timeout_;
-  auto res = net::Call(call);
+  auto res = http_->Call(call);
   if (!res.ok()) return res.error();
   return InterpretWriteResponse(static_cast<int>(res->result_int()), FencingOff(*res),
                                 res->body());
@@ -154,7 +160,7 @@ Result<PutResult> StoreClient::SendWrite(http::verb method, const std::string& u
   call.url = url;
   call.headers.emplace_back(std::string(kFencingTokenHeader), token.ToString());
   call.timeout = timeout_;
-  auto res = net::Call(call);
+  auto res = http_->Call(call);
   if (!res.ok()) return res.error();
   return InterpretWriteResponse(static_cast<int>(res->result_int()), FencingOff(*res),
                                 res->body());
@@ -165,7 +171,7 @@ Result<FetchedObject> StoreClient::Get(const std::string& key) {
   call.method = http::verb::get;
   call.url = ObjectUrl(key);
   call.timeout = timeout_;
-  auto res = net::Call(call);
+  auto res = http_->Call(call);
   if (!res.ok()) return res.error();
   const int status = static_cast<int>(res->result_int());
   if (status != 200) return ErrorFromAnswer(status, res->body(), "GET " + call.url);
@@ -185,7 +191,7 @@ Result<FenceReading> StoreClient::GetFence(const std::string& key) {
   call.method = http::verb::get;
   call.url = FenceUrl(key);
   call.timeout = timeout_;
-  auto res = net::Call(call);
+  auto res = http_->Call(call);
   if (!res.ok()) return res.error();
   const int status = static_cast<int>(res->result_int());
   if (status != 200) return ErrorFromAnswer(status, res->body(), "GET " + call.url);

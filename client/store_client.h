@@ -7,12 +7,17 @@
 #include <boost/beast/http/verb.hpp>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
 #include "core/result.h"
 #include "core/token.h"
+
+namespace fence::net {
+class HttpClient;
+}  // namespace fence::net
 
 namespace fence::client {
 
@@ -74,11 +79,17 @@ class ObjectStore {
 Result<PutResult> InterpretWriteResponse(int http_status, bool fencing_off,
                                          const std::string& body);
 
+// Keeps its connection to the store open between calls (see
+// net::HttpClient: thread-safe, a write whose outcome is unknown is never
+// sent again). Make one per process and reuse it.
 class StoreClient final : public ObjectStore {
  public:
   // `base_url` is http://HOST:PORT (no path).
   explicit StoreClient(std::string base_url,
                        std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  ~StoreClient() override;
+  StoreClient(StoreClient&&) noexcept;
+  StoreClient& operator=(StoreClient&&) noexcept;
 
   Result<PutResult> Put(const std::string& key, const std::string& body,
                         std::optional<Token> token) override;
@@ -99,6 +110,7 @@ class StoreClient final : public ObjectStore {
                               Token token);
   std::string base_url_;
   std::chrono::milliseconds timeout_;
+  std::unique_ptr<net::HttpClient> http_;
 };
 
 }  // namespace fence::client

@@ -4,6 +4,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
+#include <cerrno>
+#include <sys/socket.h>
 
 namespace fence::net {
 
@@ -76,55 +78,28 @@ http::request<http::string_body> BuildRequest(const HttpCall& call, const Url& u
 }  // namespace
 
 Result<Response> Call(const HttpCall& call) {
-  auto url = ParseUrl(call.url);
-  if (!url.ok()) return url.error();
-  auto fail = [&](const std::string& step, const beast::error_code& ec) {
-    return TransportError(call, step, ec);
-  };
-  asio::io_context ioc;
-  beast::tcp_stream stream(ioc);
-  beast::error_code ec;
-  tcp::resolver resolver(ioc);
-  const auto endpoints = resolver.resolve(url->host, url->port, ec);
-  if (ec) return fail("resolving the host", ec);
-
-  auto req = BuildRequest(call, *url);
-
-  // Asynchronous operations on a private io_context give each step a real
-  // deadline; synchronous socket calls cannot be bounded.
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(256ull * 1024 * 1024);
-  // A response to HEAD announces a length but carries no body.
-  parser.skip(call.method == http::verb::head);
-  std::string step = "connecting";
-  stream.expires_after(call.timeout);
-  stream.async_connect(endpoints, [&](beast::error_code cec, const tcp::endpoint&) {
-    if (cec) {
-      ec = cec;
-      return;
-    }
-    step = "sending the request";
-    http::async_write(stream, req, [&](beast::error_code, std::size_t) {
-      // A server may answer before reading the whole body (a stale write is
-      // refused from its header) and close; its answer is still readable.
-      step = "reading the response";
-      http::async_read(stream, buffer, parser,
-                       [&](beast::error_code rec, std::size_t) { ec = rec; });
-    });
-  });
-  ioc.run();
-  if (ec) return fail(step, ec);
-  beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  return parser.release();
+  HttpClient client;
+  return client.Call(call);
 }
 
-}  // namespace fence::net
+namespace detail {
 
-namespace fence::net {
+// The io_context is declared first so it outlives the stream bound to it.
+struct KeptConnection {
+  explicit KeptConnection(std::string origin_in)
+      : stream(ioc), origin(std::move(origin_in)) {}
+  asio::io_context ioc;
+  beast::tcp_stream stream;
+  std::string origin;  // "host:port" it is connected to
+  std::chrono::steady_clock::time_point idle_since;
+};
+
+}  // namespace detail
 
 namespace {
+
+using detail::KeptConnection;
+using Deadline = std::chrono::steady_clock::time_point;
 
 // Runs whatever was queued on `ioc` to completion (the stream's deadline
 // bounds it) and makes the context reusable for the next step.
@@ -133,7 +108,164 @@ void RunStep(asio::io_context& ioc) {
   ioc.run();
 }
 
+// The pre-use check of an idle connection, without blocking: usable only if
+// there is nothing to read. End of stream or a reset means the server closed
+// it; bytes nobody asked for (a 408 sent before closing) would be taken for
+// the answer to the next request.
+bool IdleAndOpen(KeptConnection& connection) {
+  char byte = 0;
+  const ssize_t got = ::recv(connection.stream.socket().native_handle(), &byte, 1,
+                             MSG_PEEK | MSG_DONTWAIT);
+  return got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+// What one step of a call came to.
+struct Exchange {
+  beast::error_code ec;
+  std::string step;       // what failed, for the error sentence
+  bool unsent = false;    // failed with no byte of the request sent: may retry
+  bool reusable = false;  // both sides are at a message boundary
+  Response response;
+};
+
+Exchange Connect(KeptConnection& connection, const Url& url, Deadline deadline) {
+  Exchange out;
+  tcp::resolver resolver(connection.ioc);
+  const auto endpoints = resolver.resolve(url.host, url.port, out.ec);
+  if (out.ec) {
+    out.step = "resolving the host";
+    return out;
+  }
+  // Asynchronous operations on the connection's own io_context give each
+  // step a real deadline; synchronous socket calls cannot be bounded.
+  connection.stream.expires_at(deadline);
+  connection.stream.async_connect(
+      endpoints, [&](beast::error_code ec, const tcp::endpoint&) { out.ec = ec; });
+  RunStep(connection.ioc);
+  if (out.ec) out.step = "connecting";
+  return out;
+}
+
+Exchange Send(KeptConnection& connection, const http::request<http::string_body>& req,
+              Deadline deadline) {
+  Exchange out;
+  beast::error_code write_ec;
+  std::size_t sent = 0;
+  connection.stream.expires_at(deadline);
+  http::async_write(connection.stream, req, [&](beast::error_code ec, std::size_t n) {
+    write_ec = ec;
+    sent = n;
+  });
+  RunStep(connection.ioc);
+  if (write_ec && (sent == 0 || write_ec == beast::error::timeout)) {
+    out.ec = write_ec;
+    out.step = "sending the request";
+    // Only a connection the peer had already closed fails this way with
+    // nothing sent: the server cannot have read a byte of this request.
+    out.unsent = sent == 0 && (write_ec == asio::error::broken_pipe ||
+                               write_ec == asio::error::connection_reset);
+    return out;
+  }
+  // A server may answer before reading the whole body (a stale write is
+  // refused from its header) and close; its answer is still readable.
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(256ull * 1024 * 1024);
+  // A response to HEAD announces a length but carries no body.
+  parser.skip(req.method() == http::verb::head);
+  connection.stream.expires_at(deadline);
+  http::async_read(connection.stream, buffer, parser,
+                   [&](beast::error_code ec, std::size_t) { out.ec = ec; });
+  RunStep(connection.ioc);
+  if (out.ec) {
+    out.step = "reading the response";
+    return out;
+  }
+  // Reused only if the whole request went out, the server did not say it
+  // closes (Connection: close), and nothing arrived past the answer.
+  out.reusable = !write_ec && parser.keep_alive() && buffer.size() == 0;
+  out.response = parser.release();
+  return out;
+}
+
+void Close(KeptConnection& connection) {
+  beast::error_code ignored;
+  connection.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  connection.stream.close();
+}
+
 }  // namespace
+
+HttpClient::HttpClient() = default;
+
+HttpClient::~HttpClient() {
+  for (auto& connection : idle_) Close(*connection);
+}
+
+std::unique_ptr<HttpClient::Connection> HttpClient::TakeIdle(const std::string& origin) {
+  std::vector<std::unique_ptr<Connection>> dead;
+  std::unique_ptr<Connection> found;
+  {
+    std::lock_guard lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = idle_.end(); it != idle_.begin() && !found;) {
+      --it;
+      if ((*it)->origin != origin) continue;
+      auto candidate = std::move(*it);
+      it = idle_.erase(it);
+      if (now - candidate->idle_since < kMaxIdleTime && IdleAndOpen(*candidate)) {
+        found = std::move(candidate);
+      } else {
+        dead.push_back(std::move(candidate));
+      }
+    }
+  }
+  for (auto& connection : dead) Close(*connection);
+  return found;
+}
+
+void HttpClient::PutIdle(std::unique_ptr<Connection> connection) {
+  connection->stream.expires_never();
+  connection->idle_since = std::chrono::steady_clock::now();
+  std::unique_ptr<Connection> evicted;
+  {
+    std::lock_guard lock(mu_);
+    if (idle_.size() >= kMaxIdle) {
+      evicted = std::move(idle_.front());
+      idle_.erase(idle_.begin());
+    }
+    idle_.push_back(std::move(connection));
+  }
+  if (evicted) Close(*evicted);
+}
+
+Result<Response> HttpClient::Call(const HttpCall& call) {
+  auto url = ParseUrl(call.url);
+  if (!url.ok()) return url.error();
+  const Deadline deadline = std::chrono::steady_clock::now() + call.timeout;
+  const std::string origin = url->host + ":" + url->port;
+  const auto req = BuildRequest(call, *url);
+
+  std::unique_ptr<Connection> connection = TakeIdle(origin);
+  Exchange done;
+  if (connection) done = Send(*connection, req, deadline);
+  // A new connection when none was idle, or when the reused one proved
+  // closed before the server could read any of this request: the only case
+  // in which a request is sent again.
+  if (!connection || done.unsent) {
+    if (connection) Close(*connection);
+    connection = std::make_unique<Connection>(origin);
+    done = Connect(*connection, *url, deadline);
+    if (!done.ec) done = Send(*connection, req, deadline);
+  }
+  if (done.ec) return TransportError(call, done.step, done.ec);
+  if (done.reusable) {
+    PutIdle(std::move(connection));
+  } else {
+    Close(*connection);
+  }
+  return std::move(done.response);
+}
 
 Result<StreamedResponse> CallStreaming(
     const HttpCall& call, const std::function<bool(std::string_view)>& reader) {
