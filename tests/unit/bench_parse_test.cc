@@ -196,13 +196,13 @@ TEST(WritesPerSyncLinesTest, TargetAtThirtyTwoConnectionsNaWithoutMetric) {
 }
 
 TEST(MemoryLineTest, VerdictOnlyAtTheTargetsKeyCount) {
-  MemoryFigure full{1000000, 1000000, 256, 300.04, 310.0};
+  MemoryFigure full{1000000, 1000000, 256, 300.04, 310.0, 142.6};
   EXPECT_EQ(MemoryLine(full),
             "memory fence-store 1000000 of 1000000 keys x 256B: VmRSS 300.0 MiB, VmHWM 310.0 "
-            "MiB (target <= 512 MiB at 1000000 keys) ok");
+            "MiB, loaded in 143 s (target <= 512 MiB at 1000000 keys) ok");
   full.rss_mib = 600;
   EXPECT_NE(MemoryLine(full).find(" over"), std::string::npos);
-  MemoryFigure small{2000, 2000, 256, 17.7, 17.7};
+  MemoryFigure small{2000, 2000, 256, 17.7, 17.7, 1};
   EXPECT_NE(MemoryLine(small).find("n/a (fewer keys"), std::string::npos);
   EXPECT_NE(MemoryLine(MakeError("x", "fence-store did not start")).find("n/a, fence-store"),
             std::string::npos);

@@ -189,10 +189,10 @@ Result<Measured> RedisFencedSet(const Peers& p, int c, std::size_t body, Millis 
     return ParseRedisBenchmarkCsv(*out);
   };
   // redis-benchmark runs a count, not a time.
-  auto probe = run(std::max(50, 4 * c));
+  auto probe = run(std::max(50, 2 * c));
   if (!probe.ok()) return probe.error();
   const double seconds = static_cast<double>(duration.count()) / 1000;
-  return run(std::clamp<long>(static_cast<long>(probe->rate * seconds), 100, 20000000));
+  return run(std::clamp<long>(static_cast<long>(probe->rate * seconds), std::max(100, 2 * c), 20000000));
 }
 
 Result<Measured> PostgresUpsert(const Peers& p, int c, std::size_t body, Millis duration) {

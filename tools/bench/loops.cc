@@ -155,6 +155,7 @@ Result<MemoryFigure> LoadAndMeasureMemory(const MemoryLoad& load) {
     return ScrapeMetric(load.url, "fence_store_writes_total").value_or(0);
   };
   const double before = accepted();
+  const auto begin = Clock::now();
   const long seconds = std::max<long>(1, load.limit.count() / 1000) + 5;
   auto wrk = ChildProcess::Start({{*wrk_path, "-t", std::to_string(kThreads), "-c",
                                    std::to_string(load.connections), "-d",
@@ -167,6 +168,7 @@ Result<MemoryFigure> LoadAndMeasureMemory(const MemoryLoad& load) {
   (*wrk)->Signal(SIGINT);  // wrk then prints its summary and exits
   (*wrk)->WaitExit(Millis(15000));
   MemoryFigure figure;
+  figure.load_seconds = std::chrono::duration<double>(Clock::now() - begin).count();
   figure.keys_wanted = load.keys;
   figure.keys_loaded = std::min<long>(load.keys, static_cast<long>(accepted() - before));
   figure.body = load.body;

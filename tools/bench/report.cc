@@ -174,7 +174,7 @@ std::string MemoryLine(const Result<MemoryFigure>& memory) {
   std::string line = "memory fence-store " + std::to_string(m.keys_loaded) + " of " +
                      std::to_string(m.keys_wanted) + " keys x " + SizeLabel(m.body) +
                      ": VmRSS " + Fixed(m.rss_mib, 1) + " MiB, VmHWM " + Fixed(m.hwm_mib, 1) +
-                     " MiB " + target;
+                     " MiB, loaded in " + Fixed(m.load_seconds, 0) + " s " + target;
   if (m.keys_loaded < kTargetKeys) return line + " n/a (fewer keys than the target's)";
   return line + (m.rss_mib <= kMemoryTargetMib ? " ok" : " over");
 }

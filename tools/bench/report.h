@@ -57,6 +57,7 @@ struct MemoryFigure {
   std::size_t body = 0;
   double rss_mib = 0;
   double hwm_mib = 0;
+  double load_seconds = 0;
 };
 constexpr double kMemoryTargetMib = 512;
 std::string MemoryLine(const Result<MemoryFigure>& memory);
