@@ -141,6 +141,7 @@ TEST(ScrapeCounterTest, SumsEverySeriesOfTheNameOnly) {
       "fence_store_writes_total{result=\"fenced\"} 3\n";
   EXPECT_EQ(ScrapeCounter(kExposition, "fence_store_wal_syncs_total"), 120);
   EXPECT_EQ(ScrapeCounter(kExposition, "fence_store_writes_total"), 903);
+  EXPECT_EQ(ScrapeCounter(kExposition, R"(fence_store_writes_total{result="accepted"})"), 900);
   EXPECT_FALSE(ScrapeCounter(kExposition, "fence_store_synced_writes_total"));
 }
 

@@ -46,7 +46,8 @@ Result<Percentiles> ParsePgbenchLog(std::string_view log);
 double Percentile(std::vector<double>& samples, double p);
 
 // The sum of every series of counter `name` in a Prometheus text
-// exposition; nullopt if the exposition has none.
+// exposition (one series if `name` carries its labels); nullopt if the
+// exposition has none.
 std::optional<double> ScrapeCounter(std::string_view exposition, std::string_view name);
 
 // Runs wrk with a Lua script (written to `script_path`) for `seconds`.

@@ -152,7 +152,7 @@ Result<MemoryFigure> LoadAndMeasureMemory(const MemoryLoad& load) {
   const std::string script = load.dir + "/memory-load.lua";
   std::ofstream(script) << LoaderLua((load.keys + kThreads - 1) / kThreads, load.body);
   const auto accepted = [&] {
-    return ScrapeMetric(load.url, "fence_store_writes_total").value_or(0);
+    return ScrapeMetric(load.url, R"(fence_store_writes_total{result="accepted"})").value_or(0);
   };
   const double before = accepted();
   const auto begin = Clock::now();

@@ -36,8 +36,8 @@ const Row* Find(const std::vector<Row>& rows, const std::string& workload,
 
 // Why a side of a ratio has no figure, or nullopt when it has one.
 std::optional<std::string> Missing(const Row* row, const std::string& peer) {
-  if (row == nullptr) return peer + " not measured";
-  if (!row->measured.ok()) return peer + " not measured: " + row->measured.error().message;
+  // Why is on the figure's own row.
+  if (row == nullptr || !row->measured.ok()) return peer + " not measured";
   if (row->measured->rate <= 0) return peer + " measured no request";
   return std::nullopt;
 }

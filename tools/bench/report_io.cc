@@ -2,6 +2,7 @@
 // (gnuplot) and the machine's facts.
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -18,14 +19,27 @@ using Series = std::map<std::string, std::map<int, double>>;
 
 Series SeriesFor(const std::vector<Row>& rows, std::size_t body) {
   Series series;
+  int widest = 1;
+  for (const Row& r : rows) widest = std::max(widest, r.connections);
   for (const Row& r : rows) {
-    if (r.body != body || !r.measured.ok() || r.measured->rate <= 0) continue;
+    if (!r.measured.ok() || r.measured->rate <= 0) continue;
+    // The disk's ceiling is one figure: drawn as a level across every panel.
+    const bool level = r.workload == "fsync";
+    if (r.body != body && !level) continue;
     auto& points = series[r.workload + " " + r.peer];
     points[r.connections] = r.measured->rate;
-    // The disk's ceiling is one figure: drawn as a level across the panel.
-    if (r.workload == "fsync") points[128] = r.measured->rate;
+    if (level) points[widest] = r.measured->rate;
   }
   return series;
+}
+
+// Each series keeps its colour, point and dash in every panel.
+std::map<std::string, std::size_t> StyleIndex(const std::vector<Row>& rows) {
+  std::map<std::string, std::size_t> index;
+  for (const Row& r : rows) index.emplace(r.workload + " " + r.peer, 0);
+  std::size_t next = 0;
+  for (auto& [name, i] : index) i = next++;
+  return index;
 }
 
 std::string GnuplotScript(const std::vector<Row>& rows, const std::vector<std::size_t>& bodies,
@@ -38,6 +52,7 @@ std::string GnuplotScript(const std::vector<Row>& rows, const std::vector<std::s
      << "set logscale x 2\nset logscale y 10\nset xrange [0.7:200]\nset xtics (1, 32, 128)\n"
      << "set xlabel 'connections'\nset ylabel 'requests/s'\nset grid\n"
      << "set key outside right top\n";
+  const auto style = StyleIndex(rows);
   for (std::size_t b = 0; b < bodies.size(); ++b) {
     const Series series = SeriesFor(rows, bodies[b]);
     std::size_t index = 0;
@@ -51,8 +66,9 @@ std::string GnuplotScript(const std::vector<Row>& rows, const std::vector<std::s
     index = 0;
     for (const auto& [name, points] : series) {
       if (index > 0) gp << ", ";
-      gp << "$s" << b << "_" << index << " using 1:2 with linespoints lw 2 pt "
-         << index % 13 + 1 << " dt " << index / 8 + 1 << " title '" << name << "'";
+      const std::size_t k = style.at(name);
+      gp << "$s" << b << "_" << index << " using 1:2 with linespoints lw 2 lc " << k % 8 + 1
+         << " pt " << k % 13 + 1 << " dt " << k / 8 + 1 << " title '" << name << "'";
       ++index;
     }
     gp << "\n";
