@@ -21,6 +21,8 @@ packages=(
   # the peers and clients of fence-bench-peers (deploy/bench.sh, and its
   # smoke run in the tests)
   redis-server redis-tools nginx wrk fio postgresql-15 postgresql-client-15
+  # its plot (bench.png)
+  gnuplot-nox
 )
 
 missing=()

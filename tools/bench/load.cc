@@ -1,8 +1,11 @@
 #include "tools/bench/load.h"
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 #include <string>
 
 #include "common/process.h"
@@ -35,6 +38,9 @@ Result<Measured> ParseWrk(std::string_view output) {
     return BadOutput("wrk", output);
   }
   out.rate = std::stod(m[1]);
+  if (std::regex_search(text, m, std::regex(R"(\n\s+50%\s+([0-9.]+)(us|ms|s|m)\b)"))) {
+    out.p50_ms = WrkDurationMs(m[1], m[2]);
+  }
   if (std::regex_search(text, m, std::regex(R"(\n\s+99%\s+([0-9.]+)(us|ms|s|m)\b)"))) {
     out.p99_ms = WrkDurationMs(m[1], m[2]);
   }
@@ -58,12 +64,13 @@ Result<Measured> ParseRedisBenchmarkCsv(std::string_view output) {
   const std::string text(output);
   std::smatch m;
   const std::regex row(
-      R"re("[^"]*","([0-9.]+)","([0-9.]+)","[0-9.]+","[0-9.]+","[0-9.]+","([0-9.]+)")re");
+      R"re("[^"]*","([0-9.]+)","([0-9.]+)","[0-9.]+","([0-9.]+)","[0-9.]+","([0-9.]+)")re");
   if (!std::regex_search(text, m, row)) return BadOutput("redis-benchmark", output);
   Measured out;
   out.rate = std::stod(m[1]);
   out.mean_ms = std::stod(m[2]);
-  out.p99_ms = std::stod(m[3]);
+  out.p50_ms = std::stod(m[3]);
+  out.p99_ms = std::stod(m[4]);
   return out;
 }
 
@@ -93,11 +100,61 @@ Result<Measured> ParseFioJson(std::string_view output) {
     const auto& write = json.at("jobs").at(0).at("write");
     Measured out;
     out.rate = write.at("iops").get<double>();
-    out.mean_ms = write.at("clat_ns").at("mean").get<double>() / 1e6;
+    // With --fdatasync the latency that matters is the sync's; fio reports
+    // it apart from the write's.
+    const auto& job = json["jobs"][0];
+    const bool synced = job.contains("sync") && job["sync"].contains("lat_ns");
+    const auto& lat = synced ? job["sync"]["lat_ns"] : write.at("clat_ns");
+    out.mean_ms = lat.at("mean").get<double>() / 1e6;
+    if (lat.contains("percentile")) {
+      out.p50_ms = lat["percentile"].value("50.000000", 0.0) / 1e6;
+      out.p99_ms = lat["percentile"].value("99.000000", 0.0) / 1e6;
+    }
     return out;
   } catch (const nlohmann::json::exception&) {
     return BadOutput("fio", output);
   }
+}
+
+double Percentile(std::vector<double>& samples, double p) {
+  if (samples.empty()) return 0;
+  std::sort(samples.begin(), samples.end());
+  const auto rank = static_cast<std::size_t>(std::ceil(p / 100 * samples.size()));
+  return samples[std::clamp<std::size_t>(rank, 1, samples.size()) - 1];
+}
+
+Result<Percentiles> ParsePgbenchLog(std::string_view log) {
+  std::vector<double> latencies_ms;
+  std::istringstream lines{std::string(log)};
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    std::string client, transaction, latency;
+    if (!(fields >> client >> transaction >> latency)) continue;
+    if (latency.empty() || latency.find_first_not_of("0123456789") != std::string::npos) continue;
+    latencies_ms.push_back(std::stod(latency) / 1000);
+  }
+  if (latencies_ms.empty()) return BadOutput("pgbench --log", log);
+  Percentiles out;
+  out.p50_ms = Percentile(latencies_ms, 50);
+  out.p99_ms = Percentile(latencies_ms, 99);
+  return out;
+}
+
+std::optional<double> ScrapeCounter(std::string_view exposition, std::string_view name) {
+  std::optional<double> sum;
+  std::istringstream lines{std::string(exposition)};
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
+    const char next = line[name.size()];
+    if (next != ' ' && next != '{') continue;  // another metric sharing the prefix
+    const auto space = line.rfind(' ');
+    try {
+      sum = sum.value_or(0) + std::stod(line.substr(space + 1));
+    } catch (const std::exception&) {
+      continue;  // not a sample line
+    }
+  }
+  return sum;
 }
 
 Result<Measured> RunWrk(const std::string& url, const std::string& lua,

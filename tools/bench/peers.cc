@@ -137,20 +137,29 @@ Result<Peer> StartPostgres(const std::string& dir) {
   return Started("postgresql", std::move(*started), dir);
 }
 
-Result<Peer> StartEtcd(const std::string& dir) {
+namespace {
+
+// etcd or fence-lockd, through the launcher the demo and tests use.
+Result<Peer> StartLockService(const std::string& kind, const std::string& dir) {
   LaunchOptions launch;
   launch.dir = dir;
-  launch.log_path = dir + "/etcd.log";
-  auto etcd = LaunchLockService("etcd", launch);
-  if (!etcd.ok()) return Unavailable("etcd: " + etcd.error().message);
+  launch.log_path = dir + "/" + kind + ".log";
+  auto service = LaunchLockService(kind, launch);
+  if (!service.ok()) return Unavailable(kind + ": " + service.error().message);
   Peer peer;
-  peer.name = "etcd";
-  peer.url = etcd->endpoints.front();
+  peer.name = kind;
+  peer.url = service->endpoints.front();
   peer.port = std::stoi(peer.url.substr(peer.url.rfind(':') + 1));
   peer.dir = dir;
-  peer.processes = std::move(etcd->processes);
+  peer.processes = std::move(service->processes);
   return peer;
 }
+
+}  // namespace
+
+Result<Peer> StartEtcd(const std::string& dir) { return StartLockService("etcd", dir); }
+
+Result<Peer> StartFenceLockd(const std::string& dir) { return StartLockService("lockd", dir); }
 
 Result<Peer> StartNginx(const std::string& dir) {
   auto nginx = Program("nginx", "nginx");

@@ -2,7 +2,7 @@
 // bench on free loopback ports in its own scratch directory and stopped
 // when the returned object goes away: Redis (AOF, appendfsync always),
 // PostgreSQL 15 (fsync on, synchronous_commit on), etcd, nginx (WebDAV PUT
-// and static GET), and fence-store itself.
+// and static GET), and fence-store and fence-lockd themselves.
 #pragma once
 
 #include <memory>
@@ -35,6 +35,7 @@ Result<Peer> StartRedis(const std::string& dir);
 Result<Peer> StartPostgres(const std::string& dir);
 Result<Peer> StartEtcd(const std::string& dir);
 Result<Peer> StartNginx(const std::string& dir);
+Result<Peer> StartFenceLockd(const std::string& dir);
 
 // The command line that runs argv as the `postgres` user when we are root.
 std::vector<std::string> AsPostgresUser(std::vector<std::string> argv);
