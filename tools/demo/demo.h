@@ -121,6 +121,9 @@ nlohmann::json SummaryJson(const DemoResults& results);
 std::string TradeoffCsv(const DemoResults& results);
 std::string TradeoffSvg(const DemoResults& results);
 std::string ReportMarkdown(const DemoResults& results);
+// report.html: the same run as pictures (a timeline per run, the TTL
+// trade-off) and the outcome table, in one self-contained page.
+std::string ReportHtml(const DemoResults& results);
 std::string SummaryText(const DemoResults& results);
 
 }  // namespace fence::tools::demo
