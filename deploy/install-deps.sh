@@ -21,6 +21,9 @@ packages=(
   # the peers and clients of fence-bench-peers (deploy/bench.sh, and its
   # smoke run in the tests)
   redis-server redis-tools nginx wrk fio postgresql-15 postgresql-client-15
+  # headless browser: the tests load report.html and fence-logscan --html
+  # pages in it, count the marks in the DOM it rendered and take screenshots
+  chromium
 )
 
 missing=()
