@@ -117,8 +117,11 @@ bool ReadInputs(const std::vector<std::string>& inputs,
 bool WriteHtml(const std::string& path, const std::vector<fence::tools::logscan::LogEvent>& events,
                const fence::tools::logscan::Findings& findings) {
   namespace tl = fence::tools::timeline;
+  // File names in the heading; the findings below give the full paths.
   std::string sources;
-  for (const auto& s : findings.input.sources) sources += (sources.empty() ? "" : ", ") + s;
+  for (const auto& s : findings.input.sources) {
+    sources += (sources.empty() ? "" : ", ") + s.substr(s.find_last_of('/') + 1);
+  }
   const std::string body =
       "<h1>fence-logscan: " +
       std::string(findings.SplitBrainEvidence() ? "split-brain evidence" : "no split-brain evidence") +

@@ -1,6 +1,7 @@
 #include "tools/timeline/timeline.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <utility>
 
@@ -66,41 +67,64 @@ std::vector<std::string> LaneOrder(const std::vector<logscan::LogEvent>& events)
   return workers;
 }
 
-// lockd's leases, grant to end, in ms from `start`; a lease with no end in
-// the log lasts to `end`.
+// Spans that open on one event and close on the next matching end event
+// with the same key, in ms from `start`; one with no end in the log lasts
+// to `end`.
+struct SpanRule {
+  std::string component;
+  std::function<bool(const std::string& event)> opens, closes;
+  std::function<std::string(const logscan::LogEvent&)> key;
+  // The bar of an opening event: kind, lane, owner, token and title.
+  std::function<Bar(const logscan::LogEvent&)> make;
+};
+
+std::vector<Bar> Spans(const std::vector<logscan::LogEvent>& events, const SpanRule& rule,
+                       EpochMillis start, EpochMillis end) {
+  std::vector<Bar> bars;
+  std::map<std::string, std::size_t> open;  // key -> index in bars
+  for (const auto& e : events) {
+    if (e.component != rule.component) continue;
+    if (rule.opens(e.event)) {
+      Bar bar = rule.make(e);
+      bar.start_event = e.event;
+      bar.from_ms = e.ts - start;
+      bar.to_ms = end - start;
+      open[rule.key(e)] = bars.size();
+      bars.push_back(std::move(bar));
+    } else if (rule.closes(e.event)) {
+      auto it = open.find(rule.key(e));
+      if (it == open.end()) continue;
+      bars[it->second].to_ms = e.ts - start;
+      bars[it->second].end_event = e.event;
+      open.erase(it);
+    }
+  }
+  return bars;
+}
+
+// lockd's leases: grant to expiry, release or break, by lease id.
 std::vector<Bar> Leases(const std::vector<logscan::LogEvent>& events, EpochMillis start,
                         EpochMillis end) {
-  std::vector<Bar> leases;
-  std::map<std::string, std::size_t> open;  // lease id -> index in leases
-  auto id_of = [](const logscan::LogEvent& e) {
+  SpanRule rule;
+  rule.component = kLockd;
+  rule.opens = [](const std::string& event) { return event == ev::kGranted; };
+  rule.closes = EndsLease;
+  rule.key = [](const logscan::LogEvent& e) {
     std::string id = Str(e.fields, ev::kLeaseId);
     if (!id.empty()) return id;
     const auto token = Uint(e.fields, ev::kToken);
     return Str(e.fields, "name") + "#" + (token ? std::to_string(*token) : std::string("?"));
   };
-  for (const auto& e : events) {
-    if (e.component != kLockd) continue;
-    if (e.event == ev::kGranted) {
-      Bar bar;
-      bar.kind = BarKind::kLease;
-      bar.lane = kLockd;
-      bar.owner = Str(e.fields, ev::kOwner);
-      bar.token = Uint(e.fields, ev::kToken);
-      bar.start_event = e.event;
-      bar.from_ms = e.ts - start;
-      bar.to_ms = end - start;
-      bar.title = "lease of '" + Str(e.fields, "name") + "' to " + bar.owner;
-      open[id_of(e)] = leases.size();
-      leases.push_back(std::move(bar));
-    } else if (EndsLease(e.event)) {
-      auto it = open.find(id_of(e));
-      if (it == open.end()) continue;
-      leases[it->second].to_ms = e.ts - start;
-      leases[it->second].end_event = e.event;
-      open.erase(it);
-    }
-  }
-  return leases;
+  rule.make = [](const logscan::LogEvent& e) {
+    Bar bar;
+    bar.kind = BarKind::kLease;
+    bar.lane = kLockd;
+    bar.owner = Str(e.fields, ev::kOwner);
+    bar.token = Uint(e.fields, ev::kToken);
+    bar.title = "lease of '" + Str(e.fields, "name") + "' to " + bar.owner;
+    return bar;
+  };
+  return Spans(events, rule, start, end);
 }
 
 // Places each lease in the first row of lockd's lane free at its start, so
@@ -119,35 +143,25 @@ int PackLeaseRows(std::vector<Bar>& leases, std::vector<int>& row_of) {
   return std::max<int>(1, static_cast<int>(row_end.size()));
 }
 
-// Pauses: pause_injected (logged just before the SIGSTOP) to resumed.
+// A worker's pauses: pause_injected (logged just before the SIGSTOP) to
+// resumed (after the SIGCONT).
 std::vector<Bar> Pauses(const std::vector<logscan::LogEvent>& events, EpochMillis start,
                         EpochMillis end) {
-  std::vector<Bar> pauses;
-  std::map<std::string, std::size_t> open;  // lane -> index
-  for (const auto& e : events) {
-    if (e.component != kWorker) continue;
-    const std::string lane = LaneOf(e);
-    if (e.event == ev::kPauseInjected) {
-      Bar bar;
-      bar.kind = BarKind::kPause;
-      bar.lane = lane;
-      bar.owner = Str(e.fields, ev::kOwner);
-      bar.token = Uint(e.fields, ev::kTerm);
-      bar.start_event = e.event;
-      bar.from_ms = e.ts - start;
-      bar.to_ms = end - start;
-      bar.title = bar.owner + " stopped (SIGSTOP)";
-      open[lane] = pauses.size();
-      pauses.push_back(std::move(bar));
-    } else if (e.event == ev::kResumed) {
-      auto it = open.find(lane);
-      if (it == open.end()) continue;
-      pauses[it->second].to_ms = e.ts - start;
-      pauses[it->second].end_event = e.event;
-      open.erase(it);
-    }
-  }
-  return pauses;
+  SpanRule rule;
+  rule.component = kWorker;
+  rule.opens = [](const std::string& event) { return event == ev::kPauseInjected; };
+  rule.closes = [](const std::string& event) { return event == ev::kResumed; };
+  rule.key = LaneOf;
+  rule.make = [](const logscan::LogEvent& e) {
+    Bar bar;
+    bar.kind = BarKind::kPause;
+    bar.lane = LaneOf(e);
+    bar.owner = Str(e.fields, ev::kOwner);
+    bar.token = Uint(e.fields, ev::kTerm);
+    bar.title = bar.owner + " stopped (SIGSTOP)";
+    return bar;
+  };
+  return Spans(events, rule, start, end);
 }
 
 // Terms from logscan's analysis, and for each term the part after lockd

@@ -138,10 +138,13 @@ void Bars(const Layout& layout, const std::string& run, std::ostringstream& svg)
     if (bar.kind == BarKind::kLease) {
       svg << "<text class=\"bar-label\" x=\"" << Num(bar.x0 + 2) << "\" y=\"" << Num(bar.y - 2)
           << "\">" << HtmlEscape(bar.owner) << " t" << TokenAttr(bar.token) << "</text>";
-    } else if (bar.kind == BarKind::kPause) {
-      svg << "<text class=\"bar-label\" x=\"" << Num(bar.x0 + 4) << "\" y=\""
-          << Num(bar.y + bar.height - 4) << "\">SIGSTOP " << (bar.to_ms - bar.from_ms)
-          << " ms</text>";
+    } else if (bar.kind == BarKind::kPause && bar.x1 - bar.x0 > 120) {
+      // A quarter in: marks crowd a pause's ends (the write before the
+      // stop, the stale write after it) and often its middle (the demo's
+      // pause is twice the TTL, so the lease expires half-way).
+      svg << "<text class=\"bar-label\" text-anchor=\"middle\" x=\"" << Num(bar.x0 + (bar.x1 - bar.x0) / 4)
+          << "\" y=\"" << Num(bar.y + bar.height - 5) << "\">stopped (SIGSTOP) "
+          << (bar.to_ms - bar.from_ms) << " ms</text>";
     }
     svg << "\n";
   }
@@ -269,7 +272,7 @@ std::string HtmlPage(const std::string& title, const std::string& body_html) {
          HtmlEscape(title) +
          "</title>\n<style>\n"
          "body{font-family:'DejaVu Sans',Arial,Helvetica,sans-serif;margin:24px;color:#222;"
-         "max-width:1360px}\n"
+         "max-width:1320px}\n"
          "h1{font-size:22px;margin:0 0 8px}h2{font-size:17px;margin:26px 0 6px}"
          "p{margin:4px 0 10px;line-height:1.4}\n"
          ".figure{overflow-x:auto}svg text{font-size:11px;fill:#222}\n"
