@@ -1,6 +1,7 @@
 // fence-logscan: reads the JSON-lines logs of workers, store and lockd and
 // reports split-brain evidence (core/logscan.h says what counts).
-// Exit status: 0 clean, 1 evidence found, 2 bad flags or unusable input.
+// Exit status: 0 clean, 1 evidence found, 2 bad flags, unusable input or an
+// --html file that cannot be written.
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
