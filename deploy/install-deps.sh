@@ -23,6 +23,9 @@ packages=(
   redis-server redis-tools nginx wrk fio postgresql-15 postgresql-client-15
   # its plot (bench.png)
   gnuplot-nox
+  # headless browser: the tests load report.html and fence-logscan --html
+  # pages in it, count the marks in the DOM it rendered and take screenshots
+  chromium
 )
 
 missing=()

@@ -708,8 +708,10 @@ void WriteResults(const std::string& out, DemoResults& r) {
   WriteFile(out + "/ttl_tradeoff.svg", TradeoffSvg(r), &r.failures);
   WriteFile(out + "/summary.json", SummaryJson(r).dump(2) + "\n", &r.failures);
   WriteFile(out + "/report.md", ReportMarkdown(r), &r.failures);
+  WriteFile(out + "/report.html", ReportHtml(r), &r.failures);
   std::fputs(SummaryText(r).c_str(), stdout);
   std::printf("report: %s\n", (out + "/report.md").c_str());
+  std::printf("report with timelines: %s\n", (out + "/report.html").c_str());
   std::fflush(stdout);
 }
 

@@ -1,7 +1,7 @@
 // fence-demo: stages the split-brain with real processes (a lock service,
 // fence-store, fence-worker A and B), once without fencing and once with it,
 // then the bypass write, the failover measurement and the TTL trade-off, and
-// writes the evidence (logs, summary.json, CSV, SVG, report.md).
+// writes the evidence (logs, summary.json, CSV, SVG, report.md, report.html).
 #pragma once
 
 #include <cstdint>
@@ -121,6 +121,9 @@ nlohmann::json SummaryJson(const DemoResults& results);
 std::string TradeoffCsv(const DemoResults& results);
 std::string TradeoffSvg(const DemoResults& results);
 std::string ReportMarkdown(const DemoResults& results);
+// report.html: the same run as pictures (a timeline per run, the TTL
+// trade-off) and the outcome table, in one self-contained page.
+std::string ReportHtml(const DemoResults& results);
 std::string SummaryText(const DemoResults& results);
 
 }  // namespace fence::tools::demo

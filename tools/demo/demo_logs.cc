@@ -53,6 +53,15 @@ std::vector<LogLine> ParseLines(const std::vector<std::string>& lines,
   return out;
 }
 
+std::vector<logscan::LogEvent> ToLogEvents(const std::vector<LogLine>& lines) {
+  std::vector<logscan::LogEvent> events;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    auto parsed = logscan::ParseLine(lines[i].text, lines[i].source, i + 1);
+    if (parsed.event) events.push_back(std::move(*parsed.event));
+  }
+  return events;
+}
+
 std::vector<LogLine> MergeByTime(const std::vector<std::vector<LogLine>>& inputs) {
   // Each line sorts by (ts of itself or of its process's last stamped line,
   // input index, position), so a process's own order is never changed.

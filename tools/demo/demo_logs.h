@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tools/logscan/logscan.h"
+
 namespace fence::tools::demo {
 
 // Formats epoch milliseconds as "HH:MM:SS.mmm" (UTC), for report tables.
@@ -32,6 +34,10 @@ struct LogLine {
 LogLine ParseLogLine(std::string text, std::string source);
 std::vector<LogLine> ParseLines(const std::vector<std::string>& lines,
                                 const std::string& source);
+
+// The JSON log events among `lines`, parsed by fence-logscan's parser (the
+// one the timeline reads); lines that are not log events are left out.
+std::vector<logscan::LogEvent> ToLogEvents(const std::vector<LogLine>& lines);
 
 // Merges several processes' outputs into one timeline ordered by ts. Each
 // input keeps its own order; a line without a ts stays right after the line

@@ -1,6 +1,6 @@
 // fence-demo: the split-brain, staged with real processes and real SIGSTOP,
 // without and with fencing; writes logs, summary.json, the TTL trade-off and
-// report.md into --out. Exits non-zero, naming it, if any expected outcome
+// report.md and report.html into --out. Exits non-zero, naming it, if any expected outcome
 // did not happen.
 #include <signal.h>
 
@@ -99,7 +99,8 @@ int main(int argc, char** argv) {
       "split-brain with two fence-worker processes: leader A is stopped (SIGSTOP) past its lease, "
       "B takes over and writes, A resumes and writes. Without fencing A's stale write wins; with "
       "fencing the store refuses it (409). Also: a bypass write, failover timing and the lease "
-      "TTL trade-off. Writes report.md and the evidence into --out.",
+      "TTL trade-off. Writes report.md, report.html (timelines of the runs) and the evidence "
+      "into --out.",
       program};
   Flags flags;
   AddOptions(app, flags);

@@ -8,6 +8,7 @@
 
 #include "tools/demo/demo.h"
 #include "core/log_event.h"
+#include "tools/timeline/timeline_html.h"
 
 namespace fence::tools::demo {
 
@@ -365,19 +366,30 @@ void ReportHeader(const DemoResults& r, std::ostringstream& md) {
      << u.pause_ms << " ms. Every figure below comes from this run's logs.\n\n";
 }
 
+// The outcome table's rows, shared by report.md and report.html.
+struct OutcomeRow {
+  std::string expected;
+  bool happened = false;
+};
+std::vector<OutcomeRow> OutcomeRows(const DemoResults& r) {
+  return {
+      {"unfenced: two leaders at once, A's stale write accepted, final object A's",
+       r.unfenced.problems.empty()},
+      {"fenced: A's write refused 409 with t1 < t2, final object B's", r.fenced.problems.empty()},
+      {"bypass: PUT with the stale token t1, not through any lock, refused 409",
+       r.bypass.status == 409},
+      {"failover measured over " + std::to_string(r.options.failover_trials) +
+           " trials, each at least the lease time A had left",
+       r.failover.count == static_cast<std::size_t>(r.options.failover_trials)},
+  };
+}
+
 void ReportOutcomes(const DemoResults& r, std::ostringstream& md) {
-  const auto& u = r.unfenced;
-  const auto& f = r.fenced;
-  md << "## Outcomes\n\n| expected | happened |\n|---|---|\n"
-     << "| unfenced: two leaders at once, A's stale write accepted, final object A's | "
-     << Check(u.problems.empty()) << " |\n"
-     << "| fenced: A's write refused 409 with t1 < t2, final object B's | " << Check(f.problems.empty())
-     << " |\n"
-     << "| bypass: PUT with the stale token t1, not through any lock, refused 409 | "
-     << Check(r.bypass.status == 409) << " |\n"
-     << "| failover measured over " << r.options.failover_trials
-     << " trials, each at least the lease time A had left | "
-     << Check(r.failover.count == static_cast<std::size_t>(r.options.failover_trials)) << " |\n\n";
+  md << "## Outcomes\n\n| expected | happened |\n|---|---|\n";
+  for (const auto& row : OutcomeRows(r)) {
+    md << "| " << row.expected << " | " << Check(row.happened) << " |\n";
+  }
+  md << "\n";
   if (!r.failures.empty()) {
     md << "**Expected outcomes that did not happen:**\n\n";
     for (const auto& x : r.failures) md << "- " << x << "\n";
@@ -547,6 +559,93 @@ std::string ReportMarkdown(const DemoResults& r) {
   ReportTradeoff(r, md);
   ReportFiles(r, md);
   return md.str();
+}
+
+namespace {
+
+namespace tl = fence::tools::timeline;
+
+std::string HtmlOutcomes(const DemoResults& r) {
+  std::string html = "<h2>Outcomes</h2>\n<table><tr><th>expected</th><th>happened</th></tr>\n";
+  for (const auto& row : OutcomeRows(r)) {
+    html += "<tr><td>" + tl::HtmlEscape(row.expected) + "</td><td class=\"" +
+            (row.happened ? "yes\">yes" : "no\">NO") + "</td></tr>\n";
+  }
+  html += "</table>\n";
+  if (!r.failures.empty()) {
+    html += "<p><b>Expected outcomes that did not happen:</b></p>\n<ul>\n";
+    for (const auto& x : r.failures) html += "<li>" + tl::HtmlEscape(x) + "</li>\n";
+    html += "</ul>\n";
+  }
+  return html;
+}
+
+// The bypass at the store: the fenced run's store lines (the key's history)
+// and the store's line for the bypass PUT.
+std::vector<logscan::LogEvent> BypassEvents(const DemoResults& r) {
+  std::vector<LogLine> lines;
+  for (const auto& l : r.fenced.lines) {
+    if (l.Str("component") == "store") lines.push_back(l);
+  }
+  if (!r.bypass.store_line.empty()) lines.push_back(ParseLogLine(r.bypass.store_line, "bypass"));
+  return ToLogEvents(lines);
+}
+
+std::string HtmlRuns(const DemoResults& r) {
+  const auto& u = r.unfenced;
+  const auto& f = r.fenced;
+  return tl::TimelineSection(
+             "unfenced", "1. Unfenced: two leaders, and the stale write lands",
+             "The store runs with fencing off. A (token " + OptText(u.a_token) +
+                 ") is stopped before its write; its lease expires at lockd, B (token " +
+                 OptText(u.b_token) + ") is elected and writes; A resumes after " +
+                 OptText(u.paused_ms, " ms") + " and overwrites B's result (final object: " +
+                 (u.final_owner.empty() ? "?" : u.final_owner + "'s") + "). Log: unfenced.log.",
+             tl::LayOut(ToLogEvents(u.lines))) +
+         tl::TimelineSection(
+             "fenced", "2. Fenced: the same schedule, and the store refuses A",
+             "B raises the fence on the key first; A's write with token " + OptText(f.a_token) +
+                 " is refused 409 stale_token (" + f.a_result + "), and B's object stands (final: " +
+                 (f.final_owner.empty() ? "?" : f.final_owner + "'s") + "). Log: fenced.log.",
+             tl::LayOut(ToLogEvents(f.lines))) +
+         tl::TimelineSection(
+             "bypass", "3. Bypass: a PUT with the stale token, not through any lock",
+             "The store's lines for the fenced run's key, then a plain HTTP PUT with token " +
+                 std::to_string(r.bypass.token) + ": answered " + std::to_string(r.bypass.status) +
+                 ". The check is in the resource, so it does not matter who sends the write. "
+                 "Log: bypass.log.",
+             tl::LayOut(BypassEvents(r)));
+}
+
+std::string HtmlTradeoff(const DemoResults& r) {
+  std::string html = "<h2>4. Failover and the TTL trade-off</h2>\n";
+  if (r.failover.count > 0) {
+    html += "<p>Failover at TTL " + std::to_string(r.ttl_granted_ms) + " ms (pause start to the "
+            "new leader's accepted write): median " + Fixed(r.failover.median) + " ms, min " +
+            std::to_string(r.failover.min) + ", max " + std::to_string(r.failover.max) +
+            " over " + std::to_string(r.failover.count) + " trials.</p>\n";
+  }
+  if (r.tradeoff.empty()) {
+    return html + "<p>The TTL trade-off was not measured in this run (--tradeoff-ttls none).</p>\n";
+  }
+  return html + "<p>A shorter TTL speeds failover but evicts more healthy-but-slow leaders "
+                "(stalls drawn log-normal, the same for every TTL; see report.md).</p>\n"
+                "<div class=\"figure\">" + TradeoffSvg(r) + "</div>\n";
+}
+
+}  // namespace
+
+std::string ReportHtml(const DemoResults& r) {
+  const std::string body =
+      "<h1>Split-brain demo: elect for liveness, fence for safety</h1>\n<p>" +
+      tl::HtmlEscape("fence-demo run started " + r.started_at + " (" + Fixed(r.elapsed_s, 1) +
+                     " s), lock service " + r.options.backend + ", lease TTL granted " +
+                     std::to_string(r.ttl_granted_ms) + " ms; worker A is stopped with a real "
+                     "SIGSTOP just before its write for " + std::to_string(r.unfenced.pause_ms) +
+                     " ms. Every shape below is a line of this run's logs; hover one for it. "
+                     "The text report with the log excerpts is report.md.") +
+      "</p>\n" + HtmlOutcomes(r) + HtmlRuns(r) + HtmlTradeoff(r);
+  return tl::HtmlPage("fence-demo report", body);
 }
 
 }  // namespace fence::tools::demo

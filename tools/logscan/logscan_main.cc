@@ -1,6 +1,7 @@
 // fence-logscan: reads the JSON-lines logs of workers, store and lockd and
 // reports split-brain evidence (core/logscan.h says what counts).
-// Exit status: 0 clean, 1 evidence found, 2 bad flags or unusable input.
+// Exit status: 0 clean, 1 evidence found, 2 bad flags, unusable input or an
+// --html file that cannot be written.
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include "common/cli.h"
 #include "common/logging.h"
 #include "tools/logscan/logscan.h"
+#include "tools/timeline/timeline_html.h"
 
 namespace {
 
@@ -110,6 +112,41 @@ bool ReadInputs(const std::vector<std::string>& inputs,
   return true;
 }
 
+// --html FILE: the timeline of every input as one self-contained page, with
+// the findings under it. False, with the reason logged, if it cannot be
+// written.
+bool WriteHtml(const std::string& path, const std::vector<fence::tools::logscan::LogEvent>& events,
+               const fence::tools::logscan::Findings& findings) {
+  namespace tl = fence::tools::timeline;
+  // File names in the heading; the findings below give the full paths.
+  std::string sources;
+  for (const auto& s : findings.input.sources) {
+    sources += (sources.empty() ? "" : ", ") + s.substr(s.find_last_of('/') + 1);
+  }
+  const std::string body =
+      "<h1>fence-logscan: " +
+      std::string(findings.SplitBrainEvidence() ? "split-brain evidence" : "no split-brain evidence") +
+      "</h1>\n" +
+      tl::TimelineSection("logs", "Timeline of " + sources,
+                          "One lane per process. Bars in lockd's lane are leases by lockd's "
+                          "clock; the band at the top of a worker's lane is the term it believed "
+                          "it led; hover a mark for its log line.",
+                          tl::LayOut(events)) +
+      "<h2>Findings</h2>\n<pre>" + tl::HtmlEscape(fence::tools::logscan::FormatReport(findings)) +
+      "</pre>\n";
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << tl::HtmlPage("fence-logscan: " + sources, body);
+  out.close();
+  if (!out) {
+    fence::log::Error("output_unwritable",
+                      {{"path", path},
+                       {"message", "cannot write the --html file: " + std::string(std::strerror(errno)) +
+                                       "; expected a writable file path"}});
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -120,16 +157,22 @@ int main(int argc, char** argv) {
       "evidence: overlapping leader terms with their interval, stale writes that "
       "landed or were rejected, fenced writes and their rate, token regressions. "
       "Lines that are not JSON are ignored. Exit status: 0 no evidence, 1 evidence "
-      "found, 2 bad flags or unusable input (unreadable file, no log events).",
+      "found, 2 bad flags or unusable input (unreadable file, no log events) or an --html "
+      "file that cannot be written.",
       program};
   std::vector<std::string> inputs;
   bool json = false;
   std::size_t max_items = 20;
+  std::string html;
   app.add_option("logs", inputs, "log files to read; '-' or none reads stdin");
   app.add_flag("--json", json, "print the findings as one JSON document for machines");
   app.add_option("--max-items", max_items, "entries listed per section of the human report")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
       ->capture_default_str();
+  app.add_option("--html", html,
+                 "also write the timeline of the logs (one lane per process: leases, pauses, "
+                 "writes accepted or refused 409, fence raises, both-led windows) as one "
+                 "self-contained HTML file here");
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
   fence::log::Init("logscan");
 
@@ -138,7 +181,10 @@ int main(int argc, char** argv) {
   fence::tools::logscan::InputStats stats;
   if (!ReadInputs(inputs, events, stats)) return 2;
 
+  std::vector<fence::tools::logscan::LogEvent> drawn;
+  if (!html.empty()) drawn = events;
   const auto findings = fence::tools::logscan::Analyze(std::move(events), std::move(stats));
+  if (!html.empty() && !WriteHtml(html, drawn, findings)) return 2;
   if (json) {
     std::cout << fence::tools::logscan::ToJson(findings).dump(
                      2, ' ', false, nlohmann::json::error_handler_t::replace)
