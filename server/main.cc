@@ -31,6 +31,7 @@ struct StoreFlags {
   std::size_t max_storage_queue = 512;
   int storage_threads = 4;
   std::size_t max_queued_writes = 4096;
+  std::uint64_t cache_bytes = 64ull * 1024 * 1024;
 };
 
 void AddStorageFlags(CLI::App& app, StoreFlags& f) {
@@ -61,6 +62,12 @@ void AddStorageFlags(CLI::App& app, StoreFlags& f) {
                  "disk reads queued or running at once (503 overloaded with "
                  "Retry-After above)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
+      ->capture_default_str();
+  app.add_option("--cache-bytes", f.cache_bytes,
+                 "memory for the committed state of recently written keys (records, and "
+                 "objects up to 64 KiB), so that reads and fence checks skip the "
+                 "database; 0 disables it")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40))
       ->capture_default_str();
   app.add_option("--max-queued-writes", f.max_queued_writes,
                  "writes waiting for the committer at once (503 overloaded with "
@@ -189,7 +196,8 @@ int Serve(const StoreFlags& flags, fence::store::Storage& storage) {
                                   "to demonstrate the unfenced failure"}});
   }
   fence::store::StoreService service(storage, mode,
-                                     {.max_queued_writes = flags.max_queued_writes});
+                                     {.max_queued_writes = flags.max_queued_writes,
+                                      .cache_bytes = flags.cache_bytes});
   fence::store::StorageQueue storage_queue(static_cast<std::size_t>(flags.storage_threads),
                                            flags.max_storage_queue);
   auto registry = std::make_shared<prometheus::Registry>();
@@ -210,7 +218,8 @@ int Serve(const StoreFlags& flags, fence::store::Storage& storage) {
                              {"max_object_bytes", flags.max_object_bytes},
                              {"max_inflight_bytes", flags.max_inflight_bytes},
                              {"max_storage_queue", flags.max_storage_queue},
-                             {"max_queued_writes", flags.max_queued_writes}};
+                             {"max_queued_writes", flags.max_queued_writes},
+                             {"cache_bytes", flags.cache_bytes}};
   return fence::net::RunDaemon(kProgram, daemon, ServerOptionsFor(flags), api.Routes(),
                                *registry);
 }

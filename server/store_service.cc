@@ -18,6 +18,11 @@ Error StaleToken(const std::string& key, Token token, Token highest) {
                     {"highest_token", highest.value()}});
 }
 
+Error NotFound(const std::string& key) {
+  return MakeError("not_found", "no object is stored under key '" + key + "'",
+                   {{"key", key}});
+}
+
 // The mutation a write makes, before the fence rule sets its token fields.
 Mutation MutationFor(WriteRequest& request) {
   Mutation m;
@@ -47,10 +52,11 @@ Mutation MutationFor(WriteRequest& request) {
 
 }  // namespace
 
-StoreService::StoreService(Storage& storage, FencingMode mode, CommitOptions options)
+StoreService::StoreService(Storage& storage, FencingMode mode, StoreServiceOptions options)
     : storage_(storage),
       mode_(mode),
       options_(options),
+      cache_(options.cache_bytes, options.cache_max_body_bytes),
       committer_([this] { RunCommitter(); }) {}
 
 StoreService::~StoreService() { Close(); }
@@ -69,9 +75,15 @@ void StoreService::Close() {
   if (committer_.joinable()) committer_.join();
 }
 
+Result<std::optional<KeyRecord>> StoreService::LoadRecord(const std::string& key,
+                                                          ReadFrom from) {
+  if (auto cached = cache_.Find(key)) return std::optional<KeyRecord>(std::move(cached->record));
+  return storage_.LoadRecord(key, from);
+}
+
 Status StoreService::Precheck(const std::string& key, std::optional<Token> token,
                               ReadFrom from) {
-  auto loaded = storage_.LoadRecord(key, from);
+  auto loaded = LoadRecord(key, from);
   if (!loaded.ok()) return loaded.error();
   auto admitted = Admit(key, token, loaded->value_or(KeyRecord{}));
   if (!admitted.ok()) return admitted.error();
@@ -179,12 +191,15 @@ void StoreService::CommitGroup(std::vector<Queued>& group) {
     WriteRequest& request = group[i].request;
     auto it = latest.find(request.key);
     if (it == latest.end()) {
-      auto loaded = storage_.LoadRecord(request.key, ReadFrom::kAnywhere);
+      auto loaded = LoadRecord(request.key, ReadFrom::kAnywhere);
       if (!loaded.ok()) {
         refused[i] = loaded.error();
         continue;
       }
       it = latest.emplace(request.key, loaded->value_or(KeyRecord{})).first;
+      // The committer alone changes records, so what it read is current:
+      // the key's later writes and prechecks need not read it again.
+      if (!cache_.Find(request.key)) cache_.Put(request.key, {it->second, nullptr});
     }
     auto decided = Decide(request, it->second);
     if (!decided.ok()) {
@@ -200,7 +215,10 @@ void StoreService::CommitGroup(std::vector<Queued>& group) {
   Status synced = OkStatus();
   if (!batch.empty()) {
     synced = storage_.CommitGroup(batch);
-    if (synced.ok() && group_observer_) group_observer_(batch.size());
+    if (synced.ok()) {
+      CacheCommitted(batch);
+      if (group_observer_) group_observer_(batch.size());
+    }
   }
   batch.clear();  // the bodies are no longer needed
   // A refusal decided on top of a write of this group is safe even if the
@@ -215,6 +233,26 @@ void StoreService::CommitGroup(std::vector<Queued>& group) {
     } else {
       group[s.index].done(synced.error());
     }
+  }
+}
+
+void StoreService::CacheCommitted(std::vector<KeyMutation>& batch) {
+  for (KeyMutation& km : batch) {
+    CachedKey entry{km.mutation.record, nullptr};
+    switch (km.mutation.body_change) {
+      case BodyChange::kSet:
+        if (km.mutation.body.size() <= cache_.max_body_bytes()) {
+          entry.body = std::make_shared<const std::string>(std::move(km.mutation.body));
+        }
+        break;
+      case BodyChange::kErase:
+        break;
+      case BodyChange::kKeep:
+        // A fence raise keeps the object: and its cached bytes, if any.
+        if (auto before = cache_.Find(km.key)) entry.body = std::move(before->body);
+        break;
+    }
+    cache_.Put(km.key, std::move(entry));
   }
 }
 
@@ -245,17 +283,18 @@ Result<WriteReceipt> StoreService::RaiseFence(const std::string& key,
 }
 
 Result<StoredObject> StoreService::Get(const std::string& key, ReadFrom from) {
+  if (auto cached = cache_.Find(key); cached && (!cached->record.has_object || cached->body)) {
+    if (!cached->record.has_object) return NotFound(key);
+    return StoredObject{std::move(cached->record), *cached->body};
+  }
   auto loaded = storage_.LoadObject(key, from);
   if (!loaded.ok()) return loaded.error();
-  if (!loaded->has_value()) {
-    return MakeError("not_found", "no object is stored under key '" + key + "'",
-                     {{"key", key}});
-  }
+  if (!loaded->has_value()) return NotFound(key);
   return std::move(**loaded);
 }
 
 Result<FenceState> StoreService::GetFence(const std::string& key, ReadFrom from) {
-  auto loaded = storage_.LoadRecord(key, from);
+  auto loaded = LoadRecord(key, from);
   if (!loaded.ok()) return loaded.error();
   if (!loaded->has_value() || !(*loaded)->highest_token) {
     return MakeError("not_found", "key '" + key + "' has never been fenced",

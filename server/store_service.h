@@ -25,6 +25,7 @@
 
 #include "core/fence_rule.h"
 #include "core/token.h"
+#include "server/object_cache.h"
 #include "server/storage.h"
 
 namespace fence::store {
@@ -56,13 +57,16 @@ struct FenceState {
   std::uint64_t version = 0;  // the key's version (see KeyRecord::version)
 };
 
-struct CommitOptions {
+struct StoreServiceOptions {
   // Writes queued for the committer at once; one more is refused with
   // "overloaded" at once rather than made to wait.
   std::size_t max_queued_writes = 4096;
   // Bounds on one group: its batch is held in memory until its sync.
   std::size_t max_group_writes = 1024;
   std::uint64_t max_group_bytes = 32ull * 1024 * 1024;
+  // The ObjectCache of committed keys; 0 bytes disables it.
+  std::uint64_t cache_bytes = 64ull * 1024 * 1024;
+  std::uint64_t cache_max_body_bytes = 64ull * 1024;
 };
 
 // Runs exactly once per write: on the committer thread once the write's
@@ -78,7 +82,7 @@ using WriteDone = std::function<void(Result<WriteReceipt>)>;
 //   asked to stay in memory: retry with ReadFrom::kAnywhere).
 class StoreService {
  public:
-  StoreService(Storage& storage, FencingMode mode, CommitOptions options = {});
+  StoreService(Storage& storage, FencingMode mode, StoreServiceOptions options = {});
   ~StoreService();  // Close()
   StoreService(const StoreService&) = delete;
   StoreService& operator=(const StoreService&) = delete;
@@ -103,6 +107,8 @@ class StoreService {
   Result<StoredObject> Get(const std::string& key, ReadFrom from = ReadFrom::kAnywhere);
   Result<FenceState> GetFence(const std::string& key, ReadFrom from = ReadFrom::kAnywhere);
   bool Healthy() const { return storage_.Healthy(); }
+
+  std::uint64_t cached_bytes() const { return cache_.bytes(); }
 
   // Called on the committer thread after each group made durable, with the
   // number of writes it held (the writes that shared one WAL sync). Set
@@ -133,10 +139,15 @@ class StoreService {
   Result<KeyMutation> Decide(WriteRequest& request, const KeyRecord& current) const;
   Result<KeyRecord> Admit(const std::string& key, std::optional<Token> token,
                           KeyRecord record) const;
+  // The key's committed record: from the cache, else from the storage.
+  Result<std::optional<KeyRecord>> LoadRecord(const std::string& key, ReadFrom from);
+  // After a group's sync: the cache takes each key's new state.
+  void CacheCommitted(std::vector<KeyMutation>& batch);
 
   Storage& storage_;
   const FencingMode mode_;
-  const CommitOptions options_;
+  const StoreServiceOptions options_;
+  ObjectCache cache_;  // written only by the committer thread
   std::function<void(std::size_t)> group_observer_;
 
   std::mutex mu_;

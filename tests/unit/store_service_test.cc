@@ -371,5 +371,31 @@ TEST(StoreServiceGroupCommitTest, AFullQueueRefusesAndCloseAnswersEveryQueuedWri
   EXPECT_EQ(r[4]->error().code, "shutting_down");
 }
 
+// Reads answer the same whether the cache holds the object, only its
+// record (a body over its limit), or nothing (disabled); a fence raise and a
+// delete leave each kind right.
+TEST(StoreServiceCacheTest, ReadsAreTheSameWithAndWithoutTheCache) {
+  for (const std::uint64_t cache_bytes : {std::uint64_t{0}, std::uint64_t{1} << 20}) {
+    SCOPED_TRACE(cache_bytes);
+    MemoryStorage storage;
+    StoreService service(storage, FencingMode::kOn,
+                         {.cache_bytes = cache_bytes, .cache_max_body_bytes = 8});
+    const std::string large = "longer than eight bytes";
+    ASSERT_TRUE(service.Put("small", Token(1), "tiny", "").ok());
+    ASSERT_TRUE(service.Put("large", Token(1), large, "").ok());
+    ASSERT_TRUE(service.RaiseFence("small", Token(4)).ok());
+    ASSERT_TRUE(service.RaiseFence("large", Token(4)).ok());
+    EXPECT_EQ(service.Get("small")->body, "tiny");
+    EXPECT_EQ(service.Get("large")->body, large);
+    EXPECT_EQ(service.Get("large")->record.highest_token, Token(4));
+    EXPECT_EQ(service.Precheck("small", Token(3)).error().code, "stale_token");
+    ASSERT_TRUE(service.Delete("small", Token(5)).ok());
+    EXPECT_EQ(service.Get("small").error().code, "not_found");
+    EXPECT_EQ(service.GetFence("small")->highest_token, Token(5));
+    EXPECT_EQ(service.Get("never").error().code, "not_found");
+    EXPECT_EQ(service.GetFence("never").error().code, "not_found");
+  }
+}
+
 }  // namespace
 }  // namespace fence::store
