@@ -45,7 +45,7 @@ TEST(ObjectCacheTest, ARecordWithoutAnObjectKeepsNoBody) {
 // However many keys are put, the bytes held stay within the bound, and the
 // entry just put is always kept.
 TEST(ObjectCacheTest, StaysWithinItsBytesAndKeepsTheNewestEntry) {
-  constexpr std::uint64_t kMax = 64 * 1024;
+  constexpr std::uint64_t kMax = std::uint64_t{64} * 1024;
   ObjectCache cache(kMax, 1024);
   for (int i = 0; i < 10000; ++i) {
     const std::string key = "key/" + std::to_string(i);
