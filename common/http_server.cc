@@ -160,7 +160,9 @@ struct HttpServer::Metrics {
   prometheus::Gauge& body_bytes_in_flight;
   prometheus::Counter& body_budget_refusals;
   // Keyed by route name + method; built up front so the hot path only reads.
-  std::unordered_map<std::string, prometheus::Histogram*> by_route;
+  // Keyed by the Route in HttpServer::routes_ (fixed for the server's life),
+  // so a request finds its series without building a string.
+  std::unordered_map<const Route*, prometheus::Histogram*> by_route;
   prometheus::Histogram* unmatched;
 
   static const prometheus::Histogram::BucketBoundaries& Buckets() {
@@ -206,7 +208,7 @@ struct HttpServer::Metrics {
                 .Add({})) {
     for (const Route& route : routes) {
       const std::string method(http::to_string(route.method));
-      by_route[route.name + " " + method] = &durations.Add(
+      by_route[&route] = &durations.Add(
           {{"route", route.name}, {"method", method}}, Buckets());
     }
     unmatched =
@@ -215,8 +217,7 @@ struct HttpServer::Metrics {
 
   prometheus::Histogram& For(const Route* route) {
     if (route == nullptr) return *unmatched;
-    auto it = by_route.find(route->name + " " +
-                            std::string(http::to_string(route->method)));
+    auto it = by_route.find(route);
     return it == by_route.end() ? *unmatched : *it->second;
   }
 };

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -34,10 +35,10 @@ class BatchingStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
     formatter_->format(msg, line);
     std::unique_lock lock(mu_);
     has_room_.wait(lock, [this] { return pending_.size() < kMaxPendingBytes; });
-    const bool was_empty = pending_.empty();
     pending_.append(line.data(), line.size());
+    const bool wake = writer_asleep_;
     lock.unlock();
-    if (was_empty) has_lines_.notify_one();
+    if (wake) has_lines_.notify_one();
   }
 
   // Returns once every line logged before the call is written.
@@ -48,13 +49,22 @@ class BatchingStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
 
  private:
   static constexpr std::size_t kMaxPendingBytes = 8u << 20;
+  static constexpr std::chrono::milliseconds kGather{1};
 
+  // While lines keep coming, the writer writes what gathered every
+  // kGather, and callers never signal it (one wake-up per line cost more
+  // than formatting it); after a quiet kGather it sleeps until the next
+  // line. So a line waits at most kGather.
   void Run() {
     std::string batch;
     std::unique_lock lock(mu_);
     for (;;) {
-      has_lines_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
-      if (pending_.empty()) return;  // stopping, and everything written
+      if (pending_.empty()) {
+        writer_asleep_ = true;
+        has_lines_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
+        writer_asleep_ = false;
+        if (pending_.empty()) return;  // stopping, and everything written
+      }
       batch.swap(pending_);
       writing_ = true;
       lock.unlock();
@@ -64,6 +74,9 @@ class BatchingStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
       lock.lock();
       writing_ = false;
       written_.notify_all();
+      if (pending_.empty() && !stopping_) {
+        has_lines_.wait_for(lock, kGather, [this] { return stopping_; });
+      }
     }
   }
 
@@ -84,6 +97,7 @@ class BatchingStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
   std::condition_variable written_;
   std::string pending_;    // GUARDED_BY(mu_)
   bool writing_ = false;   // GUARDED_BY(mu_)
+  bool writer_asleep_ = false;  // GUARDED_BY(mu_)
   bool stopping_ = false;  // GUARDED_BY(mu_)
   std::thread writer_;     // last: starts once the members above exist
 };

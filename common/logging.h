@@ -11,8 +11,9 @@ namespace fence::log {
 // How lines reach stderr. kEachLine writes and flushes each line on the
 // calling thread. kBatched (the daemons, at thousands of events a second)
 // formats on the calling thread and hands the line to one writer thread,
-// which writes every line waiting in one write(2); it wakes at once, so a
-// line is out within microseconds, and the lines pending are bounded (a
+// which writes every line gathered in one write(2), at least every
+// millisecond while lines come: a line is out within about 1 ms (so a
+// kill -9 loses at most that much), and the lines pending are bounded (a
 // caller waits when 8 MiB are). Not for a process that forks and logs in
 // the child.
 enum class Writes { kEachLine, kBatched };

@@ -69,8 +69,9 @@ struct StoreApi::Metrics {
                    .Add({})),
         storage_refusals(prometheus::BuildCounter()
                              .Name("fence_store_storage_queue_refusals_total")
-                             .Help("Requests answered 503 because the storage queue "
-                                   "was full (--max-storage-queue) or closed for "
+                             .Help("Requests answered 503 because the write queue "
+                                   "(--max-queued-writes) or the disk-read queue "
+                                   "(--max-storage-queue) was full, or closed for "
                                    "shutdown.")
                              .Register(registry)
                              .Add({})),

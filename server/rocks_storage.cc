@@ -2,7 +2,9 @@
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
 #include <rocksdb/listener.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/system_clock.h>
 #include <rocksdb/write_batch.h>
 #include <sys/time.h>
@@ -423,6 +425,9 @@ class SeamEnv final : public rocksdb::EnvWrapper {
   }
 };
 
+constexpr std::size_t kMemtablePrefixBytes = 256;
+constexpr std::size_t kMemtableBuckets = 1u << 18;
+
 rocksdb::Options DatabaseOptions(const RocksOptions& ro) {
   rocksdb::Options options;
   options.create_if_missing = true;
@@ -436,6 +441,19 @@ rocksdb::Options DatabaseOptions(const RocksOptions& ro) {
                                   : rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords;
   options.max_open_files = 512;
   if (ro.write_buffer_bytes > 0) options.write_buffer_size = ro.write_buffer_bytes;
+  // A memtable of hash buckets, each a small skip list of one key prefix's
+  // entries (the prefix is the whole key up to 256 bytes), instead of one
+  // skip list of every entry: inserting a write no longer searches a list
+  // of hundreds of thousands of entries, which was the committer's main
+  // cost. Nothing here iterates over keys, which is what this layout makes
+  // slow; one writer (the committer) means no concurrent inserts.
+  options.prefix_extractor.reset(rocksdb::NewCappedPrefixTransform(kMemtablePrefixBytes));
+  // The bucket array lives in the memtable's memory: scaled down with a
+  // small memtable (tests), which must not start out full.
+  const std::size_t buckets = std::clamp<std::size_t>(options.write_buffer_size / 256, 256,
+                                                      kMemtableBuckets);
+  options.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(buckets));
+  options.allow_concurrent_memtable_write = false;
   return options;
 }
 

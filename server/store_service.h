@@ -12,6 +12,7 @@
 // inserts into the memtable after the WAL sync).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -154,6 +155,12 @@ class StoreService {
   std::condition_variable wake_;
   std::deque<Queued> queue_;  // GUARDED_BY(mu_)
   bool closed_ = false;       // GUARDED_BY(mu_)
+  // Gathering a group (TakeGroup): the queue size that wakes the committer,
+  // the last group's size, and how long its sync took.
+  static constexpr std::chrono::microseconds kMaxGatherWait{2000};
+  std::size_t wanted_ = 1;                  // GUARDED_BY(mu_)
+  std::size_t last_group_writes_ = 0;       // GUARDED_BY(mu_)
+  std::chrono::microseconds last_sync_{0};  // GUARDED_BY(mu_)
   std::thread committer_;     // last: starts once everything above exists
 };
 

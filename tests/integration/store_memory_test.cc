@@ -153,13 +153,13 @@ TEST_F(StoreMemoryTest, AFloodOfLargeBodiesGets503WithRetryAfterOnceTheBudgetIsU
   EXPECT_EQ(SmallWrite("after-the-flood"), status::ok);
 }
 
-// One storage thread and room for one operation: concurrent writes beyond
-// it are refused at once with 503 overloaded and Retry-After; every write
+// Room for one write waiting for the committer: concurrent writes beyond it
+// are refused at once with 503 overloaded and Retry-After; every write
 // answered 200 is stored.
-TEST(StoreOverloadTest, AFullStorageQueueAnswers503WithRetryAfter) {
+TEST(StoreOverloadTest, AFullWriteQueueAnswers503WithRetryAfter) {
   TempDir dir("fence-overload");
-  Daemon store = StartDaemon("fence-store", {"--data-dir", dir.Sub("data"), "--storage-threads",
-                                             "1", "--max-storage-queue", "1"});
+  Daemon store =
+      StartDaemon("fence-store", {"--data-dir", dir.Sub("data"), "--max-queued-writes", "1"});
   ASSERT_GT(store.port, 0);
   constexpr int kClients = 16;
   int refused = 0;
