@@ -43,11 +43,36 @@ StopOutcome Stop(HttpServer& server, const DaemonOptions& options) {
   return outcome;
 }
 
-std::vector<std::thread> StartIoThreads(boost::asio::io_context& ioc, int count) {
+// One io_context per I/O thread (see HttpServer), each kept running by a
+// work guard until the daemon stops: requests handed to another thread pool
+// (storage) leave no pending operation on a context, and without the guard
+// its thread would return once the acceptor closes and never deliver those
+// responses.
+struct IoThreads {
+  explicit IoThreads(int count) {
+    for (int i = 0; i < count; ++i) {
+      contexts.push_back(std::make_unique<boost::asio::io_context>(1));
+      guards.push_back(boost::asio::make_work_guard(*contexts.back()));
+    }
+  }
+  std::vector<boost::asio::io_context*> Pointers() const {
+    std::vector<boost::asio::io_context*> out;
+    for (const auto& c : contexts) out.push_back(c.get());
+    return out;
+  }
+  void Start() {
+    for (auto& c : contexts) threads.emplace_back([&c] { c->run(); });
+  }
+  void StopAndJoin() {
+    for (auto& g : guards) g.reset();
+    for (auto& c : contexts) c->stop();
+    for (auto& t : threads) t.join();
+  }
+
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts;
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards;
   std::vector<std::thread> threads;
-  for (int i = 0; i < count; ++i) threads.emplace_back([&ioc] { ioc.run(); });
-  return threads;
-}
+};
 
 }  // namespace
 
@@ -57,15 +82,15 @@ int RunDaemon(const std::string& program, const DaemonOptions& options,
   auto endpoint = ParseListenAddress(options.listen);
   if (!endpoint.ok()) return FailStartup(program, endpoint.error().message);
 
-  // Declared in destruction order: the server dies before the io_context.
-  auto ioc = std::make_unique<boost::asio::io_context>(options.io_threads);
-  auto server = std::make_unique<HttpServer>(*ioc, std::move(server_options),
+  // Declared in destruction order: the server dies before the io_contexts.
+  auto io = std::make_unique<IoThreads>(options.io_threads);
+  auto server = std::make_unique<HttpServer>(io->Pointers(), std::move(server_options),
                                              std::move(routes), registry);
   auto bound = server->Listen(*endpoint);
   if (!bound.ok()) return FailStartup(program, bound.error().message);
 
   std::promise<int> stop_requested;
-  boost::asio::signal_set signals(*ioc, SIGTERM, SIGINT);
+  boost::asio::signal_set signals(*io->contexts.front(), SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (!ec) stop_requested.set_value(signal);
   });
@@ -76,17 +101,11 @@ int RunDaemon(const std::string& program, const DaemonOptions& options,
   fields["drain_timeout_ms"] = options.drain_timeout.count();
   log::Info("listening", fields);
 
-  // Requests handed to another thread pool (storage) leave no pending
-  // operation on `ioc`; without this guard the I/O threads would return once
-  // the acceptor closes and never deliver those responses.
-  auto work = boost::asio::make_work_guard(*ioc);
-  auto threads = StartIoThreads(*ioc, options.io_threads);
+  io->Start();
   const int signal = stop_requested.get_future().get();
   log::Info("draining", {{"signal", signal}});
   const StopOutcome outcome = Stop(*server, options);
-  work.reset();
-  ioc->stop();
-  for (auto& t : threads) t.join();
+  io->StopAndJoin();
   log::Info("stopped", {{"drained", outcome.drained}, {"closed_connections", outcome.closed}});
   if (!outcome.sessions_ended) {
     // Something still holds a session: destroying the server or the
@@ -94,7 +113,7 @@ int RunDaemon(const std::string& program, const DaemonOptions& options,
     // the few moments until the process exits.
     log::Error("stop_incomplete", {{"open_connections", server->OpenConnections()}});
     [[maybe_unused]] auto* leaked_server = server.release();
-    [[maybe_unused]] auto* leaked_ioc = ioc.release();
+    [[maybe_unused]] auto* leaked_io = io.release();
     return 1;
   }
   return 0;

@@ -95,7 +95,13 @@ class ByteBudget;
 
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& ioc, ServerOptions options,
+  // Each connection lives on one of `contexts`, chosen in turn, and each
+  // context is run by one thread: a connection's handlers never run
+  // concurrently and need no strand, and the threads never hand work to
+  // each other (one io_context run by several threads woke them for every
+  // completion). The listener lives on the first. The contexts must outlive
+  // the server.
+  HttpServer(std::vector<boost::asio::io_context*> contexts, ServerOptions options,
              std::vector<Route> routes, prometheus::Registry& registry);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
@@ -127,7 +133,8 @@ class HttpServer {
   void Register(Session* session, const std::shared_ptr<Session>& shared);
   void Unregister(Session* session);
 
-  boost::asio::io_context& ioc_;
+  const std::vector<boost::asio::io_context*> contexts_;
+  std::size_t next_context_ = 0;  // confined to the acceptor's context
   const ServerOptions options_;
   const std::vector<Route> routes_;
   std::unique_ptr<Metrics> metrics_;
