@@ -79,8 +79,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       [&model](const fence::net::Response& response, const nlohmann::json& body) {
         model.See(response, body);
       });
-  // A storage task may still be finishing after it answered; the service it
-  // uses dies with this scope.
+  // A storage task or the committer may still be finishing after it
+  // answered; the service and the API they use die with this scope.
   while (queue.pending() > 0) std::this_thread::yield();
+  service.Close();
   return 0;
 }

@@ -159,7 +159,8 @@ TEST(GrafanaTest, DashboardShowsWhatTheOnCallNeeds) {
   for (const char* metric :
        {"fence_store_fenced_writes_total", "fence_store_writes_total",
         "fence_store_http_request_duration_seconds_bucket", "fence_lockd_grants_total",
-        "fence_lockd_expirations_total", "fence_lockd_last_token"}) {
+        "fence_lockd_expirations_total", "fence_lockd_last_token",
+        "fence_store_wal_syncs_total", "fence_store_synced_writes_total"}) {
     EXPECT_TRUE(q.metrics.count(metric)) << "no panel shows " << metric;
   }
 }
