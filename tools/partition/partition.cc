@@ -126,9 +126,7 @@ bool IsEvent(const json& j, std::string_view event) {
 // One scenario's processes and its own log of what the experiment did.
 class Stage {
  public:
-  // `progress` (may be null) shows what the scenario waits for.
-  Stage(Namespace& ns, ScenarioResult& result, Progress* progress)
-      : ns_(ns), r_(result), progress_(progress) {
+  Stage(Namespace& ns, ScenarioResult& result) : ns_(ns), r_(result) {
     log_.open(r_.dir + "/partition.log", std::ios::app);
   }
   ~Stage() { StopAll(); }
@@ -196,11 +194,6 @@ class Stage {
     log::Info(event, line);
   }
 
-  // What the scenario waits for now; on a terminal only (see Progress).
-  void Waiting(const std::string& what) {
-    if (progress_ != nullptr) progress_->Waiting(what);
-  }
-
   void Problem(const std::string& what) {
     r_.problems.push_back(what);
     log::Warn("expectation_failed", {{"scenario", r_.name}, {"problem", what}});
@@ -213,7 +206,6 @@ class Stage {
       Problem("could not start " + role + ": " + command.error().message);
       return false;
     }
-    Waiting("waiting for " + role + " to listen on " + RoleOf(role).address);
     auto daemon = StartListeningDaemon(
         std::move(*command), RoleOf(role).address + ":" + std::to_string(port), kStartTimeout);
     if (!daemon.ok()) {
@@ -246,7 +238,6 @@ class Stage {
  private:
   Namespace& ns_;
   ScenarioResult& r_;
-  Progress* const progress_;
   std::ofstream log_;
   std::vector<std::string> order_;
   std::map<std::string, std::unique_ptr<ChildProcess>> procs_;
@@ -280,7 +271,6 @@ bool StartEtcdCluster(Stage& stage, const std::string& data_dir) {
       return false;
     }
   }
-  stage.Waiting("waiting for the 3 etcd members to join and serve");
   for (const char* m : {"m1", "m2", "m3"}) {
     // etcd 3.4 prints this once the member has joined the cluster
     // (ReadyNotify) and its client listener serves.
@@ -377,13 +367,11 @@ bool StartLeaderAndStandby(Stage& stage, ScenarioResult& r, bool worker_cut, Etc
                                     "--acquire-timeout-ms", "20000"}))) {
     return false;
   }
-  stage.Waiting("waiting for A to be elected");
   seen.a_elected = stage.WaitEvent("A", {ev::kElected}, kEventTimeout);
   if (!seen.a_elected) {
     stage.Problem("A was not elected");
     return false;
   }
-  stage.Waiting("waiting for B to start acquiring (the standby)");
   if (!stage.Start("B", EtcdWorker("B", b_endpoints,
                                    {"--wait-ms", "1000", "--hold-renewals", "2",
                                     "--acquire-timeout-ms", "40000"})) ||
@@ -412,29 +400,18 @@ bool CutElectAndHeal(Namespace& ns, Stage& stage, ScenarioResult& r, bool worker
                                 {"--wait-ms", "1000", "--acquire-timeout-ms",
                                  std::to_string(kProbeTimeoutMs)}));
   }
-  stage.Waiting(std::string(worker_cut ? "worker A cut off from etcd"
-                                        : "A, C and etcd member m3 cut off from the majority") +
-                "; waiting for A's " + std::to_string(kEtcdTtlMs) +
-                " ms lease to expire and B to be elected");
   seen.b_elected = stage.WaitEvent("B", {ev::kElected}, kEventTimeout);
   if (seen.b_elected) {
-    stage.Waiting("B elected; waiting for B's write");
     seen.b_written =
         stage.WaitEvent("B", {ev::kWriteDone, ev::kFenced, ev::kSteppedDown}, kEventTimeout);
   }
-  if (!worker_cut) {
-    stage.Waiting("waiting for C's request to the minority member m3 (up to " +
-                  std::to_string(kProbeTimeoutMs) + " ms)");
-    seen.c_exit = stage.ExitCode("C", kEventTimeout);
-  }
+  if (!worker_cut) seen.c_exit = stage.ExitCode("C", kEventTimeout);
   Heal(ns, stage, r);
   return true;
 }
 
 // Step 3: A wakes after the heal and writes (or does not).
 void AwaitStaleLeader(Stage& stage, EtcdObserved& seen) {
-  stage.Waiting("healed; waiting for A to wake from its " + std::to_string(kEtcdPauseMs) +
-                " ms stop and try its write");
   seen.a_end = stage.WaitEvent("A", {ev::kWriteDone, ev::kFenced, ev::kSteppedDown, ev::kLeaseLost},
                                milliseconds(kEtcdPauseMs + 20000));
   // A's write (or its absence) is what the scenario is about; give it its
@@ -442,7 +419,6 @@ void AwaitStaleLeader(Stage& stage, EtcdObserved& seen) {
   if (seen.a_end && IsEvent(*seen.a_end, ev::kLeaseLost)) {
     seen.a_end = stage.WaitEvent("A", {ev::kWriteDone, ev::kFenced, ev::kSteppedDown}, kEventTimeout);
   }
-  stage.Waiting("waiting for A and B to exit");
   stage.ExitCode("A", milliseconds(10000));
   stage.ExitCode("B", milliseconds(15000));
   stage.StopAll();
@@ -558,8 +534,8 @@ void CheckMinority(Stage& stage, ScenarioResult& r, const EtcdObserved& seen) {
 // Quorum lock (worker_cut = false) or healthy lock service with only A cut
 // off (worker_cut = true): a list of steps.
 void RunEtcdScenario(Namespace& ns, ScenarioResult& r, const std::string& data_dir,
-                     bool worker_cut, Progress* progress) {
-  Stage stage(ns, r, progress);
+                     bool worker_cut) {
+  Stage stage(ns, r);
   if (!StartEtcdCluster(stage, data_dir) || !StartStore(stage, data_dir)) return;
   r.ran = true;
   EtcdObserved seen;
@@ -583,9 +559,8 @@ std::vector<std::string> NaiveWorker(const std::string& id, std::vector<std::str
   return argv;
 }
 
-void RunNaiveScenario(Namespace& ns, ScenarioResult& r, const std::string& data_dir,
-                      Progress* progress) {
-  Stage stage(ns, r, progress);
+void RunNaiveScenario(Namespace& ns, ScenarioResult& r, const std::string& data_dir) {
+  Stage stage(ns, r);
   for (const char* server : {"primary", "standby"}) {
     if (!stage.StartDaemon(server,
                            {SiblingBinary("fence-lockd"), "--data-dir", data_dir + "/" + server,
@@ -607,8 +582,6 @@ void RunNaiveScenario(Namespace& ns, ScenarioResult& r, const std::string& data_
                     std::to_string(kHistoryTerms)})) {
     return;
   }
-  stage.Waiting("waiting for the primary's " + std::to_string(kHistoryTerms) +
-                " earlier terms to complete");
   if (stage.ExitCode("history", kEventTimeout) != 0) {
     stage.Problem("the primary's earlier terms did not complete");
     return;
@@ -617,7 +590,6 @@ void RunNaiveScenario(Namespace& ns, ScenarioResult& r, const std::string& data_
                                           "--hold-renewals", "2"}))) {
     return;
   }
-  stage.Waiting("waiting for A to be elected by the primary");
   auto a_elected = stage.WaitEvent("A", {ev::kElected}, kEventTimeout);
   if (!a_elected) {
     stage.Problem("A was not elected");
@@ -625,7 +597,6 @@ void RunNaiveScenario(Namespace& ns, ScenarioResult& r, const std::string& data_
   }
   // B waits on the primary, which answers "held" while A leads; it resigns
   // when the experiment stops it after A's write.
-  stage.Waiting("waiting for B to start acquiring");
   if (!stage.Start("B", NaiveWorker("B", {"--hold-renewals", "1000"})) ||
       !stage.WaitEvent("B", {ev::kAcquiring}, kEventTimeout)) {
     stage.Problem("B did not start acquiring");
@@ -633,12 +604,8 @@ void RunNaiveScenario(Namespace& ns, ScenarioResult& r, const std::string& data_
   }
   Cut(ns, stage, r, {"primary-standby-cut", {{"primary", "A"}, {"standby", "B"}}});
   if (!r.problems.empty()) return;
-  stage.Waiting("primary and A cut off from the standby and B; waiting for B to fall back "
-                "to the standby and be elected");
   auto b_fallback = stage.WaitEvent("B", {"lock_fallback"}, kEventTimeout);
   auto b_elected = stage.WaitEvent("B", {ev::kElected}, kEventTimeout);
-  stage.Waiting("waiting for B's write, then A's (A works for " + std::to_string(kNaiveWorkMs) +
-                " ms)");
   auto b_written =
       b_elected ? stage.WaitEvent("B", {ev::kWriteDone, ev::kFenced, ev::kSteppedDown}, kEventTimeout)
                 : std::nullopt;
@@ -646,10 +613,8 @@ void RunNaiveScenario(Namespace& ns, ScenarioResult& r, const std::string& data_
                                    milliseconds(kNaiveWorkMs + 20000));
   // Both still lead here (B holds on); the experiment ends B's term.
   if (stage.Proc("B")) stage.Proc("B")->Signal(SIGTERM);
-  stage.Waiting("waiting for B to exit");
   stage.ExitCode("B", milliseconds(10000));
   Heal(ns, stage, r);
-  stage.Waiting("healed; waiting for A to exit");
   stage.ExitCode("A", milliseconds(15000));
   stage.StopAll();
 
@@ -874,13 +839,13 @@ int RunPartition(const PartitionOptions& options) {
         progress.Step("scenario '" + name + "' (its files: " + r.dir + ")");
         if (name == "etcd") {
           r.title = "Quorum lock (3-member etcd), partitioned";
-          RunEtcdScenario(**ns, r, data, false, &progress);
+          RunEtcdScenario(**ns, r, data, false);
         } else if (name == "naive") {
           r.title = "Naive lock (primary + standby fence-lockd), partitioned";
-          RunNaiveScenario(**ns, r, data, &progress);
+          RunNaiveScenario(**ns, r, data);
         } else if (name == "worker-cut") {
           r.title = "Worker cut off, lock service (3-member etcd) healthy";
-          RunEtcdScenario(**ns, r, data, true, &progress);
+          RunEtcdScenario(**ns, r, data, true);
         } else {
           r.problems.push_back("unknown scenario");
         }
