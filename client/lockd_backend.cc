@@ -82,10 +82,14 @@ class LockdBackend final : public LockBackend {
     const auto json = ParseBody(res->body());
     if (status == 404) {
       Forget(lease->lease_id);
+      // Same code either way (the lease is lost); the sentence says whether
+      // an operator ended it, which a person reading the log needs to know.
+      const bool broken = json.contains("error") && json["error"] == "lease_broken";
       return MakeError("lease_lost",
                        "fence-lockd no longer knows lease " + lease->lease_id +
                            " of lock " + lease->lock +
-                           ": it expired (or the lock was released)",
+                           (broken ? ": an operator broke it (POST .../break); acquire again"
+                                   : ": it expired (or the lock was released)"),
                        {{"lease_id", lease->lease_id},
                         {"token", lease->token.value()},
                         {"server_body", json}});

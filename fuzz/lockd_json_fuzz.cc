@@ -31,6 +31,8 @@ void CheckAcquire(std::string_view body) {
   }
   Check(parsed->ttl.count() >= 1 && parsed->ttl <= options.max_ttl, "ttl_ms out of bounds");
   Check(parsed->wait.count() >= 0 && parsed->wait <= options.max_wait, "wait_ms out of bounds");
+  Check(parsed->lock_delay.count() >= 0 && parsed->lock_delay <= options.max_lock_delay,
+        "lock_delay_ms out of bounds");
 }
 
 void CheckLockName(std::string_view encoded) {

@@ -102,6 +102,10 @@ TEST_F(WorkerProcessTest, FencedWorkerIsNotRetriedAndStops) {
   int attempts = 0;
   for (const auto& l : w->Lines()) attempts += Event("write_attempt")(l);
   EXPECT_EQ(attempts, 0) << "a leader refused at its fence does no work and writes nothing";
+  // The store logs through a batching thread: its line for the refusal can
+  // arrive after the worker had the answer and exited, so wait for it.
+  ASSERT_TRUE(store_.process->WaitForLine(Event("write_fenced"), 5s))
+      << "the store did not log the refused write:\n" << store_.process->OutputTail();
   int store_fenced = 0;
   for (const auto& l : store_.process->Lines()) store_fenced += Event("write_fenced")(l);
   EXPECT_EQ(store_fenced, 1);

@@ -129,6 +129,40 @@ std::optional<std::uint64_t> TokenOf(const LogLine* line, const char* field = "t
   return line->json[field].get<std::uint64_t>();
 }
 
+// The store writes its log through a batching thread, so its line for a
+// write can reach us after the worker got the answer and exited. Waits
+// (bounded) for the `count`-th store line of `event` on `key` since `from`.
+void AwaitStoreEvents(ChildProcess& store, std::size_t from, std::string_view event,
+                      const std::string& key, std::size_t count) {
+  if (count == 0) return;
+  std::size_t seen = 0;
+  const auto is_event = IsEvent("store", std::string(event));
+  auto nth = [&](std::string_view text) {
+    if (!is_event(text)) return false;
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    return j.value("key", "") == key && ++seen == count;
+  };
+  store.WaitForLine(nth, Millis(5000), from);
+}
+
+bool Logged(const ChildProcess* worker, std::string_view event) {
+  return worker != nullptr &&
+         FindEvent(ParseLines(worker->Lines(), "worker"), "worker", event) != nullptr;
+}
+
+// Before the store's lines are collected, waits for those the analysis
+// reads: B's accepted write, and A's refused (fenced run) or accepted
+// (unfenced run) one; each only if the worker saw that answer, so a run that
+// went wrong costs no wait. A line still missing is reported by the analysis.
+void AwaitScheduleStoreLines(ChildProcess& store, std::size_t from, const ScheduleSpec& spec,
+                             const ChildProcess* a, const ChildProcess* b) {
+  const std::size_t accepted = (Logged(b, ev::kWriteDone) ? 1 : 0) +
+                               (!spec.fencing && Logged(a, ev::kWriteDone) ? 1 : 0);
+  const std::size_t fenced = spec.fencing && Logged(a, ev::kFenced) ? 1 : 0;
+  AwaitStoreEvents(store, from, ev::kWriteAccepted, spec.key, accepted);
+  AwaitStoreEvents(store, from, ev::kWriteFenced, spec.key, fenced);
+}
+
 // Runs one A/B schedule against the given store; the order (B writes while A
 // is stopped) is driven by waiting on log events, then verified from the
 // merged log.
@@ -198,6 +232,7 @@ ScheduleOutcome RunSchedule(Services& s, const ScheduleSpec& spec) {
     }
   }
 
+  AwaitScheduleStoreLines(*store, store_from, spec, a.get(), b.get());
   std::vector<std::vector<LogLine>> inputs;
   if (s.lock_process) {
     auto all = s.lock_process->Lines();
