@@ -27,9 +27,9 @@ parts=("$@")
 # its timers, the worker's keep-alive thread (in process and as a real
 # process), the store's drain on SIGTERM with requests in flight.
 tsan_targets=(storage_queue_test store_service_test worker_test lockd_service_test
-  store_test lockd_test worker_process_test store_shutdown_test
+  store_test lockd_test worker_process_test store_shutdown_test http_client_test
   fence-store fence-lockd fence-worker)
-tsan_tests='^(StoreStorageQueueTest|StoreServiceConcurrencyTest|WorkerTest|LockdServiceTest|StoreTest|LockdTest|WorkerProcessTest|StoreShutdownTest)\.'
+tsan_tests='^(StoreStorageQueueTest|StoreServiceConcurrencyTest|StoreServiceGroupCommitTest|WorkerTest|LockdServiceTest|StoreTest|LockdTest|WorkerProcessTest|StoreShutdownTest|HttpClientReuseTest|HttpClientSafetyTest)\.'
 
 launcher=()
 if command -v ccache >/dev/null; then
