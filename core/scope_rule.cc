@@ -16,7 +16,7 @@ Result<std::string> ParseScope(std::string_view encoded) {
     std::string why = parsed.error().message;
     why = why.substr(0, why.find("; expected"));
     if (why.rfind("the key", 0) == 0) why.replace(0, 7, "the name");
-    return MakeError("bad_scope", "bad Fencing-Scope '" + std::string(encoded) +
+    return MakeError("bad_scope", "bad scope name '" + std::string(encoded) +
                                       "': " + why + expected);
   }
   if (parsed->size() > kMaxScopeBytes) {
