@@ -214,17 +214,6 @@ class RocksStorage final : public Storage {
     return LoadAt(ScopeKey(name), from);
   }
 
-  Result<std::optional<KeyRecord>> LoadAt(const std::string& db_key, ReadFrom from) {
-    std::string bytes;
-    const auto s = db_->Get(ReadOptionsFor(from), db_key, &bytes);
-    if (s.IsNotFound()) return std::optional<KeyRecord>();
-    if (s.IsIncomplete()) return NotInMemory();
-    if (!s.ok()) return StorageError("reading a key record failed", s);
-    auto record = DecodeKeyRecord(bytes);
-    if (!record.ok()) return record.error();
-    return std::optional<KeyRecord>(std::move(*record));
-  }
-
   Result<std::optional<StoredObject>> LoadObject(std::string_view key, ReadFrom from) override {
     // One MultiGet reads both keys from one consistent view of the
     // database, without the database-wide mutex an explicit snapshot takes.
@@ -277,6 +266,18 @@ class RocksStorage final : public Storage {
   bool Healthy() const override { return health_->healthy(); }
 
  private:
+  // A record (of a key or a scope) under its database key.
+  Result<std::optional<KeyRecord>> LoadAt(const std::string& db_key, ReadFrom from) {
+    std::string bytes;
+    const auto s = db_->Get(ReadOptionsFor(from), db_key, &bytes);
+    if (s.IsNotFound()) return std::optional<KeyRecord>();
+    if (s.IsIncomplete()) return NotInMemory();
+    if (!s.ok()) return StorageError("reading a key record failed", s);
+    auto record = DecodeKeyRecord(bytes);
+    if (!record.ok()) return record.error();
+    return std::optional<KeyRecord>(std::move(*record));
+  }
+
   // Runs for the storage's lifetime. After a failure, DB::Resume (which
   // flushes the memtables to new table files, switches to a new WAL and
   // clears the error) is retried with a bounded back-off until it works,
