@@ -257,51 +257,55 @@ bool StoreService::TakeGroup(std::vector<Queued>& group) {
   return true;
 }
 
+// Decides one write of the group on top of `latest` (each key and scope as
+// the group's earlier writes left them, as if they had been synced one by
+// one); an accepted write's mutations join `batch` and `latest`.
+Result<WriteReceipt> StoreService::Stage(WriteRequest& request, GroupState& latest,
+                                         std::vector<KeyMutation>& batch) {
+  if (Status loaded = LoadForGroup(request, latest); !loaded.ok()) return loaded.error();
+  const bool has_key = request.kind != WriteKind::kRaiseScope;
+  KeyRecord* key = has_key ? &latest.keys.at(request.key) : nullptr;
+  KeyRecord* scope = request.scope ? &latest.scopes.at(*request.scope) : nullptr;
+  auto decided = Decide(request, {key, scope});
+  if (!decided.ok()) return decided.error();
+  WriteReceipt receipt;
+  receipt.key = request.key;
+  receipt.token = request.token;
+  if (decided->scope) {
+    // Later writes of the group are decided against the raised scope.
+    *scope = decided->scope->mutation.record;
+    receipt.scope_raised = true;
+    batch.push_back(std::move(*decided->scope));
+  }
+  if (scope) {
+    receipt.scope = request.scope;
+    receipt.scope_highest_token = scope->highest_token;
+    receipt.scope_version = scope->version;
+  }
+  if (decided->key) {
+    *key = decided->key->mutation.record;
+    receipt.highest_token = key->highest_token;
+    receipt.size = key->size;
+    receipt.etag = key->etag;
+    receipt.version = key->version;
+    batch.push_back(std::move(*decided->key));
+  }
+  return receipt;
+}
+
 void StoreService::CommitGroup(std::vector<Queued>& group) {
-  // Each key as the group's earlier writes left it: a later write of the
-  // same key is decided on top of them, as if they had been synced one by
-  // one.
+  // Each key and scope as the group's earlier writes left it (see Stage).
   GroupState latest;
   std::vector<KeyMutation> batch;
   std::vector<Staged> staged;
   std::vector<std::optional<Error>> refused(group.size());
   for (std::size_t i = 0; i < group.size(); ++i) {
-    WriteRequest& request = group[i].request;
-    if (Status loaded = LoadForGroup(request, latest); !loaded.ok()) {
-      refused[i] = loaded.error();
-      continue;
+    auto receipt = Stage(group[i].request, latest, batch);
+    if (receipt.ok()) {
+      staged.push_back({i, std::move(*receipt)});
+    } else {
+      refused[i] = receipt.error();
     }
-    const bool has_key = request.kind != WriteKind::kRaiseScope;
-    KeyRecord* key = has_key ? &latest.keys.at(request.key) : nullptr;
-    KeyRecord* scope = request.scope ? &latest.scopes.at(*request.scope) : nullptr;
-    auto decided = Decide(request, {key, scope});
-    if (!decided.ok()) {
-      refused[i] = decided.error();
-      continue;
-    }
-    WriteReceipt receipt;
-    receipt.key = request.key;
-    receipt.token = request.token;
-    if (decided->scope) {
-      // Later writes of the group are decided against the raised scope.
-      *scope = decided->scope->mutation.record;
-      receipt.scope_raised = true;
-      batch.push_back(std::move(*decided->scope));
-    }
-    if (scope) {
-      receipt.scope = request.scope;
-      receipt.scope_highest_token = scope->highest_token;
-      receipt.scope_version = scope->version;
-    }
-    if (decided->key) {
-      *key = decided->key->mutation.record;
-      receipt.highest_token = key->highest_token;
-      receipt.size = key->size;
-      receipt.etag = key->etag;
-      receipt.version = key->version;
-      batch.push_back(std::move(*decided->key));
-    }
-    staged.push_back({i, std::move(receipt)});
   }
   Status synced = OkStatus();
   if (!batch.empty()) {

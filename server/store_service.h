@@ -191,6 +191,8 @@ class StoreService {
   // write may proceed, returns the mutations that make it.
   Result<Decided> Decide(WriteRequest& request, Fences current) const;
   Result<Admitted> Admit(const WriteRequest& request, Fences current) const;
+  Result<WriteReceipt> Stage(WriteRequest& request, GroupState& latest,
+                             std::vector<KeyMutation>& batch);
   // Loads the write's key and scope records into `state` (once per group).
   Status LoadForGroup(const WriteRequest& request, GroupState& state);
   // The key's committed record: from the cache, else from the storage.
