@@ -233,6 +233,16 @@ TEST_F(WorkerProcessTest, TwoLockdEndpointsExitWithOneLine) {
   EXPECT_NE(run.lines[0].find("one lockd endpoint"), std::string::npos) << run.lines[0];
 }
 
+TEST_F(WorkerProcessTest, ALockNameThatCannotBeAScopeExitsWithOneLine) {
+  ToolRun run = RunTool({SiblingBinary("fence-worker"), "--id", "A", "--lock-endpoints",
+                         lockd_.Url(""), "--store", store_.Url(""), "--key", "k", "--lock",
+                         "jobs//etl"});
+  EXPECT_NE(run.exit_code, 0);
+  ASSERT_EQ(run.lines.size(), 1u) << run.Output();
+  EXPECT_NE(run.lines[0].find("--scope-fencing"), std::string::npos) << run.lines[0];
+  EXPECT_NE(run.lines[0].find("empty segment"), std::string::npos) << run.lines[0];
+}
+
 TEST_F(WorkerProcessTest, BadPauseSpecExitsWithOneLine) {
   ToolRun run = RunTool({SiblingBinary("fence-worker"), "--id", "A", "--lock-endpoints",
                          lockd_.Url(""), "--store", store_.Url(""), "--key", "k",
