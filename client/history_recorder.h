@@ -72,6 +72,12 @@ class RecordingObjectStore final : public ObjectStore {
   Result<PutResult> Put(const std::string& key, const std::string& body,
                         std::optional<Token> token) override;
   Result<PutResult> RaiseFence(const std::string& key, Token token) override;
+  // Passed through unrecorded: the history and its checker are per key.
+  // The worker raises its keys' fences before its scope's, so a 409 naming
+  // a scope's fence names a token some fence of that key carried.
+  Result<PutResult> RaiseScope(const std::string& scope, Token token) override {
+    return inner_.RaiseScope(scope, token);
+  }
 
  private:
   Result<PutResult> Record(std::uint64_t id, Result<PutResult> answer);

@@ -4,6 +4,7 @@
 
 #include "common/http_client.h"
 #include "core/key.h"
+#include "core/scope_rule.h"
 
 namespace fence::client {
 
@@ -129,6 +130,15 @@ std::string StoreClient::FenceUrl(const std::string& key) const {
   return base_url_ + "/v1/fences/" + EncodeKeyForPath(key);
 }
 
+std::string StoreClient::ScopeFenceUrl(const std::string& scope) const {
+  return base_url_ + "/v1/scopes/" + EncodeKeyForPath(scope) + "/fence";
+}
+
+void StoreClient::AddScope(std::vector<std::pair<std::string, std::string>>& headers) const {
+  // Encoded as in a URL path: the store percent-decodes the header.
+  if (scope_) headers.emplace_back(std::string(kFencingScopeHeader), EncodeKeyForPath(*scope_));
+}
+
 Result<PutResult> StoreClient::Put(const std::string& key, const std::string& body,
                                    std::optional<Token> token) {
   net::HttpCall call;
@@ -136,6 +146,7 @@ Result<PutResult> StoreClient::Put(const std::string& key, const std::string& bo
   call.url = ObjectUrl(key);
   call.headers.emplace_back("Content-Type", "application/json");
   if (token) call.headers.emplace_back(std::string(kFencingTokenHeader), token->ToString());
+  AddScope(call.headers);
   call.body = body;
   call.timeout = timeout_;
   auto res = http_->Call(call);
@@ -146,6 +157,10 @@ Result<PutResult> StoreClient::Put(const std::string& key, const std::string& bo
 
 Result<PutResult> StoreClient::RaiseFence(const std::string& key, Token token) {
   return SendWrite(http::verb::post, FenceUrl(key), token);
+}
+
+Result<PutResult> StoreClient::RaiseScope(const std::string& scope, Token token) {
+  return SendWrite(http::verb::post, ScopeFenceUrl(scope), token);
 }
 
 Result<PutResult> StoreClient::Delete(const std::string& key, Token token) {
@@ -159,6 +174,7 @@ Result<PutResult> StoreClient::SendWrite(http::verb method, const std::string& u
   call.method = method;
   call.url = url;
   call.headers.emplace_back(std::string(kFencingTokenHeader), token.ToString());
+  AddScope(call.headers);
   call.timeout = timeout_;
   auto res = http_->Call(call);
   if (!res.ok()) return res.error();

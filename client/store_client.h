@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/result.h"
 #include "core/token.h"
@@ -72,6 +74,10 @@ class ObjectStore {
   // POST /v1/fences/{key}: raises the key's fence to `token` without
   // writing; answered like a write (kStale when a higher token is stored).
   virtual Result<PutResult> RaiseFence(const std::string& key, Token token) = 0;
+  // POST /v1/scopes/{scope}/fence: raises the scope's fence to `token`, so
+  // that every write sent with that Fencing-Scope and a lower token is
+  // refused on every key; answered like a write.
+  virtual Result<PutResult> RaiseScope(const std::string& scope, Token token) = 0;
 };
 
 // Maps one answered write (PUT or POST fence) to a PutResult or an Error, as
@@ -94,6 +100,10 @@ class StoreClient final : public ObjectStore {
   Result<PutResult> Put(const std::string& key, const std::string& body,
                         std::optional<Token> token) override;
   Result<PutResult> RaiseFence(const std::string& key, Token token) override;
+  Result<PutResult> RaiseScope(const std::string& scope, Token token) override;
+  // Every later write (PUT, DELETE, POST fence) carries `Fencing-Scope:
+  // scope`; nullopt sends none. Set it before sharing the client.
+  void SetScope(std::optional<std::string> scope) { scope_ = std::move(scope); }
   // DELETE /v1/objects/{key}: leaves a tombstone that keeps the fence;
   // answered like a write.
   Result<PutResult> Delete(const std::string& key, Token token);
@@ -104,12 +114,16 @@ class StoreClient final : public ObjectStore {
 
   std::string ObjectUrl(const std::string& key) const;
   std::string FenceUrl(const std::string& key) const;
+  std::string ScopeFenceUrl(const std::string& scope) const;
 
  private:
   Result<PutResult> SendWrite(boost::beast::http::verb method, const std::string& url,
                               Token token);
   std::string base_url_;
+  // Adds the Fencing-Scope header when a scope is set.
+  void AddScope(std::vector<std::pair<std::string, std::string>>& headers) const;
   std::chrono::milliseconds timeout_;
+  std::optional<std::string> scope_;
   std::unique_ptr<net::HttpClient> http_;
 };
 

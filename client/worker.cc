@@ -324,6 +324,21 @@ bool Worker::FenceFirst(Term& term) {
                            {std::string(ev::kToken), token.value()},
                            {std::string(ev::kHighestToken), TokenJson(raised->highest_token)}}));
   }
+  return !config_.scope_fencing || FenceScope(term);
+}
+
+// One call fences the old leader on every key of the job, including keys
+// this leader never writes. After the keys' fences, so that a 409 naming
+// the scope's fence names a token that this leader also sent to its keys.
+bool Worker::FenceScope(Term& term) {
+  const Token token = term.grant.token;
+  auto raised = store_.RaiseScope(config_.lock, token);
+  if (!raised.ok()) return StoreFailed(term, config_.lock, raised.error(), "scope_fence_failed");
+  if (raised->stale()) return Fenced(term, config_.lock, *raised, "scope_fence_first");
+  Emit(EventLevel::kInfo, ev::kScopeFenceRaised,
+       TermFields(term, {{"scope", config_.lock},
+                         {std::string(ev::kToken), token.value()},
+                         {std::string(ev::kHighestToken), TokenJson(raised->highest_token)}}));
   return true;
 }
 

@@ -39,6 +39,11 @@ struct WorkerConfig {
   Millis acquire_wait{5000};       // one long poll of Acquire
   Millis acquire_timeout{60000};   // give up becoming leader after this long
   bool fencing = true;             // false: write without a token (demo only)
+  // With fencing: the lock's name is the store scope. The leader raises the
+  // scope's fence on election, so an old leader is fenced on every key of
+  // the job, not only the keys this leader writes. The store client must
+  // then send the scope with every write (fence-worker sets it).
+  bool scope_fencing = true;
   std::optional<Millis> pause_before_write;  // in the first term only
   Millis work{0};         // time spent working (lease renewed) before writing
   // Time from the last lease check to each write: the job's last step
@@ -141,6 +146,7 @@ class Worker {
   std::optional<LockGrant> AcquireLock(TermReport& report, Millis& sent);
   void StartRenewing(Term& term, Millis acquire_sent);
   bool FenceFirst(Term& term);
+  bool FenceScope(Term& term);
   bool Work(Term& term);
   bool CheckLease(Term& term);
   bool InjectPause(Term& term);

@@ -16,6 +16,7 @@
 #include "common/http_client.h"
 #include "common/logging.h"
 #include "core/key.h"
+#include "core/scope_rule.h"
 
 namespace {
 
@@ -33,6 +34,7 @@ struct Flags {
   std::string endpoints_text;
   std::string store_url;
   std::string fencing = "on";
+  std::string scope_fencing = "on";
   std::string pause_spec;
   std::int64_t ttl_ms = 2000;
   std::int64_t renew_ms = 0;
@@ -91,6 +93,14 @@ void AddWorkOptions(CLI::App& app, Flags& f) {
                  "(only to stage the unfenced demo)")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
+  app.add_option("--scope-fencing", f.scope_fencing,
+                 "'on' (with --fencing on) uses the lock's name as the store scope: "
+                 "on election the leader raises the scope's fence (POST "
+                 "/v1/scopes/LOCK/fence) and sends 'Fencing-Scope: LOCK' with every "
+                 "write, so an old leader is fenced on every key of the job; 'off' "
+                 "fences per key only")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   app.add_option("--inject-pause", f.pause_spec,
                  "before-write:DURATION (e.g. 3000ms or 3s): in the first term, stop "
                  "the whole process with SIGSTOP just before the write; a helper "
@@ -145,6 +155,15 @@ fence::Result<fence::client::WorkerConfig> BuildConfig(const Flags& f) {
   config.work = fence::Millis(f.work_ms);
   config.write_delay = fence::Millis(f.write_delay_ms);
   config.fencing = f.fencing == "on";
+  config.scope_fencing = f.scope_fencing == "on";
+  if (config.fencing && config.scope_fencing) {
+    auto scope = fence::ParseScope(fence::EncodeKeyForPath(config.lock));
+    if (!scope.ok() || *scope != config.lock) {
+      return fence::MakeError(
+          "bad_flag", "--lock '" + config.lock + "' cannot be a store scope (--scope-fencing on): " +
+                          (scope.ok() ? "it names '" + *scope + "'" : scope.error().message));
+    }
+  }
   if (config.payload.empty()) config.payload = "result computed by " + config.id;
   if (config.renew_interval >= config.ttl) {
     return fence::MakeError("bad_flag", "--renew-interval-ms must be shorter than --ttl-ms (" +

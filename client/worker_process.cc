@@ -40,6 +40,7 @@ int RunWorkerProcess(const WorkerConfig& config, LockBackend& backend,
   signal(SIGPIPE, SIG_IGN);
 
   StoreClient store_client(store_url);
+  if (config.fencing && config.scope_fencing) store_client.SetScope(config.lock);
   std::optional<RecordingLockBackend> recorded_backend;
   std::optional<RecordingObjectStore> recorded_store;
   if (history != nullptr) {

@@ -27,6 +27,7 @@ inline constexpr std::string_view kWriteFenced = "write_fenced";      // key, to
 inline constexpr std::string_view kWriteRefused = "write_refused";    // key, error (400/428)
 inline constexpr std::string_view kWriteFailed = "write_failed";      // key, error (507)
 inline constexpr std::string_view kFenceRaised = "fence_raised";      // key, token, highest_token
+inline constexpr std::string_view kScopeFenceRaised = "scope_fence_raised";  // scope, token, highest_token
 // Storage refuses writes (disk full or failing) until it recovers by itself.
 inline constexpr std::string_view kStorageFailed = "storage_failed";      // reason, cause, message
 inline constexpr std::string_view kStorageDegraded = "storage_degraded";  // reason, cause (writes go on)

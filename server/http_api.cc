@@ -5,6 +5,7 @@
 
 #include "common/logging.h"
 #include "core/key.h"
+#include "core/scope_rule.h"
 
 namespace fence::store {
 
@@ -17,15 +18,47 @@ namespace {
 
 constexpr std::string_view kObjectsPrefix = "/v1/objects/";
 constexpr std::string_view kFencesPrefix = "/v1/fences/";
+constexpr std::string_view kScopesPrefix = "/v1/scopes/";
+constexpr std::string_view kScopeFenceSuffix = "/fence";
 
-Result<ParsedWrite> ParseWrite(const net::RequestHeader& header,
+// The Fencing-Scope header: none, or exactly one valid name.
+Result<std::optional<std::string>> ParseScopeHeader(const net::RequestHeader& header) {
+  const auto values = net::HeaderValues(header, kFencingScopeHeader);
+  if (values.empty()) return std::optional<std::string>();
+  if (values.size() > 1) {
+    return MakeError("bad_scope", "the request carries " + std::to_string(values.size()) +
+                                      " Fencing-Scope headers; expected at most one");
+  }
+  auto scope = ParseScope(values[0]);
+  if (!scope.ok()) return scope.error();
+  return std::optional<std::string>(std::move(*scope));
+}
+
+// A key route's tail is the key, with an optional Fencing-Scope header; a
+// scope route's tail is "{name}/fence" and it has no key.
+Result<ParsedWrite> ParseWrite(const net::RequestHeader& header, std::string_view prefix,
                                std::string_view tail) {
-  auto key = ParseKey(tail);
-  if (!key.ok()) return key.error();
+  ParsedWrite p;
+  if (prefix == kScopesPrefix) {
+    if (!tail.ends_with(kScopeFenceSuffix)) {
+      return MakeError("bad_scope", "expected POST /v1/scopes/{name}/fence");
+    }
+    auto scope = ParseScope(tail.substr(0, tail.size() - kScopeFenceSuffix.size()));
+    if (!scope.ok()) return scope.error();
+    p.scope = std::move(*scope);
+  } else {
+    auto key = ParseKey(tail);
+    if (!key.ok()) return key.error();
+    p.key = std::move(*key);
+    auto scope = ParseScopeHeader(header);
+    if (!scope.ok()) return scope.error();
+    p.scope = std::move(*scope);
+  }
   const auto values = net::HeaderValues(header, kFencingTokenHeader);
   auto token = ParseTokenHeader(values);
   if (!token.ok()) return token.error();
-  return ParsedWrite{std::move(*key), *token};
+  p.token = *token;
+  return p;
 }
 
 nlohmann::json OptionalToken(std::optional<Token> token) {
@@ -38,6 +71,7 @@ http::status StatusForError(const std::string& code) {
   static const std::unordered_map<std::string, http::status> kTable = {
       {"bad_key", http::status::bad_request},
       {"bad_token", http::status::bad_request},
+      {"bad_scope", http::status::bad_request},
       {"missing_token", http::status::precondition_required},
       {"stale_token", http::status::conflict},
       {"not_found", http::status::not_found},
@@ -52,6 +86,7 @@ http::status StatusForError(const std::string& code) {
 
 struct StoreApi::Metrics {
   prometheus::Counter& fenced;
+  prometheus::Counter& scope_raises;
   prometheus::Counter& storage_refusals;
   prometheus::Family<prometheus::Counter>& writes;
   std::unordered_map<std::string, prometheus::Counter*> writes_by_result;
@@ -63,10 +98,18 @@ struct StoreApi::Metrics {
       : fenced(prometheus::BuildCounter()
                    .Name("fence_store_fenced_writes_total")
                    .Help("Writes rejected because their fencing token was "
-                         "lower than the key's highest token. Any increase "
-                         "means a split-brain happened and was contained.")
+                         "lower than the key's or the scope's highest token. "
+                         "Any increase means a split-brain happened and was "
+                         "contained.")
                    .Register(registry)
                    .Add({})),
+        scope_raises(prometheus::BuildCounter()
+                         .Name("fence_store_scope_fence_raises_total")
+                         .Help("Accepted writes that moved a scope's fence up "
+                               "(POST /v1/scopes/{name}/fence, or a scoped write "
+                               "with a newer token): new leaders fencing a job.")
+                         .Register(registry)
+                         .Add({})),
         storage_refusals(prometheus::BuildCounter()
                              .Name("fence_store_storage_queue_refusals_total")
                              .Help("Requests answered 503 because the write queue "
@@ -77,8 +120,8 @@ struct StoreApi::Metrics {
                              .Add({})),
         writes(prometheus::BuildCounter()
                    .Name("fence_store_writes_total")
-                   .Help("Mutating requests (PUT, DELETE, POST fence) by "
-                         "result.")
+                   .Help("Mutating requests (PUT, DELETE, POST fence, POST "
+                         "scope fence) by result.")
                    .Register(registry)),
         wal_syncs(prometheus::BuildCounter()
                       .Name("fence_store_wal_syncs_total")
@@ -151,17 +194,29 @@ std::string OpName(http::verb method) {
   }
 }
 
+bool IsScopeRaise(const ParsedWrite& p) { return p.key.empty() && p.scope; }
+
 WriteRequest ToWriteRequest(http::verb method, ParsedWrite p,
                             http::request<http::string_body>& message) {
+  if (IsScopeRaise(p)) return {WriteKind::kRaiseScope, {}, p.token, {}, {}, std::move(p.scope)};
   switch (method) {
     case http::verb::put:
       return {WriteKind::kPut, std::move(p.key), p.token, std::move(message.body()),
-              std::string(net::FromBeast(message[http::field::content_type]))};
+              std::string(net::FromBeast(message[http::field::content_type])),
+              std::move(p.scope)};
     case http::verb::delete_:
-      return {WriteKind::kDelete, std::move(p.key), p.token, {}, {}};
+      return {WriteKind::kDelete, std::move(p.key), p.token, {}, {}, std::move(p.scope)};
     default:
-      return {WriteKind::kRaiseFence, std::move(p.key), p.token, {}, {}};
+      return {WriteKind::kRaiseFence, std::move(p.key), p.token, {}, {}, std::move(p.scope)};
   }
+}
+
+// What a write_fenced line says beyond the key and token: the scope, and
+// which fence refused the write with its highest token.
+void AddFenceFields(nlohmann::json& fields, const ParsedWrite& p, const Error& e) {
+  if (p.scope) fields["scope"] = *p.scope;
+  if (e.details.contains("highest_token")) fields["highest_token"] = e.details["highest_token"];
+  if (e.details.contains("refused_by")) fields["refused_by"] = e.details["refused_by"];
 }
 
 // Logs a write the service refused, at the level its cause deserves.
@@ -171,9 +226,7 @@ void LogRefusedWrite(const std::string& op, const ParsedWrite& p,
                            {"key", p.key},
                            {"token", OptionalToken(p.token)},
                            {"error", e.code}};
-  if (e.details.contains("highest_token")) {
-    fields["highest_token"] = e.details["highest_token"];
-  }
+  AddFenceFields(fields, p, e);
   if (result == "fenced") {
     log::Warn("write_fenced", fields);
   } else if (result == "storage_error") {
@@ -187,23 +240,32 @@ void LogRefusedWrite(const std::string& op, const ParsedWrite& p,
 // Logs an accepted write and builds its 200 answer.
 Response AcceptedWrite(http::verb method, const std::string& op,
                        const WriteReceipt& receipt) {
-  nlohmann::json body = {{"key", receipt.key},
-                         {"token", OptionalToken(receipt.token)},
-                         {"highest_token", OptionalToken(receipt.highest_token)},
-                         {"version", receipt.version}};
+  nlohmann::json body = {{"token", OptionalToken(receipt.token)}};
+  if (receipt.scope) {
+    body["scope"] = *receipt.scope;
+    body["scope_highest_token"] = OptionalToken(receipt.scope_highest_token);
+    body["scope_version"] = receipt.scope_version;
+  }
+  const bool scope_raise = receipt.key.empty();
+  if (!scope_raise) {
+    body["key"] = receipt.key;
+    body["highest_token"] = OptionalToken(receipt.highest_token);
+    body["version"] = receipt.version;
+  }
   if (method == http::verb::put) {
     body["size"] = receipt.size;
     body["etag"] = receipt.etag;
   } else if (method == http::verb::delete_) {
     body["deleted"] = true;
   }
-  log::Info(method == http::verb::post ? "fence_raised" : "write_accepted",
-            {{"op", op},
-             {"key", receipt.key},
-             {"token", OptionalToken(receipt.token)},
-             {"highest_token", OptionalToken(receipt.highest_token)},
-             {"version", receipt.version},
-             {"size", receipt.size}});
+  nlohmann::json fields = body;
+  fields["op"] = op;
+  fields.erase("etag");
+  log::Info(scope_raise ? "scope_fence_raised"
+            : method == http::verb::post ? "fence_raised"
+                                         : "write_accepted",
+            fields);
+  if (scope_raise) body["highest_token"] = body["scope_highest_token"];
   return JsonResponse(http::status::ok, body);
 }
 
@@ -240,15 +302,16 @@ net::Route PlainRoute(std::string name, http::verb method, std::string path,
 // token already below the fence. Decided on the I/O thread when the key's
 // record is in memory; only a miss goes to a storage thread. The parsed key
 // and token are handed on to Mutate (Request::admitted).
-void StoreApi::PrecheckWrite(const net::RequestHeader& header,
+void StoreApi::PrecheckWrite(const net::RequestHeader& header, std::string_view prefix,
                              std::string_view tail, net::PrecheckDone done) {
-  auto parsed = ParseWrite(header, tail);
+  auto parsed = ParseWrite(header, prefix, tail);
   if (!parsed.ok()) {
     RecordWrite("bad_request");
     return done(net::Refuse(
         ErrorResponse(StatusForError(parsed.error().code), parsed.error())));
   }
-  Status admitted = service_.Precheck(parsed->key, parsed->token, ReadFrom::kMemoryOnly);
+  Status admitted =
+      service_.Precheck(parsed->key, parsed->token, parsed->scope, ReadFrom::kMemoryOnly);
   if (admitted.ok() || admitted.error().code != "not_in_memory") {
     return FinishPrecheck(std::move(*parsed), admitted, done);
   }
@@ -258,7 +321,7 @@ void StoreApi::PrecheckWrite(const net::RequestHeader& header,
       RecordWrite("overloaded");
       return done(net::Refuse(StorageUnavailable(slot)));
     }
-    const Status from_disk = service_.Precheck(p.key, p.token, ReadFrom::kAnywhere);
+    const Status from_disk = service_.Precheck(p.key, p.token, p.scope, ReadFrom::kAnywhere);
     FinishPrecheck(std::move(p), from_disk, done);
   });
 }
@@ -270,11 +333,10 @@ void StoreApi::FinishPrecheck(ParsedWrite p, const Status& admitted,
   const std::string result = WriteResultFor(e.code);
   RecordWrite(result);
   if (result == "fenced") {
-    log::Warn("write_fenced",
-              {{"key", p.key},
-               {"token", OptionalToken(p.token)},
-               {"highest_token", e.details.value("highest_token", nlohmann::json())},
-               {"before_body", true}});
+    nlohmann::json fields = {
+        {"key", p.key}, {"token", OptionalToken(p.token)}, {"before_body", true}};
+    AddFenceFields(fields, p, e);
+    log::Warn("write_fenced", fields);
   }
   done(net::Refuse(ServiceError(e)));
 }
@@ -289,7 +351,7 @@ void StoreApi::Mutate(http::verb method, net::Request request,
   service_.Write(std::move(write), [this, method, p = std::move(p),
                                     respond = std::move(respond)](
                                        Result<WriteReceipt> receipt) {
-    const std::string op = OpName(method);
+    const std::string op = IsScopeRaise(p) ? "scope_fence" : OpName(method);
     if (!receipt.ok()) {
       const Error& e = receipt.error();
       const std::string result = WriteResultFor(e.code);
@@ -298,6 +360,7 @@ void StoreApi::Mutate(http::verb method, net::Request request,
       return respond(ServiceError(e));
     }
     RecordWrite("accepted");
+    if (receipt->scope_raised) metrics_->scope_raises.Increment();
     respond(AcceptedWrite(method, op, *receipt));
   });
 }
@@ -306,8 +369,9 @@ void StoreApi::Mutate(http::verb method, net::Request request,
 // for the disk goes to a storage thread.
 void StoreApi::ReadByKey(const net::Request& request, net::Respond respond,
                          std::function<std::optional<Response>(const std::string& key,
-                                                               ReadFrom from)> read) {
-  auto key = ParseKey(request.tail);
+                                                               ReadFrom from)> read,
+                         Result<std::string> (*parse)(std::string_view)) {
+  auto key = parse(request.tail);
   if (!key.ok()) {
     return respond(ErrorResponse(http::status::bad_request, key.error()));
   }
@@ -338,6 +402,17 @@ std::optional<Response> StoreApi::ReadFence(const std::string& key, ReadFrom fro
   return JsonResponse(http::status::ok, {{"key", fence->key},
                                          {"highest_token", fence->highest_token.value()},
                                          {"version", fence->version}});
+}
+
+std::optional<Response> StoreApi::ReadScope(const std::string& scope, ReadFrom from) {
+  auto state = service_.GetScope(scope, from);
+  if (!state.ok()) {
+    if (state.error().code == "not_in_memory") return std::nullopt;
+    return ServiceError(state.error());
+  }
+  return JsonResponse(http::status::ok, {{"scope", state->scope},
+                                         {"highest_token", state->highest_token.value()},
+                                         {"version", state->version}});
 }
 
 // The answer to an error from the service; a write it did not attempt
@@ -371,9 +446,9 @@ net::Route StoreApi::WriteRoute(std::string name, std::string_view prefix,
                                 http::verb method, std::uint64_t body_limit) {
   net::Route route = PlainRoute(std::move(name), method, std::string(prefix), true);
   route.body_limit = body_limit;
-  route.precheck = [this](const net::RequestHeader& header, std::string_view tail,
-                          net::PrecheckDone done) {
-    PrecheckWrite(header, tail, std::move(done));
+  route.precheck = [this, prefix](const net::RequestHeader& header, std::string_view tail,
+                                  net::PrecheckDone done) {
+    PrecheckWrite(header, prefix, tail, std::move(done));
   };
   route.on_server_reply = [this](http::status status) {
     RecordWrite(status == http::status::payload_too_large     ? "too_large"
@@ -417,6 +492,20 @@ void StoreApi::AddFenceRoutes(std::vector<net::Route>& routes) {
   routes.push_back(WriteRoute("fences", kFencesPrefix, http::verb::post, 0));
 }
 
+// GET /v1/scopes/{name}; POST /v1/scopes/{name}/fence.
+void StoreApi::AddScopeRoutes(std::vector<net::Route>& routes) {
+  net::Route read =
+      PlainRoute("scopes", http::verb::get, std::string(kScopesPrefix), true);
+  read.handle = [this](net::Request r, net::Respond respond) {
+    ReadByKey(
+        r, std::move(respond),
+        [this](const std::string& scope, ReadFrom from) { return ReadScope(scope, from); },
+        ParseScope);
+  };
+  routes.push_back(std::move(read));
+  routes.push_back(WriteRoute("scopes", kScopesPrefix, http::verb::post, 0));
+}
+
 void StoreApi::AddHealthRoutes(std::vector<net::Route>& routes) {
   routes.push_back(net::MetricsRoute(registry_));
   net::Route healthz = PlainRoute("healthz", http::verb::get, "/healthz", false);
@@ -442,6 +531,7 @@ std::vector<net::Route> StoreApi::Routes() {
   AddObjectWriteRoutes(routes);
   AddObjectReadRoutes(routes);
   AddFenceRoutes(routes);
+  AddScopeRoutes(routes);
   AddHealthRoutes(routes);
   return routes;
 }

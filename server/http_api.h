@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/http_server.h"
+#include "core/key.h"
 #include "server/storage_queue.h"
 #include "server/store_service.h"
 
@@ -22,10 +23,12 @@ struct ApiOptions {
 // HTTP status for a service error code (one table for every handler).
 net::http::status StatusForError(const std::string& code);
 
-// A write's key and token, parsed from its header by the precheck.
+// A write's key, token and scope, parsed from its header by the precheck.
+// A scope fence raise (POST /v1/scopes/{name}/fence) has no key.
 struct ParsedWrite {
   std::string key;
   std::optional<Token> token;
+  std::optional<std::string> scope;
 };
 
 class StoreApi {
@@ -43,14 +46,15 @@ class StoreApi {
   void AddObjectWriteRoutes(std::vector<net::Route>& routes);
   void AddObjectReadRoutes(std::vector<net::Route>& routes);
   void AddFenceRoutes(std::vector<net::Route>& routes);
+  void AddScopeRoutes(std::vector<net::Route>& routes);
   void AddHealthRoutes(std::vector<net::Route>& routes);
   // A mutating route (PUT/DELETE object, POST fence): prechecked from its
   // header, then applied by Mutate.
   net::Route WriteRoute(std::string name, std::string_view prefix,
                         net::http::verb method, std::uint64_t body_limit);
 
-  void PrecheckWrite(const net::RequestHeader& header, std::string_view tail,
-                     net::PrecheckDone done);
+  void PrecheckWrite(const net::RequestHeader& header, std::string_view prefix,
+                     std::string_view tail, net::PrecheckDone done);
   void FinishPrecheck(ParsedWrite p, const Status& admitted, const net::PrecheckDone& done);
   void Mutate(net::http::verb method, net::Request request, net::Respond respond);
   // Parses the key and answers with read(key, from): from memory on the
@@ -58,10 +62,12 @@ class StoreApi {
   // storage queue.
   void ReadByKey(const net::Request& request, net::Respond respond,
                  std::function<std::optional<net::Response>(const std::string& key,
-                                                            ReadFrom from)> read);
+                                                            ReadFrom from)> read,
+                 Result<std::string> (*parse)(std::string_view) = ParseKey);
   std::optional<net::Response> ReadObject(net::http::verb method, const std::string& key,
                                           ReadFrom from);
   std::optional<net::Response> ReadFence(const std::string& key, ReadFrom from);
+  std::optional<net::Response> ReadScope(const std::string& scope, ReadFrom from);
   net::Response ServiceError(const Error& e);
   // 503 with Retry-After for a request the storage queue refused.
   net::Response StorageUnavailable(StorageQueue::Slot slot);

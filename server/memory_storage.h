@@ -19,6 +19,14 @@ class MemoryStorage final : public Storage {
     return std::optional<KeyRecord>(it->second);
   }
 
+  Result<std::optional<KeyRecord>> LoadScope(std::string_view name,
+                                             ReadFrom /*from*/) override {
+    std::lock_guard lock(mu_);
+    auto it = scopes_.find(std::string(name));
+    if (it == scopes_.end()) return std::optional<KeyRecord>();
+    return std::optional<KeyRecord>(it->second);
+  }
+
   Result<std::optional<StoredObject>> LoadObject(
       std::string_view key, ReadFrom /*from*/) override {
     std::lock_guard lock(mu_);
@@ -38,7 +46,11 @@ class MemoryStorage final : public Storage {
       return MakeError("storage_error", "injected write failure");
     }
     healthy_ = true;
-    for (const auto& [key, mutation] : group) {
+    for (const auto& [key, mutation, space] : group) {
+      if (space == RecordSpace::kScope) {
+        scopes_[key] = mutation.record;
+        continue;
+      }
       records_[key] = mutation.record;
       if (mutation.body_change == BodyChange::kSet) {
         bodies_[key] = mutation.body;
@@ -68,6 +80,7 @@ class MemoryStorage final : public Storage {
   mutable std::mutex mu_;
   std::map<std::string, KeyRecord> records_;  // GUARDED_BY(mu_)
   std::map<std::string, std::string> bodies_;  // GUARDED_BY(mu_)
+  std::map<std::string, KeyRecord> scopes_;    // GUARDED_BY(mu_)
   bool fail_writes_ = false;                   // GUARDED_BY(mu_)
   bool healthy_ = true;                        // GUARDED_BY(mu_)
   int commits_ = 0;                            // GUARDED_BY(mu_)

@@ -31,6 +31,8 @@ namespace {
 // never reads object bytes.
 std::string RecordKey(std::string_view key) { return "r/" + std::string(key); }
 std::string BodyKey(std::string_view key) { return "b/" + std::string(key); }
+// Scope fences: a record per scope, no body.
+std::string ScopeKey(std::string_view name) { return "s/" + std::string(name); }
 
 rocksdb::ReadOptions ReadOptionsFor(ReadFrom from) {
   rocksdb::ReadOptions options;
@@ -205,14 +207,11 @@ class RocksStorage final : public Storage {
   RocksStorage& operator=(const RocksStorage&) = delete;
 
   Result<std::optional<KeyRecord>> LoadRecord(std::string_view key, ReadFrom from) override {
-    std::string bytes;
-    const auto s = db_->Get(ReadOptionsFor(from), RecordKey(key), &bytes);
-    if (s.IsNotFound()) return std::optional<KeyRecord>();
-    if (s.IsIncomplete()) return NotInMemory();
-    if (!s.ok()) return StorageError("reading a key record failed", s);
-    auto record = DecodeKeyRecord(bytes);
-    if (!record.ok()) return record.error();
-    return std::optional<KeyRecord>(std::move(*record));
+    return LoadAt(RecordKey(key), from);
+  }
+
+  Result<std::optional<KeyRecord>> LoadScope(std::string_view name, ReadFrom from) override {
+    return LoadAt(ScopeKey(name), from);
   }
 
   Result<std::optional<StoredObject>> LoadObject(std::string_view key, ReadFrom from) override {
@@ -237,7 +236,11 @@ class RocksStorage final : public Storage {
 
   Status CommitGroup(const std::vector<KeyMutation>& group) override {
     rocksdb::WriteBatch batch;
-    for (const auto& [key, mutation] : group) {
+    for (const auto& [key, mutation, space] : group) {
+      if (space == RecordSpace::kScope) {
+        batch.Put(ScopeKey(key), EncodeKeyRecord(mutation.record));
+        continue;
+      }
       batch.Put(RecordKey(key), EncodeKeyRecord(mutation.record));
       if (mutation.body_change == BodyChange::kSet) {
         batch.Put(BodyKey(key), mutation.body);
@@ -263,6 +266,18 @@ class RocksStorage final : public Storage {
   bool Healthy() const override { return health_->healthy(); }
 
  private:
+  // A record (of a key or a scope) under its database key.
+  Result<std::optional<KeyRecord>> LoadAt(const std::string& db_key, ReadFrom from) {
+    std::string bytes;
+    const auto s = db_->Get(ReadOptionsFor(from), db_key, &bytes);
+    if (s.IsNotFound()) return std::optional<KeyRecord>();
+    if (s.IsIncomplete()) return NotInMemory();
+    if (!s.ok()) return StorageError("reading a key record failed", s);
+    auto record = DecodeKeyRecord(bytes);
+    if (!record.ok()) return record.error();
+    return std::optional<KeyRecord>(std::move(*record));
+  }
+
   // Runs for the storage's lifetime. After a failure, DB::Resume (which
   // flushes the memtables to new table files, switches to a new WAL and
   // clears the error) is retried with a bounded back-off until it works,

@@ -31,9 +31,14 @@ struct Mutation {
   std::string body;  // used with kSet
 };
 
+// Where a record lives: keys hold objects and their fences; scopes hold only
+// a fence (highest_token and version of a KeyRecord), for a whole job.
+enum class RecordSpace { kKey, kScope };
+
 struct KeyMutation {
-  std::string key;
+  std::string key;  // the key, or the scope's name for RecordSpace::kScope
   Mutation mutation;
+  RecordSpace space = RecordSpace::kKey;  // a scope mutation has kKeep
 };
 
 // Where a read may look. kMemoryOnly never waits for the disk: it answers
@@ -46,6 +51,9 @@ class Storage {
   virtual ~Storage() = default;
   virtual Result<std::optional<KeyRecord>> LoadRecord(
       std::string_view key, ReadFrom from) = 0;
+  // A scope's fence record (only highest_token and version are used).
+  virtual Result<std::optional<KeyRecord>> LoadScope(
+      std::string_view name, ReadFrom from) = 0;
   // The record and the body as of one instant (a consistent view).
   virtual Result<std::optional<StoredObject>> LoadObject(
       std::string_view key, ReadFrom from) = 0;

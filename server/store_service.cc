@@ -4,19 +4,40 @@
 #include <future>
 
 #include "core/etag.h"
+#include "core/scope_rule.h"
 
 namespace fence::store {
 namespace {
 
-Error StaleToken(const std::string& key, Token token, Token highest) {
+Error StaleToken(const WriteRequest& w, Token highest) {
+  nlohmann::json details = {{"key", w.key},
+                            {"token", w.token->value()},
+                            {"highest_token", highest.value()},
+                            {"refused_by", "key"}};
+  if (w.scope) details["scope"] = *w.scope;
   return MakeError("stale_token",
-                   "token " + token.ToString() + " is lower than the highest "
+                   "token " + w.token->ToString() + " is lower than the highest "
                        "token " + highest.ToString() + " already seen for key '" +
-                       key + "': a newer leader holds the lock; stop acting as "
+                       w.key + "': a newer leader holds the lock; stop acting as "
                        "leader and do not retry with this token",
-                   {{"key", key},
-                    {"token", token.value()},
-                    {"highest_token", highest.value()}});
+                   details);
+}
+
+// The scope's fence refused the write: a newer leader of the job raised it,
+// maybe without ever writing this key.
+Error StaleScope(const WriteRequest& w, Token highest) {
+  nlohmann::json details = {{"token", w.token->value()},
+                            {"highest_token", highest.value()},
+                            {"refused_by", "scope"},
+                            {"scope", *w.scope},
+                            {"scope_highest_token", highest.value()}};
+  if (w.kind != WriteKind::kRaiseScope) details["key"] = w.key;
+  return MakeError("stale_token",
+                   "the fence of scope '" + *w.scope + "' refused token " +
+                       w.token->ToString() + ": a newer leader of that scope raised it to " +
+                       highest.ToString() + ", which fences every key written in the "
+                       "scope; stop acting as leader and do not retry with this token",
+                   details);
 }
 
 Error NotFound(const std::string& key) {
@@ -45,6 +66,7 @@ Mutation MutationFor(WriteRequest& request) {
       m.body_change = BodyChange::kErase;
       break;
     case WriteKind::kRaiseFence:
+    case WriteKind::kRaiseScope:
       m.body_change = BodyChange::kKeep;
       break;
   }
@@ -58,6 +80,7 @@ StoreService::StoreService(Storage& storage, FencingMode mode, StoreServiceOptio
       mode_(mode),
       options_(options),
       cache_(options.cache_bytes, options.cache_max_body_bytes),
+      scope_cache_(options.scope_cache_bytes, 0),
       committer_([this] { RunCommitter(); }) {}
 
 StoreService::~StoreService() { Close(); }
@@ -82,54 +105,92 @@ Result<std::optional<KeyRecord>> StoreService::LoadRecord(const std::string& key
   return storage_.LoadRecord(key, from);
 }
 
+Result<std::optional<KeyRecord>> StoreService::LoadScope(const std::string& scope,
+                                                         ReadFrom from) {
+  if (auto cached = scope_cache_.Find(scope)) {
+    return std::optional<KeyRecord>(std::move(cached->record));
+  }
+  return storage_.LoadScope(scope, from);
+}
+
 Status StoreService::Precheck(const std::string& key, std::optional<Token> token,
-                              ReadFrom from) {
-  auto loaded = LoadRecord(key, from);
-  if (!loaded.ok()) return loaded.error();
-  auto admitted = Admit(key, token, loaded->value_or(KeyRecord{}));
+                              const std::optional<std::string>& scope, ReadFrom from) {
+  WriteRequest request{key.empty() && scope ? WriteKind::kRaiseScope : WriteKind::kPut,
+                       key, token, {}, {}, scope};
+  KeyRecord key_record;
+  KeyRecord scope_record;
+  Fences fences;
+  if (request.kind != WriteKind::kRaiseScope) {
+    auto loaded = LoadRecord(key, from);
+    if (!loaded.ok()) return loaded.error();
+    key_record = loaded->value_or(KeyRecord{});
+    fences.key = &key_record;
+  }
+  if (scope) {
+    auto loaded = LoadScope(*scope, from);
+    if (!loaded.ok()) return loaded.error();
+    scope_record = loaded->value_or(KeyRecord{});
+    fences.scope = &scope_record;
+  }
+  auto admitted = Admit(request, fences);
   if (!admitted.ok()) return admitted.error();
   return OkStatus();
 }
 
-Result<KeyRecord> StoreService::Admit(const std::string& key,
-                                      std::optional<Token> token,
-                                      KeyRecord record) const {
-  if (mode_ == FencingMode::kOn && !token) {
+Result<StoreService::Admitted> StoreService::Admit(const WriteRequest& request,
+                                                   Fences current) const {
+  const bool scope_raise = request.kind == WriteKind::kRaiseScope;
+  const std::optional<Token> key_highest =
+      current.key ? current.key->highest_token : std::nullopt;
+  const std::optional<Token> scope_highest =
+      current.scope ? current.scope->highest_token : std::nullopt;
+  if (!request.token && (mode_ == FencingMode::kOn || request.scope ||
+                         request.kind == WriteKind::kRaiseFence || scope_raise)) {
     return MakeError("missing_token",
                      "this write carries no Fencing-Token header; send the "
                      "token your lock service issued with the lock, e.g. "
-                     "'Fencing-Token: 7'",
-                     {{"key", key}});
-  }
-  if (mode_ == FencingMode::kOn) {
-    const FenceOutcome outcome = DecideFence(record.highest_token, *token);
-    if (outcome.decision == FenceDecision::kStale) {
-      return StaleToken(key, *token, *record.highest_token);
-    }
-    record.highest_token = outcome.highest_after;
-  } else {
-    record.highest_token = RememberUnfenced(record.highest_token, token);
-  }
-  return record;
-}
-
-Result<KeyMutation> StoreService::Decide(WriteRequest& request,
-                                         const KeyRecord& current) const {
-  if (request.kind == WriteKind::kRaiseFence && !request.token) {
-    return MakeError("missing_token", "raising a fence needs a Fencing-Token header",
+                     "'Fencing-Token: 7'" +
+                         std::string(request.scope ? " (a Fencing-Scope needs one too)" : ""),
                      {{"key", request.key}});
   }
-  auto admitted = Admit(request.key, request.token, current);
+  if (mode_ == FencingMode::kOff) {
+    Admitted a{RememberUnfenced(key_highest, request.token),
+               RememberUnfenced(scope_highest, request.token), scope_raise};
+    a.write_scope = a.write_scope || (request.scope && a.scope_highest != scope_highest);
+    return a;
+  }
+  const ScopedFenceOutcome out = DecideScopedFence(
+      {key_highest, !scope_raise, scope_highest, request.scope.has_value(), *request.token});
+  if (out.decision == ScopedDecision::kStaleKey) return StaleToken(request, *key_highest);
+  if (out.decision == ScopedDecision::kStaleScope) return StaleScope(request, *scope_highest);
+  // An explicit raise always writes the scope's record (a new version), as
+  // a key's fence raise does; a write only when it moves the fence.
+  return Admitted{out.key_highest_after, out.scope_highest_after,
+                  scope_raise || out.scope_raised};
+}
+
+Result<StoreService::Decided> StoreService::Decide(WriteRequest& request,
+                                                   Fences current) const {
+  auto admitted = Admit(request, current);
   if (!admitted.ok()) return admitted.error();
+  Decided decided;
+  if (admitted->write_scope) {
+    KeyMutation sm{*request.scope, Mutation{}, RecordSpace::kScope};
+    sm.mutation.record.highest_token = admitted->scope_highest;
+    sm.mutation.record.version = current.scope->version + 1;
+    decided.scope = std::move(sm);
+  }
+  if (request.kind == WriteKind::kRaiseScope) return decided;
   KeyMutation km{request.key, MutationFor(request)};
   KeyRecord& after = km.mutation.record;
   if (km.mutation.body_change == BodyChange::kKeep) {
     // A fence raise keeps the object exactly as it was.
-    after = current;
+    after = *current.key;
   }
-  after.highest_token = admitted->highest_token;
-  after.version = current.version + 1;
-  return km;
+  after.highest_token = admitted->key_highest;
+  after.version = current.key->version + 1;
+  decided.key = std::move(km);
+  return decided;
 }
 
 void StoreService::Write(WriteRequest request, WriteDone done) {
@@ -196,38 +257,55 @@ bool StoreService::TakeGroup(std::vector<Queued>& group) {
   return true;
 }
 
+// Decides one write of the group on top of `latest` (each key and scope as
+// the group's earlier writes left them, as if they had been synced one by
+// one); an accepted write's mutations join `batch` and `latest`.
+Result<WriteReceipt> StoreService::Stage(WriteRequest& request, GroupState& latest,
+                                         std::vector<KeyMutation>& batch) {
+  if (Status loaded = LoadForGroup(request, latest); !loaded.ok()) return loaded.error();
+  const bool has_key = request.kind != WriteKind::kRaiseScope;
+  KeyRecord* key = has_key ? &latest.keys.at(request.key) : nullptr;
+  KeyRecord* scope = request.scope ? &latest.scopes.at(*request.scope) : nullptr;
+  auto decided = Decide(request, {key, scope});
+  if (!decided.ok()) return decided.error();
+  WriteReceipt receipt;
+  receipt.key = request.key;
+  receipt.token = request.token;
+  if (decided->scope) {
+    // Later writes of the group are decided against the raised scope.
+    *scope = decided->scope->mutation.record;
+    receipt.scope_raised = true;
+    batch.push_back(std::move(*decided->scope));
+  }
+  if (scope) {
+    receipt.scope = request.scope;
+    receipt.scope_highest_token = scope->highest_token;
+    receipt.scope_version = scope->version;
+  }
+  if (decided->key) {
+    *key = decided->key->mutation.record;
+    receipt.highest_token = key->highest_token;
+    receipt.size = key->size;
+    receipt.etag = key->etag;
+    receipt.version = key->version;
+    batch.push_back(std::move(*decided->key));
+  }
+  return receipt;
+}
+
 void StoreService::CommitGroup(std::vector<Queued>& group) {
-  // Each key as the group's earlier writes left it: a later write of the
-  // same key is decided on top of them, as if they had been synced one by
-  // one.
-  std::unordered_map<std::string, KeyRecord> latest;
+  // Each key and scope as the group's earlier writes left it (see Stage).
+  GroupState latest;
   std::vector<KeyMutation> batch;
   std::vector<Staged> staged;
   std::vector<std::optional<Error>> refused(group.size());
   for (std::size_t i = 0; i < group.size(); ++i) {
-    WriteRequest& request = group[i].request;
-    auto it = latest.find(request.key);
-    if (it == latest.end()) {
-      auto loaded = LoadRecord(request.key, ReadFrom::kAnywhere);
-      if (!loaded.ok()) {
-        refused[i] = loaded.error();
-        continue;
-      }
-      it = latest.emplace(request.key, loaded->value_or(KeyRecord{})).first;
-      // The committer alone changes records, so what it read is current:
-      // the key's later writes and prechecks need not read it again.
-      if (!cache_.Find(request.key)) cache_.Put(request.key, {it->second, nullptr});
+    auto receipt = Stage(group[i].request, latest, batch);
+    if (receipt.ok()) {
+      staged.push_back({i, std::move(*receipt)});
+    } else {
+      refused[i] = receipt.error();
     }
-    auto decided = Decide(request, it->second);
-    if (!decided.ok()) {
-      refused[i] = decided.error();
-      continue;
-    }
-    const KeyRecord& after = decided->mutation.record;
-    it->second = after;
-    staged.push_back({i, WriteReceipt{request.key, request.token, after.highest_token,
-                                      after.size, after.etag, after.version}});
-    batch.push_back(std::move(*decided));
   }
   Status synced = OkStatus();
   if (!batch.empty()) {
@@ -259,8 +337,33 @@ void StoreService::CommitGroup(std::vector<Queued>& group) {
   }
 }
 
+// Reads each key and scope a write needs once per group: the committer alone
+// changes records, so what it read is current, and the cache takes it for
+// the later writes and prechecks of the key.
+Status StoreService::LoadForGroup(const WriteRequest& request, GroupState& state) {
+  if (request.kind != WriteKind::kRaiseScope && !state.keys.contains(request.key)) {
+    auto loaded = LoadRecord(request.key, ReadFrom::kAnywhere);
+    if (!loaded.ok()) return loaded.error();
+    const KeyRecord& record =
+        state.keys.emplace(request.key, loaded->value_or(KeyRecord{})).first->second;
+    if (!cache_.Find(request.key)) cache_.Put(request.key, {record, nullptr});
+  }
+  if (request.scope && !state.scopes.contains(*request.scope)) {
+    auto loaded = LoadScope(*request.scope, ReadFrom::kAnywhere);
+    if (!loaded.ok()) return loaded.error();
+    const KeyRecord& record =
+        state.scopes.emplace(*request.scope, loaded->value_or(KeyRecord{})).first->second;
+    if (!scope_cache_.Find(*request.scope)) scope_cache_.Put(*request.scope, {record, nullptr});
+  }
+  return OkStatus();
+}
+
 void StoreService::CacheCommitted(std::vector<KeyMutation>& batch) {
   for (KeyMutation& km : batch) {
+    if (km.space == RecordSpace::kScope) {
+      scope_cache_.Put(km.key, {km.mutation.record, nullptr});
+      continue;
+    }
     CachedKey entry{km.mutation.record, nullptr};
     switch (km.mutation.body_change) {
       case BodyChange::kSet:
@@ -290,19 +393,27 @@ Result<WriteReceipt> StoreService::WriteAndWait(WriteRequest request) {
 Result<WriteReceipt> StoreService::Put(const std::string& key,
                                        std::optional<Token> token,
                                        std::string body,
-                                       std::string content_type) {
-  return WriteAndWait(
-      {WriteKind::kPut, key, token, std::move(body), std::move(content_type)});
+                                       std::string content_type,
+                                       std::optional<std::string> scope) {
+  return WriteAndWait({WriteKind::kPut, key, token, std::move(body),
+                       std::move(content_type), std::move(scope)});
 }
 
 Result<WriteReceipt> StoreService::Delete(const std::string& key,
-                                          std::optional<Token> token) {
-  return WriteAndWait({WriteKind::kDelete, key, token, {}, {}});
+                                          std::optional<Token> token,
+                                          std::optional<std::string> scope) {
+  return WriteAndWait({WriteKind::kDelete, key, token, {}, {}, std::move(scope)});
 }
 
 Result<WriteReceipt> StoreService::RaiseFence(const std::string& key,
+                                              std::optional<Token> token,
+                                              std::optional<std::string> scope) {
+  return WriteAndWait({WriteKind::kRaiseFence, key, token, {}, {}, std::move(scope)});
+}
+
+Result<WriteReceipt> StoreService::RaiseScope(const std::string& scope,
                                               std::optional<Token> token) {
-  return WriteAndWait({WriteKind::kRaiseFence, key, token, {}, {}});
+  return WriteAndWait({WriteKind::kRaiseScope, {}, token, {}, {}, scope});
 }
 
 Result<StoredObject> StoreService::Get(const std::string& key, ReadFrom from) {
@@ -324,6 +435,16 @@ Result<FenceState> StoreService::GetFence(const std::string& key, ReadFrom from)
                      {{"key", key}});
   }
   return FenceState{key, *(*loaded)->highest_token, (*loaded)->version};
+}
+
+Result<ScopeState> StoreService::GetScope(const std::string& scope, ReadFrom from) {
+  auto loaded = LoadScope(scope, from);
+  if (!loaded.ok()) return loaded.error();
+  if (!loaded->has_value() || !(*loaded)->highest_token) {
+    return MakeError("not_found", "scope '" + scope + "' has never been fenced",
+                     {{"scope", scope}});
+  }
+  return ScopeState{scope, *(*loaded)->highest_token, (*loaded)->version};
 }
 
 }  // namespace fence::store

@@ -33,7 +33,8 @@ namespace fence::store {
 
 enum class FencingMode { kOn, kOff };
 
-enum class WriteKind { kPut, kDelete, kRaiseFence };
+// kRaiseScope raises a scope's fence alone: it has a scope and no key.
+enum class WriteKind { kPut, kDelete, kRaiseFence, kRaiseScope };
 
 struct WriteRequest {
   WriteKind kind = WriteKind::kPut;
@@ -41,6 +42,9 @@ struct WriteRequest {
   std::optional<Token> token;
   std::string body;          // kPut only
   std::string content_type;  // kPut only; empty means application/octet-stream
+  // The Fencing-Scope (a validated name): the write must also pass the
+  // scope's fence, and raises it (core/scope_rule.h).
+  std::optional<std::string> scope = std::nullopt;
 };
 
 struct WriteReceipt {
@@ -50,12 +54,23 @@ struct WriteReceipt {
   std::uint64_t size = 0;
   std::string etag;
   std::uint64_t version = 0;  // the write's place in the key's commit order
+  // Scoped writes: the scope's fence and version after the write.
+  std::optional<std::string> scope = std::nullopt;
+  std::optional<Token> scope_highest_token = std::nullopt;
+  std::uint64_t scope_version = 0;
+  bool scope_raised = false;  // the write moved the scope's fence up
 };
 
 struct FenceState {
   std::string key;
   Token highest_token;
   std::uint64_t version = 0;  // the key's version (see KeyRecord::version)
+};
+
+struct ScopeState {
+  std::string scope;
+  Token highest_token;
+  std::uint64_t version = 0;  // how many times the scope's fence was written
 };
 
 struct StoreServiceOptions {
@@ -68,6 +83,8 @@ struct StoreServiceOptions {
   // The ObjectCache of committed keys; 0 bytes disables it.
   std::uint64_t cache_bytes = 64ull * 1024 * 1024;
   std::uint64_t cache_max_body_bytes = 64ull * 1024;
+  // The cache of scope records (one small record per scope).
+  std::uint64_t scope_cache_bytes = 4ull * 1024 * 1024;
 };
 
 // Runs exactly once per write: on the committer thread once the write's
@@ -77,7 +94,9 @@ using WriteDone = std::function<void(Result<WriteReceipt>)>;
 
 // Error codes returned by the service (the HTTP layer maps them to status):
 //   missing_token (428), bad_token/bad_key (400), stale_token (409, with
-//   "key", "token" and "highest_token"), not_found (404),
+//   "key", "token", "highest_token" and "refused_by": "key"; or, when a
+//   scope's fence refused it, "refused_by": "scope", "scope" and
+//   "scope_highest_token"), not_found (404),
 //   storage_error (507: nothing was acknowledged), overloaded and
 //   shutting_down (503: not attempted), not_in_memory (only from reads
 //   asked to stay in memory: retry with ReadFrom::kAnywhere).
@@ -91,7 +110,9 @@ class StoreService {
   // Checks a write from its header alone, before its body is read, so that
   // a stale writer is refused without sending its bytes. Advisory only: the
   // committer checks again.
+  // An empty key with a scope prechecks a scope raise.
   Status Precheck(const std::string& key, std::optional<Token> token,
+                  const std::optional<std::string>& scope = std::nullopt,
                   ReadFrom from = ReadFrom::kAnywhere);
 
   // Queues a write for the committer; `done` gets its outcome.
@@ -99,14 +120,21 @@ class StoreService {
 
   // Blocking forms of Write, for tests and tools.
   Result<WriteReceipt> Put(const std::string& key, std::optional<Token> token,
-                           std::string body, std::string content_type);
-  Result<WriteReceipt> Delete(const std::string& key, std::optional<Token> token);
+                           std::string body, std::string content_type,
+                           std::optional<std::string> scope = std::nullopt);
+  Result<WriteReceipt> Delete(const std::string& key, std::optional<Token> token,
+                              std::optional<std::string> scope = std::nullopt);
   // Raises the fence without writing the object: a new leader fences first.
   Result<WriteReceipt> RaiseFence(const std::string& key,
-                                  std::optional<Token> token);
+                                  std::optional<Token> token,
+                                  std::optional<std::string> scope = std::nullopt);
+  // Raises a scope's fence alone: every key's writes in the scope with a
+  // lower token are refused from then on.
+  Result<WriteReceipt> RaiseScope(const std::string& scope, std::optional<Token> token);
 
   Result<StoredObject> Get(const std::string& key, ReadFrom from = ReadFrom::kAnywhere);
   Result<FenceState> GetFence(const std::string& key, ReadFrom from = ReadFrom::kAnywhere);
+  Result<ScopeState> GetScope(const std::string& scope, ReadFrom from = ReadFrom::kAnywhere);
   bool Healthy() const { return storage_.Healthy(); }
 
   std::uint64_t cached_bytes() const { return cache_.bytes(); }
@@ -130,18 +158,46 @@ class StoreService {
     std::size_t index;  // into the group
     WriteReceipt receipt;
   };
+  // The fences a write is decided against: the key's record (null for a
+  // scope raise) and the scope's (null for an unscoped write).
+  struct Fences {
+    const KeyRecord* key = nullptr;
+    const KeyRecord* scope = nullptr;
+  };
+  // What the fence rule makes of a write: the fences after it, and whether
+  // the scope's record must be written.
+  struct Admitted {
+    std::optional<Token> key_highest;
+    std::optional<Token> scope_highest;
+    bool write_scope = false;
+  };
+  // The mutations of one accepted write: its key's, and its scope's if the
+  // scope's fence moved.
+  struct Decided {
+    std::optional<KeyMutation> key;
+    std::optional<KeyMutation> scope;
+  };
+  // Each key and scope as the group's earlier writes left them.
+  struct GroupState {
+    std::unordered_map<std::string, KeyRecord> keys;
+    std::unordered_map<std::string, KeyRecord> scopes;
+  };
 
   Result<WriteReceipt> WriteAndWait(WriteRequest request);
   void RunCommitter();
   bool TakeGroup(std::vector<Queued>& group);
   void CommitGroup(std::vector<Queued>& group);
-  // Applies the fence rule to `request` on top of `current` and, if the
-  // write may proceed, returns the mutation that makes it.
-  Result<KeyMutation> Decide(WriteRequest& request, const KeyRecord& current) const;
-  Result<KeyRecord> Admit(const std::string& key, std::optional<Token> token,
-                          KeyRecord record) const;
+  // Applies the fence rules to `request` on top of `current` and, if the
+  // write may proceed, returns the mutations that make it.
+  Result<Decided> Decide(WriteRequest& request, Fences current) const;
+  Result<Admitted> Admit(const WriteRequest& request, Fences current) const;
+  Result<WriteReceipt> Stage(WriteRequest& request, GroupState& latest,
+                             std::vector<KeyMutation>& batch);
+  // Loads the write's key and scope records into `state` (once per group).
+  Status LoadForGroup(const WriteRequest& request, GroupState& state);
   // The key's committed record: from the cache, else from the storage.
   Result<std::optional<KeyRecord>> LoadRecord(const std::string& key, ReadFrom from);
+  Result<std::optional<KeyRecord>> LoadScope(const std::string& scope, ReadFrom from);
   // After a group's sync: the cache takes each key's new state.
   void CacheCommitted(std::vector<KeyMutation>& batch);
 
@@ -149,6 +205,7 @@ class StoreService {
   const FencingMode mode_;
   const StoreServiceOptions options_;
   ObjectCache cache_;  // written only by the committer thread
+  ObjectCache scope_cache_;  // scope records; written only by the committer
   std::function<void(std::size_t)> group_observer_;
 
   std::mutex mu_;

@@ -156,6 +156,8 @@ TEST_F(DemoTest, WritesTheTradeoffFilesAndReport) {
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);
   EXPECT_NE(ReadFileOrEmpty(Out("ttl_tradeoff.svg")).find("<svg"), std::string::npos);
   EXPECT_FALSE(ReadFileOrEmpty(Out("report.md")).empty());
+  // The fenced run's new leader also fenced its lock's scope (the whole job).
+  EXPECT_NE(ReadFileOrEmpty(Out("report.md")).find("`scope_fence_raised` at "), std::string::npos);
   EXPECT_NE(run_.Output().find(Out("report.md")), std::string::npos);
 }
 

@@ -202,6 +202,80 @@ TEST_F(StoreTest, FencesCanBeRaisedWithoutWriting) {
             status::precondition_required);
 }
 
+Headers Scoped(std::string token, std::string scope) {
+  return {{"Fencing-Token", std::move(token)}, {"Fencing-Scope", std::move(scope)}};
+}
+
+// The new leader raises its job's scope once and never writes "x"; the old
+// leader's write to "x" is refused naming the scope's fence, before its body,
+// and the refusal is logged and counted. The scope survives kill -9.
+TEST_F(StoreTest, ScopeFenceRefusesKeysTheNewLeaderNeverWrote) {
+  EXPECT_EQ(Request(verb::get, store_.Url("/v1/scopes/jobs/etl")).result(), status::not_found);
+  auto old_write = Request(verb::put, store_.Url("/v1/objects/x"), Scoped("5", "jobs/etl"), "a");
+  ASSERT_EQ(old_write.result(), status::ok) << old_write.body();
+  EXPECT_EQ(Json(old_write)["scope"], "jobs/etl");
+  EXPECT_EQ(Json(old_write)["scope_highest_token"], 5);
+  auto raised = Request(verb::post, store_.Url("/v1/scopes/jobs/etl/fence"), Token("6"));
+  ASSERT_EQ(raised.result(), status::ok) << raised.body();
+  EXPECT_EQ(Json(raised)["scope"], "jobs/etl");
+  EXPECT_EQ(Json(raised)["highest_token"], 6);
+  EXPECT_TRUE(Logged("scope_fence_raised", {{"scope", "jobs/etl"}, {"token", 6}}));
+
+  auto stale = Request(verb::put, store_.Url("/v1/objects/x"), Scoped("5", "jobs/etl"), "b");
+  ASSERT_EQ(stale.result(), status::conflict) << stale.body();
+  auto j = Json(stale);
+  EXPECT_EQ(j["error"], "stale_token");
+  EXPECT_EQ(j["refused_by"], "scope");
+  EXPECT_EQ(j["scope"], "jobs/etl");
+  EXPECT_EQ(j["scope_highest_token"], 6);
+  EXPECT_EQ(j["key"], "x");
+  EXPECT_NE(j["message"].get<std::string>().find("scope 'jobs/etl'"), std::string::npos);
+  EXPECT_TRUE(Logged("write_fenced", {{"key", "x"}, {"scope", "jobs/etl"},
+                                      {"refused_by", "scope"}, {"highest_token", 6}}));
+  EXPECT_EQ(Get("x").body(), "a");
+  auto lower = Request(verb::post, store_.Url("/v1/scopes/jobs/etl/fence"), Token("4"));
+  EXPECT_EQ(lower.result(), status::conflict);
+  EXPECT_EQ(Json(lower)["scope_highest_token"], 6);
+
+  auto metrics = Request(verb::get, store_.Url("/metrics")).body();
+  EXPECT_NE(metrics.find("fence_store_fenced_writes_total 2"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("fence_store_scope_fence_raises_total 2"), std::string::npos);
+  EXPECT_EQ(metrics.find("scope=\""), std::string::npos) << "no per-scope labels";
+
+  store_.process->Kill();
+  Start();
+  auto scope = Json(Request(verb::get, store_.Url("/v1/scopes/jobs%2Fetl")));
+  EXPECT_EQ(scope, (nlohmann::json{{"scope", "jobs/etl"}, {"highest_token", 6}, {"version", 2}}));
+  EXPECT_EQ(Request(verb::delete_, store_.Url("/v1/objects/x"), Scoped("5", "jobs/etl")).result(),
+            status::conflict);
+}
+
+TEST_F(StoreTest, BadScopesAre400AndAScopeNeedsAToken) {
+  for (const std::string& bad : {std::string(""), std::string("a//b"), std::string(".."),
+                                 std::string("a%00b"), std::string(257, 's')}) {
+    auto res = Request(verb::put, store_.Url("/v1/objects/k"), Scoped("5", bad), "x");
+    ASSERT_EQ(res.result(), status::bad_request) << "'" << bad << "': " << res.body();
+    EXPECT_EQ(Json(res)["error"], "bad_scope");
+    EXPECT_NE(Json(res)["message"].get<std::string>().find("expected"), std::string::npos);
+  }
+  auto two = Request(verb::put, store_.Url("/v1/objects/k"),
+                     {{"Fencing-Token", "5"}, {"Fencing-Scope", "a"}, {"Fencing-Scope", "b"}},
+                     "x");
+  EXPECT_EQ(Json(two)["error"], "bad_scope");
+  auto route = Request(verb::post, store_.Url("/v1/scopes/a//fence"), Token("5"));
+  EXPECT_EQ(route.result(), status::bad_request);
+  EXPECT_EQ(Json(route)["error"], "bad_scope");
+  auto no_suffix = Request(verb::post, store_.Url("/v1/scopes/a"), Token("5"));
+  EXPECT_EQ(Json(no_suffix)["error"], "bad_scope");
+  EXPECT_EQ(Request(verb::get, store_.Url("/v1/scopes/a//b")).result(), status::bad_request);
+  auto tokenless = Request(verb::put, store_.Url("/v1/objects/k"), {{"Fencing-Scope", "a"}}, "x");
+  EXPECT_EQ(tokenless.result(), status::precondition_required);
+  EXPECT_EQ(Json(tokenless)["error"], "missing_token");
+  EXPECT_EQ(Request(verb::post, store_.Url("/v1/scopes/a/fence")).result(),
+            status::precondition_required);
+  EXPECT_EQ(Get("k").result(), status::not_found);
+}
+
 TEST_F(StoreTest, UnknownEndpointsAndMethodsAreJsonErrors) {
   auto missing = Request(verb::get, store_.Url("/v2/nothing"));
   EXPECT_EQ(missing.result(), status::not_found);

@@ -35,7 +35,7 @@ char ProcessState(pid_t pid) {
 }
 
 class WorkerProcessTest : public ::testing::Test {
- protected:
+ public:
   void SetUp() override {
     lockd_ = StartDaemon("fence-lockd", {"--data-dir", dir_.Sub("lockd")});
     store_ = StartDaemon("fence-store", {"--data-dir", dir_.Sub("store")});
@@ -43,10 +43,11 @@ class WorkerProcessTest : public ::testing::Test {
     ASSERT_GT(store_.port, 0);
   }
   std::unique_ptr<ChildProcess> StartWorker(std::vector<std::string> extra,
-                                            const std::string& id = "A") {
+                                            const std::string& id = "A",
+                                            const std::string& key = "out/result") {
     std::vector<std::string> argv = {SiblingBinary("fence-worker"), "--id", id, "--backend",
                                      "lockd", "--lock-endpoints", lockd_.Url(""), "--lock",
-                                     "job", "--store", store_.Url(""), "--key", "out/result",
+                                     "job", "--store", store_.Url(""), "--key", key,
                                      "--terms", "1", "--acquire-timeout-ms", "20000"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto child = ChildProcess::Start({argv, "", {}});
@@ -54,6 +55,7 @@ class WorkerProcessTest : public ::testing::Test {
     return child.ok() ? std::move(*child) : nullptr;
   }
 
+ protected:
   TempDir dir_{"fence-worker-test"};
   Daemon lockd_, store_;
 };
@@ -152,6 +154,79 @@ TEST_F(WorkerProcessTest, NewLeaderFencesFirstSoTheOldLeadersWriteIsRefusedDurin
   EXPECT_TRUE(a->WaitExit(10s));
 }
 
+// A (frozen past its lease) writes key x only; B, elected with a higher
+// token, writes key y only and is still working when A resumes. Only the
+// scope fence B raised at its election (the lock's name, "job") can refuse
+// A's write to x. With `scope_fencing` off, nothing does: A's write lands.
+// Returns A's answer line (write_done or fenced) and B's elected line.
+std::pair<nlohmann::json, nlohmann::json> OldLeaderWritesAKeyTheNewOneNeverTouches(
+    WorkerProcessTest& t, const std::string& scope_fencing);
+
+TEST_F(WorkerProcessTest, ScopeFenceRefusesTheOldLeaderOnAKeyTheNewLeaderNeverTouched) {
+  auto [answer, b_elected] = OldLeaderWritesAKeyTheNewOneNeverTouches(*this, "on");
+  ASSERT_EQ(answer.value("event", ""), "fenced") << "A's stale write to x was accepted: "
+                                                  << answer.dump();
+  const auto& store_answer = answer["store_answer"];
+  EXPECT_EQ(store_answer["error"], "stale_token") << answer.dump();
+  EXPECT_EQ(store_answer["refused_by"], "scope");
+  EXPECT_EQ(store_answer["scope"], "job");
+  EXPECT_EQ(store_answer["key"], "x");
+  EXPECT_EQ(store_answer["scope_highest_token"], b_elected["token"]);
+  EXPECT_EQ(answer["highest_token"], b_elected["token"]);
+  auto fenced = store_.process->WaitForLine(
+      [](std::string_view l) {
+        return Event("write_fenced")(l) &&
+               nlohmann::json::parse(l, nullptr, false).value("refused_by", "") == "scope";
+      },
+      1s);
+  EXPECT_TRUE(fenced) << "the store did not log which fence refused the write";
+  auto x = Request(net::http::verb::get, store_.Url("/v1/objects/x"));
+  EXPECT_EQ(x.result_int(), 404u) << "A's write reached x: " << x.body();
+}
+
+// The contrast that shows what the scope adds: per-key fences alone let A's
+// write to x through, since B never fenced x.
+TEST_F(WorkerProcessTest, WithoutScopeFencingTheOldLeadersWriteToAnUntouchedKeyLands) {
+  auto [answer, b_elected] = OldLeaderWritesAKeyTheNewOneNeverTouches(*this, "off");
+  EXPECT_EQ(answer.value("event", ""), "write_done") << answer.dump();
+  auto x = Request(net::http::verb::get, store_.Url("/v1/objects/x"));
+  EXPECT_EQ(x.result_int(), 200u);
+}
+
+std::pair<nlohmann::json, nlohmann::json> OldLeaderWritesAKeyTheNewOneNeverTouches(
+    WorkerProcessTest& t, const std::string& scope_fencing) {
+  auto a = t.StartWorker({"--ttl-ms", "300", "--inject-pause", "before-write:3000ms",
+                          "--scope-fencing", scope_fencing},
+                         "A", "x");
+  EXPECT_TRUE(a);
+  if (!a) return {};
+  auto a_elected = Json(a->WaitForLine(Event("elected"), 20s));
+  EXPECT_TRUE(a->WaitForLine(Event("pause_injected"), 20s));
+  auto b = t.StartWorker({"--ttl-ms", "2000", "--work-ms", "30000", "--scope-fencing",
+                          scope_fencing},
+                         "B", "y");
+  EXPECT_TRUE(b);
+  if (!b) return {};
+  auto b_elected = Json(b->WaitForLine(Event("elected"), 20s));
+  EXPECT_TRUE(b_elected.is_object()) << "B was not elected";
+  if (scope_fencing == "on") {
+    EXPECT_TRUE(b->WaitForLine(Event("scope_fence_raised"), 20s));
+  }
+  EXPECT_FALSE(a->WaitForLine(Event("resumed"), 0ms))
+      << "A resumed before B was elected; the schedule needs a longer pause here";
+  auto answer = a->WaitForLine(
+      [](std::string_view l) { return Event("write_done")(l) || Event("fenced")(l); }, 20s);
+  EXPECT_TRUE(answer) << "A never wrote";
+  for (const auto& l : b->Lines()) {
+    EXPECT_FALSE(Event("write_attempt")(l)) << "B wrote before A: " << l;
+  }
+  EXPECT_GT(b_elected.value("token", 0u), a_elected.value("token", 0u));
+  b->Signal(SIGTERM);
+  EXPECT_TRUE(b->WaitExit(10s));
+  EXPECT_TRUE(a->WaitExit(10s));
+  return {Json(answer), b_elected};
+}
+
 TEST_F(WorkerProcessTest, TwoLockdEndpointsExitWithOneLine) {
   ToolRun run = RunTool({SiblingBinary("fence-worker"), "--id", "A", "--backend", "lockd",
                          "--lock-endpoints", lockd_.Url("") + "," + lockd_.Url(""), "--store",
@@ -160,6 +235,16 @@ TEST_F(WorkerProcessTest, TwoLockdEndpointsExitWithOneLine) {
   EXPECT_NE(run.exit_code, 0);
   ASSERT_EQ(run.lines.size(), 1u) << run.Output();
   EXPECT_NE(run.lines[0].find("one lockd endpoint"), std::string::npos) << run.lines[0];
+}
+
+TEST_F(WorkerProcessTest, ALockNameThatCannotBeAScopeExitsWithOneLine) {
+  ToolRun run = RunTool({SiblingBinary("fence-worker"), "--id", "A", "--lock-endpoints",
+                         lockd_.Url(""), "--store", store_.Url(""), "--key", "k", "--lock",
+                         "jobs//etl"});
+  EXPECT_NE(run.exit_code, 0);
+  ASSERT_EQ(run.lines.size(), 1u) << run.Output();
+  EXPECT_NE(run.lines[0].find("--scope-fencing"), std::string::npos) << run.lines[0];
+  EXPECT_NE(run.lines[0].find("empty segment"), std::string::npos) << run.lines[0];
 }
 
 TEST_F(WorkerProcessTest, BadPauseSpecExitsWithOneLine) {

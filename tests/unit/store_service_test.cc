@@ -152,6 +152,9 @@ class RecordingStorage final : public Storage {
   Result<std::optional<KeyRecord>> LoadRecord(std::string_view key, ReadFrom from) override {
     return inner_.LoadRecord(key, from);
   }
+  Result<std::optional<KeyRecord>> LoadScope(std::string_view name, ReadFrom from) override {
+    return inner_.LoadScope(name, from);
+  }
   Result<std::optional<StoredObject>> LoadObject(std::string_view key, ReadFrom from) override {
     return inner_.LoadObject(key, from);
   }
@@ -215,6 +218,9 @@ class GatedStorage final : public Storage {
  public:
   Result<std::optional<KeyRecord>> LoadRecord(std::string_view key, ReadFrom from) override {
     return inner_.LoadRecord(key, from);
+  }
+  Result<std::optional<KeyRecord>> LoadScope(std::string_view name, ReadFrom from) override {
+    return inner_.LoadScope(name, from);
   }
   Result<std::optional<StoredObject>> LoadObject(std::string_view key, ReadFrom from) override {
     return inner_.LoadObject(key, from);
@@ -395,6 +401,140 @@ TEST(StoreServiceCacheTest, ReadsAreTheSameWithAndWithoutTheCache) {
     EXPECT_EQ(service.Get("never").error().code, "not_found");
     EXPECT_EQ(service.GetFence("never").error().code, "not_found");
   }
+}
+
+}  // namespace
+}  // namespace fence::store
+
+namespace fence::store {
+namespace {
+
+const std::optional<std::string> kJob = "jobs/etl";
+
+// The case scope fencing exists for: the new leader raised the job's scope
+// and never wrote key x; the old leader's write to x is refused, names the
+// scope's fence, and changes nothing.
+TEST_F(StoreServiceTest, ScopeFenceRefusesAKeyTheNewLeaderNeverWrote) {
+  ASSERT_TRUE(service_.Put("x", Token(5), "old leader", "", kJob).ok());
+  auto raised = service_.RaiseScope(*kJob, Token(6));
+  ASSERT_TRUE(raised.ok()) << raised.error().message;
+  EXPECT_EQ(raised->scope_highest_token, Token(6));
+  const int commits = storage_.CommitCountForTest();
+  auto stale = service_.Put("x", Token(5), "split brain", "", kJob);
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().code, "stale_token");
+  EXPECT_EQ(stale.error().details.at("refused_by"), "scope");
+  EXPECT_EQ(stale.error().details.at("scope"), *kJob);
+  EXPECT_EQ(stale.error().details.at("scope_highest_token"), 6);
+  EXPECT_EQ(stale.error().details.at("key"), "x");
+  EXPECT_NE(stale.error().message.find("scope 'jobs/etl'"), std::string::npos);
+  EXPECT_EQ(service_.Delete("x", Token(5), kJob).error().code, "stale_token");
+  EXPECT_EQ(service_.RaiseFence("x", Token(5), kJob).error().code, "stale_token");
+  EXPECT_EQ(storage_.CommitCountForTest(), commits);
+  EXPECT_EQ(service_.Get("x")->body, "old leader");
+  EXPECT_EQ(service_.GetFence("x")->highest_token, Token(5));
+  // The new leader writes x with its own token.
+  EXPECT_TRUE(service_.Put("x", Token(6), "new leader", "", kJob).ok());
+}
+
+// A scoped write raises the key's and the scope's fence in one commit; the
+// scope's record is written only when its fence moves (or on a raise).
+TEST_F(StoreServiceTest, ScopedWriteRaisesBothFencesInOneCommit) {
+  const int commits = storage_.CommitCountForTest();
+  auto put = service_.Put("a", Token(4), "v", "", kJob);
+  ASSERT_TRUE(put.ok());
+  EXPECT_EQ(storage_.CommitCountForTest(), commits + 1);
+  EXPECT_TRUE(put->scope_raised);
+  EXPECT_EQ(put->highest_token, Token(4));
+  EXPECT_EQ(put->scope_highest_token, Token(4));
+  EXPECT_EQ(service_.GetScope(*kJob)->version, 1u);
+  EXPECT_FALSE(service_.Put("a", Token(4), "again", "", kJob)->scope_raised);
+  EXPECT_EQ(service_.GetScope(*kJob)->version, 1u);
+  EXPECT_EQ(service_.Put("b", Token(9), "v", "", kJob)->scope_version, 2u);
+  EXPECT_EQ(service_.RaiseScope(*kJob, Token(9))->scope_version, 3u);
+  EXPECT_EQ(service_.GetScope(*kJob)->highest_token, Token(9));
+  // The scope's fence refuses "a" although a's own fence is 4.
+  EXPECT_EQ(service_.Put("a", Token(5), "v", "", kJob).error().details.at("refused_by"),
+            "scope");
+  // Scopes are independent, and an unscoped write is decided per key only.
+  EXPECT_TRUE(service_.Put("a", Token(5), "v", "", "other").ok());
+  EXPECT_TRUE(service_.Put("a", Token(5), "v", "").ok());
+}
+
+TEST_F(StoreServiceTest, ScopeRaiseFollowsTheRuleAndNeedsAToken) {
+  EXPECT_EQ(service_.GetScope("never").error().code, "not_found");
+  EXPECT_EQ(service_.RaiseScope(*kJob, std::nullopt).error().code, "missing_token");
+  ASSERT_TRUE(service_.RaiseScope(*kJob, Token(8)).ok());
+  auto lower = service_.RaiseScope(*kJob, Token(7));
+  ASSERT_FALSE(lower.ok());
+  EXPECT_EQ(lower.error().code, "stale_token");
+  EXPECT_FALSE(lower.error().details.contains("key"));
+  EXPECT_EQ(service_.RaiseScope(*kJob, Token(8))->scope_version, 2u);
+  // When both fences refuse, the key's is named.
+  ASSERT_TRUE(service_.Put("k", Token(9), "v", "").ok());
+  EXPECT_EQ(service_.Put("k", Token(3), "v", "", kJob).error().details.at("refused_by"),
+            "key");
+}
+
+TEST_F(StoreServiceTest, PrecheckChecksTheScope) {
+  ASSERT_TRUE(service_.RaiseScope(*kJob, Token(6)).ok());
+  EXPECT_EQ(service_.Precheck("x", Token(5), kJob).error().details.at("refused_by"), "scope");
+  EXPECT_EQ(service_.Precheck("", Token(5), kJob).error().code, "stale_token");
+  EXPECT_TRUE(service_.Precheck("x", Token(6), kJob).ok());
+  EXPECT_TRUE(service_.Precheck("", Token(7), kJob).ok());
+  EXPECT_TRUE(service_.Precheck("x", Token(5)).ok());
+  EXPECT_EQ(service_.Precheck("x", std::nullopt, kJob).error().code, "missing_token");
+}
+
+// The scope's fence is in the storage, not only in the service's cache.
+TEST_F(StoreServiceTest, ScopeFenceSurvivesANewService) {
+  ASSERT_TRUE(service_.RaiseScope(*kJob, Token(6)).ok());
+  service_.Close();
+  StoreService reopened(storage_, FencingMode::kOn);
+  EXPECT_EQ(reopened.GetScope(*kJob)->highest_token, Token(6));
+  EXPECT_EQ(reopened.Put("x", Token(5), "v", "", kJob).error().code, "stale_token");
+}
+
+TEST(StoreServiceUnfencedTest, ScopeIsRememberedButNotEnforced) {
+  MemoryStorage storage;
+  StoreService service(storage, FencingMode::kOff);
+  ASSERT_TRUE(service.RaiseScope(*kJob, Token(9)).ok());
+  EXPECT_TRUE(service.Put("x", Token(3), "v", "", kJob).ok());
+  EXPECT_EQ(service.GetScope(*kJob)->highest_token, Token(9));
+  EXPECT_EQ(service.Put("x", std::nullopt, "v", "", kJob).error().code, "missing_token");
+}
+
+WriteRequest ScopedPut(const std::string& key, std::uint64_t token) {
+  return {WriteKind::kPut, key, Token(token), "v" + std::to_string(token), "", kJob};
+}
+
+// Inside one group, a scope raise by an earlier write applies to the later
+// ones, on every key, as if they had been synced one by one.
+TEST(StoreServiceGroupCommitTest, ScopeRaisesApplyToLaterWritesOfTheGroup) {
+  GatedStorage storage;
+  StoreService service(storage, FencingMode::kOn);
+  Outcomes outcomes(5);
+  service.Write(PutOf("other", 1, "x"), outcomes.Slot(0));
+  storage.WaitForFirstGroup();
+  service.Write(ScopedPut("a", 5), outcomes.Slot(1));
+  service.Write({WriteKind::kRaiseScope, {}, Token(7), {}, {}, kJob}, outcomes.Slot(2));
+  service.Write(ScopedPut("b", 6), outcomes.Slot(3));  // b never saw token 7
+  service.Write(ScopedPut("a", 7), outcomes.Slot(4));
+  storage.Open();
+  const auto& r = outcomes.WaitAll();
+  ASSERT_TRUE(r[1]->ok());
+  EXPECT_EQ((*r[1])->scope_version, 1u);
+  EXPECT_EQ((*r[2])->scope_version, 2u);
+  ASSERT_FALSE(r[3]->ok());
+  EXPECT_EQ(r[3]->error().details.at("refused_by"), "scope");
+  EXPECT_EQ(r[3]->error().details.at("scope_highest_token"), 7);
+  ASSERT_TRUE(r[4]->ok());
+  EXPECT_FALSE((*r[4])->scope_raised);
+  // One sync for the group: a's record and the scope's (twice), then a's.
+  EXPECT_EQ(storage.groups(), (std::vector<std::size_t>{1, 4}));
+  EXPECT_EQ(service.GetFence("b").error().code, "not_found");
+  EXPECT_EQ(storage.inner().LoadScope(*kJob, ReadFrom::kAnywhere)->value().highest_token,
+            Token(7));
 }
 
 }  // namespace

@@ -86,6 +86,10 @@ class FakeStore : public ObjectStore {
     if (during_fence) during_fence();
     return Answer(fence_answers, token);
   }
+  Result<PutResult> RaiseScope(const std::string& scope, Token token) override {
+    calls.push_back("scope " + scope);
+    return Answer(scope_answers, token);
+  }
   // The next scripted answer, or a 200 that accepted `token`.
   static Result<PutResult> Answer(std::deque<Result<PutResult>>& script,
                                   std::optional<Token> token) {
@@ -109,6 +113,7 @@ class FakeStore : public ObjectStore {
   std::vector<std::string> calls;  // "fence KEY" and "put KEY", in order
   std::deque<Result<PutResult>> answers;
   std::deque<Result<PutResult>> fence_answers;
+  std::deque<Result<PutResult>> scope_answers;
   std::function<void()> during_fence;
 };
 
@@ -229,8 +234,9 @@ TEST_F(WorkerTest, AcceptedWriteCarriesTheTermTokenAndResigns) {
   EXPECT_EQ(backend_.releases, 1);
   const std::vector<std::string> expected = {
       std::string(ev::kAcquiring),    std::string(ev::kElected),
-      std::string(ev::kFenceRaised),  std::string(ev::kWriteAttempt),
-      std::string(ev::kWriteDone),    std::string(ev::kResigned)};
+      std::string(ev::kFenceRaised),  std::string(ev::kScopeFenceRaised),
+      std::string(ev::kWriteAttempt), std::string(ev::kWriteDone),
+      std::string(ev::kResigned)};
   EXPECT_EQ(Names(), expected);
   EXPECT_EQ(Find(ev::kElected)->fields["term"], 5);
   EXPECT_EQ(Find(ev::kWriteDone)->fields["owner"], "A");
@@ -376,15 +382,18 @@ TEST_F(WorkerTest, NewLeaderRaisesTheFenceOfEveryKeyBeforeAnyWork) {
   std::thread term([&] { report = w.RunTerm(); });
   // Both fences stand while the worker's clock has not moved since its
   // election: before any of the work.
-  ASSERT_TRUE(WaitForEvent(ev::kFenceRaised, 2));
+  ASSERT_TRUE(WaitForEvent(ev::kScopeFenceRaised, 1));
   clock.Advance(Millis(60000));
   w.WakeForTest();
   term.join();
   EXPECT_EQ(report.end, TermEnd::kWritten);
-  const std::vector<std::string> expected = {"fence a", "fence b/c", "put a", "put b/c"};
+  // The keys' fences, then the scope's (the lock's name): one call.
+  const std::vector<std::string> expected = {"fence a", "fence b/c", "scope leader", "put a",
+                                             "put b/c"};
   EXPECT_EQ(store_.calls, expected);
   for (const auto& f : store_.fences) EXPECT_EQ(f.token, Token(5));
   EXPECT_EQ(Count(ev::kFenceRaised), 2);
+  EXPECT_EQ(Find(ev::kScopeFenceRaised)->fields["scope"], "leader");
   EXPECT_EQ(Find(ev::kFenceRaised)->fields["key"], "a");
   EXPECT_EQ(Find(ev::kFenceRaised)->fields["highest_token"], 5);
   EXPECT_EQ(Find(ev::kFenceRaised)->fields["term"], 5);
@@ -408,6 +417,35 @@ TEST_F(WorkerTest, StaleFenceMeansAlreadyFencedSoItStepsDownWithoutWork) {
   EXPECT_EQ(fenced->fields["token"], 5);
   EXPECT_EQ(fenced->fields["highest_token"], 9);
   EXPECT_EQ(Count(ev::kFenceRaised), 0);
+}
+
+// A newer leader already raised the job's scope: the worker stops before any
+// work, whatever its own keys' fences said.
+TEST_F(WorkerTest, StaleScopeFenceStepsDownWithoutWork) {
+  store_.scope_answers.push_back(Stale(5, 9));
+  auto config = Config();
+  config.keys = {"a"};
+  Worker w(config, backend_, store_, pauser_, clock_, Sink());
+  const TermReport r = w.RunTerm();
+  EXPECT_EQ(r.end, TermEnd::kFenced);
+  EXPECT_TRUE(store_.puts.empty());
+  const std::vector<std::string> expected = {"fence a", "scope leader"};
+  EXPECT_EQ(store_.calls, expected);
+  auto fenced = Find(ev::kFenced);
+  ASSERT_TRUE(fenced);
+  EXPECT_EQ(fenced->fields["step"], "scope_fence_first");
+  EXPECT_EQ(fenced->fields["key"], "leader");
+  EXPECT_EQ(fenced->fields["highest_token"], 9);
+}
+
+TEST_F(WorkerTest, ScopeFencingOffFencesPerKeyOnly) {
+  auto config = Config();
+  config.keys = {"a"};
+  config.scope_fencing = false;
+  Worker w(config, backend_, store_, pauser_, clock_, Sink());
+  EXPECT_EQ(w.RunTerm().end, TermEnd::kWritten);
+  const std::vector<std::string> expected = {"fence a", "put a"};
+  EXPECT_EQ(store_.calls, expected);
 }
 
 TEST_F(WorkerTest, FailedFenceStepsDownAndGoesBackToAcquiring) {

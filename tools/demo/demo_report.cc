@@ -419,6 +419,22 @@ void ReportUnfenced(const DemoResults& r, std::ostringstream& md) {
      << "\n";
 }
 
+// When B raised its lock's scope (fence-worker --scope-fencing on), after
+// its key: one call that fences A on every key of the job.
+std::string ScopeSentence(const ScheduleOutcome& f) {
+  for (const LogLine& l : f.lines) {
+    if (l.Str("component") != "worker" || l.Str("owner") != "B" ||
+        l.Event() != ev::kScopeFenceRaised) {
+      continue;
+    }
+    return ", then its lock's scope `" + l.Str("scope") + "` (`scope_fence_raised`" +
+           (l.ts_ms ? " at " + FormatClockMs(*l.ts_ms) : std::string()) +
+           ": one call that fences A on every key of the job, even keys B never writes; "
+           "see docs/api.md, Scopes)";
+  }
+  return "";
+}
+
 void ReportFenced(const DemoResults& r, std::ostringstream& md) {
   const auto& f = r.fenced;
   md << "## 2. Fenced run (`fenced.log`)\n\n"
@@ -427,7 +443,8 @@ void ReportFenced(const DemoResults& r, std::ostringstream& md) {
      << " and writes. B, elected with t2 = " << OptText(f.b_token)
      << ", raised the fence on the key first (`fence_raised`"
      << (f.b_fence_raised_ts ? " at " + FormatClockMs(*f.b_fence_raised_ts) : std::string())
-     << ", before any work and before its own write), so A's write is refused with `409 stale_token`: token "
+     << ")" << ScopeSentence(f)
+     << ", before any work and before its own write, so A's write is refused with `409 stale_token`: token "
      << (f.a_result_line.contains("token") ? f.a_result_line["token"].dump() : "?") << " < highest_token "
      << (f.a_result_line.contains("highest_token") ? f.a_result_line["highest_token"].dump() : "?")
      << ". A logs `fenced`, does not retry, releases and stops.\n\n"
