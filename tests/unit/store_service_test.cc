@@ -145,9 +145,9 @@ TEST(StoreServiceUnfencedTest, AcceptsEveryWriteButNeverLowersTheFence) {
   EXPECT_EQ(service.GetFence("k")->highest_token, Token(9));
 }
 
-// Records the object token of every commit, in the order the storage
-// applied them.
-class RecordingStorage final : public Storage {
+// A MemoryStorage seen through a subclass that watches its commits: reads
+// and health go straight to it.
+class WatchedStorage : public Storage {
  public:
   Result<std::optional<KeyRecord>> LoadRecord(std::string_view key, ReadFrom from) override {
     return inner_.LoadRecord(key, from);
@@ -158,19 +158,28 @@ class RecordingStorage final : public Storage {
   Result<std::optional<StoredObject>> LoadObject(std::string_view key, ReadFrom from) override {
     return inner_.LoadObject(key, from);
   }
+  bool Healthy() const override { return inner_.Healthy(); }
+  MemoryStorage& inner() { return inner_; }
+
+ protected:
+  MemoryStorage inner_;
+};
+
+// Records the object token of every commit, in the order the storage
+// applied them.
+class RecordingStorage final : public WatchedStorage {
+ public:
   Status CommitGroup(const std::vector<KeyMutation>& group) override {
     std::lock_guard lock(mu_);
     for (const KeyMutation& km : group) committed_.push_back(km.mutation.record.object_token->value());
     return inner_.CommitGroup(group);
   }
-  bool Healthy() const override { return inner_.Healthy(); }
   std::vector<std::uint64_t> committed() {
     std::lock_guard lock(mu_);
     return committed_;
   }
 
  private:
-  MemoryStorage inner_;
   std::mutex mu_;
   std::vector<std::uint64_t> committed_;
 };
@@ -214,17 +223,8 @@ TEST(StoreServiceConcurrencyTest, CommittedTokensNeverGoDown) {
 
 // A storage whose first group commit waits until the test opens the gate,
 // so the test can queue writes behind it and know they form one group.
-class GatedStorage final : public Storage {
+class GatedStorage final : public WatchedStorage {
  public:
-  Result<std::optional<KeyRecord>> LoadRecord(std::string_view key, ReadFrom from) override {
-    return inner_.LoadRecord(key, from);
-  }
-  Result<std::optional<KeyRecord>> LoadScope(std::string_view name, ReadFrom from) override {
-    return inner_.LoadScope(name, from);
-  }
-  Result<std::optional<StoredObject>> LoadObject(std::string_view key, ReadFrom from) override {
-    return inner_.LoadObject(key, from);
-  }
   Status CommitGroup(const std::vector<KeyMutation>& group) override {
     std::unique_lock lock(mu_);
     groups_.push_back(group.size());
@@ -233,7 +233,6 @@ class GatedStorage final : public Storage {
     lock.unlock();
     return inner_.CommitGroup(group);
   }
-  bool Healthy() const override { return inner_.Healthy(); }
 
   void WaitForFirstGroup() {
     std::unique_lock lock(mu_);
@@ -248,10 +247,8 @@ class GatedStorage final : public Storage {
     std::lock_guard lock(mu_);
     return groups_;
   }
-  MemoryStorage& inner() { return inner_; }
 
  private:
-  MemoryStorage inner_;
   std::mutex mu_;
   std::condition_variable entered_;
   std::condition_variable opened_;
