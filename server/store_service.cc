@@ -318,7 +318,8 @@ void StoreService::CommitGroup(std::vector<Queued>& group) {
     }
     if (synced.ok()) {
       CacheCommitted(batch);
-      if (group_observer_) group_observer_(batch.size());
+      // Writes, not records: a write that also raises its scope is one.
+      if (group_observer_) group_observer_(staged.size());
     }
   }
   batch.clear();  // the bodies are no longer needed
