@@ -32,6 +32,18 @@ constexpr std::uint64_t kDiscardableBodyBytes = 64ull * 1024;
 
 namespace {
 
+// Whether the connection of a request refused from its header can carry the
+// next request: it has no body, or a small declared one the client is
+// sending anyway (without Expect: 100-continue it does not wait for our
+// word), which is read and dropped, as nginx does. A large or unsized body
+// is not worth the wait: the connection closes after the answer.
+bool RefusalKeepsConnection(const RequestHeader& header, bool body_pending,
+                            const boost::optional<std::uint64_t>& length) {
+  if (!body_pending) return true;
+  return length && *length <= kDiscardableBodyBytes &&
+         !beast::iequals(header[http::field::expect], "100-continue");
+}
+
 // The answers to a request the server gives itself, shared by Session and
 // DispatchBytes.
 Response HeaderError(beast::error_code ec, std::uint32_t max_header_bytes) {
@@ -398,17 +410,13 @@ class Session : public std::enable_shared_from_this<Session> {
                    });
   }
 
-  // Answers a request refused from its header. A small body the client
-  // sends anyway is read and dropped, as nginx does, so the connection
-  // carries the next request; a large or unsized one, or one the client
-  // holds back (Expect: 100-continue), is not worth the wait: the
-  // connection closes after the answer.
+  // Answers a request refused from its header, first reading and dropping
+  // a body that RefusalKeepsConnection allows (Send closes the connection
+  // while a body is pending).
   void RefuseBeforeBody(Response response) {
     const auto length = header_parser_->content_length();
-    const bool expects_continue =
-        beast::iequals(header_parser_->get()[http::field::expect], "100-continue");
-    if (!body_pending_ || !length || *length > kDiscardableBodyBytes || expects_continue ||
-        draining_) {
+    if (!body_pending_ || draining_ ||
+        !RefusalKeepsConnection(header_parser_->get(), body_pending_, length)) {
       return Send(std::move(response));
     }
     const std::size_t buffered = std::min<std::uint64_t>(buffer_.size(), *length);
@@ -825,6 +833,9 @@ std::size_t DispatchBytes(const std::vector<Route>& routes, const ServerOptions&
   // limit is never read (string_body would reserve all of it).
   const bool over_limit =
       header->content_length() && *header->content_length() > route->body_limit;
+  const bool refusal_keeps = header->keep_alive() &&
+                             RefusalKeepsConnection(header->get(), !header->is_done(),
+                                                    header->content_length());
   auto body = std::make_shared<http::request_parser<http::string_body>>(std::move(*header));
   body->body_limit(route->body_limit);
   body->eager(true);  // the header parser's eager(false) carries over
@@ -836,8 +847,11 @@ std::size_t DispatchBytes(const std::vector<Route>& routes, const ServerOptions&
     if (response) FinishResponse(*response, options, keep_open, is_head);
     done(std::move(response));
   };
-  auto after_precheck = [route, tail, body, body_ec, over_limit, finish](Admission admission) {
-    if (admission.refusal) return finish(std::move(*admission.refusal), false);
+  auto after_precheck = [route, tail, body, body_ec, over_limit, refusal_keeps,
+                         finish](Admission admission) {
+    if (admission.refusal) {
+      return finish(std::move(*admission.refusal), refusal_keeps && !over_limit && !body_ec);
+    }
     if (over_limit || body_ec == http::error::body_limit) {
       if (route->on_server_reply) route->on_server_reply(http::status::payload_too_large);
       return finish(BodyTooLarge(*route), false);

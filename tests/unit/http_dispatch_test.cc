@@ -11,6 +11,7 @@
 namespace fence::net {
 namespace {
 
+// The echo route, whose precheck refuses any tail starting with "no".
 std::vector<Route> EchoRoutes() {
   Route echo;
   echo.name = "echo";
@@ -18,6 +19,12 @@ std::vector<Route> EchoRoutes() {
   echo.path = "/echo/";
   echo.prefix = true;
   echo.body_limit = 16;
+  echo.precheck = [](const RequestHeader&, std::string_view tail, PrecheckDone done) {
+    if (tail.rfind("no", 0) == 0) {
+      return done(Refuse(ErrorResponse(http::status::conflict, "refused", "no")));
+    }
+    done(Admit());
+  };
   echo.handle = [](Request request, Respond respond) {
     respond(JsonResponse(http::status::ok,
                          {{"tail", request.tail}, {"body", request.message.body()}}));
@@ -53,6 +60,26 @@ TEST(HttpDispatchTest, ServesPipelinedRequestsOneAtATime) {
   EXPECT_NE(answer->body().find(R"("body":"hi")"), std::string::npos) << answer->body();
   EXPECT_TRUE(answer->keep_alive());
   EXPECT_EQ(used, first.size());
+}
+
+// As a connection does: a refused request's small body is read and dropped
+// and the connection kept; one the client holds back (Expect:
+// 100-continue) or a body too large to read closes it.
+TEST(HttpDispatchTest, ARefusalKeepsTheConnectionOnlyForASmallBodyOnItsWay) {
+  const std::string small = "POST /echo/no HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
+  auto [kept, kept_used] = Serve(small + "GET /next HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->result(), http::status::conflict);
+  EXPECT_TRUE(kept->keep_alive());
+  EXPECT_EQ(kept_used, small.size());
+  auto [held, held_used] = Serve(
+      "POST /echo/no HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+  ASSERT_TRUE(held.has_value());
+  EXPECT_FALSE(held->keep_alive());
+  auto [large, large_used] =
+      Serve("POST /echo/no HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n");
+  ASSERT_TRUE(large.has_value());
+  EXPECT_FALSE(large->keep_alive());
 }
 
 TEST(HttpDispatchTest, RequestCutShortIsNotAnswered) {
