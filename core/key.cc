@@ -128,4 +128,21 @@ std::string EncodeKeyForPath(std::string_view key) {
   return out;
 }
 
+Status ValidateContentType(std::string_view content_type) {
+  if (content_type.size() > kMaxContentTypeBytes) {
+    return MakeError("bad_content_type",
+                     "Content-Type is " + std::to_string(content_type.size()) +
+                         " bytes; expected at most " + std::to_string(kMaxContentTypeBytes));
+  }
+  for (const char c : content_type) {
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte < 0x20 && byte != '\t') || byte > 0x7e) {
+      return MakeError("bad_content_type",
+                       "Content-Type holds a byte that is not visible ASCII; expected a media "
+                       "type such as text/plain; charset=utf-8");
+    }
+  }
+  return OkStatus();
+}
+
 }  // namespace fence

@@ -20,4 +20,12 @@ Result<std::string> ParseKey(std::string_view encoded);
 // Encodes a key for use in a URL path (keeps '/' and unreserved bytes).
 std::string EncodeKeyForPath(std::string_view key);
 
+inline constexpr std::size_t kMaxContentTypeBytes = 256;
+
+// A PUT's Content-Type, kept in the key's record and sent back on GET: at
+// most 256 bytes of visible ASCII, spaces and tabs (RFC 9110's field value
+// without obs-text), or empty (application/octet-stream). Errors have code
+// "bad_content_type".
+Status ValidateContentType(std::string_view content_type);
+
 }  // namespace fence

@@ -54,6 +54,10 @@ Result<ParsedWrite> ParseWrite(const net::RequestHeader& header, std::string_vie
     if (!scope.ok()) return scope.error();
     p.scope = std::move(*scope);
   }
+  if (header.method() == http::verb::put) {
+    auto content_type = ValidateContentType(net::FromBeast(header[http::field::content_type]));
+    if (!content_type.ok()) return content_type.error();
+  }
   const auto values = net::HeaderValues(header, kFencingTokenHeader);
   auto token = ParseTokenHeader(values);
   if (!token.ok()) return token.error();
@@ -72,6 +76,7 @@ http::status StatusForError(const std::string& code) {
       {"bad_key", http::status::bad_request},
       {"bad_token", http::status::bad_request},
       {"bad_scope", http::status::bad_request},
+      {"bad_content_type", http::status::bad_request},
       {"missing_token", http::status::precondition_required},
       {"stale_token", http::status::conflict},
       {"not_found", http::status::not_found},

@@ -377,6 +377,26 @@ TEST_F(StoreTest, StaleWriteIsRefusedWithoutReadingItsBody) {
 // A stale write whose small body comes anyway (no Expect) is answered 409
 // and its body read and dropped, so the connection serves the next request,
 // pipelined or not; a large unread body still closes it.
+// The Content-Type is stored in the key's record and sent back on GET: a
+// value that is not visible ASCII is refused before anything is written
+// (it once reached the record encoder, which threw and took the store down).
+TEST_F(StoreTest, ContentTypeThatIsNotVisibleAsciiIs400AndTheStoreLives) {
+  RawConnection conn(store_.port);
+  ASSERT_TRUE(conn.Send("PUT /v1/objects/ct HTTP/1.1\r\nHost: x\r\nFencing-Token: 9\r\n"
+                        "Content-Type: text/\xff\xfe\r\nContent-Length: 2\r\n\r\nhi"));
+  auto reply = conn.ReadResponse(std::chrono::seconds(10));
+  ASSERT_TRUE(reply.has_value()) << "no answer: the store died or hung";
+  EXPECT_EQ(reply->rfind("HTTP/1.1 400", 0), 0u) << *reply;
+  EXPECT_NE(reply->find("\"bad_content_type\""), std::string::npos) << *reply;
+  EXPECT_EQ(Get("ct").result(), status::not_found);  // nothing was written
+
+  const std::string long_type = "text/" + std::string(300, 'x');
+  EXPECT_EQ(Put("ct", "9", "hi", {{"Content-Type", long_type}}).result(), status::bad_request);
+  auto put = Put("ct", "9", "hi", {{"Content-Type", "text/plain; charset=utf-8"}});
+  ASSERT_EQ(put.result(), status::ok) << put.body();
+  EXPECT_EQ(Header(Get("ct"), "Content-Type"), "text/plain; charset=utf-8");
+}
+
 TEST_F(StoreTest, StaleWriteWithASmallBodyKeepsTheConnection) {
   ASSERT_EQ(Put("k", "7", "x").result(), status::ok);
   RawConnection conn(store_.port);

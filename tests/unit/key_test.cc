@@ -82,5 +82,24 @@ TEST(KeyEncodeTest, RoundTripsThroughParse) {
   }
 }
 
+TEST(ContentTypeTest, VisibleAsciiUpToTheLimitIsAccepted) {
+  for (std::string_view ok : {"", "text/plain", "text/plain; charset=utf-8",
+                              "application/json;\tq=1", "x/y !#$%&'*+-.^_`|~"}) {
+    EXPECT_TRUE(ValidateContentType(ok).ok()) << ok;
+  }
+  EXPECT_TRUE(ValidateContentType(std::string(kMaxContentTypeBytes, 'a')).ok());
+}
+
+TEST(ContentTypeTest, OtherBytesAndOverlongValuesAreRefusedSayingWhatWasExpected) {
+  const std::string cases[] = {"text/\xff", "text/\xc3\xa9", std::string("a\0b", 3), "a\x7f",
+                               "a\r\nb", std::string(kMaxContentTypeBytes + 1, 'a')};
+  for (const std::string& bad : cases) {
+    auto status = ValidateContentType(bad);
+    ASSERT_FALSE(status.ok()) << bad;
+    EXPECT_EQ(status.error().code, "bad_content_type");
+    EXPECT_NE(status.error().message.find("expected"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace fence
