@@ -1,11 +1,13 @@
 #include "common/http_types.h"
 
+#include "core/json_text.h"
+
 namespace fence::net {
 
 Response JsonResponse(http::status status, const nlohmann::json& body) {
   Response res{status, 11};
   res.set(http::field::content_type, ToBeast(kJsonContentType));
-  res.body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  AppendJsonValue(res.body(), body);
   res.body().push_back('\n');
   return res;
 }
@@ -13,20 +15,19 @@ Response JsonResponse(http::status status, const nlohmann::json& body) {
 Response ErrorResponse(http::status status, const Error& error) {
   // Code first, figures next, the sentence last: the order a reader scans.
   // Written member by member: a busy store answers many 409s.
-  constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
   std::string text = "{\"error\":";
-  text += nlohmann::json(error.code).dump(-1, ' ', false, kReplace);
+  AppendJsonString(text, error.code);
   if (error.details.is_object()) {
     for (const auto& [k, v] : error.details.items()) {
       if (k == "error" || k == "message") continue;
       text += ',';
-      text += nlohmann::json(k).dump(-1, ' ', false, kReplace);
+      AppendJsonString(text, k);
       text += ':';
-      text += v.dump(-1, ' ', false, kReplace);
+      AppendJsonValue(text, v);
     }
   }
   text += ",\"message\":";
-  text += nlohmann::json(error.message).dump(-1, ' ', false, kReplace);
+  AppendJsonString(text, error.message);
   text += "}\n";
   Response res{status, 11};
   res.set(http::field::content_type, ToBeast(kJsonContentType));

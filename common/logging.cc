@@ -10,6 +10,8 @@
 #include <mutex>
 #include <thread>
 
+#include "core/json_text.h"
+
 namespace fence::log {
 namespace {
 
@@ -130,16 +132,15 @@ std::string FormatEventBody(std::string_view event,
   // logs every refused write. Invalid UTF-8 is replaced instead of thrown:
   // a log line must never take the process down, whatever bytes a client
   // sent.
-  constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
   std::string text = "\"event\":";
-  text += nlohmann::json(event).dump(-1, ' ', false, kReplace);
+  AppendJsonString(text, event);
   if (!fields.is_object()) return text;
   for (const auto& [key, value] : fields.items()) {
     if (key == "event") continue;  // the event's name is not a field
     text += ',';
-    text += nlohmann::json(key).dump(-1, ' ', false, kReplace);
+    AppendJsonString(text, key);
     text += ':';
-    text += value.dump(-1, ' ', false, kReplace);
+    AppendJsonValue(text, value);
   }
   return text;
 }

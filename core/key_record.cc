@@ -2,24 +2,43 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_text.h"
+
 namespace fence {
 namespace {
 constexpr int kFormatVersion = 1;
 }
 
 // JSON keeps the on-disk record self-describing and inspectable with
-// `ldb`; records are small, the object bytes are stored separately.
+// `ldb`; records are small, the object bytes are stored separately. Written
+// by hand on the committer's path, in the order nlohmann's dump of the same
+// members writes them (sorted keys), and never throws: the content type is
+// validated at the door, and any byte that slipped through is replaced.
 std::string EncodeKeyRecord(const KeyRecord& record) {
-  nlohmann::json j = {{"v", kFormatVersion},
-                      {"has_object", record.has_object},
-                      {"size", record.size},
-                      {"etag", record.etag},
-                      {"content_type", record.content_type},
-                      {"deleted", record.deleted},
-                      {"version", record.version}};
-  if (record.highest_token) j["highest_token"] = record.highest_token->value();
-  if (record.object_token) j["object_token"] = record.object_token->value();
-  return j.dump();
+  std::string text;
+  text.reserve(160 + record.etag.size() + record.content_type.size());
+  text += "{\"content_type\":";
+  AppendJsonString(text, record.content_type);
+  text += record.deleted ? ",\"deleted\":true" : ",\"deleted\":false";
+  text += ",\"etag\":";
+  AppendJsonString(text, record.etag);
+  text += record.has_object ? ",\"has_object\":true" : ",\"has_object\":false";
+  if (record.highest_token) {
+    text += ",\"highest_token\":";
+    AppendJsonNumber(text, record.highest_token->value());
+  }
+  if (record.object_token) {
+    text += ",\"object_token\":";
+    AppendJsonNumber(text, record.object_token->value());
+  }
+  text += ",\"size\":";
+  AppendJsonNumber(text, record.size);
+  text += ",\"v\":";
+  AppendJsonNumber(text, kFormatVersion);
+  text += ",\"version\":";
+  AppendJsonNumber(text, record.version);
+  text += '}';
+  return text;
 }
 
 Result<KeyRecord> DecodeKeyRecord(std::string_view bytes) {
