@@ -147,7 +147,9 @@ std::string FormatEventBody(std::string_view event,
 
 void Event(spdlog::level::level_enum level, std::string_view event,
            const nlohmann::json& fields) {
-  spdlog::log(level, "{}", FormatEventBody(event, fields));
+  // The body is final text: handed over as is, not through fmt's formatter.
+  const std::string body = FormatEventBody(event, fields);
+  spdlog::default_logger_raw()->log(level, spdlog::string_view_t(body.data(), body.size()));
 }
 
 }  // namespace fence::log

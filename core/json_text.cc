@@ -8,7 +8,13 @@ namespace {
 
 constexpr std::string_view kReplacementCharacter = "\xEF\xBF\xBD";  // U+FFFD
 
-bool NeedsEscape(unsigned char byte) { return byte < 0x20 || byte == '"' || byte == '\\'; }
+// Bytes copied as they are: ASCII that needs no escape. One table lookup
+// per byte keeps the scan of long, plain strings (keys, messages) short.
+constexpr std::array<bool, 256> kPlainBytes = [] {
+  std::array<bool, 256> plain{};
+  for (int byte = 0x20; byte < 0x80; ++byte) plain[byte] = byte != '"' && byte != '\\';
+  return plain;
+}();
 
 void AppendEscapedAscii(std::string& out, unsigned char byte) {
   switch (byte) {
@@ -114,10 +120,7 @@ void AppendJsonString(std::string& out, std::string_view text) {
     const auto byte = static_cast<unsigned char>(text[i]);
     if (missing == 0 && byte < 0x80) {
       std::size_t run = i;
-      while (run < text.size() && static_cast<unsigned char>(text[run]) < 0x80 &&
-             !NeedsEscape(static_cast<unsigned char>(text[run]))) {
-        ++run;
-      }
+      while (run < text.size() && kPlainBytes[static_cast<unsigned char>(text[run])]) ++run;
       if (run > i) {
         out.append(text.substr(i, run - i));
         i = run;

@@ -338,9 +338,10 @@ void StoreApi::FinishPrecheck(ParsedWrite p, const Status& admitted,
   const std::string result = WriteResultFor(e.code);
   RecordWrite(result);
   if (result == "fenced") {
-    nlohmann::json fields = {
-        {"key", p.key}, {"token", OptionalToken(p.token)}, {"before_body", true}};
-    AddFenceFields(fields, p, e);
+    // The refusal's details name the key, the token, the fence that refused
+    // it and its height (and the scope); one copy of them is the log line.
+    nlohmann::json fields = e.details;
+    fields["before_body"] = true;
     log::Warn("write_fenced", fields);
   }
   done(net::Refuse(ServiceError(e)));

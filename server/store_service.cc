@@ -9,35 +9,39 @@
 namespace fence::store {
 namespace {
 
+// Members are assigned one by one: a json built from an initializer list
+// copies every member twice, and a busy store refuses many writes.
 Error StaleToken(const WriteRequest& w, Token highest) {
-  nlohmann::json details = {{"key", w.key},
-                            {"token", w.token->value()},
-                            {"highest_token", highest.value()},
-                            {"refused_by", "key"}};
+  nlohmann::json details = nlohmann::json::object();
+  details["key"] = w.key;
+  details["token"] = w.token->value();
+  details["highest_token"] = highest.value();
+  details["refused_by"] = "key";
   if (w.scope) details["scope"] = *w.scope;
   return MakeError("stale_token",
                    "token " + w.token->ToString() + " is lower than the highest "
                        "token " + highest.ToString() + " already seen for key '" +
                        w.key + "': a newer leader holds the lock; stop acting as "
                        "leader and do not retry with this token",
-                   details);
+                   std::move(details));
 }
 
 // The scope's fence refused the write: a newer leader of the job raised it,
 // maybe without ever writing this key.
 Error StaleScope(const WriteRequest& w, Token highest) {
-  nlohmann::json details = {{"token", w.token->value()},
-                            {"highest_token", highest.value()},
-                            {"refused_by", "scope"},
-                            {"scope", *w.scope},
-                            {"scope_highest_token", highest.value()}};
+  nlohmann::json details = nlohmann::json::object();
+  details["token"] = w.token->value();
+  details["highest_token"] = highest.value();
+  details["refused_by"] = "scope";
+  details["scope"] = *w.scope;
+  details["scope_highest_token"] = highest.value();
   if (w.kind != WriteKind::kRaiseScope) details["key"] = w.key;
   return MakeError("stale_token",
                    "the fence of scope '" + *w.scope + "' refused token " +
                        w.token->ToString() + ": a newer leader of that scope raised it to " +
                        highest.ToString() + ", which fences every key written in the "
                        "scope; stop acting as leader and do not retry with this token",
-                   details);
+                   std::move(details));
 }
 
 Error NotFound(const std::string& key) {
