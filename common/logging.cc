@@ -145,11 +145,27 @@ std::string FormatEventBody(std::string_view event,
   return text;
 }
 
+namespace {
+void Write(spdlog::level::level_enum level, const std::string& body) {
+  // The body is final text: handed over as is, not through fmt's formatter.
+  spdlog::default_logger_raw()->log(level, spdlog::string_view_t(body.data(), body.size()));
+}
+}  // namespace
+
+void Event(spdlog::level::level_enum level, std::string_view event,
+           const JsonMembers& fields) {
+  std::string body = "\"event\":";
+  AppendJsonString(body, event);
+  if (!fields.text().empty()) {
+    body += ',';
+    body += fields.text();
+  }
+  Write(level, body);
+}
+
 void Event(spdlog::level::level_enum level, std::string_view event,
            const nlohmann::json& fields) {
-  // The body is final text: handed over as is, not through fmt's formatter.
-  const std::string body = FormatEventBody(event, fields);
-  spdlog::default_logger_raw()->log(level, spdlog::string_view_t(body.data(), body.size()));
+  Write(level, FormatEventBody(event, fields));
 }
 
 }  // namespace fence::log

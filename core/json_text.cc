@@ -206,4 +206,34 @@ void AppendJsonValue(std::string& out, const nlohmann::json& value) {
   }
 }
 
+void JsonMembers::Name(std::string_view name) {
+  if (!text_.empty()) text_ += ',';
+  AppendJsonString(text_, name);
+  text_ += ':';
+}
+
+JsonMembers& JsonMembers::AddString(std::string_view name, std::string_view value) {
+  Name(name);
+  AppendJsonString(text_, value);
+  return *this;
+}
+
+JsonMembers& JsonMembers::AddNumber(std::string_view name, std::uint64_t value) {
+  Name(name);
+  AppendJsonNumber(text_, value);
+  return *this;
+}
+
+JsonMembers& JsonMembers::AddBool(std::string_view name, bool value) {
+  Name(name);
+  text_ += value ? "true" : "false";
+  return *this;
+}
+
+JsonMembers& JsonMembers::AddNull(std::string_view name) {
+  Name(name);
+  text_ += "null";
+  return *this;
+}
+
 }  // namespace fence

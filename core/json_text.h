@@ -25,4 +25,23 @@ void AppendJsonNumber(std::string& out, std::uint64_t value);
 // and binary values are left to dump itself.
 void AppendJsonValue(std::string& out, const nlohmann::json& value);
 
+// The members of a JSON object as text ("a":1,"b":"x"), for the objects
+// written on every request (answers, log lines): no json value is built.
+// Members come out in the order they are added. The adders are named by
+// type: an overload set would turn a string literal into a bool.
+class JsonMembers {
+ public:
+  JsonMembers& AddString(std::string_view name, std::string_view value);
+  JsonMembers& AddNumber(std::string_view name, std::uint64_t value);
+  JsonMembers& AddBool(std::string_view name, bool value);
+  JsonMembers& AddNull(std::string_view name);
+
+  const std::string& text() const { return text_; }
+  std::string Object() const { return "{" + text_ + "}"; }
+
+ private:
+  void Name(std::string_view name);
+  std::string text_;
+};
+
 }  // namespace fence
