@@ -111,5 +111,22 @@ TEST(JsonTextTest, RandomValuesAreWrittenAsDumpWritesThem) {
   }
 }
 
+TEST(JsonMembersTest, MembersAddedInSortedOrderAreWhatDumpWrites) {
+  JsonMembers members;
+  members.AddBool("deleted", true)
+      .AddString("etag", "\"abc\"")
+      .AddNull("highest_token")
+      .AddString("key", "caf\xc3\xa9/\xff")
+      .AddNumber("version", 18446744073709551615ULL);
+  nlohmann::json expected = nlohmann::json::object();
+  expected["deleted"] = true;
+  expected["etag"] = "\"abc\"";
+  expected["highest_token"] = nullptr;
+  expected["key"] = "caf\xc3\xa9/\xff";
+  expected["version"] = 18446744073709551615ULL;
+  EXPECT_EQ(members.Object(), Dumped(expected));
+  EXPECT_EQ(JsonMembers().Object(), "{}");
+}
+
 }  // namespace
 }  // namespace fence
