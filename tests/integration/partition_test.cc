@@ -40,6 +40,11 @@ struct TerminalRun {
   std::string output;
 };
 
+// The last 3000 characters of a terminal's output, for a failure message.
+std::string End(const std::string& shown) {
+  return shown.substr(shown.size() - std::min<std::size_t>(shown.size(), 3000));
+}
+
 TerminalRun RunOnTerminal(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -196,9 +201,14 @@ TEST_F(PartitionTest, QuorumLockFencesTheMinorityLeaderAfterTheHealWhileTheTermi
         "\r\033[K[2/2] scenario 'etcd': partition healed; A stopped for 10000 ms before its "
         "write: waiting for A to wake and write ("}) {
     EXPECT_NE(shown.find(text), std::string::npos)
-        << "missing: " << text << "\nthe end of the terminal's output:\n"
-        << shown.substr(shown.size() - std::min<std::size_t>(shown.size(), 3000));
+        << "missing: " << text << "\nthe end of the terminal's output:\n" << End(shown);
   }
+  // Its own JSON log lines would break the status line up: they go to a
+  // file, which it names.
+  EXPECT_EQ(shown.find("{\"ts\""), std::string::npos) << End(shown);
+  EXPECT_NE(shown.find("its log: " + dir_->Sub("out") + "/fence-partition.log"), std::string::npos);
+  EXPECT_NE(testing::ReadFileOrEmpty(dir_->Sub("out") + "/fence-partition.log").find("scenario_finished"),
+            std::string::npos);
   const json facts = ExpectBFencedA(s);
   EXPECT_EQ(facts["a_store_answer"].value("error", ""), "stale_token");
   // The client on the minority side never got the lock.

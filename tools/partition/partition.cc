@@ -1,5 +1,6 @@
 #include "tools/partition/partition.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -915,9 +916,78 @@ std::optional<std::string> SetUpSignals(std::atomic<bool>& done, std::string ns_
   return std::nullopt;
 }
 
+// On a terminal the status line is what a person watches, and the
+// experiment's own JSON log lines (stderr, the same terminal) would break
+// it up: while it is shown they go to `path` instead. Redirected stderr
+// (CI, a file) is left alone.
+class StderrAsideOnTerminal {
+ public:
+  StderrAsideOnTerminal(bool terminal, const std::string& path) {
+    if (!terminal || isatty(STDERR_FILENO) != 1) return;
+    const int file = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (file < 0) return;
+    std::fflush(stderr);
+    saved_ = dup(STDERR_FILENO);
+    if (saved_ >= 0) dup2(file, STDERR_FILENO);
+    close(file);
+  }
+  ~StderrAsideOnTerminal() {
+    if (saved_ < 0) return;
+    std::fflush(stderr);
+    dup2(saved_, STDERR_FILENO);
+    close(saved_);
+  }
+  StderrAsideOnTerminal(const StderrAsideOnTerminal&) = delete;
+  StderrAsideOnTerminal& operator=(const StderrAsideOnTerminal&) = delete;
+  bool active() const { return saved_ >= 0; }
+
+ private:
+  int saved_ = -1;  // the terminal's stderr while ours goes to the file
+};
+
 std::string FormatMs(const json& v) {
   if (!v.is_number()) return "–";
   return std::to_string(v.get<std::int64_t>()) + " ms";
+}
+
+// One scenario in its own folder <out>/<name>, with fresh data under
+// <data_root>/<name>, then its timeline and fence-logscan's findings.
+ScenarioResult RunScenario(Namespace& ns, const std::string& name, const std::string& out,
+                           const std::string& data_root, Progress& progress) {
+  std::error_code ec;
+  ScenarioResult r;
+  r.name = name;
+  r.dir = out + "/" + name;
+  fs::remove_all(r.dir, ec);
+  fs::create_directories(r.dir, ec);
+  const std::string data = data_root + "/" + name;
+  fs::remove_all(data, ec);
+  fs::create_directories(data, ec);
+  log::Info("scenario_started", {{"scenario", name}});
+  // Short, so that on a terminal what the scenario waits for fits on the
+  // row after it; the folder is in the report's path.
+  progress.Step("scenario '" + name + "'");
+  if (name == "etcd") {
+    r.title = "Quorum lock (3-member etcd), partitioned";
+    RunEtcdScenario(ns, r, data, false, &progress);
+  } else if (name == "naive") {
+    r.title = "Naive lock (primary + standby fence-lockd), partitioned";
+    RunNaiveScenario(ns, r, data, &progress);
+  } else if (name == "worker-cut") {
+    r.title = "Worker cut off, lock service (3-member etcd) healthy";
+    RunEtcdScenario(ns, r, data, true, &progress);
+  } else {
+    r.problems.push_back("unknown scenario");
+  }
+  // No rule of one scenario may leak into the next.
+  (void)ns.Heal();
+  progress.Waiting("merging the logs; fence-logscan");
+  BuildTimeline(r);
+  if (r.ran) RunLogscan(r);
+  fs::remove_all(data, ec);
+  log::Info("scenario_finished",
+            {{"scenario", name}, {"passed", r.passed()}, {"problems", r.problems}});
+  return r;
 }
 
 }  // namespace
@@ -954,10 +1024,15 @@ int RunPartition(const PartitionOptions& options) {
   std::atomic<bool> done{false};
   std::thread signal_thread;
   SetUpSignals(done, results.namespace_name, signal_thread);
+  const std::string log_path = out + "/fence-partition.log";
+  bool log_aside = false;
   {
     // Destroyed before the results are printed: it clears its status line.
+    const bool terminal = Progress::StdoutIsTerminal();
+    StderrAsideOnTerminal aside(terminal, log_path);
+    log_aside = aside.active();
     MonotonicClock clock;
-    Progress progress(stdout, Progress::StdoutIsTerminal(),
+    Progress progress(stdout, terminal,
                       static_cast<int>(options.scenarios.size()) + 1, clock);
     progress.Step("creating the network namespace " + results.namespace_name);
     auto ns = Namespace::Create(results.namespace_name, kRoles, out + "/namespace.log");
@@ -967,38 +1042,7 @@ int RunPartition(const PartitionOptions& options) {
       log::Info("namespace_created", {{"namespace", results.namespace_name}});
       const std::string data_root = out + "/.data";
       for (const auto& name : options.scenarios) {
-        ScenarioResult r;
-        r.name = name;
-        r.dir = out + "/" + name;
-        fs::remove_all(r.dir, ec);
-        fs::create_directories(r.dir, ec);
-        const std::string data = data_root + "/" + name;
-        fs::remove_all(data, ec);
-        fs::create_directories(data, ec);
-        log::Info("scenario_started", {{"scenario", name}});
-        // Short, so that on a terminal what the scenario waits for fits
-        // on the row after it; the folder is in the report's path.
-        progress.Step("scenario '" + name + "'");
-        if (name == "etcd") {
-          r.title = "Quorum lock (3-member etcd), partitioned";
-          RunEtcdScenario(**ns, r, data, false, &progress);
-        } else if (name == "naive") {
-          r.title = "Naive lock (primary + standby fence-lockd), partitioned";
-          RunNaiveScenario(**ns, r, data, &progress);
-        } else if (name == "worker-cut") {
-          r.title = "Worker cut off, lock service (3-member etcd) healthy";
-          RunEtcdScenario(**ns, r, data, true, &progress);
-        } else {
-          r.problems.push_back("unknown scenario");
-        }
-        // No rule of one scenario may leak into the next.
-        (void)(*ns)->Heal();
-        BuildTimeline(r);
-        if (r.ran) RunLogscan(r);
-        fs::remove_all(data, ec);
-        log::Info("scenario_finished",
-                  {{"scenario", name}, {"passed", r.passed()}, {"problems", r.problems}});
-        results.scenarios.push_back(std::move(r));
+        results.scenarios.push_back(RunScenario(**ns, name, out, data_root, progress));
       }
       fs::remove_all(data_root, ec);
       (*ns)->Delete();
@@ -1017,6 +1061,7 @@ int RunPartition(const PartitionOptions& options) {
                 s.problems.empty() ? "" : (": " + s.problems.front()).c_str());
   }
   for (const auto& f : results.failures) std::printf("setup      FAIL: %s\n", f.c_str());
+  if (log_aside) std::printf("its log: %s\n", log_path.c_str());
   std::printf("report: %s/report.md (%.1f s)\n", out.c_str(), results.elapsed_s);
   return results.passed() ? 0 : 1;
 }
