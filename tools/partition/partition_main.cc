@@ -79,8 +79,10 @@ int main(int argc, char** argv) {
       "'naive' (a primary and a standby fence-lockd with their own counters: both sides "
       "elect a leader and the stale leader's write is accepted) and 'worker-cut' (only A is "
       "cut off from a healthy etcd: fenced). Writes per-scenario logs, summary.json and "
-      "report.md into --out. Needs root. Exit 0: every expected outcome happened; 1: not; "
-      "3: this machine cannot run it.",
+      "report.md into --out. On a terminal one status line shows the step, what it waits "
+      "for and the elapsed time (its JSON log then goes to <out>/fence-partition.log); "
+      "piped, one line per step. Needs root. Exit 0: every expected outcome happened; 1: "
+      "not; 3: this machine cannot run it.",
       program};
   part::PartitionOptions options;
   std::string scenarios = "etcd,naive,worker-cut";
