@@ -201,6 +201,30 @@ TEST(LogscanTest, FindsOverlapAndStaleWriteThatLanded) {
   EXPECT_EQ(j["stale_writes"]["landed"], 1);
 }
 
+// Log lines have millisecond timestamps: a worker that writes, resigns and
+// is elected again within one millisecond logs all three with the same ts.
+// Its own file's line order says the write came first: no stale write.
+TEST(LogscanTest, AWriteBeforeANewerElectionInTheSameMillisecondOfOneFileIsNotStale) {
+  LogBuilder log;
+  log.Elected(0, "W", 1)
+      .WriteDone(100, "W", 1)
+      .Worker(100, "resigned", "W", 1)
+      .Elected(100, "W", 2)
+      .WriteDone(100, "W", 2);
+  Findings f = log.Analyze();
+  EXPECT_TRUE(f.stale_writes.empty()) << FormatReport(f);
+  EXPECT_FALSE(f.SplitBrainEvidence()) << FormatReport(f);
+
+  // From two files, lines of one millisecond have no order: the write is
+  // still reported, since a stale write must not be missed.
+  LogBuilder a("a.log");
+  LogBuilder b("b.log");
+  a.Elected(0, "A", 1).WriteDone(100, "A", 1);
+  b.Elected(100, "B", 2);
+  Findings both = LogBuilder::AnalyzeAll({&a, &b});
+  EXPECT_EQ(both.LandedStaleWrites(), 1u) << FormatReport(both);
+}
+
 // The fenced demo: the same overlap, but the store refuses A's write.
 TEST(LogscanTest, FencedRunShowsOverlapAndEveryStaleWriteRejected) {
   LogBuilder workers("workers.log");

@@ -264,13 +264,25 @@ class EvidenceScan {
     return found;
   }
 
-  // The first newer term on the same lock elected after `mine` began and no
-  // later than `ts`. Terms elected before `mine` began belong to an earlier
-  // run or are a regression, reported separately.
-  const LeaderTerm* NewerTermBefore(const LeaderTerm& mine, EpochMillis ts) const {
+  // Whether a term elected at `start` (logged at `elected_at`) began before
+  // an event at `ts` (logged at `where`). Timestamps have milliseconds: in
+  // one file, line order breaks a tie; across files a tie counts as before,
+  // so that no stale write is missed.
+  static bool ElectedBefore(EpochMillis start, const Where& elected_at, EpochMillis ts,
+                            const Where& where) {
+    if (start != ts || elected_at.source != where.source) return start <= ts;
+    return elected_at.line < where.line;
+  }
+
+  // The first newer term on the same lock elected after `mine` began and
+  // before the event at (`ts`, `where`). Terms elected before `mine` began
+  // belong to an earlier run or are a regression, reported separately.
+  const LeaderTerm* NewerTermBefore(const LeaderTerm& mine, EpochMillis ts,
+                                    const Where& where) const {
     const LeaderTerm* found = nullptr;
     for (const auto& t : f_.terms) {
-      if (t.lock == mine.lock && t.term > mine.term && t.start > mine.start && t.start <= ts &&
+      if (t.lock == mine.lock && t.term > mine.term && t.start > mine.start &&
+          ElectedBefore(t.start, t.elected_at, ts, where) &&
           (found == nullptr || t.start < found->start)) {
         found = &t;
       }
@@ -306,7 +318,7 @@ class EvidenceScan {
     const std::string owner = StringField(e.fields, events::kOwner);
     auto term = TermOf(e);
     const LeaderTerm* mine = term ? TermOfWrite(owner, *term, e.ts) : nullptr;
-    const LeaderTerm* newer = mine ? NewerTermBefore(*mine, e.ts) : nullptr;
+    const LeaderTerm* newer = mine ? NewerTermBefore(*mine, e.ts, {e.source, e.line}) : nullptr;
     if (newer == nullptr) return;
     f_.stale_writes.push_back({WriteOutcome::kLanded, mine->lock, owner,
                                StringField(e.fields, events::kKey), mine->term, newer->term,
@@ -322,7 +334,7 @@ class EvidenceScan {
                  "", e.ts, {e.source, e.line}};
     if (const LeaderTerm* mine = term ? TermOfWrite(owner, *term, e.ts) : nullptr) {
       w.lock = mine->lock;
-      if (const LeaderTerm* newer = NewerTermBefore(*mine, e.ts)) {
+      if (const LeaderTerm* newer = NewerTermBefore(*mine, e.ts, {e.source, e.line})) {
         w.newer_owner = newer->owner;
         if (!highest) w.newer_term = newer->term;
       }
