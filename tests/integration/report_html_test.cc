@@ -314,6 +314,14 @@ TEST_F(ReportHtmlTest, ScreenshotIsSavedWithTheDemoOutput) {
   const auto blank_bytes = ExpectPng(artifacts_ + "/blank.png", 1400, 900);
   EXPECT_GT(report_bytes, 5 * blank_bytes) << "report.png looks empty";
   std::printf("screenshot: %s (%ju bytes)\n", shot.c_str(), report_bytes);
+  // The whole page, down to the lock-delay and break timelines at its end.
+  const std::string full = Out("report-full.png");
+  fs::remove(full, ec);
+  ToolRun whole = Chromium(Profile("full"), {"--screenshot=" + full, "--window-size=1400,4400",
+                                             "file://" + Out("report.html")});
+  ASSERT_EQ(whole.exit_code, 0) << whole.Output();
+  EXPECT_GT(ExpectPng(full, 1400, 4400), report_bytes);
+  std::printf("whole page: %s\n", full.c_str());
 }
 
 TEST_F(ReportHtmlTest, LogscanHtmlDrawsTheSameMarksFromTheLogFiles) {

@@ -102,6 +102,16 @@ std::vector<Bar> Spans(const std::vector<logscan::LogEvent>& events, const SpanR
   return bars;
 }
 
+// A bar on lockd's lane for the lease a lockd line names (owner, token).
+Bar LockdBar(BarKind kind, const logscan::LogEvent& e) {
+  Bar bar;
+  bar.kind = kind;
+  bar.lane = kLockd;
+  bar.owner = Str(e.fields, ev::kOwner);
+  bar.token = Uint(e.fields, ev::kToken);
+  return bar;
+}
+
 // lockd's leases: grant to expiry, release or break, by lease id.
 std::vector<Bar> Leases(const std::vector<logscan::LogEvent>& events, EpochMillis start,
                         EpochMillis end) {
@@ -116,11 +126,7 @@ std::vector<Bar> Leases(const std::vector<logscan::LogEvent>& events, EpochMilli
     return Str(e.fields, "name") + "#" + (token ? std::to_string(*token) : std::string("?"));
   };
   rule.make = [](const logscan::LogEvent& e) {
-    Bar bar;
-    bar.kind = BarKind::kLease;
-    bar.lane = kLockd;
-    bar.owner = Str(e.fields, ev::kOwner);
-    bar.token = Uint(e.fields, ev::kToken);
+    Bar bar = LockdBar(BarKind::kLease, e);
     bar.title = "lease of '" + Str(e.fields, "name") + "' to " + bar.owner;
     return bar;
   };
@@ -137,11 +143,7 @@ std::vector<Bar> LockDelays(const std::vector<logscan::LogEvent>& events, EpochM
   rule.closes = [](const std::string& event) { return event == kLockDelayEnded; };
   rule.key = [](const logscan::LogEvent& e) { return Str(e.fields, "name"); };
   rule.make = [](const logscan::LogEvent& e) {
-    Bar bar;
-    bar.kind = BarKind::kLockDelay;
-    bar.lane = kLockd;
-    bar.owner = Str(e.fields, ev::kOwner);
-    bar.token = Uint(e.fields, ev::kToken);
+    Bar bar = LockdBar(BarKind::kLockDelay, e);
     bar.title = "lock-delay of '" + Str(e.fields, "name") + "' after " + bar.owner +
                 "'s lease expired: lockd grants it to nobody";
     return bar;
