@@ -1,7 +1,8 @@
 // fence-demo: stages the split-brain with real processes (a lock service,
 // fence-store, fence-worker A and B), once without fencing and once with it,
-// then the bypass write, the failover measurement and the TTL trade-off, and
-// writes the evidence (logs, summary.json, CSV, SVG, report.md, report.html).
+// then the bypass write, the failover measurement and the TTL trade-off, with
+// lockd also a lock-delay run and an operator's lease break, and writes the
+// evidence (logs, summary.json, CSV, SVG, report.md, report.html).
 #pragma once
 
 #include <cstdint>
