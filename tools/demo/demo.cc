@@ -946,8 +946,11 @@ bool AwaitWaiter(const std::string& lock_url) {
 void BreakLease(const Services& s, const std::string& lock, const ChildProcess& a,
                 BreakCall& call) {
   const std::string lock_url = s.lock_endpoints.front() + "/v1/locks/" + EncodeKeyForPath(lock);
-  call.a_stopped = AwaitStopped(a);
+  const bool stopped = AwaitStopped(a);
   call.b_waiting = AwaitWaiter(lock_url);
+  // Still stopped now, just before the break: A's pause must outlast B's
+  // start (a slow machine shows here, not as a puzzling outcome).
+  call.a_stopped = stopped && ProcessState(a.pid()) == 'T';
   call.reason = "fence-demo: worker A holds the lock but is stopped (SIGSTOP); "
                 "hand the lock to B without waiting for its TTL";
   const std::string url = lock_url + "/break";
@@ -970,13 +973,13 @@ void BreakLease(const Services& s, const std::string& lock, const ChildProcess& 
 // operator, breaks it. A's pause is a third of its TTL and its renewal
 // interval half the pause: A wakes with its lease alive by its own clock
 // and a renewal overdue, so its keep-alive reaches lockd (and is refused)
-// before its write (delayed 300 ms, its job's last step) reaches the store.
+// before its write (delayed 500 ms, its job's last step) reaches the store.
 void RunBreakStep(Services& s, const std::string& out, DemoResults& r) {
   const Millis pause = std::min(PauseFor(r.options, Millis(r.ttl_granted_ms)), Millis(15000));
   ScheduleSpec spec{"break", true, 3 * pause, pause, "demo-break", "demo/break/result",
                     out + "/break.log"};
   spec.a_renew_interval = pause / 2;
-  spec.a_write_delay = Millis(300);
+  spec.a_write_delay = Millis(500);
   spec.broken = true;
   spec.during_pause = [&](ChildProcess& a) { BreakLease(s, spec.lock, a, r.break_call); };
   r.broken = RunAndRecord(s, spec, r);

@@ -651,7 +651,9 @@ void ReportBreak(const DemoResults& r, std::ostringstream& md) {
   md << "## 7. Audited lease break (`break.log`)\n\n"
      << "A is elected (t1 = " << OptText(b.a_token) << ") with a " << b.ttl_ms
      << " ms lease (three times its pause, so its lease is still alive by its own clock when it "
-        "wakes) and stopped for " << b.pause_ms << " ms. While it is stopped ("
+        "wakes, with a renewal overdue; its job's last step before the write takes 500 ms, "
+        "`--write-delay-ms`, so that renewal reaches lockd first) and stopped for "
+     << b.pause_ms << " ms. While it is stopped ("
      << (c.a_stopped ? "state `T` in /proc" : "**A was not found stopped**")
      << ") and B's acquire is queued at lockd ("
      << (c.b_waiting ? "`waiters` 1 in `GET /v1/locks/demo-break`" : "**B was not seen waiting**")
