@@ -19,4 +19,19 @@ Result<std::unique_ptr<LockBackend>> MakeLockBackend(
                                       "'; expected lockd, etcd or zookeeper");
 }
 
+Result<std::unique_ptr<LockBackend>> MakeLockBackend(
+    std::string_view kind, const std::vector<std::string>& endpoints,
+    const LockdOptions& lockd) {
+  if (kind == "lockd" && !endpoints.empty()) return MakeLockdBackend(endpoints, lockd);
+  if (lockd.lock_delay > Millis(0) && (kind == "etcd" || kind == "zookeeper")) {
+    return MakeError("bad_request",
+                     "a lock-delay (" + std::to_string(lockd.lock_delay.count()) +
+                         " ms) is a fence-lockd feature; the " + std::string(kind) +
+                         " backend has no lock-delay and cannot keep the lock from everyone "
+                         "after an expiry: use --backend lockd, or no lock-delay",
+                     {{"backend", std::string(kind)}, {"lock_delay_ms", lockd.lock_delay.count()}});
+  }
+  return MakeLockBackend(kind, endpoints);
+}
+
 }  // namespace fence::client

@@ -41,7 +41,8 @@ Error ServiceError(int status, const nlohmann::json& json, const std::string& wh
 
 class LockdBackend final : public LockBackend {
  public:
-  explicit LockdBackend(std::string endpoint) : endpoint_(std::move(endpoint)) {
+  LockdBackend(std::string endpoint, LockdOptions options)
+      : endpoint_(std::move(endpoint)), options_(options) {
     while (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
   }
 
@@ -49,8 +50,10 @@ class LockdBackend final : public LockBackend {
 
   Result<LockGrant> Acquire(const std::string& lock, const std::string& owner,
                         Millis ttl, Millis wait) override {
-    const nlohmann::json body = {
+    nlohmann::json body = {
         {"owner", owner}, {"ttl_ms", ttl.count()}, {"wait_ms", wait.count()}};
+    // Only when asked: an acquire without it is what every lockd accepts.
+    if (options_.lock_delay > Millis(0)) body["lock_delay_ms"] = options_.lock_delay.count();
     // The long poll may legitimately take `wait`; the margin covers the
     // grant's fsync and a loaded machine.
     auto res = Call(http::verb::post,
@@ -139,6 +142,7 @@ class LockdBackend final : public LockBackend {
   }
 
   std::string endpoint_;
+  const LockdOptions options_;
   // Thread-safe on its own: a long-poll Acquire and the worker's keep-alive
   // thread each use their own connection, kept for the next call.
   net::HttpClient http_;
@@ -182,7 +186,12 @@ Result<LockGrant> InterpretAcquireResponse(int http_status, const std::string& b
 }
 
 Result<std::unique_ptr<LockBackend>> MakeLockdBackend(
-    const std::vector<std::string>& endpoints) {
+    const std::vector<std::string>& endpoints, const LockdOptions& options) {
+  if (options.lock_delay < Millis(0) || options.lock_delay > kMaxLockDelay) {
+    return MakeError("bad_request", "lock-delay of " + std::to_string(options.lock_delay.count()) +
+                                        " ms; expected 0 to " +
+                                        std::to_string(kMaxLockDelay.count()) + " ms");
+  }
   if (endpoints.size() != 1) {
     nlohmann::json given = endpoints;
     return MakeError(
@@ -196,7 +205,7 @@ Result<std::unique_ptr<LockBackend>> MakeLockdBackend(
   }
   auto url = net::ParseUrl(endpoints[0]);
   if (!url.ok()) return url.error();
-  return std::unique_ptr<LockBackend>(new LockdBackend(endpoints[0]));
+  return std::unique_ptr<LockBackend>(new LockdBackend(endpoints[0], options));
 }
 
 }  // namespace fence::client

@@ -10,6 +10,7 @@
 
 #include "client/history_recorder.h"
 #include "client/lock_backend.h"
+#include "client/lockd_backend.h"
 #include "client/worker.h"
 #include "client/worker_process.h"
 #include "common/cli.h"
@@ -40,6 +41,7 @@ struct Flags {
   std::int64_t renew_ms = 0;
   std::int64_t wait_ms = 5000;
   std::int64_t acquire_timeout_ms = 60000;
+  std::int64_t lock_delay_ms = 0;
   std::int64_t work_ms = 0;
   std::int64_t write_delay_ms = 0;
   std::string history_path;
@@ -71,6 +73,14 @@ void AddElectionOptions(CLI::App& app, Flags& f) {
   app.add_option("--acquire-timeout-ms", f.acquire_timeout_ms,
                  "give up (exit 1) after trying this long to become leader; 0 waits forever")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}))
+      ->capture_default_str();
+  app.add_option("--lock-delay-ms", f.lock_delay_ms,
+                 "lockd only: ask for a lock-delay with every acquire; if our lease "
+                 "then expires, lockd grants the lock to nobody for this long "
+                 "(failover = TTL + lock-delay; lockd caps it with its "
+                 "--max-lock-delay-ms). etcd and zookeeper have no lock-delay and "
+                 "refuse a value above 0")
+      ->check(CLI::Range(std::int64_t{0}, fence::client::kMaxLockDelay.count()))
       ->capture_default_str();
   app.add_option("--terms", f.config.terms,
                  "leader terms to serve, then exit; 0 serves until SIGTERM")
@@ -192,10 +202,13 @@ int main(int argc, char** argv) {
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
   auto config = BuildConfig(flags);
   if (!config.ok()) return fence::FailStartup(kProgram, config.error().message);
-  auto backend = fence::client::MakeLockBackend(flags.backend_kind,
-                                                fence::SplitCommaList(flags.endpoints_text));
+  auto backend = fence::client::MakeLockBackend(
+      flags.backend_kind, fence::SplitCommaList(flags.endpoints_text),
+      fence::client::LockdOptions{fence::Millis(flags.lock_delay_ms)});
   if (!backend.ok()) {
-    return fence::FailStartup(kProgram, "--backend/--lock-endpoints: " + backend.error().message);
+    const bool delay = backend.error().details.contains("lock_delay_ms");
+    return fence::FailStartup(kProgram, (delay ? "--lock-delay-ms: " : "--backend/--lock-endpoints: ") +
+                                            backend.error().message);
   }
   std::unique_ptr<fence::client::HistoryFile> history;
   if (!flags.history_path.empty()) {

@@ -161,6 +161,100 @@ TEST_F(DemoTest, WritesTheTradeoffFilesAndReport) {
   EXPECT_NE(run_.Output().find(Out("report.md")), std::string::npos);
 }
 
+const LogLine* Lockd(const std::vector<LogLine>& lines, std::string_view event,
+                     const std::function<bool(const LogLine&)>& also = nullptr) {
+  return FindEvent(lines, "lockd", event, also);
+}
+
+// A was fenced by the store: 409 stale_token, its token below B's.
+void ExpectAFenced(const std::vector<LogLine>& lines, std::uint64_t t1, std::uint64_t t2) {
+  const LogLine* fenced = Worker(lines, "A", "fenced");
+  ASSERT_NE(fenced, nullptr) << "A was not fenced";
+  EXPECT_EQ(fenced->json["store_answer"]["error"], "stale_token");
+  EXPECT_EQ(U(fenced, "token"), t1);
+  EXPECT_EQ(U(fenced, "highest_token"), t2);
+  EXPECT_EQ(Worker(lines, "A", "write_done"), nullptr);
+}
+
+// Recomputed from lock-delay.log: lockd granted B no sooner than TTL +
+// lock-delay after A's last renewal, and only after the delay it logged.
+void ExpectLockDelayRun(const std::vector<LogLine>& lines, const nlohmann::json& summary) {
+  const auto tokens = ExpectTokensRise(lines);
+  const std::uint64_t t1 = tokens.first, t2 = tokens.second;  // (lambdas capture them)
+  ASSERT_NE(t1, 0u);
+  const LogLine* a_granted = Lockd(lines, "granted", [&](const LogLine& l) { return U(&l, "token") == t1; });
+  ASSERT_NE(a_granted, nullptr);
+  const std::string lease = a_granted->Str("lease_id");
+  const std::int64_t ttl = *a_granted->Int("ttl_ms");
+  const std::int64_t delay = a_granted->Int("lock_delay_ms").value_or(0);
+  EXPECT_EQ(ttl, 300);
+  EXPECT_EQ(delay, 300) << "A's acquire did not ask for the lock-delay: " << a_granted->text;
+  std::int64_t last_renewal = *a_granted->ts_ms;
+  for (const auto& l : lines) {
+    if (l.Str("component") == "lockd" && l.Event() == "renewed" && l.Str("lease_id") == lease) {
+      last_renewal = *l.ts_ms;
+    }
+  }
+  const LogLine* started = Lockd(lines, "lock_delay_started", [&](const LogLine& l) { return l.Str("lease_id") == lease; });
+  const LogLine* ended = Lockd(lines, "lock_delay_ended", [&](const LogLine& l) { return l.Str("lease_id") == lease; });
+  const LogLine* b_granted = Lockd(lines, "granted", [&](const LogLine& l) { return U(&l, "token") == t2; });
+  ASSERT_TRUE(started && ended && b_granted) << "lock-delay lines missing";
+  EXPECT_GE(*ended->Int("since_expiry_ms"), delay) << ended->text;
+  EXPECT_GE(*b_granted->ts_ms, *ended->ts_ms);
+  // Millisecond timestamps: 1 ms short is the clock, not lockd.
+  EXPECT_GE(*b_granted->ts_ms - last_renewal + 1, ttl + delay);
+  ExpectAFenced(lines, t1, t2);
+  EXPECT_EQ(summary["renewal_to_grant_ms"], *b_granted->ts_ms - last_renewal);
+  EXPECT_EQ(summary["final_owner"], "B");
+}
+
+// Recomputed from break.log: lockd logged the break with holder, token,
+// reason and caller, granted B before A's lease would have expired, and
+// refused A's keep-alive; the store refused A's write.
+void ExpectBreakRun(const std::vector<LogLine>& lines, const nlohmann::json& summary) {
+  const auto tokens = ExpectTokensRise(lines);
+  const std::uint64_t t1 = tokens.first, t2 = tokens.second;  // (lambdas capture them)
+  ASSERT_NE(t1, 0u);
+  const LogLine* broken = Lockd(lines, "lease_broken");
+  ASSERT_NE(broken, nullptr) << "lockd did not log lease_broken";
+  EXPECT_EQ(broken->Str("owner"), "A");
+  EXPECT_EQ(U(broken, "token"), t1);
+  EXPECT_NE(broken->Str("reason").find("fence-demo"), std::string::npos) << broken->text;
+  EXPECT_EQ(broken->Str("caller").rfind("127.0.0.1:", 0), 0u) << broken->text;
+  const LogLine* b_granted = Lockd(lines, "granted", [&](const LogLine& l) { return U(&l, "token") == t2; });
+  const LogLine* a_elected = Worker(lines, "A", "elected");
+  const LogLine* b_elected = Worker(lines, "B", "elected");
+  ASSERT_TRUE(b_granted && a_elected && b_elected);
+  EXPECT_LT(*b_granted->ts_ms - *broken->ts_ms, *broken->Int("expires_in_ms"));
+  // B led before A's lease could have run out by itself.
+  EXPECT_LT(*b_elected->ts_ms, *a_elected->ts_ms + *a_elected->Int("ttl_ms"));
+  EXPECT_EQ(Lockd(lines, "lock_delay_started"), nullptr) << "a break starts no lock-delay";
+  const std::string lease = broken->Str("lease_id");
+  EXPECT_NE(Lockd(lines, "refused",
+                  [&](const LogLine& l) {
+                    return l.Str("lease_id") == lease && l.Str("op") == "keepalive" &&
+                           l.Str("error") == "lease_broken";
+                  }),
+            nullptr)
+      << "lockd did not refuse A's keep-alive with lease_broken";
+  const LogLine* lost = Worker(lines, "A", "lease_lost");
+  ASSERT_NE(lost, nullptr);
+  EXPECT_NE(lost->Str("message").find("an operator broke it"), std::string::npos) << lost->text;
+  ExpectAFenced(lines, t1, t2);
+  EXPECT_EQ(summary["call"]["status"], 200);
+  EXPECT_EQ(summary["final_owner"], "B");
+}
+
+// One test for both lockd runs: each test of this suite runs the demo again.
+TEST_F(DemoTest, LockDelayAndBreakRunsHoldInTheirLogs) {
+  {
+    SCOPED_TRACE("lock-delay.log");
+    ExpectLockDelayRun(ReadLog(Out("lock-delay.log")), summary_["lockd_runs"]["lock_delay"]);
+  }
+  SCOPED_TRACE("break.log");
+  ExpectBreakRun(ReadLog(Out("break.log")), summary_["lockd_runs"]["break"]);
+}
+
 // The README's other lock services, as a new user runs them
 // (`build/bin/fence-demo --backend etcd`, `--backend zookeeper`): the same
 // TTLs (the default sweep 250,500,1000,2000 and --ttl-ms 1000), fewer trials
@@ -217,6 +311,10 @@ TEST_P(DemoBackendTest, ReadmeCommandExitsZeroAndUsesTheGrantedTtl) {
   // A person reading the report and the summary learns what was granted.
   EXPECT_NE(ReadFileOrEmpty(dir.Sub("out/report.md")).find("granted"), std::string::npos);
   EXPECT_NE(run.Output().find("granted"), std::string::npos) << run.Output();
+  // Lock-delay and the break are lockd's: skipped, and the report says why.
+  EXPECT_NE(summary["lockd_runs"].value("skipped", "").find("fence-lockd features"),
+            std::string::npos)
+      << summary["lockd_runs"];
 }
 
 INSTANTIATE_TEST_SUITE_P(ExternalLockServices, DemoBackendTest,

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "client/lock_backend.h"
+#include "client/lockd_backend.h"
 #include "common/http_client.h"
 #include "tests/harness/daemon.h"
 
@@ -52,6 +53,60 @@ TEST(LockdBackendTest, KeepAliveOfAReleasedLeaseSaysItExpiredOrWasReleased) {
   EXPECT_NE(status.error().message.find("expired (or the lock was released)"),
             std::string::npos)
       << status.error().message;
+}
+
+// The backend sends lock_delay_ms with its acquire: A's lease (200 ms TTL,
+// 3 s delay, never renewed) expires, and lockd then refuses the lock to
+// everyone, saying how much of the delay is left.
+TEST(LockdBackendTest, LockDelayIsSentWithTheAcquireSoAnExpiryKeepsTheLockFromEveryone) {
+  TempDir dir("fence-lockd-backend-delay");
+  Daemon lockd = StartDaemon("fence-lockd", {"--data-dir", dir.Sub("lockd")});
+  ASSERT_GT(lockd.port, 0);
+  auto a = client::MakeLockBackend("lockd", {lockd.Url()},
+                                   client::LockdOptions{milliseconds(3000)});
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  auto lease = (*a)->Acquire("job", "A", milliseconds(200), milliseconds(0));
+  ASSERT_TRUE(lease.ok()) << lease.error().message;
+  auto started = lockd.process->WaitForLine(
+      [](std::string_view l) { return l.find("\"lock_delay_started\"") != l.npos; },
+      milliseconds(5000));
+  ASSERT_TRUE(started.has_value()) << lockd.process->OutputTail();
+  EXPECT_EQ(nlohmann::json::parse(*started).value("lock_delay_ms", 0), 3000) << *started;
+
+  auto b = client::MakeLockBackend("lockd", {lockd.Url()});
+  ASSERT_TRUE(b.ok());
+  auto refused = (*b)->Acquire("job", "B", milliseconds(200), milliseconds(0));
+  ASSERT_FALSE(refused.ok()) << "B was granted the lock during A's lock-delay";
+  EXPECT_EQ(refused.error().code, "held") << refused.error().message;
+  EXPECT_GT(refused.error().details["server_body"].value("lock_delay_remaining_ms", 0), 0)
+      << refused.error().details.dump();
+}
+
+// A lock-delay is lockd's: the other backends refuse it in words, and lockd
+// refuses one no lockd would accept.
+TEST(LockdBackendTest, EtcdAndZooKeeperRefuseALockDelayAsALockdFeature) {
+  const client::LockdOptions delay{milliseconds(500)};
+  for (const std::string kind : {"etcd", "zookeeper"}) {
+    const std::string endpoint = kind == "etcd" ? "http://127.0.0.1:2379" : "127.0.0.1:2181";
+    auto backend = client::MakeLockBackend(kind, {endpoint}, delay);
+    ASSERT_FALSE(backend.ok()) << kind << " accepted a lock-delay";
+    EXPECT_EQ(backend.error().code, "bad_request");
+    EXPECT_NE(backend.error().message.find("is a fence-lockd feature"), std::string::npos)
+        << backend.error().message;
+    EXPECT_NE(backend.error().message.find("the " + kind + " backend has no lock-delay"),
+              std::string::npos)
+        << backend.error().message;
+    // Without a delay the same backend is made as before.
+    EXPECT_TRUE(client::MakeLockBackend(kind, {endpoint}, {}).ok()) << kind;
+  }
+  for (const std::int64_t ms : {std::int64_t{-1}, client::kMaxLockDelay.count() + 1}) {
+    auto lockd = client::MakeLockBackend("lockd", {"http://127.0.0.1:1"},
+                                         client::LockdOptions{milliseconds(ms)});
+    ASSERT_FALSE(lockd.ok()) << ms;
+    EXPECT_EQ(lockd.error().code, "bad_request");
+    EXPECT_NE(lockd.error().message.find("expected 0 to 3600000 ms"), std::string::npos)
+        << lockd.error().message;
+  }
 }
 
 }  // namespace

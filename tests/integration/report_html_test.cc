@@ -34,6 +34,9 @@ bool GetsMark(const std::string& component, const std::string& event) {
     return event == "elected" || event == "fence_raised" || event == "write_done" ||
            event == "fenced";
   }
+  if (component == "lockd") {
+    return event == "lease_broken" || event == "lock_delay_started" || event == "lock_delay_ended";
+  }
   return component == "store" &&
          (event == "write_accepted" || event == "write_fenced" || event == "fence_raised");
 }
@@ -174,6 +177,45 @@ void ExpectPauseFromSigstopToSigcont(const std::string& dom) {
   }
 }
 
+// The first line of `event` at lockd, or null.
+nlohmann::json LockdLine(const std::vector<nlohmann::json>& lines, const std::string& event) {
+  for (const auto& j : lines) {
+    if (j.value("component", "") == "lockd" && j.value("event", "") == event) return j;
+  }
+  return nullptr;
+}
+
+// The lock-delay run: one lock-delay span on lockd's lane, from its
+// lock_delay_started mark to its lock_delay_ended mark; the break run: one
+// lease_broken mark, at lockd, with A's token.
+void ExpectLockdMarks(const std::string& dom, const std::vector<nlohmann::json>& delay_log,
+                      const std::vector<nlohmann::json>& break_log) {
+  const auto started = LockdLine(delay_log, "lock_delay_started");
+  const auto ended = LockdLine(delay_log, "lock_delay_ended");
+  ASSERT_TRUE(started.is_object() && ended.is_object()) << "no lock-delay in lock-delay.log";
+  std::map<std::string, std::string> span, start_mark, end_mark;
+  int spans = 0;
+  for (auto& m : Elements(dom, "lock-delay")) {
+    if (m["data-bar"] == "lock-delay") span = m, ++spans;
+    if (m["data-event"] == "lock_delay_started") start_mark = m;
+    if (m["data-event"] == "lock_delay_ended") end_mark = m;
+  }
+  ASSERT_EQ(spans, 1);
+  EXPECT_EQ(span["data-lane"], "lockd");
+  EXPECT_EQ(span["data-token"], std::to_string(started.value("token", 0)));
+  EXPECT_EQ(span["data-from-ms"], start_mark["data-ms"]);
+  EXPECT_EQ(span["data-to-ms"], end_mark["data-ms"]);
+  EXPECT_GE(std::stoll(span["data-to-ms"]) - std::stoll(span["data-from-ms"]) + 1,
+            started.value("lock_delay_ms", 0));
+
+  const auto broken = LockdLine(break_log, "lease_broken");
+  ASSERT_TRUE(broken.is_object()) << "no lease_broken in break.log";
+  const auto marks = RenderedMarks(dom, "break");
+  const auto it = marks.find({"lockd", "lease_broken", std::to_string(broken.value("token", 0))});
+  EXPECT_EQ(it == marks.end() ? 0 : it->second, 1) << "A's lease_broken mark";
+  EXPECT_EQ(broken.value("owner", ""), "A");
+}
+
 class ReportHtmlTest : public ::testing::Test {
  protected:
   // One short demo per test (ctest runs each test alone), about 5 s: the
@@ -224,7 +266,9 @@ TEST_F(ReportHtmlTest, EveryLoggedWriteFenceAndElectionHasExactlyOneMarkInTheBro
   const std::map<std::string, std::vector<nlohmann::json>> runs = {
       {"unfenced", JsonLines(Out("unfenced.log"))},
       {"fenced", JsonLines(Out("fenced.log"))},
-      {"bypass", bypass}};
+      {"bypass", bypass},
+      {"lock-delay", JsonLines(Out("lock-delay.log"))},
+      {"break", JsonLines(Out("break.log"))}};
   for (const auto& [run, lines] : runs) {
     const MarkCounts expected = ExpectedMarks(lines);
     ASSERT_GE(expected.size(), 3u) << run << ": too few events in the logs to check";
@@ -248,6 +292,7 @@ TEST_F(ReportHtmlTest, EveryLoggedWriteFenceAndElectionHasExactlyOneMarkInTheBro
   }
   EXPECT_EQ(refused, 1);
   ExpectPauseFromSigstopToSigcont(dom);
+  ExpectLockdMarks(dom, runs.at("lock-delay"), runs.at("break"));
   // The trade-off plot is inline too.
   EXPECT_NE(dom.find("False evictions of a slow leader vs TTL"), std::string::npos);
 }
@@ -269,6 +314,14 @@ TEST_F(ReportHtmlTest, ScreenshotIsSavedWithTheDemoOutput) {
   const auto blank_bytes = ExpectPng(artifacts_ + "/blank.png", 1400, 900);
   EXPECT_GT(report_bytes, 5 * blank_bytes) << "report.png looks empty";
   std::printf("screenshot: %s (%ju bytes)\n", shot.c_str(), report_bytes);
+  // The whole page, down to the lock-delay and break timelines at its end.
+  const std::string full = Out("report-full.png");
+  fs::remove(full, ec);
+  ToolRun whole = Chromium(Profile("full"), {"--screenshot=" + full, "--window-size=1400,4400",
+                                             "file://" + Out("report.html")});
+  ASSERT_EQ(whole.exit_code, 0) << whole.Output();
+  EXPECT_GT(ExpectPng(full, 1400, 4400), report_bytes);
+  std::printf("whole page: %s\n", full.c_str());
 }
 
 TEST_F(ReportHtmlTest, LogscanHtmlDrawsTheSameMarksFromTheLogFiles) {

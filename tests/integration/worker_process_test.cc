@@ -256,5 +256,33 @@ TEST_F(WorkerProcessTest, BadPauseSpecExitsWithOneLine) {
   EXPECT_NE(run.lines[0].find("before-write:DURATION"), std::string::npos);
 }
 
+// --lock-delay-ms: a range, and lockd only; each refusal is one line that
+// names the flag.
+TEST_F(WorkerProcessTest, LockDelayOutOfRangeOrWithoutLockdExitsWithOneLine) {
+  const std::vector<std::string> common = {SiblingBinary("fence-worker"), "--id", "A",
+                                           "--store", store_.Url(""), "--key", "k",
+                                           "--terms", "1", "--acquire-timeout-ms", "3000"};
+  struct Case {
+    std::string backend, endpoints, delay, says;
+  };
+  const std::vector<Case> cases = {
+      {"lockd", lockd_.Url(""), "-1", "--lock-delay-ms"},
+      {"lockd", lockd_.Url(""), "3600001", "--lock-delay-ms"},
+      {"lockd", lockd_.Url(""), "soon", "--lock-delay-ms"},
+      {"etcd", "http://127.0.0.1:2379", "500", "is a fence-lockd feature"},
+      {"zookeeper", "127.0.0.1:2181", "500", "is a fence-lockd feature"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> argv = common;
+    argv.insert(argv.end(), {"--backend", c.backend, "--lock-endpoints", c.endpoints,
+                             "--lock-delay-ms", c.delay});
+    ToolRun run = RunTool(argv);
+    EXPECT_NE(run.exit_code, 0) << c.backend << " " << c.delay;
+    ASSERT_EQ(run.lines.size(), 1u) << run.Output();
+    EXPECT_NE(run.lines[0].find(c.says), std::string::npos) << run.lines[0];
+    EXPECT_NE(run.lines[0].find("--lock-delay-ms"), std::string::npos) << run.lines[0];
+  }
+}
+
 }  // namespace
 }  // namespace fence::testing

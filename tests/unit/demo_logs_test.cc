@@ -180,5 +180,83 @@ TEST(AnalyzeScheduleTest, ReportsAFailoverFasterThanTheLease) {
   EXPECT_NE(o.problems[0].find("shorter than"), std::string::npos);
 }
 
+LogLine At(const std::string& ms, const std::string& body) {
+  return ParseLogLine(R"({"ts":"2026-01-01T00:00:)" + ms + R"(Z",)" + body + "}", "t");
+}
+
+// The fenced schedule with a lock-delay of 1000 ms at lockd (TTL 1000 ms);
+// B is granted at `b_granted`.
+ScheduleOutcome LockDelaySchedule(const std::string& b_granted) {
+  ScheduleOutcome o;
+  auto lines = Schedule(true, true, "B", &o);
+  o.name = "lock-delay";
+  o.ttl_ms = 1000;
+  o.lock_delay_ms = 1000;
+  const std::string a = R"("component":"lockd","lease_id":"a","name":"L","owner":"A","token":1)";
+  lines.push_back(At("01.000", a + R"(,"event":"granted","lock_delay_ms":1000)"));
+  lines.push_back(At("02.000", a + R"(,"event":"expired")"));
+  lines.push_back(At("02.000", a + R"(,"event":"lock_delay_started","lock_delay_ms":1000)"));
+  lines.push_back(At("03.000", a + R"(,"event":"lock_delay_ended","lock_delay_ms":1000,"since_expiry_ms":1000)"));
+  lines.push_back(At(b_granted, R"("component":"lockd","event":"granted","lease_id":"b","owner":"B","token":2)"));
+  o.lines = MergeByTime({lines});
+  return o;
+}
+
+TEST(AnalyzeScheduleTest, LockDelayRunGrantedAfterTtlPlusDelayHasNoProblems) {
+  ScheduleOutcome o = LockDelaySchedule("03.000");
+  AnalyzeSchedule(o);
+  EXPECT_TRUE(o.problems.empty()) << o.problems.front();
+  EXPECT_EQ(o.renewal_to_grant_ms, 2000);
+  EXPECT_EQ(o.end_to_grant_ms, 1000);
+  EXPECT_EQ(o.delay_since_expiry_ms, 1000);
+}
+
+TEST(AnalyzeScheduleTest, ReportsAGrantInsideTheLockDelay) {
+  ScheduleOutcome o = LockDelaySchedule("02.500");
+  AnalyzeSchedule(o);
+  ASSERT_EQ(o.problems.size(), 2u);
+  EXPECT_NE(o.problems[0].find("before the lock-delay ended"), std::string::npos) << o.problems[0];
+  EXPECT_NE(o.problems[1].find("less than TTL + lock-delay = 2000 ms"), std::string::npos)
+      << o.problems[1];
+}
+
+// The break run: A's lease broken at lockd during its pause (990 ms left),
+// B granted 2 ms later, A's keep-alive refused when it wakes.
+ScheduleOutcome BreakSchedule(bool keepalive_refused) {
+  ScheduleOutcome o;
+  auto lines = Schedule(true, true, "B", &o);
+  o.name = "break";
+  o.broken = true;
+  const std::string a = R"("component":"lockd","lease_id":"a","name":"L","owner":"A","token":1)";
+  lines.push_back(At("01.000", a + R"(,"event":"granted")"));
+  lines.push_back(At("01.006", a + R"(,"event":"lease_broken","reason":"r","caller":"127.0.0.1:9","expires_in_ms":990)"));
+  lines.push_back(At("01.008", R"("component":"lockd","event":"granted","lease_id":"b","owner":"B","token":2)"));
+  if (keepalive_refused) {
+    lines.push_back(At("03.000", R"("component":"lockd","event":"refused","lease_id":"a","op":"keepalive","error":"lease_broken")"));
+  }
+  lines.push_back(At("03.000", R"("component":"worker","event":"lease_lost","owner":"A","term":1,"message":"lease a: an operator broke it; acquire again")"));
+  o.lines = MergeByTime({lines});
+  return o;
+}
+
+TEST(AnalyzeScheduleTest, BreakRunHasNoProblemsAlthoughBLedBeforeTheLeaseRanOut) {
+  ScheduleOutcome o = BreakSchedule(true);
+  for (auto& l : o.lines) {
+    if (l.Event() == "pause_injected") l.json["lease_remaining_ms"] = 5000;
+  }
+  AnalyzeSchedule(o);
+  EXPECT_TRUE(o.problems.empty()) << o.problems.front();
+  EXPECT_EQ(o.end_to_grant_ms, 2);
+  EXPECT_EQ(o.a_lease_end_event, "lease_broken");
+}
+
+TEST(AnalyzeScheduleTest, ReportsABrokenLeaseWhoseKeepAliveWasNotRefused) {
+  ScheduleOutcome o = BreakSchedule(false);
+  AnalyzeSchedule(o);
+  ASSERT_EQ(o.problems.size(), 1u);
+  EXPECT_NE(o.problems[0].find("did not refuse A's keep-alive"), std::string::npos)
+      << o.problems[0];
+}
+
 }  // namespace
 }  // namespace fence::tools::demo

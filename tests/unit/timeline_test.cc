@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <regex>
 
 #include "tools/timeline/timeline_html.h"
@@ -74,6 +75,10 @@ TEST(MarkShapeOfTest, EveryDrawnEventHasItsShape) {
       {"worker", "elected", MarkShape::kDiamond},
       {"worker", "write_attempt", std::nullopt},
       {"lockd", "granted", std::nullopt},  // a lease bar, not a mark
+      {"lockd", "lease_broken", MarkShape::kBreak},
+      {"lockd", "lock_delay_started", MarkShape::kDelayStart},
+      {"lockd", "lock_delay_ended", MarkShape::kDelayEnd},
+      {"worker", "lease_broken", std::nullopt},
       {"store", "elected", std::nullopt},
       {"demo", "write_done", std::nullopt},
   };
@@ -148,6 +153,46 @@ TEST(LayOutTest, LeasesAreBarsFromGrantToTheirEndAtLockd) {
   }
   // Same lock, one after the other: one row.
   EXPECT_DOUBLE_EQ(FindBar(l, BarKind::kLease, "A")->y, FindBar(l, BarKind::kLease, "B")->y);
+}
+
+// The demo's lock-delay run at lockd: A's lease expires, nobody is granted
+// the lock for 300 ms, then B is; and a break of B's lease.
+std::vector<logscan::LogEvent> LockDelayAndBreak() {
+  const nlohmann::json a = {{"lease_id", "a"}, {"name", "L"}, {"owner", "A"}, {"token", 4}};
+  nlohmann::json b = {{"lease_id", "b"}, {"name", "L"}, {"owner", "B"}, {"token", 5}};
+  nlohmann::json delay = a;
+  delay["lock_delay_ms"] = 300;
+  nlohmann::json broken = b;
+  broken["reason"] = "B hung";
+  return {Ev(0, "lockd", "granted", a),          Ev(300, "lockd", "expired", a),
+          Ev(300, "lockd", "lock_delay_started", delay), Ev(600, "lockd", "lock_delay_ended", delay),
+          Ev(600, "lockd", "granted", b),          Ev(700, "lockd", "lease_broken", broken)};
+}
+
+TEST(LayOutTest, LockDelayIsASpanOnLockdsLaneBetweenItsMarksInTheLeasesRow) {
+  const Layout l = LayOut(LockDelayAndBreak());
+  const Bar* delay = FindBar(l, BarKind::kLockDelay, "A");
+  ASSERT_NE(delay, nullptr);
+  EXPECT_EQ(delay->lane, "lockd");
+  EXPECT_EQ(delay->token, 4u);
+  EXPECT_EQ(delay->from_ms, 300);
+  EXPECT_EQ(delay->to_ms, 600);
+  EXPECT_EQ(delay->end_event, "lock_delay_ended");
+  // Between A's lease and B's, in their row.
+  EXPECT_DOUBLE_EQ(delay->y, FindBar(l, BarKind::kLease, "A")->y);
+  EXPECT_DOUBLE_EQ(delay->y, FindBar(l, BarKind::kLease, "B")->y);
+  EXPECT_EQ(FindBar(l, BarKind::kLease, "B")->end_event, "lease_broken");
+  std::map<std::string, EpochMillis> marks;
+  for (const auto& m : l.marks) {
+    EXPECT_EQ(m.lane, "lockd") << m.event;
+    marks[m.event] = m.at_ms;
+  }
+  EXPECT_EQ(marks, (std::map<std::string, EpochMillis>{
+                       {"lock_delay_started", 300}, {"lock_delay_ended", 600}, {"lease_broken", 700}}));
+  const std::string svg = TimelineSvg(l, "r");
+  EXPECT_NE(svg.find("data-bar=\"lock-delay\""), std::string::npos);
+  EXPECT_NE(svg.find("lock-delay 300 ms"), std::string::npos);
+  EXPECT_NE(svg.find("broken t5"), std::string::npos);
 }
 
 TEST(LayOutTest, PauseTermAndTheTermsPartAfterItsLeaseEnded) {

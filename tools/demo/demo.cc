@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "client/lock_backend.h"
 #include "client/store_client.h"
@@ -24,11 +25,13 @@
 #include "core/key.h"
 #include "core/log_event.h"
 #include "tools/progress/progress.h"
+#include "tools/timeline/timeline.h"
 
 namespace fence::tools::demo {
 
 namespace fs = std::filesystem;
 namespace ev = fence::events;
+namespace tl = fence::tools::timeline;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
@@ -103,6 +106,15 @@ struct ScheduleSpec {
   std::string lock;
   std::string key;
   std::string log_path;
+  // lockd only: asked with every acquire (fence-worker --lock-delay-ms).
+  Millis lock_delay{0};
+  // A's keep-alive interval and its last step before the write (0: the
+  // worker's defaults): the break run needs A's renewal overdue at resume.
+  Millis a_renew_interval{0};
+  Millis a_write_delay{0};
+  // Called once A is about to stop (pause_injected), before waiting for B.
+  std::function<void(ChildProcess& a)> during_pause = nullptr;
+  bool broken = false;  // during_pause breaks A's lease
 };
 
 std::vector<std::string> WorkerArgs(const Services& s, const ScheduleSpec& spec,
@@ -119,7 +131,24 @@ std::vector<std::string> WorkerArgs(const Services& s, const ScheduleSpec& spec,
           "--fencing", spec.fencing ? "on" : "off",
           "--terms", "1",
           "--wait-ms", std::to_string(std::min<std::int64_t>(20000, patience)),
-          "--acquire-timeout-ms", std::to_string(patience)};
+          "--acquire-timeout-ms", std::to_string(patience),
+          "--lock-delay-ms", std::to_string(spec.lock_delay.count())};
+}
+
+// A's flags beyond the shared ones: its pause, and what the break run
+// changes in its timing.
+std::vector<std::string> WorkerAArgs(const Services& s, const ScheduleSpec& spec,
+                                     const std::string& store_url) {
+  auto args = WorkerArgs(s, spec, "A", store_url);
+  args.insert(args.end(), {"--inject-pause", "before-write:" + std::to_string(spec.pause.count()) + "ms",
+                           "--payload", "A's result"});
+  if (spec.a_renew_interval.count() > 0) {
+    args.insert(args.end(), {"--renew-interval-ms", std::to_string(spec.a_renew_interval.count())});
+  }
+  if (spec.a_write_delay.count() > 0) {
+    args.insert(args.end(), {"--write-delay-ms", std::to_string(spec.a_write_delay.count())});
+  }
+  return args;
 }
 
 std::optional<std::uint64_t> TokenOf(const LogLine* line, const char* field = "token") {
@@ -173,16 +202,17 @@ ScheduleOutcome RunSchedule(Services& s, const ScheduleSpec& spec) {
   out.ttl_ms = spec.ttl.count();
   out.pause_ms = spec.pause.count();
   out.log_path = spec.log_path;
+  out.lock_delay_ms = spec.lock_delay.count();
+  out.broken = spec.broken;
   ChildProcess* store = spec.fencing ? s.store_on.get() : s.store_off.get();
   const std::string store_url = spec.fencing ? s.store_on_url : s.store_off_url;
   const std::size_t lock_from = s.lock_process ? s.lock_process->LineCount() : 0;
   const std::size_t store_from = store->LineCount();
   log::Info("scenario_started", {{"scenario", spec.name}, {"fencing", spec.fencing},
-                                 {"ttl_ms", spec.ttl.count()}, {"pause_ms", spec.pause.count()}});
+                                 {"ttl_ms", spec.ttl.count()}, {"pause_ms", spec.pause.count()},
+                                 {"lock_delay_ms", spec.lock_delay.count()}});
 
-  auto a_args = WorkerArgs(s, spec, "A", store_url);
-  a_args.insert(a_args.end(), {"--inject-pause", "before-write:" + std::to_string(spec.pause.count()) + "ms",
-                               "--payload", "A's result"});
+  const auto a_args = WorkerAArgs(s, spec, store_url);
   auto b_args = WorkerArgs(s, spec, "B", store_url);
   b_args.insert(b_args.end(), {"--payload", "B's result"});
 
@@ -209,15 +239,18 @@ ScheduleOutcome RunSchedule(Services& s, const ScheduleSpec& spec) {
   if (b) {
     if (!a->WaitForLine(IsEvent("worker", std::string(ev::kPauseInjected), "A"), setup_timeout)) {
       fail("worker A never logged pause_injected");
-    } else if (Waiting(s, spec.name + ": A stopped (SIGSTOP) for " +
-                              std::to_string(spec.pause.count()) +
-                              " ms; waiting for its lease to expire and B to write"),
-               !b->WaitForLine(IsEvent("worker", std::string(ev::kWriteDone), "B"),
-                               spec.pause + spec.ttl + Millis(20000))) {
-      fail("worker B never logged write_done");
+    } else {
+      if (spec.during_pause) spec.during_pause(*a);
+      Waiting(s, spec.name + ": A stopped (SIGSTOP) for " + std::to_string(spec.pause.count()) +
+                     (spec.broken ? " ms; lease broken, waiting for B to write"
+                                  : " ms; waiting for its lease to expire and B to write"));
+      if (!b->WaitForLine(IsEvent("worker", std::string(ev::kWriteDone), "B"),
+                          spec.pause + spec.ttl + spec.lock_delay + Millis(20000))) {
+        fail("worker B never logged write_done");
+      }
     }
   }
-  const Millis exit_timeout = spec.pause + spec.ttl + Millis(30000);
+  const Millis exit_timeout = spec.pause + spec.ttl + spec.lock_delay + Millis(30000);
   Waiting(s, spec.name + ": waiting for A to wake up and try its write");
   for (auto* w : {a.get(), b.get()}) {
     if (w == nullptr) continue;
@@ -430,6 +463,57 @@ void ReadScheduleFacts(ScheduleOutcome& o) {
   });
   if (accepted) o.b_accepted_ts = accepted->ts_ms;
   if (o.a_pause_ts && o.b_accepted_ts) o.failover_ms = *o.b_accepted_ts - *o.a_pause_ts;
+  if (o.a_pause_ts && o.b_elected_ts) o.pause_to_elected_ms = *o.b_elected_ts - *o.a_pause_ts;
+  if (const LogLine* lost = worker("A", ev::kLeaseLost)) o.a_lease_lost_line = lost->text;
+}
+
+std::optional<std::int64_t> Since(const std::optional<std::int64_t>& from,
+                                  const std::optional<std::int64_t>& to) {
+  if (!from || !to) return std::nullopt;
+  return *to - *from;
+}
+
+// One line of A's lease at lockd, read in lockd's order (until its end).
+void ReadALeaseLine(const LogLine& l, ScheduleOutcome& o) {
+  const std::string e = l.Event();
+  if (!o.a_lease_end_ts && (e == ev::kGranted || e == ev::kRenewed)) o.a_renewed_ts = l.ts_ms;
+  if (!o.a_lease_end_ts && (e == ev::kExpired || e == tl::kLeaseBroken)) {
+    o.a_lease_end_ts = l.ts_ms;
+    o.a_lease_end_event = e;
+  }
+  if (e == tl::kLeaseBroken) o.broken_line = l.json;
+  if (e == tl::kLockDelayStarted) {
+    o.delay_started_ts = l.ts_ms;
+    o.delay_asked_ms = l.Int("lock_delay_ms");
+  }
+  if (e == tl::kLockDelayEnded) {
+    o.delay_ended_ts = l.ts_ms;
+    o.delay_since_expiry_ms = l.Int("since_expiry_ms");
+  }
+  if (e == ev::kRefused && l.Str("op") == "keepalive" && l.Str("error") == tl::kLeaseBroken) {
+    o.a_keepalive_refused_broken = true;
+  }
+}
+
+// lockd's side of the handover, from its own lines: A's lease (by the
+// lease id of its grant) from grant to expiry or break, a lock-delay, and
+// B's grant. Nothing for etcd or ZooKeeper.
+void ReadLockdFacts(ScheduleOutcome& o) {
+  auto granted_with = [&](const std::optional<std::uint64_t>& token) {
+    return FindEvent(o.lines, tl::kLockd, ev::kGranted,
+                     [&](const LogLine& l) { return token && TokenOf(&l) == token; });
+  };
+  const LogLine* a_granted = granted_with(o.a_token);
+  if (a_granted == nullptr) return;
+  o.a_lease_id = a_granted->Str("lease_id");
+  for (const auto& l : o.lines) {
+    if (l.Str("component") == tl::kLockd && l.ts_ms && l.Str("lease_id") == o.a_lease_id) {
+      ReadALeaseLine(l, o);
+    }
+  }
+  if (const LogLine* b_granted = granted_with(o.b_token)) o.b_granted_ts = b_granted->ts_ms;
+  o.renewal_to_grant_ms = Since(o.a_renewed_ts, o.b_granted_ts);
+  o.end_to_grant_ms = Since(o.a_lease_end_ts, o.b_granted_ts);
 }
 
 // What must hold in both runs: two elections in token order, A's pause and
@@ -457,8 +541,10 @@ void CheckSchedule(const ScheduleOutcome& o, const Problem& problem) {
             "); raise --pause-margin-ms");
   }
   // A lower bound, not a timing target: no new leader can write before A's
-  // lease ran out. Log timestamps are truncated to milliseconds, hence 1 ms.
-  if (o.failover_ms && o.lease_remaining_ms && *o.failover_ms + 1 < *o.lease_remaining_ms) {
+  // lease ran out (unless an operator broke it: that is what a break is
+  // for). Log timestamps are truncated to milliseconds, hence 1 ms.
+  if (!o.broken && o.failover_ms && o.lease_remaining_ms &&
+      *o.failover_ms + 1 < *o.lease_remaining_ms) {
     problem("failover of " + std::to_string(*o.failover_ms) +
             " ms is shorter than the " + std::to_string(*o.lease_remaining_ms) +
             " ms A's lease still had: the lock was granted before the lease expired");
@@ -500,10 +586,71 @@ void CheckFenced(const ScheduleOutcome& o, const Problem& problem) {
   if (o.final_token != o.b_token) problem("the final object does not carry B's token");
 }
 
+// With a lock-delay: A's lease expired, lockd kept the lock from everyone
+// for the delay, and only then granted it to B; lower bounds only.
+void CheckLockDelay(const ScheduleOutcome& o, const Problem& problem) {
+  const std::string delay = std::to_string(o.lock_delay_ms) + " ms";
+  if (o.a_lease_end_event != ev::kExpired) {
+    problem("lockd did not log A's lease as expired (" +
+            (o.a_lease_end_event.empty() ? std::string("no end") : o.a_lease_end_event) + ")");
+  }
+  if (!o.delay_started_ts || o.delay_asked_ms != o.lock_delay_ms) {
+    problem("lockd did not log lock_delay_started with lock_delay_ms " + delay + " for A's lease");
+  }
+  if (!o.delay_ended_ts) problem("lockd did not log lock_delay_ended for A's lease");
+  // lockd's monotonic clock: exact, unlike the millisecond wall clock.
+  if (o.delay_since_expiry_ms && *o.delay_since_expiry_ms < o.lock_delay_ms) {
+    problem("the lock-delay ended " + std::to_string(*o.delay_since_expiry_ms) +
+            " ms after the expiry, before the " + delay + " asked");
+  }
+  if (o.b_granted_ts && o.delay_ended_ts && *o.b_granted_ts < *o.delay_ended_ts) {
+    problem("lockd granted B the lock before the lock-delay ended");
+  }
+  const std::int64_t floor = o.ttl_ms + o.lock_delay_ms;
+  if (!o.renewal_to_grant_ms) {
+    problem("no A renewal and B grant in lockd's log to measure the failover");
+  } else if (*o.renewal_to_grant_ms + 1 < floor) {
+    problem("B was granted " + std::to_string(*o.renewal_to_grant_ms) +
+            " ms after A's last renewal at lockd, less than TTL + lock-delay = " +
+            std::to_string(floor) + " ms");
+  }
+}
+
+// After the break: B was granted at once, long before A's lease would have
+// expired; A's keep-alive was refused lease_broken (the store refusing its
+// write is CheckFenced's).
+void CheckBroken(const ScheduleOutcome& o, const Problem& problem) {
+  const auto& b = o.broken_line;
+  if (!b.is_object()) {
+    problem("lockd did not log lease_broken for A's lease");
+    return;
+  }
+  if (b.value("owner", "") != "A" || JsonToken(b, "token") != o.a_token ||
+      b.value("reason", "").empty() || b.value("caller", "").empty()) {
+    problem("lockd's lease_broken line does not name A, A's token, a reason and the caller: " +
+            b.dump());
+  }
+  const std::int64_t left = b.value("expires_in_ms", std::int64_t{-1});
+  if (!o.end_to_grant_ms) {
+    problem("no B grant after the break in lockd's log");
+  } else if (left <= 0 || *o.end_to_grant_ms >= left) {
+    problem("B was granted " + std::to_string(*o.end_to_grant_ms) +
+            " ms after the break, not before A's lease would have expired (" +
+            std::to_string(left) + " ms left)");
+  }
+  if (!o.a_keepalive_refused_broken) {
+    problem("lockd did not refuse A's keep-alive with lease_broken");
+  }
+  if (o.a_lease_lost_line.find("an operator broke it") == std::string::npos) {
+    problem("A did not log lease_lost saying an operator broke its lease");
+  }
+}
+
 }  // namespace
 
 void AnalyzeSchedule(ScheduleOutcome& o) {
   ReadScheduleFacts(o);
+  ReadLockdFacts(o);
   const Problem problem = [&](const std::string& p) { o.problems.push_back(o.name + ": " + p); };
   CheckSchedule(o, problem);
   if (o.fencing) {
@@ -511,6 +658,8 @@ void AnalyzeSchedule(ScheduleOutcome& o) {
   } else {
     CheckUnfenced(o, problem);
   }
+  if (o.lock_delay_ms > 0) CheckLockDelay(o, problem);
+  if (o.broken) CheckBroken(o, problem);
 }
 
 namespace {
@@ -738,6 +887,129 @@ void RunTradeoffStep(Services& s, const std::string& out, const GrantedTtls& gra
   }
 }
 
+// Step 6 (lockd): the fenced schedule again, every acquire asking for a
+// lock-delay as long as the TTL; A's pause covers TTL + delay + margin.
+void RunLockDelayStep(Services& s, const std::string& out, DemoResults& r) {
+  const Millis ttl(r.ttl_granted_ms);
+  ScheduleSpec spec{"lock-delay", true, ttl, PauseFor(r.options, ttl) + ttl, "demo-lock-delay",
+                    "demo/lock-delay/result", out + "/lock-delay.log"};
+  spec.lock_delay = ttl;
+  r.lock_delay = RunAndRecord(s, spec, r);
+}
+
+// /proc/PID/stat's state letter ('T': stopped), '?' if unreadable.
+char ProcessState(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  const auto paren = text.rfind(')');
+  return paren == std::string::npos || paren + 2 >= text.size() ? '?' : text[paren + 2];
+}
+
+// A logs pause_injected just before it stops itself; the break must find
+// it stopped. Bounded: a stop takes microseconds, the bound is 5 s.
+bool AwaitStopped(const ChildProcess& a) {
+  const auto until = SteadyClock::now() + std::chrono::seconds(5);
+  while (SteadyClock::now() < until) {
+    if (ProcessState(a.pid()) == 'T') return true;
+    if (a.exited()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
+std::int64_t EpochMillisNow() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// B's acquire is queued at lockd (GET /v1/locks/{lock} counts waiters), so
+// the break hands the lock to a standby that is already asking. Bounded.
+bool AwaitWaiter(const std::string& lock_url) {
+  const auto until = SteadyClock::now() + std::chrono::seconds(10);
+  net::HttpCall status;
+  status.method = net::http::verb::get;
+  status.url = lock_url;
+  status.timeout = Millis(2000);
+  while (SteadyClock::now() < until) {
+    auto res = net::Call(status);
+    if (res.ok()) {
+      auto j = nlohmann::json::parse(res->body(), nullptr, false);
+      if (j.is_object() && j.value("waiters", 0) >= 1) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+// The operator's call: POST /v1/locks/{lock}/break with a reason.
+void BreakLease(const Services& s, const std::string& lock, const ChildProcess& a,
+                BreakCall& call) {
+  const std::string lock_url = s.lock_endpoints.front() + "/v1/locks/" + EncodeKeyForPath(lock);
+  const bool stopped = AwaitStopped(a);
+  call.b_waiting = AwaitWaiter(lock_url);
+  // Still stopped now, just before the break: A's pause must outlast B's
+  // start (a slow machine shows here, not as a puzzling outcome).
+  call.a_stopped = stopped && ProcessState(a.pid()) == 'T';
+  call.reason = "fence-demo: worker A holds the lock but is stopped (SIGSTOP); "
+                "hand the lock to B without waiting for its TTL";
+  const std::string url = lock_url + "/break";
+  const nlohmann::json body = {{"reason", call.reason}};
+  call.curl = "curl -sS -X POST --data-binary " + ShellQuote(body.dump()) + " " + ShellQuote(url);
+  call.sent_ts = EpochMillisNow();
+  auto res = net::Call(net::JsonCall(net::http::verb::post, url, body));
+  if (!res.ok()) {
+    call.body = "transport error: " + res.error().message;
+    return;
+  }
+  call.status = static_cast<int>(res->result_int());
+  auto j = nlohmann::json::parse(res->body(), nullptr, false);
+  call.body = j.is_discarded() ? nlohmann::json(res->body()) : j;
+  log::Info("lease_break_sent", {{"lock", lock}, {"status", call.status},
+                                 {"a_stopped", call.a_stopped}, {"b_waiting", call.b_waiting}});
+}
+
+// Step 7 (lockd): A holds a long lease and is stopped; the demo, as the
+// operator, breaks it. A's pause is a third of its TTL and its renewal
+// interval half the pause: A wakes with its lease alive by its own clock
+// and a renewal overdue, so its keep-alive reaches lockd (and is refused)
+// before its write (delayed 500 ms, its job's last step) reaches the store.
+void RunBreakStep(Services& s, const std::string& out, DemoResults& r) {
+  const Millis pause = std::min(PauseFor(r.options, Millis(r.ttl_granted_ms)), Millis(15000));
+  ScheduleSpec spec{"break", true, 3 * pause, pause, "demo-break", "demo/break/result",
+                    out + "/break.log"};
+  spec.a_renew_interval = pause / 2;
+  spec.a_write_delay = Millis(500);
+  spec.broken = true;
+  spec.during_pause = [&](ChildProcess& a) { BreakLease(s, spec.lock, a, r.break_call); };
+  r.broken = RunAndRecord(s, spec, r);
+  auto& c = r.break_call;
+  if (c.sent_ts && r.broken.b_elected_ts) c.to_b_elected_ms = *r.broken.b_elected_ts - *c.sent_ts;
+  if (!c.a_stopped) r.failures.push_back("break: A was not stopped when the lease was broken");
+  if (!c.b_waiting) r.failures.push_back("break: B was not waiting on the lock at lockd");
+  if (c.status != 200) {
+    r.failures.push_back("break: POST .../break was answered " + std::to_string(c.status) + ": " +
+                         c.body.dump());
+  }
+}
+
+// Steps 6 and 7 need lockd, and its log, which the demo has only when it
+// started lockd itself.
+void RunLockdSteps(Services& s, const std::string& out, DemoResults& r) {
+  if (s.backend != "lockd" || s.lock_process == nullptr) {
+    r.skip_lockd_runs = s.backend != "lockd"
+                            ? "lock-delay and the audited break are fence-lockd features; this run "
+                              "used " + s.backend
+                            : "the demo reads lockd's log, which it has only for a lockd it started "
+                              "(not with --lock-endpoints)";
+    return;
+  }
+  if (s.progress != nullptr) s.progress->Step("lock-delay: the fenced run, failover = TTL + delay");
+  RunLockDelayStep(s, out, r);
+  if (s.progress != nullptr) s.progress->Step("an operator breaks the stopped A's lease");
+  RunBreakStep(s, out, r);
+}
+
 void WriteResults(const std::string& out, DemoResults& r) {
   WriteFile(out + "/ttl_tradeoff.csv", TradeoffCsv(r), &r.failures);
   WriteFile(out + "/ttl_tradeoff.svg", TradeoffSvg(r), &r.failures);
@@ -770,7 +1042,8 @@ int RunDemo(const DemoOptions& options) {
   MonotonicClock clock;
   {
     // Destroyed before the summary is printed: it clears its status line.
-    Progress progress(stdout, Progress::StdoutIsTerminal(), 7, clock);
+    const bool lockd_steps = options.backend == "lockd" && options.lock_endpoints.empty();
+    Progress progress(stdout, Progress::StdoutIsTerminal(), lockd_steps ? 9 : 7, clock);
     s.progress = &progress;
     progress.Step("starting the lock service (" + options.backend + ") and two stores");
     if (auto up = StartServices(options, (*scratch)->path(), s); !up.ok()) {
@@ -793,6 +1066,7 @@ int RunDemo(const DemoOptions& options) {
     RunFailoverStep(s, *out, r);
     progress.Step("the TTL trade-off: failover and false evictions per TTL");
     RunTradeoffStep(s, *out, *granted, r);
+    RunLockdSteps(s, *out, r);
     progress.Step("writing the report");
     s.progress = nullptr;
   }

@@ -1,7 +1,8 @@
 // fence-demo: stages the split-brain with real processes (a lock service,
 // fence-store, fence-worker A and B), once without fencing and once with it,
-// then the bypass write, the failover measurement and the TTL trade-off, and
-// writes the evidence (logs, summary.json, CSV, SVG, report.md, report.html).
+// then the bypass write, the failover measurement and the TTL trade-off, with
+// lockd also a lock-delay run and an operator's lease break, and writes the
+// evidence (logs, summary.json, CSV, SVG, report.md, report.html).
 #pragma once
 
 #include <cstdint>
@@ -55,6 +56,28 @@ struct ScheduleOutcome {
   nlohmann::json a_result_line;  // A's write_done or fenced line
   std::string b_result;
   std::optional<std::int64_t> failover_ms;  // B accepted by the store - A's pause start
+
+  // lockd's side of the handover, by lockd's clock (its own log lines; none
+  // for etcd or ZooKeeper, whose logs carry no such lines).
+  std::int64_t lock_delay_ms = 0;  // asked with every acquire of this run
+  bool broken = false;             // the demo broke A's lease during A's pause
+  std::string a_lease_id;
+  std::optional<std::int64_t> a_renewed_ts;  // lockd: A's grant or last renewal
+  std::optional<std::int64_t> a_lease_end_ts;  // lockd: A's lease expired or was broken
+  std::string a_lease_end_event;
+  std::optional<std::int64_t> delay_started_ts, delay_ended_ts;
+  std::optional<std::int64_t> delay_asked_ms;        // lock_delay_started.lock_delay_ms
+  std::optional<std::int64_t> delay_since_expiry_ms;  // lock_delay_ended, lockd's monotonic clock
+  std::optional<std::int64_t> b_granted_ts;  // lockd: granted with B's token
+  nlohmann::json broken_line;                // lockd's lease_broken line
+  bool a_keepalive_refused_broken = false;   // lockd: A's keep-alive refused, lease_broken
+  std::string a_lease_lost_line;             // A's lease_lost line, as printed
+  // A's last renewal at lockd -> B's grant: TTL (+ lock-delay) for an expiry.
+  std::optional<std::int64_t> renewal_to_grant_ms;
+  // A's lease end at lockd (expiry or break) -> B's grant.
+  std::optional<std::int64_t> end_to_grant_ms;
+  // A's pause start -> B's elected line (worker clocks, one machine).
+  std::optional<std::int64_t> pause_to_elected_ms;
   nlohmann::json final_object;              // the stored object, parsed
   std::string final_owner;
   std::optional<std::uint64_t> final_token;  // Fencing-Token header of the object
@@ -90,6 +113,19 @@ struct BypassOutcome {
   std::string store_line;
 };
 
+// The operator's POST /v1/locks/{name}/break during A's pause.
+struct BreakCall {
+  std::string curl;
+  std::string reason;
+  bool a_stopped = false;  // A's state was "stopped" when the call was sent
+  bool b_waiting = false;  // lockd counted B's acquire as waiting
+  std::optional<std::int64_t> sent_ts;  // the demo's clock, epoch ms
+  int status = 0;
+  nlohmann::json body;
+  // The break sent -> B's elected line (the demo's and B's clocks).
+  std::optional<std::int64_t> to_b_elected_ms;
+};
+
 struct DemoResults {
   DemoOptions options;
   std::string started_at;
@@ -105,6 +141,12 @@ struct DemoResults {
   std::vector<ScheduleOutcome> failover_trials;
   Stats failover;
   std::vector<TradeoffRow> tradeoff;
+  // lockd only (its features, read from its log): the fenced schedule with a
+  // lock-delay, and one where the demo breaks A's lease by hand. Empty
+  // (skip_lockd_runs says why) for etcd, ZooKeeper or an external lockd.
+  std::string skip_lockd_runs;
+  ScheduleOutcome lock_delay, broken;
+  BreakCall break_call;
   std::vector<std::string> failures;
 };
 

@@ -98,8 +98,9 @@ int main(int argc, char** argv) {
       "fence-demo: starts a lock service and fence-store on free loopback ports and stages the "
       "split-brain with two fence-worker processes: leader A is stopped (SIGSTOP) past its lease, "
       "B takes over and writes, A resumes and writes. Without fencing A's stale write wins; with "
-      "fencing the store refuses it (409). Also: a bypass write, failover timing and the lease "
-      "TTL trade-off. Writes report.md, report.html (timelines of the runs) and the evidence "
+      "fencing the store refuses it (409). Also: a bypass write, failover timing, the lease "
+      "TTL trade-off and, with lockd, a lock-delay run (failover = TTL + delay) and an "
+      "operator's audited lease break. Writes report.md, report.html (timelines of the runs) and the evidence "
       "into --out.",
       program};
   Flags flags;

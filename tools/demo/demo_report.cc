@@ -13,6 +13,7 @@
 namespace fence::tools::demo {
 
 namespace ev = fence::events;
+namespace tl = fence::tools::timeline;
 
 namespace {
 
@@ -74,6 +75,27 @@ nlohmann::json ScheduleJson(const ScheduleOutcome& o) {
           {"problems", o.problems}};
 }
 
+// A lockd run's schedule and its handover at lockd, by lockd's clock.
+nlohmann::json LockdRunJson(const ScheduleOutcome& o) {
+  nlohmann::json j = ScheduleJson(o);
+  j.update({{"lock_delay_ms", o.lock_delay_ms},
+            {"a_lease_id", o.a_lease_id},
+            {"a_renewed_ts_ms", Opt(o.a_renewed_ts)},
+            {"a_lease_end_event", o.a_lease_end_event},
+            {"a_lease_end_ts_ms", Opt(o.a_lease_end_ts)},
+            {"lock_delay_started_ts_ms", Opt(o.delay_started_ts)},
+            {"lock_delay_ended_ts_ms", Opt(o.delay_ended_ts)},
+            {"lock_delay_since_expiry_ms", Opt(o.delay_since_expiry_ms)},
+            {"b_granted_ts_ms", Opt(o.b_granted_ts)},
+            {"renewal_to_grant_ms", Opt(o.renewal_to_grant_ms)},
+            {"end_to_grant_ms", Opt(o.end_to_grant_ms)},
+            {"pause_to_elected_ms", Opt(o.pause_to_elected_ms)},
+            {"lease_broken", o.broken_line},
+            {"a_keepalive_refused_lease_broken", o.a_keepalive_refused_broken},
+            {"a_lease_lost", o.a_lease_lost_line}});
+  return j;
+}
+
 bool Interesting(const LogLine& l) {
   static const std::set<std::string> kWorker = {
       std::string(ev::kElected),    std::string(ev::kPauseInjected), std::string(ev::kResumed),
@@ -81,17 +103,21 @@ bool Interesting(const LogLine& l) {
       std::string(ev::kLeaseLost),  std::string(ev::kResigned),      std::string(ev::kSteppedDown)};
   static const std::set<std::string> kOther = {
       std::string(ev::kGranted), std::string(ev::kExpired), std::string(ev::kReleased),
-      std::string(ev::kWriteAccepted), std::string(ev::kWriteFenced)};
+      std::string(ev::kWriteAccepted), std::string(ev::kWriteFenced), tl::kLockDelayStarted,
+      tl::kLockDelayEnded, tl::kLeaseBroken};
   const std::string component = l.Str("component");
   const std::string e = l.Event();
   if (component == "worker") return kWorker.count(e) > 0;
+  // A keep-alive of a broken lease, refused.
+  if (e == ev::kRefused) return l.Str("error") == tl::kLeaseBroken;
   return kOther.count(e) > 0;
 }
 
 std::string Facts(const LogLine& l) {
   std::vector<std::string> parts;
   for (const char* f : {"owner", "name", "key", "token", "highest_token", "term", "duration_ms",
-                        "lease_remaining_ms", "paused_ms", "reason", "error"}) {
+                        "lease_remaining_ms", "paused_ms", "lock_delay_ms", "since_expiry_ms",
+                        "expires_in_ms", "op", "reason", "caller", "error"}) {
     if (!l.json.contains(f) || l.json[f].is_null()) continue;
     if (std::string(f) == "owner" && l.Str("component") == "worker") continue;
     const auto& v = l.json[f];
@@ -181,6 +207,21 @@ nlohmann::json SummaryJson(const DemoResults& r) {
                     {"stalls", stalls}});
   }
   const auto& d = r.options.stalls;
+  nlohmann::json lockd_runs = {{"skipped", r.skip_lockd_runs}};
+  if (r.skip_lockd_runs.empty()) {
+    const auto& c = r.break_call;
+    lockd_runs["lock_delay"] = LockdRunJson(r.lock_delay);
+    lockd_runs["break"] = LockdRunJson(r.broken);
+    lockd_runs["break"]["call"] = {{"curl", c.curl},           {"reason", c.reason},
+                                   {"a_stopped", c.a_stopped}, {"b_waiting", c.b_waiting},
+                                   {"sent_ts_ms", Opt(c.sent_ts)},
+                                   {"status", c.status},       {"response", c.body},
+                                   {"to_b_elected_ms", Opt(c.to_b_elected_ms)}};
+    lockd_runs["fenced_without_delay"] = {
+        {"renewal_to_grant_ms", Opt(r.fenced.renewal_to_grant_ms)},
+        {"end_to_grant_ms", Opt(r.fenced.end_to_grant_ms)},
+        {"pause_to_elected_ms", Opt(r.fenced.pause_to_elected_ms)}};
+  }
   return {
       {"ok", r.failures.empty()},
       {"failures", r.failures},
@@ -215,6 +256,7 @@ nlohmann::json SummaryJson(const DemoResults& r) {
           {"seed", d.seed},
           {"phase", "uniform in [0, TTL/3) of working before the stall"}}},
         {"rows", rows}}},
+      {"lockd_runs", lockd_runs},
   };
 }
 
@@ -344,6 +386,21 @@ std::string SummaryText(const DemoResults& r) {
       << Fixed(row.failover.median) << " ms, false evictions " << row.evictions << "/"
       << row.stall_trials_ok << "\n";
   }
+  if (r.skip_lockd_runs.empty()) {
+    const auto& d = r.lock_delay;
+    const auto& b = r.broken;
+    s << "  lock-delay " << d.lock_delay_ms << " ms: B granted " << OptText(d.renewal_to_grant_ms, " ms")
+      << " after A's last renewal (TTL + delay = " << d.ttl_ms + d.lock_delay_ms
+      << " ms; without delay " << OptText(r.fenced.renewal_to_grant_ms, " ms") << ")\n";
+    s << "  break:    B elected " << OptText(r.break_call.to_b_elected_ms, " ms")
+      << " after the operator's break (A's lease had "
+      << (b.broken_line.is_object() ? std::to_string(b.broken_line.value("expires_in_ms", 0)) : "?")
+      << " ms left); A's write " << (b.a_result == "fenced" ? "refused 409" : b.a_result)
+      << ", its keep-alive " << (b.a_keepalive_refused_broken ? "refused lease_broken" : "NOT refused")
+      << "\n";
+  } else {
+    s << "  lock-delay and break: skipped (" << r.skip_lockd_runs << ")\n";
+  }
   if (r.failures.empty()) {
     s << "all expected outcomes happened\n";
   } else {
@@ -372,7 +429,7 @@ struct OutcomeRow {
   bool happened = false;
 };
 std::vector<OutcomeRow> OutcomeRows(const DemoResults& r) {
-  return {
+  std::vector<OutcomeRow> rows = {
       {"unfenced: two leaders at once, A's stale write accepted, final object A's",
        r.unfenced.problems.empty()},
       {"fenced: A's write refused 409 with t1 < t2, final object B's", r.fenced.problems.empty()},
@@ -382,6 +439,14 @@ std::vector<OutcomeRow> OutcomeRows(const DemoResults& r) {
            " trials, each at least the lease time A had left",
        r.failover.count == static_cast<std::size_t>(r.options.failover_trials)},
   };
+  if (!r.skip_lockd_runs.empty()) return rows;
+  rows.push_back({"lock-delay: lockd grants B the lock only TTL + lock-delay after A's last "
+                  "renewal (lock_delay_started/ended logged); A's write refused 409, final object B's",
+                  r.lock_delay.problems.empty()});
+  rows.push_back({"break: B elected at once after the operator's break, before A's lease would have "
+                  "expired; A's write refused 409, its keep-alive refused lease_broken",
+                  r.broken.problems.empty() && r.break_call.status == 200 && r.break_call.a_stopped});
+  return rows;
 }
 
 void ReportOutcomes(const DemoResults& r, std::ostringstream& md) {
@@ -525,11 +590,111 @@ void ReportTradeoff(const DemoResults& r, std::ostringstream& md) {
   }
 }
 
+// One row of the lock-delay comparison: the handover by lockd's clock and
+// by the workers'.
+std::string HandoverRow(const std::string& run, const ScheduleOutcome& o) {
+  return "| " + run + " | " + std::to_string(o.ttl_ms) + " | " + std::to_string(o.lock_delay_ms) +
+         " | **" + OptText(o.renewal_to_grant_ms) + "** | " + OptText(o.end_to_grant_ms) + " | " +
+         OptText(o.pause_to_elected_ms) + " | " + OptText(o.failover_ms) + " |\n";
+}
+
+void ReportLockDelay(const DemoResults& r, std::ostringstream& md) {
+  const auto& d = r.lock_delay;
+  const auto& f = r.fenced;
+  md << "## 6. Lock-delay (`lock-delay.log`)\n\n"
+     << "The fenced schedule again, but every acquire asks lockd for a lock-delay of "
+     << d.lock_delay_ms << " ms (`fence-worker --lock-delay-ms " << d.lock_delay_ms
+     << "`, `lock_delay_ms` in the acquire). A is stopped for " << d.pause_ms
+     << " ms (TTL + lock-delay + margin); its lease expires at lockd (`expired`), and lockd then "
+     << "grants the lock to nobody until the delay is over (`lock_delay_started` to "
+     << "`lock_delay_ended`, which says " << OptText(d.delay_since_expiry_ms, " ms")
+     << " since the expiry by lockd's monotonic clock). Only then is B, waiting on the lock, "
+     << "granted it. The delay is for resources that cannot check a token; the store here still "
+     << "does, and A's write with t1 = " << OptText(d.a_token) << " is refused `409 stale_token` "
+     << "as in run 2 (A: " << d.a_result << "; final object "
+     << (d.final_owner.empty() ? "?" : d.final_owner + "'s") << ").\n\n"
+     << "| run | TTL (ms) | lock-delay (ms) | lockd: A's last renewal to B granted (ms) | "
+        "lockd: A's expiry to B granted (ms) | A's pause start to B elected (ms) | "
+        "A's pause start to B's write accepted (ms) |\n|---|---:|---:|---:|---:|---:|---:|\n"
+     << HandoverRow("2. fenced, no lock-delay", f) << HandoverRow("6. lock-delay", d) << "\n"
+     << "**Failover = TTL + lock-delay**: lockd granted B " << OptText(d.renewal_to_grant_ms, " ms")
+     << " after A's last renewal, against TTL + lock-delay = " << d.ttl_ms + d.lock_delay_ms
+     << " ms, and " << OptText(f.renewal_to_grant_ms, " ms")
+     << " without a delay in run 2 of this same demo (TTL " << f.ttl_ms
+     << " ms). The demo checks only the lower bound (at least TTL + lock-delay, less 1 ms for the "
+        "millisecond timestamps); how to choose a delay: `docs/lockd.md`, \"Lock-delay and the TTL "
+        "trade-off\".\n\n"
+     << Timeline(d) << "\n"
+     << Excerpt(d, {std::string(ev::kExpired), tl::kLockDelayStarted, tl::kLockDelayEnded,
+                    std::string(ev::kFenced)})
+     << "\n";
+}
+
+// lockd's lease_broken line, or "?" fields when it is missing.
+std::string BrokenFigure(const ScheduleOutcome& b, const char* field) {
+  if (!b.broken_line.is_object() || !b.broken_line.contains(field)) return "?";
+  const auto& v = b.broken_line[field];
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+// lockd's lease_broken line exactly as printed.
+std::string BrokenLineText(const ScheduleOutcome& b) {
+  for (const auto& l : b.lines) {
+    if (l.Str("component") == tl::kLockd && l.Event() == tl::kLeaseBroken) return l.text;
+  }
+  return "(no lease_broken line in lockd's log)";
+}
+
+void ReportBreak(const DemoResults& r, std::ostringstream& md) {
+  const auto& b = r.broken;
+  const auto& c = r.break_call;
+  md << "## 7. Audited lease break (`break.log`)\n\n"
+     << "A is elected (t1 = " << OptText(b.a_token) << ") with a " << b.ttl_ms
+     << " ms lease (three times its pause, so its lease is still alive by its own clock when it "
+        "wakes, with a renewal overdue; its job's last step before the write takes 500 ms, "
+        "`--write-delay-ms`, so that renewal reaches lockd first) and stopped for "
+     << b.pause_ms << " ms. While it is stopped ("
+     << (c.a_stopped ? "state `T` in /proc" : "**A was not found stopped**")
+     << ") and B's acquire is queued at lockd ("
+     << (c.b_waiting ? "`waiters` 1 in `GET /v1/locks/demo-break`" : "**B was not seen waiting**")
+     << "), the demo, as the operator, breaks A's lease:\n\n```\n$ " << c.curl
+     << "\n```\n\nanswered **" << c.status << "** `" << c.body.dump() << "`. lockd logs "
+     << "`lease_broken` (level warning) with the holder, its token, the reason and the caller's "
+        "address:\n\n```json\n" << BrokenLineText(b) << "\n```\n\n"
+     << "B, waiting on the lock, is granted " << OptText(b.end_to_grant_ms, " ms")
+     << " after the break by lockd's clock, and logs `elected` (t2 = " << OptText(b.b_token) << ") "
+     << OptText(c.to_b_elected_ms, " ms") << " after the break was sent, while A's lease still "
+     << "had **" << BrokenFigure(b, "expires_in_ms") << " ms** to run (TTL " << b.ttl_ms
+     << " ms): without the break, B would have waited that long. No lock-delay follows a break. B "
+        "raises the fence and writes. A resumes after " << OptText(b.paused_ms, " ms")
+     << ": its keep-alive is refused `404 lease_broken` ("
+     << (b.a_keepalive_refused_broken ? "lockd's `refused` line" : "**no refusal in lockd's log**")
+     << ", and A's `lease_lost`: \"an operator broke it\"), and its write with t1 is refused "
+        "`409 stale_token` (A: " << b.a_result << ") because B raised the fence first; final object "
+     << (b.final_owner.empty() ? "?" : b.final_owner + "'s") << ". How to decide to break, and "
+        "how to confirm it with `fence-logscan`: `docs/runbook.md`, \"Breaking a lease\".\n\n"
+     << Timeline(b) << "\n"
+     << Excerpt(b, {tl::kLeaseBroken, std::string(ev::kRefused), std::string(ev::kLeaseLost),
+                    std::string(ev::kFenced), std::string(ev::kWriteFenced)})
+     << "\n";
+}
+
+void ReportLockdRuns(const DemoResults& r, std::ostringstream& md) {
+  if (r.skip_lockd_runs.empty()) {
+    ReportLockDelay(r, md);
+    ReportBreak(r, md);
+    return;
+  }
+  md << "## 6, 7. Lock-delay and the audited break\n\nNot run: " << r.skip_lockd_runs
+     << ". Run `build/bin/fence-demo` (lockd, started by the demo) to see them.\n\n";
+}
+
 void ReportFiles(const DemoResults& r, std::ostringstream& md) {
   md << "## Files\n\n"
      << "- `unfenced.log`, `fenced.log`: the lock service's, the store's and both workers' JSON lines, "
         "merged by `ts`\n"
      << "- `bypass.log`: the curl command and the store's answer\n"
+     << "- `lock-delay.log`, `break.log`: the lock-delay run and the audited break (lockd only)\n"
      << "- `failover/*.log`: every failover trial; `stalls/*.log`: every stall trial's worker\n"
      << "- `summary.json`: all outcomes and figures, machine-readable\n"
      << "- `ttl_tradeoff.csv`, `ttl_tradeoff.svg`: the trade-off\n\n"
@@ -574,13 +739,12 @@ std::string ReportMarkdown(const DemoResults& r) {
   ReportBypass(r, md);
   ReportFailover(r, md);
   ReportTradeoff(r, md);
+  ReportLockdRuns(r, md);
   ReportFiles(r, md);
   return md.str();
 }
 
 namespace {
-
-namespace tl = fence::tools::timeline;
 
 std::string HtmlOutcomes(const DemoResults& r) {
   std::string html = "<h2>Outcomes</h2>\n<table><tr><th>expected</th><th>happened</th></tr>\n";
@@ -650,6 +814,38 @@ std::string HtmlTradeoff(const DemoResults& r) {
                 "<div class=\"figure\">" + TradeoffSvg(r) + "</div>\n";
 }
 
+// The lockd runs: the lock-delay as a span on lockd's lane, the break as a
+// mark there, each with the figures report.md has.
+std::string HtmlLockdRuns(const DemoResults& r) {
+  if (!r.skip_lockd_runs.empty()) {
+    return "<h2>5, 6. Lock-delay and the audited break</h2>\n<p>" +
+           tl::HtmlEscape("Not run: " + r.skip_lockd_runs + ".") + "</p>\n";
+  }
+  const auto& d = r.lock_delay;
+  const auto& b = r.broken;
+  return tl::TimelineSection(
+             "lock-delay", "5. Lock-delay: failover = TTL + lock-delay",
+             "The fenced schedule with lock_delay_ms " + std::to_string(d.lock_delay_ms) +
+                 " on every acquire. A's lease expires at lockd, which then grants the lock to "
+                 "nobody for the delay (the span on lockd's lane) before B. lockd granted B " +
+                 OptText(d.renewal_to_grant_ms, " ms") + " after A's last renewal: TTL + delay = " +
+                 std::to_string(d.ttl_ms + d.lock_delay_ms) + " ms; without a delay (run 2) " +
+                 OptText(r.fenced.renewal_to_grant_ms, " ms") + ". A's write is still refused 409 (" +
+                 d.a_result + "). Log: lock-delay.log; report.md section 6.",
+             tl::LayOut(ToLogEvents(d.lines))) +
+         tl::TimelineSection(
+             "break", "6. Audited break: B elected at once, A refused",
+             "A holds a " + std::to_string(b.ttl_ms) + " ms lease and is stopped; the demo, as "
+                 "the operator, calls POST /v1/locks/demo-break/break (answered " +
+                 std::to_string(r.break_call.status) + "). lockd logs lease_broken (the mark on "
+                 "its lane) and grants B " + OptText(b.end_to_grant_ms, " ms") +
+                 " later, while A's lease still had " + BrokenFigure(b, "expires_in_ms") +
+                 " ms to run. A resumes: its keep-alive is refused lease_broken" +
+                 (b.a_keepalive_refused_broken ? "" : " (NOT seen)") + " and its write 409 (" +
+                 b.a_result + "). Log: break.log; report.md section 7.",
+             tl::LayOut(ToLogEvents(b.lines)));
+}
+
 }  // namespace
 
 std::string ReportHtml(const DemoResults& r) {
@@ -661,7 +857,7 @@ std::string ReportHtml(const DemoResults& r) {
                      "SIGSTOP just before its write for " + std::to_string(r.unfenced.pause_ms) +
                      " ms. Every shape below is a line of this run's logs; hover one for it. "
                      "The text report with the log excerpts is report.md.") +
-      "</p>\n" + HtmlOutcomes(r) + HtmlRuns(r) + HtmlTradeoff(r);
+      "</p>\n" + HtmlOutcomes(r) + HtmlRuns(r) + HtmlTradeoff(r) + HtmlLockdRuns(r);
   return tl::HtmlPage("fence-demo report", body);
 }
 

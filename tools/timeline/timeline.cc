@@ -15,7 +15,7 @@ namespace {
 
 // Events that end a lease at lockd; lease_broken is the audited break.
 bool EndsLease(const std::string& event) {
-  return event == ev::kExpired || event == ev::kReleased || event == "lease_broken";
+  return event == ev::kExpired || event == ev::kReleased || event == kLeaseBroken;
 }
 
 std::optional<std::uint64_t> Uint(const nlohmann::json& fields, std::string_view name) {
@@ -102,6 +102,16 @@ std::vector<Bar> Spans(const std::vector<logscan::LogEvent>& events, const SpanR
   return bars;
 }
 
+// A bar on lockd's lane for the lease a lockd line names (owner, token).
+Bar LockdBar(BarKind kind, const logscan::LogEvent& e) {
+  Bar bar;
+  bar.kind = kind;
+  bar.lane = kLockd;
+  bar.owner = Str(e.fields, ev::kOwner);
+  bar.token = Uint(e.fields, ev::kToken);
+  return bar;
+}
+
 // lockd's leases: grant to expiry, release or break, by lease id.
 std::vector<Bar> Leases(const std::vector<logscan::LogEvent>& events, EpochMillis start,
                         EpochMillis end) {
@@ -116,12 +126,26 @@ std::vector<Bar> Leases(const std::vector<logscan::LogEvent>& events, EpochMilli
     return Str(e.fields, "name") + "#" + (token ? std::to_string(*token) : std::string("?"));
   };
   rule.make = [](const logscan::LogEvent& e) {
-    Bar bar;
-    bar.kind = BarKind::kLease;
-    bar.lane = kLockd;
-    bar.owner = Str(e.fields, ev::kOwner);
-    bar.token = Uint(e.fields, ev::kToken);
+    Bar bar = LockdBar(BarKind::kLease, e);
     bar.title = "lease of '" + Str(e.fields, "name") + "' to " + bar.owner;
+    return bar;
+  };
+  return Spans(events, rule, start, end);
+}
+
+// lockd's lock-delays: lock_delay_started to lock_delay_ended, by lock name
+// (a lock has at most one at a time).
+std::vector<Bar> LockDelays(const std::vector<logscan::LogEvent>& events, EpochMillis start,
+                            EpochMillis end) {
+  SpanRule rule;
+  rule.component = kLockd;
+  rule.opens = [](const std::string& event) { return event == kLockDelayStarted; };
+  rule.closes = [](const std::string& event) { return event == kLockDelayEnded; };
+  rule.key = [](const logscan::LogEvent& e) { return Str(e.fields, "name"); };
+  rule.make = [](const logscan::LogEvent& e) {
+    Bar bar = LockdBar(BarKind::kLockDelay, e);
+    bar.title = "lock-delay of '" + Str(e.fields, "name") + "' after " + bar.owner +
+                "'s lease expired: lockd grants it to nobody";
     return bar;
   };
   return Spans(events, rule, start, end);
@@ -171,6 +195,7 @@ std::vector<Bar> Terms(const logscan::Findings& f, const std::vector<Bar>& lease
                        EpochMillis start) {
   std::vector<Bar> bars;
   for (const auto& t : f.terms) {
+    // (leases holds lockd's lock-delays too; only leases end a belief.)
     Bar term;
     term.kind = BarKind::kTerm;
     term.lane = std::string(kWorker) + " " + t.owner;
@@ -183,8 +208,8 @@ std::vector<Bar> Terms(const logscan::Findings& f, const std::vector<Bar>& lease
     term.title = t.owner + " believes it leads '" + t.lock + "'";
     bars.push_back(term);
     for (const auto& lease : leases) {
-      if (lease.owner != t.owner || lease.token != t.term || lease.end_event.empty() ||
-          lease.to_ms >= term.to_ms) {
+      if (lease.kind != BarKind::kLease || lease.owner != t.owner || lease.token != t.term ||
+          lease.end_event.empty() || lease.to_ms >= term.to_ms) {
         continue;
       }
       Bar stale = term;
@@ -211,6 +236,11 @@ std::string MarkLabel(const Mark& m) {
       return "fence " + token;
     case MarkShape::kDiamond:
       return "elected " + token;
+    case MarkShape::kBreak:
+      return "broken " + token;
+    case MarkShape::kDelayStart:
+    case MarkShape::kDelayEnd:
+      return "";  // the span between them says "lock-delay N ms"
   }
   return token;
 }
@@ -218,7 +248,8 @@ std::string MarkLabel(const Mark& m) {
 // The facts of a line for its tooltip.
 std::string Facts(const logscan::LogEvent& e, EpochMillis at_ms) {
   std::string out = e.event + " at +" + std::to_string(at_ms) + " ms";
-  for (const char* f : {"owner", "key", "token", "highest_token", "term", "step"}) {
+  for (const char* f : {"owner", "key", "token", "highest_token", "term", "step", "lock_delay_ms",
+                        "since_expiry_ms", "expires_in_ms", "reason", "caller"}) {
     auto it = e.fields.find(f);
     if (it == e.fields.end() || it->is_null()) continue;
     out += std::string(", ") + f + "=" + (it->is_string() ? it->get<std::string>() : it->dump());
@@ -234,6 +265,10 @@ std::optional<MarkShape> MarkShapeOf(const std::string& component, const std::st
     if (event == ev::kFenceRaised) return MarkShape::kTriangle;
     if (event == ev::kWriteDone) return MarkShape::kCircle;
     if (event == ev::kFenced) return MarkShape::kCross;
+  } else if (component == kLockd) {
+    if (event == kLeaseBroken) return MarkShape::kBreak;
+    if (event == kLockDelayStarted) return MarkShape::kDelayStart;
+    if (event == kLockDelayEnded) return MarkShape::kDelayEnd;
   } else if (component == kStore) {
     if (event == ev::kFenceRaised) return MarkShape::kTriangle;
     if (event == ev::kWriteAccepted) return MarkShape::kCircle;
@@ -264,8 +299,11 @@ namespace {
 
 // Vertical positions inside a lane: a worker's term band on top, then one
 // row per mark kind, so an election, a fence raise and a write a
-// millisecond apart stay distinguishable.
-double MarkRowY(const Lane& lane, const std::string& component, MarkShape shape) {
+// millisecond apart stay distinguishable. lockd's marks sit on its first
+// row of bars, where the lease they end or the delay they bound is drawn.
+double MarkRowY(const Lane& lane, const std::string& component, MarkShape shape,
+                const LayoutOptions& o) {
+  if (component == kLockd) return lane.top + 15 + (o.lease_row_height - 12) / 2;
   if (component == kStore) {
     return lane.top + (shape == MarkShape::kTriangle ? 0.35 : 0.72) * lane.height;
   }
@@ -347,10 +385,10 @@ void LabelCluster(std::vector<Mark*>& cluster, double plot_right, double label_r
   std::string joined;
   for (const Mark* m : cluster) {
     same = same && m->label == cluster.front()->label;
-    joined += (joined.empty() ? "" : ", ") + m->label;
+    if (!m->label.empty()) joined += (joined.empty() ? "" : ", ") + m->label;
   }
   const std::string label =
-      cluster.size() == 1 ? cluster.front()->label
+      cluster.size() == 1 || (same && cluster.front()->label.empty()) ? cluster.front()->label
       : same ? cluster.front()->label + " \u00d7" + std::to_string(cluster.size())
              : joined;
   for (Mark* m : cluster) m->label.clear();
@@ -396,7 +434,7 @@ void PlaceMarks(const std::vector<logscan::LogEvent>& events, const Scale& scale
     m.key = Str(e.fields, ev::kKey);
     m.at_ms = e.ts - layout.start;
     m.x = scale.X(e.ts);
-    m.y = MarkRowY(*FindLane(layout, m.lane), e.component, m.shape);
+    m.y = MarkRowY(*FindLane(layout, m.lane), e.component, m.shape, o);
     m.label = MarkLabel(m);
     m.title = Facts(e, m.at_ms);
     layout.marks.push_back(std::move(m));
@@ -419,7 +457,14 @@ Layout LayOut(std::vector<logscan::LogEvent> events, const LayoutOptions& o) {
   layout.plot_right = o.width - o.right_margin;
   const Scale scale(layout.start, layout.span_ms, layout.plot_left, layout.plot_right);
 
+  // Leases and lock-delays share lockd's rows: a delay follows the lease
+  // whose expiry started it, in the same row.
   std::vector<Bar> leases = Leases(events, layout.start, events.back().ts);
+  for (Bar& delay : LockDelays(events, layout.start, events.back().ts)) {
+    leases.push_back(std::move(delay));
+  }
+  std::stable_sort(leases.begin(), leases.end(),
+                   [](const Bar& a, const Bar& b) { return a.from_ms < b.from_ms; });
   std::vector<int> rows;
   PlaceLanes(events, PackLeaseRows(leases, rows), o, layout);
   const auto findings = logscan::Analyze(events, {});

@@ -26,6 +26,12 @@ inline constexpr const char* kWorker = "worker";
 inline constexpr const char* kLockd = "lockd";
 inline constexpr const char* kStore = "store";
 
+// lockd's events of a lock-delay and of an operator's break (lockd's own
+// names; core/log_event.h has none for them).
+inline constexpr const char* kLeaseBroken = "lease_broken";
+inline constexpr const char* kLockDelayStarted = "lock_delay_started";
+inline constexpr const char* kLockDelayEnded = "lock_delay_ended";
+
 struct Lane {
   std::string id;  // "worker A", "lockd", "store": also the data-lane attribute
   double top = 0;
@@ -37,6 +43,9 @@ enum class MarkShape {
   kCross,     // a write refused 409 (fenced)
   kTriangle,  // a fence raised
   kDiamond,   // an election
+  kBreak,     // lockd: an operator broke a lease (lease_broken)
+  kDelayStart,  // lockd: a lock-delay began (lock_delay_started)
+  kDelayEnd,    // lockd: a lock-delay ended (lock_delay_ended)
 };
 
 // One log event drawn as one mark.
@@ -64,6 +73,7 @@ enum class BarKind {
   kTerm,          // a worker's leader term: elected -> its first term end
   kStaleBelief,   // the part of a term after lockd ended its lease
   kPause,         // a worker stopped: pause_injected -> resumed
+  kLockDelay,     // lockd grants the lock to nobody: lock_delay_started -> ended
 };
 
 struct Bar {
@@ -98,7 +108,7 @@ struct LayoutOptions {
   double right_margin = 30;
   double top = 24;         // above the first lane (window labels)
   double lane_height = 64;
-  double lease_row_height = 26;  // one row of lease bars in lockd's lane
+  double lease_row_height = 26;  // one row of lease (and lock-delay) bars in lockd's lane
   double axis_height = 36;
   double min_bar_width = 3;  // so a 1 ms lease or overlap is still seen
   double min_mark_gap = 13;  // px between the centres of marks in one row

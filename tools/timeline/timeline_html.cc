@@ -13,6 +13,7 @@ constexpr const char* kAccepted = "#1a9850";
 constexpr const char* kRefused = "#d73027";
 constexpr const char* kFence = "#7b3294";
 constexpr const char* kElected = "#2c7bb6";
+constexpr const char* kLockdMark = "#8c510a";  // lockd's own marks: a break, a lock-delay
 constexpr const char* kOwnerColours[] = {"#4c78a8", "#f58518", "#54a24b", "#b279a2",
                                          "#9d755d", "#e45756"};
 
@@ -49,6 +50,8 @@ const char* BarName(BarKind kind) {
       return "stale";
     case BarKind::kPause:
       return "pause";
+    case BarKind::kLockDelay:
+      return "lock-delay";
   }
   return "bar";
 }
@@ -66,6 +69,15 @@ std::string Shape(MarkShape shape) {
       return std::string("<path d=\"M0,-7L6.5,5H-6.5Z\" fill=\"") + kFence + "\"/>";
     case MarkShape::kDiamond:
       return std::string("<path d=\"M0,-7L6,0L0,7L-6,0Z\" fill=\"") + kElected + "\"/>";
+    case MarkShape::kBreak:  // a lightning bolt: the lease was cut by hand
+      return std::string("<path d=\"M2,-9L-5,1H0L-2,9L5,-1H0Z\" fill=\"") + kLockdMark +
+             "\" stroke=\"#fff\" stroke-width=\"0.8\"/>";
+    case MarkShape::kDelayStart:  // "[": the delay's left edge
+      return std::string("<path d=\"M3,-8H-2V8H3\" fill=\"none\" stroke=\"") + kLockdMark +
+             "\" stroke-width=\"2.5\"/>";
+    case MarkShape::kDelayEnd:  // "]": its right edge
+      return std::string("<path d=\"M-3,-8H2V8H-3\" fill=\"none\" stroke=\"") + kLockdMark +
+             "\" stroke-width=\"2.5\"/>";
   }
   return "";
 }
@@ -79,7 +91,10 @@ std::string Defs(const std::string& run) {
          "\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" "
          "patternTransform=\"rotate(-45)\"><rect width=\"6\" height=\"6\" fill=\"#fde0dd\"/>"
          "<line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"" + std::string(kRefused) +
-         "\" stroke-width=\"2\"/></pattern></defs>";
+         "\" stroke-width=\"2\"/></pattern><pattern id=\"delay-" + run +
+         "\" width=\"5\" height=\"5\" patternUnits=\"userSpaceOnUse\"><rect width=\"5\" "
+         "height=\"5\" fill=\"#f6e8c3\"/><circle cx=\"2.5\" cy=\"2.5\" r=\"1\" fill=\"" +
+         kLockdMark + "\"/></pattern></defs>";
 }
 
 void Lanes(const Layout& layout, std::ostringstream& svg) {
@@ -115,9 +130,26 @@ std::string BarFill(const Layout& layout, const Bar& bar, const std::string& run
       return "url(#hatch-" + run + ")";
     case BarKind::kStaleBelief:
       return "url(#stale-" + run + ")";
+    case BarKind::kLockDelay:
+      return "url(#delay-" + run + ")";
     default:
       return OwnerColour(layout, bar.owner);
   }
+}
+
+// A lease's label ("A t7") is left out when the next bar in its row starts
+// too close for it: two labels on top of each other read as neither (a
+// break hands the lock over within a millisecond). The tooltip keeps it.
+bool LabelFits(const Layout& layout, const Bar& bar) {
+  constexpr double kLabelWidth = 34;
+  for (const auto& other : layout.bars) {
+    const bool lockd_row = other.kind == BarKind::kLease || other.kind == BarKind::kLockDelay;
+    if (&other != &bar && lockd_row && other.y == bar.y && other.x0 > bar.x0 &&
+        other.x0 < bar.x0 + kLabelWidth) {
+      return false;
+    }
+  }
+  return true;
 }
 
 void Bars(const Layout& layout, const std::string& run, std::ostringstream& svg) {
@@ -130,14 +162,19 @@ void Bars(const Layout& layout, const std::string& run, std::ostringstream& svg)
         << Num(bar.x0) << "\" y=\"" << Num(bar.y) << "\" width=\"" << Num(bar.x1 - bar.x0)
         << "\" height=\"" << Num(bar.height) << "\" fill=\"" << BarFill(layout, bar, run)
         << "\"" << (bar.kind == BarKind::kTerm ? " fill-opacity=\"0.45\"" : "")
-        << (bar.kind == BarKind::kPause ? " stroke=\"#777\"" : "") << " rx=\"2\"><title>"
+        << (bar.kind == BarKind::kPause ? " stroke=\"#777\"" : "")
+        << (bar.kind == BarKind::kLockDelay ? std::string(" stroke=\"") + kLockdMark + "\"" : "")
+        << " rx=\"2\"><title>"
         << HtmlEscape(bar.title + ": " + std::to_string(bar.from_ms) + " to " +
                       std::to_string(bar.to_ms) + " ms" +
                       (bar.end_event.empty() ? " (no end in the log)" : ", " + bar.end_event))
         << "</title></rect>";
-    if (bar.kind == BarKind::kLease) {
+    if (bar.kind == BarKind::kLease && LabelFits(layout, bar)) {
       svg << "<text class=\"bar-label\" x=\"" << Num(bar.x0 + 2) << "\" y=\"" << Num(bar.y - 2)
           << "\">" << HtmlEscape(bar.owner) << " t" << TokenAttr(bar.token) << "</text>";
+    } else if (bar.kind == BarKind::kLockDelay) {
+      svg << "<text class=\"bar-label\" x=\"" << Num(bar.x0 + 2) << "\" y=\"" << Num(bar.y - 2)
+          << "\">lock-delay " << (bar.to_ms - bar.from_ms) << " ms</text>";
     } else if (bar.kind == BarKind::kPause && bar.x1 - bar.x0 > 120) {
       // A quarter in: marks crowd a pause's ends (the write before the
       // stop, the stale write after it) and often its middle (the demo's
@@ -239,6 +276,13 @@ std::string LegendSvg() {
       {std::string("<rect x=\"-9\" y=\"-7\" width=\"18\" height=\"14\" fill=\"") + kRefused +
            "\" fill-opacity=\"0.16\" stroke=\"" + kRefused + "\" stroke-opacity=\"0.5\"/>",
        "both workers believed they led"},
+      {std::string("<rect x=\"-9\" y=\"-6\" width=\"18\" height=\"12\" fill=\"url(#delay-legend)\" "
+                   "stroke=\"") + kLockdMark + "\"/>",
+       "lock-delay: lockd grants nobody"},
+      {Shape(MarkShape::kDelayStart) + "<g transform=\"translate(9,0)\">" +
+           Shape(MarkShape::kDelayEnd) + "</g>",
+       "lock-delay started / ended"},
+      {Shape(MarkShape::kBreak), "lease broken by an operator"},
   };
   std::ostringstream svg;
   const int per_row = 5, col_w = 250, row_h = 24;
@@ -257,7 +301,9 @@ std::string LegendSvg() {
 
 std::string TimelineSection(const std::string& run, const std::string& heading,
                             const std::string& text, const Layout& layout) {
-  std::string out = "<section class=\"run\" data-run=\"" + HtmlEscape(run) + "\">\n<h2>" +
+  // The id lets a link (or a screenshot) open the page at this run.
+  std::string out = "<section class=\"run\" id=\"run-" + HtmlEscape(run) + "\" data-run=\"" +
+                    HtmlEscape(run) + "\">\n<h2>" +
                     HtmlEscape(heading) + "</h2>\n<p>" + HtmlEscape(text) + "</p>\n";
   if (layout.lanes.empty()) {
     return out + "<p class=\"empty\">No events of a worker, lockd or the store in this run's "
