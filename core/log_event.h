@@ -41,6 +41,12 @@ inline constexpr std::string_view kRenewed = "renewed";   // lease_id, ttl_ms
 inline constexpr std::string_view kExpired = "expired";   // name, owner, token, lease_id
 inline constexpr std::string_view kReleased = "released"; // name, owner, token, lease_id
 inline constexpr std::string_view kRefused = "refused";   // name, owner, reason
+// An operator ended a lease by hand (POST /v1/locks/{name}/break).
+inline constexpr std::string_view kLeaseBroken = "lease_broken";  // name, owner, token, lease_id, reason, caller, expires_in_ms, waiters
+// After an expiry, a lock acquired with lock_delay_ms is granted to nobody
+// for that long.
+inline constexpr std::string_view kLockDelayStarted = "lock_delay_started";  // lease fields, lock_delay_ms, lock_delay_remaining_ms
+inline constexpr std::string_view kLockDelayEnded = "lock_delay_ended";      // lease fields, lock_delay_ms, since_expiry_ms, waiters
 
 // fence-worker (component "worker"). A leader term runs from kElected to the
 // first of kLeaseLost, kFenced, kSteppedDown or kResigned for that owner and

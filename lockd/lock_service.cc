@@ -171,7 +171,7 @@ void LockService::Break(const std::string& name, const std::string& reason,
   if (!lease.ok()) return done(lease.error());
   metrics_.leases_broken.Increment();
   // Warn: an operator overrode the lease protocol; the on-call reads these.
-  log::Warn("lease_broken",
+  log::Warn(ev::kLeaseBroken,
             LeaseFields(*lease, {{"reason", reason},
                                  {"caller", caller},
                                  {"expires_in_ms", (lease->expires_at - clock_.Now()).count()},
@@ -241,7 +241,7 @@ void LockService::LogExpired(const Lease& lease) {
   OnFreed();
   if (lease.lock_delay == Millis(0)) return;
   metrics_.lock_delays.Increment();
-  log::Info("lock_delay_started",
+  log::Info(ev::kLockDelayStarted,
             LeaseFields(lease, {{"lock_delay_ms", lease.lock_delay.count()},
                                 // Less than lock_delay_ms when the expiry
                                 // was noticed late.
@@ -251,7 +251,7 @@ void LockService::LogExpired(const Lease& lease) {
 
 void LockService::LogDelayEnded(const LockDelay& delay) {
   const Lease& lease = delay.expired;
-  log::Info("lock_delay_ended",
+  log::Info(ev::kLockDelayEnded,
             LeaseFields(lease, {{"lock_delay_ms", lease.lock_delay.count()},
                                 // By lockd's clock: at least lock_delay_ms.
                                 {"since_expiry_ms", (clock_.Now() - lease.expires_at).count()},

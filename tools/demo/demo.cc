@@ -477,20 +477,20 @@ std::optional<std::int64_t> Since(const std::optional<std::int64_t>& from,
 void ReadALeaseLine(const LogLine& l, ScheduleOutcome& o) {
   const std::string e = l.Event();
   if (!o.a_lease_end_ts && (e == ev::kGranted || e == ev::kRenewed)) o.a_renewed_ts = l.ts_ms;
-  if (!o.a_lease_end_ts && (e == ev::kExpired || e == tl::kLeaseBroken)) {
+  if (!o.a_lease_end_ts && (e == ev::kExpired || e == ev::kLeaseBroken)) {
     o.a_lease_end_ts = l.ts_ms;
     o.a_lease_end_event = e;
   }
-  if (e == tl::kLeaseBroken) o.broken_line = l.json;
-  if (e == tl::kLockDelayStarted) {
+  if (e == ev::kLeaseBroken) o.broken_line = l.json;
+  if (e == ev::kLockDelayStarted) {
     o.delay_started_ts = l.ts_ms;
     o.delay_asked_ms = l.Int("lock_delay_ms");
   }
-  if (e == tl::kLockDelayEnded) {
+  if (e == ev::kLockDelayEnded) {
     o.delay_ended_ts = l.ts_ms;
     o.delay_since_expiry_ms = l.Int("since_expiry_ms");
   }
-  if (e == ev::kRefused && l.Str("op") == "keepalive" && l.Str("error") == tl::kLeaseBroken) {
+  if (e == ev::kRefused && l.Str("op") == "keepalive" && l.Str("error") == ev::kLeaseBroken) {
     o.a_keepalive_refused_broken = true;
   }
 }

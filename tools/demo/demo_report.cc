@@ -103,13 +103,14 @@ bool Interesting(const LogLine& l) {
       std::string(ev::kLeaseLost),  std::string(ev::kResigned),      std::string(ev::kSteppedDown)};
   static const std::set<std::string> kOther = {
       std::string(ev::kGranted), std::string(ev::kExpired), std::string(ev::kReleased),
-      std::string(ev::kWriteAccepted), std::string(ev::kWriteFenced), tl::kLockDelayStarted,
-      tl::kLockDelayEnded, tl::kLeaseBroken};
+      std::string(ev::kWriteAccepted),    std::string(ev::kWriteFenced),
+      std::string(ev::kLockDelayStarted), std::string(ev::kLockDelayEnded),
+      std::string(ev::kLeaseBroken)};
   const std::string component = l.Str("component");
   const std::string e = l.Event();
   if (component == "worker") return kWorker.count(e) > 0;
   // A keep-alive of a broken lease, refused.
-  if (e == ev::kRefused) return l.Str("error") == tl::kLeaseBroken;
+  if (e == ev::kRefused) return l.Str("error") == ev::kLeaseBroken;
   return kOther.count(e) > 0;
 }
 
@@ -625,7 +626,8 @@ void ReportLockDelay(const DemoResults& r, std::ostringstream& md) {
         "millisecond timestamps); how to choose a delay: `docs/lockd.md`, \"Lock-delay and the TTL "
         "trade-off\".\n\n"
      << Timeline(d) << "\n"
-     << Excerpt(d, {std::string(ev::kExpired), tl::kLockDelayStarted, tl::kLockDelayEnded,
+     << Excerpt(d, {std::string(ev::kExpired), std::string(ev::kLockDelayStarted),
+                    std::string(ev::kLockDelayEnded),
                     std::string(ev::kFenced)})
      << "\n";
 }
@@ -640,7 +642,7 @@ std::string BrokenFigure(const ScheduleOutcome& b, const char* field) {
 // lockd's lease_broken line exactly as printed.
 std::string BrokenLineText(const ScheduleOutcome& b) {
   for (const auto& l : b.lines) {
-    if (l.Str("component") == tl::kLockd && l.Event() == tl::kLeaseBroken) return l.text;
+    if (l.Str("component") == tl::kLockd && l.Event() == ev::kLeaseBroken) return l.text;
   }
   return "(no lease_broken line in lockd's log)";
 }
@@ -674,7 +676,7 @@ void ReportBreak(const DemoResults& r, std::ostringstream& md) {
      << (b.final_owner.empty() ? "?" : b.final_owner + "'s") << ". How to decide to break, and "
         "how to confirm it with `fence-logscan`: `docs/runbook.md`, \"Breaking a lease\".\n\n"
      << Timeline(b) << "\n"
-     << Excerpt(b, {tl::kLeaseBroken, std::string(ev::kRefused), std::string(ev::kLeaseLost),
+     << Excerpt(b, {std::string(ev::kLeaseBroken), std::string(ev::kRefused), std::string(ev::kLeaseLost),
                     std::string(ev::kFenced), std::string(ev::kWriteFenced)})
      << "\n";
 }

@@ -15,7 +15,7 @@ namespace {
 
 // Events that end a lease at lockd; lease_broken is the audited break.
 bool EndsLease(const std::string& event) {
-  return event == ev::kExpired || event == ev::kReleased || event == kLeaseBroken;
+  return event == ev::kExpired || event == ev::kReleased || event == ev::kLeaseBroken;
 }
 
 std::optional<std::uint64_t> Uint(const nlohmann::json& fields, std::string_view name) {
@@ -139,8 +139,8 @@ std::vector<Bar> LockDelays(const std::vector<logscan::LogEvent>& events, EpochM
                             EpochMillis end) {
   SpanRule rule;
   rule.component = kLockd;
-  rule.opens = [](const std::string& event) { return event == kLockDelayStarted; };
-  rule.closes = [](const std::string& event) { return event == kLockDelayEnded; };
+  rule.opens = [](const std::string& event) { return event == ev::kLockDelayStarted; };
+  rule.closes = [](const std::string& event) { return event == ev::kLockDelayEnded; };
   rule.key = [](const logscan::LogEvent& e) { return Str(e.fields, "name"); };
   rule.make = [](const logscan::LogEvent& e) {
     Bar bar = LockdBar(BarKind::kLockDelay, e);
@@ -266,9 +266,9 @@ std::optional<MarkShape> MarkShapeOf(const std::string& component, const std::st
     if (event == ev::kWriteDone) return MarkShape::kCircle;
     if (event == ev::kFenced) return MarkShape::kCross;
   } else if (component == kLockd) {
-    if (event == kLeaseBroken) return MarkShape::kBreak;
-    if (event == kLockDelayStarted) return MarkShape::kDelayStart;
-    if (event == kLockDelayEnded) return MarkShape::kDelayEnd;
+    if (event == ev::kLeaseBroken) return MarkShape::kBreak;
+    if (event == ev::kLockDelayStarted) return MarkShape::kDelayStart;
+    if (event == ev::kLockDelayEnded) return MarkShape::kDelayEnd;
   } else if (component == kStore) {
     if (event == ev::kFenceRaised) return MarkShape::kTriangle;
     if (event == ev::kWriteAccepted) return MarkShape::kCircle;

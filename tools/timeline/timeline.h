@@ -26,12 +26,6 @@ inline constexpr const char* kWorker = "worker";
 inline constexpr const char* kLockd = "lockd";
 inline constexpr const char* kStore = "store";
 
-// lockd's events of a lock-delay and of an operator's break (lockd's own
-// names; core/log_event.h has none for them).
-inline constexpr const char* kLeaseBroken = "lease_broken";
-inline constexpr const char* kLockDelayStarted = "lock_delay_started";
-inline constexpr const char* kLockDelayEnded = "lock_delay_ended";
-
 struct Lane {
   std::string id;  // "worker A", "lockd", "store": also the data-lane attribute
   double top = 0;
