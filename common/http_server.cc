@@ -1,6 +1,7 @@
 #include "common/http_server.h"
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -10,6 +11,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/text_serializer.h>
+#include <array>
 #include <limits>
 #include <sstream>
 
@@ -522,9 +524,13 @@ class Session : public std::enable_shared_from_this<Session> {
       server_.metrics_->For(route_).Observe(
           std::chrono::duration<double>(Clock::now() - started_).count());
     }
-    auto shared = std::make_shared<Response>(std::move(response));
+    // One gathered write of the head and the body (SerializeHead).
+    auto shared = std::make_shared<std::pair<std::string, Response>>(SerializeHead(response),
+                                                                      std::move(response));
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(shared->first),
+                                                    asio::buffer(shared->second.body())};
     stream_.expires_after(server_.options_.request_timeout);
-    http::async_write(stream_, *shared,
+    asio::async_write(stream_, buffers,
                       [self = shared_from_this(), shared, keep](
                           beast::error_code ec, std::size_t) {
                         self->ReleaseCharge();
@@ -734,6 +740,31 @@ void FinishResponse(Response& response, const ServerOptions& options, bool keep_
     response.prepare_payload();
   }
   if (is_head) response.body().clear();
+}
+
+std::string SerializeHead(const Response& response) {
+  std::string head;
+  head.reserve(256);
+  head += "HTTP/";
+  head += static_cast<char>('0' + response.version() / 10);
+  head += '.';
+  head += static_cast<char>('0' + response.version() % 10);
+  head += ' ';
+  head += std::to_string(response.result_int());
+  head += ' ';
+  const auto reason = response.reason();
+  head.append(reason.data(), reason.size());
+  head += "\r\n";
+  for (const auto& field : response) {
+    const auto name = field.name_string();
+    const auto value = field.value();
+    head.append(name.data(), name.size());
+    head += ": ";
+    head.append(value.data(), value.size());
+    head += "\r\n";
+  }
+  head += "\r\n";
+  return head;
 }
 
 std::variant<std::pair<const Route*, std::string>, Response> MatchRoute(

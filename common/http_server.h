@@ -159,6 +159,12 @@ std::variant<std::pair<const Route*, std::string>, Response> MatchRoute(
 void FinishResponse(Response& response, const ServerOptions& options, bool keep_alive,
                     bool is_head);
 
+// A finished response's status line and fields as written on the wire,
+// ending with the empty line; the body follows as it is. Byte for byte what
+// Beast's serializer writes for it, without its per-write machinery (a
+// tenth of a small answer's instructions).
+std::string SerializeHead(const Response& response);
+
 // The in-process seam, for fuzz targets and tests: serves the first request
 // in `bytes` without a socket, through the same Beast parser limits, router
 // (MatchRoute), precheck, body limit and handler as a connection, and the

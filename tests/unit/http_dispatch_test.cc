@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,45 @@ TEST(HttpDispatchTest, MalformedAndUnroutedRequestsGetJsonErrors) {
   auto [lost, lost_used] = Serve("GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n");
   ASSERT_TRUE(lost.has_value());
   EXPECT_EQ(lost->result(), http::status::not_found);
+}
+
+// Connections write SerializeHead's text and then the body: it must be what
+// Beast's own serializer writes for every kind of answer the daemons give.
+TEST(SerializeHeadTest, HeadAndBodyAreWhatBeastsSerializerWrites) {
+  std::vector<Response> answers;
+  ServerOptions options;
+  options.response_headers = {{"Fencing", "off"}};
+  answers.push_back(JsonResponse(http::status::ok, {{"key", "k"}, {"token", 7}}));
+  answers.push_back(ErrorResponse(http::status::conflict, "stale_token", "token 3 is lower"));
+  Response head{http::status::ok, 11};
+  head.set(http::field::content_type, "text/plain");
+  head.set(http::field::etag, "\"abc\"");
+  head.content_length(1234);  // a HEAD answer: the length of a body not sent
+  answers.push_back(head);
+  Response allow{http::status::method_not_allowed, 11};
+  allow.set(http::field::allow, "GET, PUT");
+  allow.insert("X-Twice", "1");
+  allow.insert("X-Twice", "2");
+  answers.push_back(allow);
+  Response custom{http::status::service_unavailable, 11};
+  custom.reason("Try Later");
+  custom.set(http::field::retry_after, "1");
+  custom.body() = std::string(300, 'b');
+  answers.push_back(custom);
+  Response old{http::status::ok, 10};
+  old.body() = "x";
+  answers.push_back(old);
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    for (const bool keep : {true, false}) {
+      Response response = answers[i];
+      const bool is_head = i == 2;
+      FinishResponse(response, options, keep, is_head);
+      std::ostringstream beast_wrote;
+      beast_wrote << response;
+      EXPECT_EQ(SerializeHead(response) + response.body(), beast_wrote.str())
+          << "answer " << i << (keep ? " keep-alive" : " close");
+    }
+  }
 }
 
 }  // namespace
