@@ -401,7 +401,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!body) return RefuseOverBudget();
     Request request{http::request<http::string_body>(std::move(body_parser_->get().base()),
                                                       std::move(*body)),
-                    std::move(tail_), std::move(admitted_), PeerAddress()};
+                    std::move(tail_), std::move(admitted_), PeerAddress(),
+                    stream_.get_executor()};
     body_parser_.reset();
     route_->handle(std::move(request),
                    [self = shared_from_this()](Response response) {
@@ -740,6 +741,11 @@ void FinishResponse(Response& response, const ServerOptions& options, bool keep_
     response.prepare_payload();
   }
   if (is_head) response.body().clear();
+}
+
+void RunOnConnection(const asio::any_io_executor& connection, std::function<void()> work) {
+  if (!connection) return work();
+  asio::post(connection, std::move(work));
 }
 
 std::string SerializeHead(const Response& response) {

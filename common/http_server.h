@@ -5,6 +5,7 @@
 
 #include <any>
 #include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
@@ -37,7 +38,15 @@ struct Request {
   // The peer's "address:port" (for audit logs); empty when unknown, e.g. a
   // request dispatched without a socket.
   std::string remote{};
+  // The connection's I/O thread, for a handler answered from another
+  // thread that would rather build its answer there (RunOnConnection).
+  boost::asio::any_io_executor connection{};
 };
+
+// Runs `work` on a request's connection's I/O thread (Request::connection),
+// or at once on this thread when the request has none (no socket).
+void RunOnConnection(const boost::asio::any_io_executor& connection,
+                     std::function<void()> work);
 
 // Answers a request exactly once; may be called from any thread.
 using Respond = std::function<void(Response)>;

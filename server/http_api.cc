@@ -372,11 +372,13 @@ void StoreApi::Mutate(http::verb method, net::Request request,
   // Every write route has PrecheckWrite, which admits only a parsed write.
   ParsedWrite p = std::any_cast<ParsedWrite>(std::move(request.admitted));
   WriteRequest write = ToWriteRequest(method, p, request.message);
-  // The answer comes from the committer thread once the write's group is
-  // durable (or at once if the write queue refused it).
-  service_.Write(std::move(write), [this, method, p = std::move(p),
-                                    respond = std::move(respond)](
-                                       Result<WriteReceipt> receipt) {
+  // The outcome comes from the committer thread once the write's group is
+  // durable (or at once if the write queue refused it). It is logged and
+  // answered on the connection's I/O thread: the committer, the one serial
+  // step of every write, only hands it over. (At a stop the I/O threads run
+  // until every session has ended, so no outcome goes unlogged.)
+  auto answer = [this, method, p = std::move(p), respond = std::move(respond)](
+                    const Result<WriteReceipt>& receipt) {
     const std::string op = IsScopeRaise(p) ? "scope_fence" : OpName(method);
     if (!receipt.ok()) {
       const Error& e = receipt.error();
@@ -388,6 +390,11 @@ void StoreApi::Mutate(http::verb method, net::Request request,
     RecordWrite("accepted");
     if (receipt->scope_raised) metrics_->scope_raises.Increment();
     respond(AcceptedWrite(method, op, *receipt));
+  };
+  service_.Write(std::move(write), [connection = request.connection,
+                                    answer = std::move(answer)](Result<WriteReceipt> receipt) {
+    net::RunOnConnection(connection,
+                         [answer, receipt = std::move(receipt)] { answer(receipt); });
   });
 }
 
