@@ -1,10 +1,13 @@
-// In-memory Storage for unit tests of the store service, with fault
-// injection. Not durable; never used by the daemon.
+// In-memory Storage for unit tests of the store service and the fuzz
+// targets, with fault injection. Not durable; never used by the daemon.
+// Records are kept encoded, as the bytes RocksDB would hold, so that a
+// record the encoder cannot write or read back fails here as on disk.
 #pragma once
 
 #include <map>
 #include <mutex>
 
+#include "core/key_record.h"
 #include "server/storage.h"
 
 namespace fence::store {
@@ -14,28 +17,22 @@ class MemoryStorage final : public Storage {
   Result<std::optional<KeyRecord>> LoadRecord(std::string_view key,
                                               ReadFrom /*from*/) override {
     std::lock_guard lock(mu_);
-    auto it = records_.find(std::string(key));
-    if (it == records_.end()) return std::optional<KeyRecord>();
-    return std::optional<KeyRecord>(it->second);
+    return Decoded(records_, key);
   }
 
   Result<std::optional<KeyRecord>> LoadScope(std::string_view name,
                                              ReadFrom /*from*/) override {
     std::lock_guard lock(mu_);
-    auto it = scopes_.find(std::string(name));
-    if (it == scopes_.end()) return std::optional<KeyRecord>();
-    return std::optional<KeyRecord>(it->second);
+    return Decoded(scopes_, name);
   }
 
   Result<std::optional<StoredObject>> LoadObject(
       std::string_view key, ReadFrom /*from*/) override {
     std::lock_guard lock(mu_);
-    auto it = records_.find(std::string(key));
-    if (it == records_.end() || !it->second.has_object) {
-      return std::optional<StoredObject>();
-    }
-    return std::optional<StoredObject>(
-        StoredObject{it->second, bodies_[std::string(key)]});
+    auto record = Decoded(records_, key);
+    if (!record.ok()) return record.error();
+    if (!*record || !(*record)->has_object) return std::optional<StoredObject>();
+    return std::optional<StoredObject>(StoredObject{**record, bodies_[std::string(key)]});
   }
 
   Status CommitGroup(const std::vector<KeyMutation>& group) override {
@@ -48,10 +45,10 @@ class MemoryStorage final : public Storage {
     healthy_ = true;
     for (const auto& [key, mutation, space] : group) {
       if (space == RecordSpace::kScope) {
-        scopes_[key] = mutation.record;
+        scopes_[key] = EncodeKeyRecord(mutation.record);
         continue;
       }
-      records_[key] = mutation.record;
+      records_[key] = EncodeKeyRecord(mutation.record);
       if (mutation.body_change == BodyChange::kSet) {
         bodies_[key] = mutation.body;
       } else if (mutation.body_change == BodyChange::kErase) {
@@ -77,10 +74,19 @@ class MemoryStorage final : public Storage {
   }
 
  private:
+  static Result<std::optional<KeyRecord>> Decoded(const std::map<std::string, std::string>& in,
+                                                  std::string_view key) {
+    auto it = in.find(std::string(key));
+    if (it == in.end()) return std::optional<KeyRecord>();
+    auto record = DecodeKeyRecord(it->second);
+    if (!record.ok()) return record.error();
+    return std::optional<KeyRecord>(std::move(*record));
+  }
+
   mutable std::mutex mu_;
-  std::map<std::string, KeyRecord> records_;  // GUARDED_BY(mu_)
-  std::map<std::string, std::string> bodies_;  // GUARDED_BY(mu_)
-  std::map<std::string, KeyRecord> scopes_;    // GUARDED_BY(mu_)
+  std::map<std::string, std::string> records_;  // GUARDED_BY(mu_), encoded
+  std::map<std::string, std::string> bodies_;   // GUARDED_BY(mu_)
+  std::map<std::string, std::string> scopes_;   // GUARDED_BY(mu_), encoded
   bool fail_writes_ = false;                   // GUARDED_BY(mu_)
   bool healthy_ = true;                        // GUARDED_BY(mu_)
   int commits_ = 0;                            // GUARDED_BY(mu_)

@@ -32,6 +32,19 @@ TEST_F(StoreServiceTest, PutThenGet) {
   EXPECT_EQ(got->record.etag, put->etag);
 }
 
+// The HTTP layer refuses such a type (bad_content_type); if one got
+// through, the committer must store it, not throw (it once did, and took
+// the store down). MemoryStorage keeps encoded records, as RocksDB does.
+TEST_F(StoreServiceTest, AContentTypeThatIsNotUtf8IsStoredWithoutThrowing) {
+  auto put = service_.Put("k", Token(7), "v", "text/\xff");
+  ASSERT_TRUE(put.ok()) << put.error().message;
+  StoreService fresh(storage_, FencingMode::kOn);  // an empty cache: reads the stored bytes
+  auto got = fresh.Get("k");
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->record.content_type, "text/\xEF\xBF\xBD");
+  EXPECT_EQ(got->body, "v");
+}
+
 TEST_F(StoreServiceTest, StaleWriteIsRejectedWithBothTokensAndChangesNothing) {
   ASSERT_TRUE(service_.Put("k", Token(7), "new", "").ok());
   const int commits = storage_.CommitCountForTest();
