@@ -15,6 +15,8 @@ class MonotonicClock final : public Clock {
     return std::chrono::duration_cast<Millis>(
         std::chrono::steady_clock::now().time_since_epoch());
   }
+  // duration_cast floors: the true time is up to 1 ms past Now().
+  Millis Resolution() const override { return Millis(1); }
 };
 
 // CLOCK_MONOTONIC in nanoseconds: one clock for every process of the

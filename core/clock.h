@@ -19,15 +19,23 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual Millis Now() const = 0;
+  // How far the true time may be past Now(): a clock read in whole
+  // milliseconds, floored, is up to 1 ms behind. A lease that must last ttl
+  // from an instant read as t lasts until t + ttl + Resolution().
+  virtual Millis Resolution() const { return Millis(0); }
 };
 
 class FakeClock final : public Clock {
  public:
+  FakeClock() = default;
+  explicit FakeClock(Millis resolution) : resolution_(resolution) {}
   Millis Now() const override { return now_; }
+  Millis Resolution() const override { return resolution_; }
   void Advance(Millis by) { now_ += by; }
 
  private:
   Millis now_{1000};
+  Millis resolution_{0};
 };
 
 // Callbacks at instants of a Clock: the deadlines of a lease service (lease

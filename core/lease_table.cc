@@ -140,8 +140,8 @@ Result<Lease> LeaseTable::Install(std::string_view name, std::string owner,
     return MakeError("duplicate_lease",
                      "lease id " + id.ToString() + " is already in use");
   }
-  Lease lease{std::string(name), std::move(owner), token, id, ttl,
-              clock_.Now() + ttl, lock_delay};
+  Lease lease{std::string(name), std::move(owner), token, id, ttl, EndOfTtlFromNow(ttl),
+              lock_delay};
   auto it = locks_.find(name);
   if (it == locks_.end()) it = locks_.emplace(std::string(name), LockState{}).first;
   if (auto& delay = it->second.delay) {
@@ -213,7 +213,7 @@ Result<Lease> LeaseTable::KeepAlive(LeaseId id) {
   }
   Lease& lease = it->second;
   deadlines_.erase({lease.expires_at, id.value()});
-  lease.expires_at = clock_.Now() + lease.ttl;
+  lease.expires_at = EndOfTtlFromNow(lease.ttl);
   deadlines_.emplace(lease.expires_at, id.value());
   return lease;
 }

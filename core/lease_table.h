@@ -164,6 +164,10 @@ class LeaseTable {
   };
 
   bool Dead(const Lease& lease) const { return clock_.Now() >= lease.expires_at; }
+  // A grant or renewal now ends no earlier than `ttl` after the true time:
+  // its holder counts from when it sent the request, which may be within
+  // the clock's resolution before the instant Now() reads.
+  Millis EndOfTtlFromNow(Millis ttl) const { return clock_.Now() + ttl + clock_.Resolution(); }
   Result<Lease> Install(std::string_view name, std::string owner, Millis ttl,
                         LeaseId id, Token token, Millis lock_delay);
   // Removes a live lease (release or break): no lock-delay follows.

@@ -32,6 +32,28 @@ TEST_F(LeaseTableTest, GrantsAFreeLockAndRecordsTheHolder) {
   EXPECT_EQ(table_.NextExpiry(), clock_.Now() + kTtl);
 }
 
+// lockd's clock reads whole milliseconds, floored: a grant or renewal read
+// as t happened at up to t + 1 ms. Its holder counts its lease from when it
+// sent the request, which can be inside that millisecond, so lockd must not
+// end the lease before t + ttl + 1 ms (the nemesis checker found grants up
+// to 187 us inside the previous holder's lease before this).
+TEST(LeaseTableResolutionTest, AFlooredMillisecondClockEndsLeasesNoEarlierThanTheTtlAfterTheGrant) {
+  FakeClock clock(Millis(1));
+  LeaseTable table(clock);
+  auto granted = table.Grant("job", "A", kTtl, LeaseId(1), Token(1));
+  ASSERT_TRUE(granted.ok());
+  clock.Advance(kTtl);
+  EXPECT_NE(table.Holder("job"), nullptr) << "the lease ended less than ttl after its grant";
+  EXPECT_FALSE(table.Grant("job", "B", kTtl, LeaseId(2), Token(2)).ok());
+  ASSERT_TRUE(table.KeepAlive(LeaseId(1)).ok());
+  clock.Advance(kTtl);
+  EXPECT_FALSE(table.Grant("job", "B", kTtl, LeaseId(2), Token(2)).ok())
+      << "a renewal read as t must also last until t + ttl + 1 ms";
+  clock.Advance(Millis(1));
+  table.ExpireDue();
+  EXPECT_TRUE(table.Grant("job", "B", kTtl, LeaseId(2), Token(2)).ok());
+}
+
 TEST_F(LeaseTableTest, RefusesAHeldLock) {
   MustGrant("job", "A", 7, 1);
   auto second = table_.Grant("job", "B", kTtl, LeaseId(8), Token(2));
