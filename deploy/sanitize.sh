@@ -24,8 +24,8 @@ root="$(pwd)"
 jobs="${FENCE_JOBS:-2}"
 steps=build,test
 case "${1:-}" in
-  --build-only) steps=build; shift ;;
-  --test-only) steps=test; shift ;;
+  --build-only) steps="build"; shift ;;
+  --test-only) steps="test"; shift ;;
 esac
 parts=("$@")
 [[ ${#parts[@]} -gt 0 ]] || parts=(asan tsan)
