@@ -5,26 +5,38 @@
 # executions per target and exits non-zero on any crash, leak, timeout or
 # sanitizer report. FUZZ_SECONDS (default 20) is the time per target;
 # FUZZ_JOBS (default 2) how many run at once; FUZZ_TARGETS limits the set.
+# --build-only builds and stops, --run-only runs what was built
+# (deploy/run-tests.sh builds at low priority while the tests run, and runs
+# the fuzzers when the cores are free: a fuzzer's time is bounded, so a busy
+# core would cost it executions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+step="${1:-all}"
+case "$step" in
+  all | --build-only | --run-only) ;;
+  *) echo "fuzz: unknown argument '$step' (expected --build-only or --run-only)" >&2; exit 2 ;;
+esac
 seconds="${FUZZ_SECONDS:-20}"
 jobs="${FUZZ_JOBS:-2}"
 all_targets=(token_fuzz key_fuzz key_record_fuzz token_format_fuzz
              lockd_json_fuzz store_http_fuzz lockd_http_fuzz)
 read -r -a targets <<<"${FUZZ_TARGETS:-${all_targets[*]}}"
 
-launcher=()
-if command -v ccache >/dev/null; then
-  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+if [[ $step != --run-only ]]; then
+  launcher=()
+  if command -v ccache >/dev/null; then
+    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  fi
+  # Every library is instrumented for coverage and both sanitizers; a UBSan
+  # finding aborts like an ASan one, so libFuzzer saves the input.
+  flags="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all"
+  flags+=" -fno-omit-frame-pointer -gline-tables-only"
+  cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Release -DFENCE_FUZZ=ON \
+    -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_CXX_FLAGS="$flags" \
+    -DCMAKE_CXX_FLAGS_RELEASE="-O1" "${launcher[@]}" >/dev/null
+  cmake --build build-fuzz -j "${FENCE_JOBS:-2}" --target "${targets[@]}"
 fi
-# Every library is instrumented for coverage and both sanitizers; a UBSan
-# finding aborts like an ASan one, so libFuzzer saves the input.
-flags="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all"
-flags+=" -fno-omit-frame-pointer -gline-tables-only"
-cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Release -DFENCE_FUZZ=ON \
-  -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_CXX_FLAGS="$flags" \
-  -DCMAKE_CXX_FLAGS_RELEASE="-O1" "${launcher[@]}" >/dev/null
-cmake --build build-fuzz -j "${FENCE_JOBS:-2}" --target "${targets[@]}"
+[[ $step != --build-only ]] || exit 0
 
 out="build-fuzz/fuzz-runs"
 rm -rf "$out"

@@ -6,7 +6,10 @@
 #   tsan  build-tsan/: ThreadSanitizer over the concurrency tests only and
 #         the daemons they start (TSan's 5-15x slowdown and its memory make
 #         the whole suite not worth it; the rest has no threads of ours).
-# Usage: deploy/sanitize.sh [asan] [tsan]   (both when none is named)
+# Usage: deploy/sanitize.sh [--build-only|--test-only] [asan] [tsan]
+#   (both parts when none is named; build then test unless one is chosen:
+#   deploy/run-tests.sh builds at low priority while other tests run, then
+#   tests)
 # Every report is fatal: the process that finds one exits non-zero, and each
 # report is also written under <build dir>/sanitizer-logs/, which must stay
 # empty: a daemon's report fails the run even when its test does not look at
@@ -19,6 +22,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 jobs="${FENCE_JOBS:-2}"
+steps=build,test
+case "${1:-}" in
+  --build-only) steps="build"; shift ;;
+  --test-only) steps="test"; shift ;;
+esac
 parts=("$@")
 [[ ${#parts[@]} -gt 0 ]] || parts=(asan tsan)
 
@@ -30,6 +38,10 @@ tsan_targets=(storage_queue_test store_service_test worker_test lockd_service_te
   store_test lockd_test worker_process_test store_shutdown_test http_client_test
   fence-store fence-lockd fence-worker)
 tsan_tests='^(StoreStorageQueueTest|StoreServiceConcurrencyTest|StoreServiceGroupCommitTest|WorkerTest|LockdServiceTest|StoreTest|LockdTest|WorkerProcessTest|StoreShutdownTest|HttpClientReuseTest|HttpClientSafetyTest)\.'
+
+# Tests that run no code of ours in a sanitized binary: deploy/lint.sh's
+# cache test (bash and clang-tidy only) gains nothing here.
+asan_skip='^LintCacheTest$'
 
 launcher=()
 if command -v ccache >/dev/null; then
@@ -50,41 +62,37 @@ check_logs() {  # logs-dir part
   fi
 }
 
-elapsed() { echo $(( $(date +%s) - $1 ))s; }
+build_asan() {
+  configure build-asan address,undefined &&
+    cmake --build build-asan -j "$jobs"
+}
 
-run_asan() {
-  local dir=build-asan logs="$root/build-asan/sanitizer-logs" t0 t1
-  t0=$(date +%s)
-  configure "$dir" address,undefined
-  cmake --build "$dir" -j "$jobs"
-  t1=$(date +%s)
+test_asan() {
+  local logs="$root/build-asan/sanitizer-logs" status=0
   rm -rf "$logs" && mkdir -p "$logs"
-  local status=0
-  (cd "$dir" &&
+  (cd build-asan &&
     ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:log_path=$logs/asan" \
     LSAN_OPTIONS="$(suppress lsan)" \
     UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan" \
-    ctest --output-on-failure --timeout 900 -j "$jobs") || status=$?
+    ctest --output-on-failure --timeout 900 -j "$jobs" -E "$asan_skip") || status=$?
   check_logs "$logs" asan || status=1
-  echo "sanitize: asan: build $((t1 - t0))s, tests $(elapsed "$t1")" >&2
   return $status
 }
 
-run_tsan() {
-  local dir=build-tsan logs="$root/build-tsan/sanitizer-logs" t0 t1
-  t0=$(date +%s)
-  configure "$dir" thread
-  cmake --build "$dir" -j "$jobs" --target "${tsan_targets[@]}"
-  t1=$(date +%s)
+build_tsan() {
+  configure build-tsan thread &&
+    cmake --build build-tsan -j "$jobs" --target "${tsan_targets[@]}"
+}
+
+test_tsan() {
+  local logs="$root/build-tsan/sanitizer-logs" status=0
   rm -rf "$logs" && mkdir -p "$logs"
-  local status=0
   # Test binaries not built here appear as <name>_NOT_BUILT: left out.
-  (cd "$dir" &&
+  (cd build-tsan &&
     TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$logs/tsan:$(suppress tsan)" \
     ctest --output-on-failure --timeout 900 -j "$jobs" -R "$tsan_tests" -E '_NOT_BUILT$') ||
     status=$?
   check_logs "$logs" tsan || status=1
-  echo "sanitize: tsan: build $((t1 - t0))s, tests $(elapsed "$t1")" >&2
   return $status
 }
 
@@ -99,9 +107,19 @@ suppress() {
 status=0
 for part in "${parts[@]}"; do
   case "$part" in
-    asan) run_asan || status=1 ;;
-    tsan) run_tsan || status=1 ;;
+    asan | tsan) ;;
     *) echo "sanitize: unknown part '$part' (expected asan or tsan)" >&2; exit 2 ;;
   esac
+  for step in build test; do
+    [[ ,$steps, == *,$step,* ]] || continue
+    t0=$(date +%s)
+    if ! "${step}_$part"; then
+      echo "sanitize: $part: $step FAILED after $(($(date +%s) - t0))s" >&2
+      status=1
+      [[ $step == build ]] && break  # no tests without their build
+      continue
+    fi
+    echo "sanitize: $part: $step $(($(date +%s) - t0))s" >&2
+  done
 done
 exit $status
