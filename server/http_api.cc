@@ -278,8 +278,8 @@ JsonMembers AcceptedMembers(http::verb method, const WriteReceipt& receipt, bool
   return m;
 }
 
-// Logs an accepted write and builds its 200 answer. Runs on the committer
-// thread for every write: written as text, no json values.
+// Logs an accepted write and builds its 200 answer, for every write: written
+// as text, no json values.
 Response AcceptedWrite(http::verb method, const std::string& op,
                        const WriteReceipt& receipt) {
   const bool scope_raise = receipt.key.empty();
