@@ -7,7 +7,8 @@
 # change does not; (c) a finding introduced on purpose fails, also when the
 # file was cached clean before and also on the run after (findings are not
 # cached); (d) the same tree in another directory (a clone elsewhere) finds
-# the results; FENCE_LINT_CACHE=off lints every file. ctest runs it as
+# the results; (e) removing a NOLINT comment re-lints and fails;
+# FENCE_LINT_CACHE=off lints every file. ctest runs it as
 # LintCacheTest; it exits non-zero with the failed expectation.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -87,6 +88,23 @@ grep -q 'bugprone-use-after-move' <<<"$out" ||
   { echo "FAIL: (c) the finding is not printed:" >&2; echo "$out" >&2; failures=$((failures + 1)); }
 lint env
 expect "(c) findings are not cached: the next run fails again" 1 "1 linted, 1 from the cache, 1 with findings"
+
+# (e) Comments are part of the key: a NOLINT silences a finding, and
+# removing it must bring the finding back, not a cached clean result.
+cp "$tmp/a.cc.clean" "$src/core/a.cc"
+cat >>"$src/core/a.cc" <<'EOF'
+#include <utility>
+std::string Moved() {
+  std::string s = Greeting();
+  std::string t = std::move(s);
+  return s + t;  // NOLINT(bugprone-use-after-move)
+}
+EOF
+lint env
+expect "(e) a finding silenced by NOLINT is clean" 0 "1 linted, 1 from the cache, 0 with findings"
+sed -i 's|  // NOLINT(bugprone-use-after-move)||' "$src/core/a.cc"
+lint env
+expect "(e) removing the NOLINT comment brings the finding back" 1 "1 with findings"
 
 cp "$tmp/a.cc.clean" "$src/core/a.cc"
 lint env

@@ -4,7 +4,8 @@
 # deploy/build.sh. Exits non-zero on any finding.
 #
 # Result cache (like ccache, for clang-tidy): a file's key is the SHA-256 of
-# its preprocessed source (clang++-14 -E with its own compile command: every
+# its preprocessed source with comments (clang++-14 -E -C with its own compile
+# command, comments kept so that a NOLINT counts: every
 # header it includes, as they are now), its compile command, every
 # .clang-tidy that applies to it, clang-tidy's version and the extra
 # arguments. A clean result is stored under
@@ -57,7 +58,7 @@ for e in json.load(open(sys.argv[1])):
       [[ $d == / ]] && break
       d="$(dirname "$d")"
     done
-    (cd "$dir" && clang++-14 -E -Wno-unknown-warning-option "${pp_args[@]}" -o -) ||
+    (cd "$dir" && clang++-14 -E -C -Wno-unknown-warning-option "${pp_args[@]}" -o -) ||
       return 1
   } | sed "s|$root|@ROOT@|g" | sha256sum | cut -d' ' -f1
 }
