@@ -154,8 +154,7 @@ void Write(spdlog::level::level_enum level, const std::string& body) {
 
 void Event(spdlog::level::level_enum level, std::string_view event,
            const JsonMembers& fields) {
-  std::string body = "\"event\":";
-  AppendJsonString(body, event);
+  std::string body = FormatEventBody(event, nlohmann::json());  // the event alone
   if (!fields.text().empty()) {
     body += ',';
     body += fields.text();
