@@ -125,6 +125,7 @@ TEST(JsonMembersTest, MembersAddedInSortedOrderAreWhatDumpWrites) {
   expected["key"] = "caf\xc3\xa9/\xff";
   expected["version"] = 18446744073709551615ULL;
   EXPECT_EQ(members.Object(), Dumped(expected));
+  EXPECT_EQ(std::move(members).Object(), Dumped(expected));  // reuses the buffer
   EXPECT_EQ(JsonMembers().Object(), "{}");
 }
 
