@@ -34,7 +34,9 @@ using Clock = std::chrono::steady_clock;
 
 // What `argv` printed on a pseudo-terminal of 500 columns (wide enough that
 // the status line is never cut), and its exit code; -1 if it was killed
-// after `timeout`.
+// after `timeout`. With `interrupt_at`, the run gets one SIGINT, as from
+// Ctrl-C, once its output shows that text; exit_code is then 128 + SIGINT if
+// it exits by itself.
 struct TerminalRun {
   int exit_code = -1;
   std::string output;
@@ -45,7 +47,8 @@ std::string End(const std::string& shown) {
   return shown.substr(shown.size() - std::min<std::size_t>(shown.size(), 3000));
 }
 
-TerminalRun RunOnTerminal(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
+TerminalRun RunOnTerminal(const std::vector<std::string>& argv, std::chrono::seconds timeout,
+                          const std::string& interrupt_at = "") {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -65,6 +68,7 @@ TerminalRun RunOnTerminal(const std::vector<std::string>& argv, std::chrono::sec
   int status = 0;
   bool drained = false;  // EIO: no process holds the terminal open any more
   bool exited = false;
+  bool interrupted = false;
   while (!(drained && exited) && Clock::now() < deadline) {
     pollfd fds[2] = {{drained ? -1 : master, POLLIN, 0}, {exited ? -1 : pidfd, POLLIN, 0}};
     if (poll(fds, 2, 500) < 0) break;
@@ -73,6 +77,11 @@ TerminalRun RunOnTerminal(const std::vector<std::string>& argv, std::chrono::sec
       const ssize_t n = read(master, buf, sizeof buf);
       if (n > 0) run.output.append(buf, static_cast<std::size_t>(n));
       drained = n <= 0;
+      if (!interrupted && !interrupt_at.empty() &&
+          run.output.find(interrupt_at) != std::string::npos) {
+        kill(pid, SIGINT);
+        interrupted = true;
+      }
     }
     if (fds[1].revents != 0 && waitpid(pid, &status, 0) == pid) {
       exited = true;
@@ -223,6 +232,30 @@ TEST_F(PartitionTest, QuorumLockFencesTheMinorityLeaderAfterTheHealWhileTheTermi
   EXPECT_EQ(exit_code, 1);  // the fenced write is evidence of a contained split-brain
   EXPECT_EQ(scan["stale_writes"].value("landed", -1), 0);
   EXPECT_GE(scan["stale_writes"].value("rejected", 0), 1);
+}
+
+// Ctrl-C while the status line is shown: the namespace is removed and the
+// status line gives way to one line saying so, so the shell's prompt starts
+// on a clean row (it used to start on the status line's row).
+TEST_F(PartitionTest, InterruptedOnATerminalRemovesTheNamespaceAndEndsTheStatusLine) {
+  const std::string waiting = "waiting for the 3 etcd members to join and serve";
+  const TerminalRun run = RunOnTerminal(
+      {SiblingBinary("fence-partition"), "--out", dir_->Sub("out"), "--scenarios", "etcd"},
+      std::chrono::seconds(120), waiting);
+  ASSERT_NE(run.output.find(waiting), std::string::npos) << End(run.output);
+  EXPECT_EQ(run.exit_code, 128 + SIGINT) << End(run.output);
+  const std::string creating = "creating the network namespace ";
+  const std::size_t from = run.output.find(creating) + creating.size();
+  ASSERT_GT(from, creating.size()) << End(run.output);
+  const std::string name = run.output.substr(from, run.output.find(' ', from) - from);
+  ASSERT_EQ(name.rfind("fence-part-", 0), 0u) << name;
+  // The terminal turns "\n" into "\r\n".
+  const std::string last = "\r\033[Kinterrupted by signal " + std::to_string(SIGINT) +
+                           "; removed the network namespace " + name + "\r\n";
+  ASSERT_GE(run.output.size(), last.size()) << End(run.output);
+  EXPECT_EQ(run.output.substr(run.output.size() - last.size()), last) << End(run.output);
+  const auto listed = testing::RunTool({"/usr/sbin/ip", "netns", "list"}, std::chrono::seconds(10));
+  EXPECT_EQ(listed.Output().find(name), std::string::npos) << listed.Output();
 }
 
 TEST_F(PartitionTest, NaivePrimaryStandbyPairElectsTwoLeadersAndTheStoreSidesWithTheHigherCounter) {

@@ -909,8 +909,13 @@ std::optional<std::string> SetUpSignals(std::atomic<bool>& done, std::string ns_
     sigwait(&signals, &sig);
     if (done.load() || sig == SIGUSR1) return;
     log::Warn("interrupted", {{"signal", sig}, {"namespace", ns_name}});
-    (void)RunCommand({FindProgram("ip").value_or("ip"), "netns", "delete", ns_name},
-                     milliseconds(5000));
+    const auto removed = RunCommand({FindProgram("ip").value_or("ip"), "netns", "delete", ns_name},
+                                    milliseconds(5000));
+    Progress::EndWith(stdout, Progress::StdoutIsTerminal(),
+                      "interrupted by signal " + std::to_string(sig) +
+                          (removed.ok() ? "; removed the network namespace "
+                                        : "; could not remove the network namespace ") +
+                          ns_name);
     _exit(128 + sig);
   });
   return std::nullopt;

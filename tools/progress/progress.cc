@@ -4,6 +4,15 @@
 #include <unistd.h>
 
 namespace fence::tools {
+namespace {
+
+// Every Progress and EndWith write under it: once a tool has ended its
+// output for an exit, a redraw racing the exit must not bring a status line
+// back.
+std::mutex output_mu;
+bool output_ended = false;  // GUARDED_BY(output_mu)
+
+}  // namespace
 
 Progress::Progress(std::FILE* out, bool terminal, int steps, const Clock& clock, Millis redraw)
     : out_(out), terminal_(terminal), steps_(steps), clock_(clock), started_(clock.Now()) {
@@ -17,10 +26,19 @@ Progress::~Progress() {
   }
   stop_cv_.notify_all();
   if (redraw_.joinable()) redraw_.join();
-  if (terminal_) {
+  std::lock_guard guard(output_mu);
+  if (terminal_ && !output_ended) {
     std::fputs("\r\033[K", out_);  // leave the terminal as it was
     std::fflush(out_);
   }
+}
+
+void Progress::EndWith(std::FILE* out, bool terminal, const std::string& message) {
+  std::lock_guard guard(output_mu);
+  output_ended = true;
+  if (terminal) std::fputs("\r\033[K", out);
+  std::fprintf(out, "%s\n", message.c_str());
+  std::fflush(out);
 }
 
 bool Progress::StdoutIsTerminal() { return isatty(STDOUT_FILENO) == 1; }
@@ -34,6 +52,8 @@ void Progress::Step(const std::string& what) {
   }
   if (terminal_) return Draw();
   const std::string line = StatusLine();
+  std::lock_guard guard(output_mu);
+  if (output_ended) return;
   std::fprintf(out_, "%s\n", line.c_str());
   std::fflush(out_);
 }
@@ -73,7 +93,8 @@ void Progress::Draw() {
   std::string line = StatusLine();
   const std::size_t columns = Columns(out_);
   if (line.size() >= columns) line = line.substr(0, columns - 4) + "...";
-  std::lock_guard guard(mu_);
+  std::lock_guard guard(output_mu);
+  if (output_ended) return;
   std::fprintf(out_, "\r\033[K%s", line.c_str());
   std::fflush(out_);
 }

@@ -38,6 +38,11 @@ class Progress {
   // The status line as it is drawn now (for tests and the redraw thread).
   std::string StatusLine() const;
 
+  // For a tool about to exit at once (a signal): clears the status line on a
+  // terminal and prints `message` on a line of its own, and no Progress draws
+  // again, so the shell's prompt starts on a clean row.
+  static void EndWith(std::FILE* out, bool terminal, const std::string& message);
+
  private:
   void Draw();
   void RedrawLoop(Millis every);
