@@ -110,7 +110,7 @@ void ExpectCsvParses(const std::string& path) {
     }
     EXPECT_EQ(cells[column["errors"]], "0") << "socket errors: " << line;
   }
-  EXPECT_EQ(rows, 14);
+  EXPECT_EQ(rows, 16);  // the figures of ExpectEveryFigure
 }
 
 TEST(BenchSmokeTest, EveryPeerAndClientRunsAndEveryLineIsPrinted) {
