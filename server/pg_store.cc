@@ -134,6 +134,17 @@ PgStore::PgStore(PgStoreOptions options)
 
 PgStore::~PgStore() { Close(); }
 
+// While the probe finds the database down, a write is refused at once
+// rather than made to wait for a connection that cannot come (a host that
+// does not answer would hold every worker for the connect timeout); the
+// probe re-admits writes within probe_interval of the database's return.
+Status PgStore::Reachable() const {
+  if (healthy_) return OkStatus();
+  std::lock_guard lock(mu_);
+  return MakeError("storage_unavailable",
+                   "PostgreSQL is not reachable: " + unhealthy_reason_ + "; nothing was written");
+}
+
 void PgStore::Close() {
   writers_.Close();  // every write taken on is answered first
   {
@@ -239,6 +250,7 @@ void PgStore::Write(WriteRequest request, WriteDone done) {
 Result<WriteReceipt> PgStore::Apply(const WriteRequest& w) {
   if (!w.token) return MissingTokenError(w);
   if (!schema_ready_) return NotInstalled();
+  if (Status up = Reachable(); !up.ok()) return up.error();
   const std::string etag = w.kind == WriteKind::kPut ? ComputeEtag(w.body) : std::string();
   auto lease = pool_.Acquire();
   if (!lease.ok()) {

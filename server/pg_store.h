@@ -59,6 +59,7 @@ class PgStore final : public StoreBackend {
 
  private:
   Result<WriteReceipt> Apply(const WriteRequest& request);
+  Status Reachable() const;
   void RunProbe();
   Status Probe();
   // Records a failure that may mean the database is gone: /readyz turns not

@@ -301,5 +301,53 @@ TEST_F(StorePostgresTest, DatabaseStoppedMidRunGives503AndRecovers) {
   }
 }
 
+// True once `sql` (a count) answers 1, polled for at most 15 s.
+bool Eventually(const tools::LaunchedPostgres& pg, const std::string& sql) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto out = pg.Psql("fence", sql);
+    if (out.ok() && out->rfind("1", 0) == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a state, bounded
+  }
+  return false;
+}
+
+// A write the store has sent and PostgreSQL has not answered when the
+// database goes away has an unknown outcome: 503 commit_unknown, never
+// 200. The write is held in flight by a row lock another session holds
+// (bounded by pg_sleep), and the database is stopped while the store's
+// statement waits for it.
+TEST_F(StorePostgresTest, WriteInFlightWhenTheDatabaseStopsIs503CommitUnknown) {
+  Daemon store = StartStore();
+  ASSERT_GT(store.port, 0);
+  ASSERT_EQ(Put(store, "k", 1, "first").result(), status::ok);
+  std::thread holder([&] {
+    (void)pg_->Psql("fence",
+                    "BEGIN; SELECT 1 FROM fence_objects WHERE key = 'k' FOR UPDATE; "
+                    "SELECT pg_sleep(20); COMMIT;");
+  });
+  ASSERT_TRUE(Eventually(*pg_, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                               "'%pg_sleep(20)%' AND state = 'active' AND pid <> "
+                               "pg_backend_pid()"));
+  net::Response in_flight;
+  std::thread writer([&] { in_flight = Put(store, "k", 2, "second"); });
+  const bool waiting = Eventually(
+      *pg_, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fence-store' "
+            "AND wait_event_type = 'Lock'");
+  pg_->Stop();
+  writer.join();
+  holder.join();
+  ASSERT_TRUE(waiting) << "the store's write never waited for the lock";
+  EXPECT_EQ(in_flight.result(), status::service_unavailable) << in_flight.body();
+  EXPECT_EQ(Json(in_flight)["error"], "commit_unknown") << in_flight.body();
+  Status restarted = pg_->Start();
+  ASSERT_TRUE(restarted.ok()) << restarted.error().message;
+  ASSERT_TRUE(ReadyIs(store, status::ok));
+  // Here it was not committed (the holder's session kept the row until the
+  // stop): the fence is still 1, and the retry with the same token lands.
+  EXPECT_EQ(Json(Request(verb::get, store.Url("/v1/fences/k")))["highest_token"], 1);
+  EXPECT_EQ(Put(store, "k", 2, "second").result(), status::ok);
+}
+
 }  // namespace
 }  // namespace fence::testing

@@ -658,6 +658,12 @@ TEST(StoreCommandLineTest, BadFlagsAndUnusableDataDirsExitWithOneLine) {
       {"--data-dir", dir.Sub("d"), "--max-inflight-bytes", "1000", "--max-object-bytes", "600"},
       {"--data-dir", dir.Sub("a-file")},
       {},
+      {"--storage", "mysql", "--data-dir", dir.Sub("d")},
+      {"--storage", "postgresql"},
+      {"--storage", "postgresql", "--pg-uri", "postgresql://x/y", "--data-dir", dir.Sub("d")},
+      {"--storage", "postgresql", "--pg-uri", "postgresql://x/y", "--fencing", "off"},
+      {"--storage", "postgresql", "--pg-uri", "postgresql://x/y", "--pg-pool-size", "0"},
+      {"--pg-uri", "postgresql://x/y", "--data-dir", dir.Sub("d")},
   };
   for (const auto& args : kCases) {
     ChildProcess::Options options;
@@ -682,7 +688,9 @@ TEST(StoreCommandLineTest, BadFlagsAndUnusableDataDirsExitWithOneLine) {
   std::string text;
   for (const auto& l : (*child)->Lines()) text += l + "\n";
   for (const char* flag : {"--max-object-bytes", "--wal-recovery", "--drain-timeout-ms",
-                           "--max-inflight-bytes", "--max-storage-queue"}) {
+                           "--max-inflight-bytes", "--max-storage-queue", "--storage",
+                           "--pg-uri", "--pg-pool-size", "--pg-connect-timeout-ms",
+                           "--pg-statement-timeout-ms"}) {
     EXPECT_NE(text.find(flag), std::string::npos) << flag;
   }
 }
