@@ -14,6 +14,9 @@ packages=(
   libzookeeper-mt-dev
   # the daemons' allocator (CMakeLists.txt: fence_link_allocator)
   libjemalloc-dev
+  # libpq: fence-store --storage postgresql (PostgreSQL 15 itself, below, runs
+  # its tests)
+  libpq-dev
   # real servers used by tests and demos
   etcd-server etcd-client zookeeper prometheus prometheus-alertmanager
   # partition experiment

@@ -84,6 +84,8 @@ http::status StatusForError(const std::string& code) {
       {"corrupt_record", http::status::insufficient_storage},
       {"overloaded", http::status::service_unavailable},
       {"shutting_down", http::status::service_unavailable},
+      {"storage_unavailable", http::status::service_unavailable},
+      {"commit_unknown", http::status::service_unavailable},
   };
   auto it = kTable.find(code);
   return it == kTable.end() ? http::status::internal_server_error : it->second;
@@ -155,7 +157,7 @@ struct StoreApi::Metrics {
   }
 };
 
-StoreApi::StoreApi(StoreService& service, StorageQueue& storage,
+StoreApi::StoreApi(StoreBackend& service, StorageQueue& storage,
                    std::shared_ptr<prometheus::Registry> registry,
                    ApiOptions options)
     : service_(service),
@@ -183,7 +185,10 @@ namespace {
 std::string WriteResultFor(const std::string& code) {
   if (code == "stale_token") return "fenced";
   if (code == "missing_token") return "missing_token";
-  if (code == "storage_error" || code == "corrupt_record") return "storage_error";
+  if (code == "storage_error" || code == "corrupt_record" || code == "storage_unavailable" ||
+      code == "commit_unknown") {
+    return "storage_error";
+  }
   if (code == "overloaded" || code == "shutting_down") return "overloaded";
   return "bad_request";
 }
@@ -552,9 +557,7 @@ void StoreApi::AddHealthRoutes(std::vector<net::Route>& routes) {
       return respond(JsonResponse(http::status::ok, {{"status", "ready"}}));
     }
     respond(ErrorResponse(http::status::service_unavailable, "not_ready",
-                          "storage refuses writes (the disk is full or failing); "
-                          "writes answer 507 and the store retries until storage "
-                          "recovers, with no restart needed"));
+                          service_.UnhealthyReason()));
   };
   routes.push_back(std::move(readyz));
 }

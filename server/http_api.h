@@ -12,7 +12,7 @@
 #include "common/http_server.h"
 #include "core/key.h"
 #include "server/storage_queue.h"
-#include "server/store_service.h"
+#include "server/store_backend.h"
 
 namespace fence::store {
 
@@ -33,7 +33,7 @@ struct ParsedWrite {
 
 class StoreApi {
  public:
-  StoreApi(StoreService& service, StorageQueue& storage,
+  StoreApi(StoreBackend& service, StorageQueue& storage,
            std::shared_ptr<prometheus::Registry> registry, ApiOptions options);
   ~StoreApi();
 
@@ -73,7 +73,7 @@ class StoreApi {
   net::Response StorageUnavailable(StorageQueue::Slot slot);
   void RecordWrite(const std::string& result);
 
-  StoreService& service_;
+  StoreBackend& service_;
   StorageQueue& storage_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Metrics> metrics_;

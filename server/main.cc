@@ -10,6 +10,8 @@
 #include "common/logging.h"
 #include "core/log_event.h"
 #include "server/http_api.h"
+#include "server/pg_flags.h"
+#include "server/pg_store.h"
 #include "server/storage_queue.h"
 #include "server/store_service.h"
 
@@ -32,12 +34,13 @@ struct StoreFlags {
   int storage_threads = 4;
   std::size_t max_queued_writes = 4096;
   std::uint64_t cache_bytes = 64ull * 1024 * 1024;
+  fence::store::PgFlags pg;  // --storage and the --pg-* flags
 };
 
 void AddStorageFlags(CLI::App& app, StoreFlags& f) {
   app.add_option("--data-dir", f.data_dir,
-                 "directory of the RocksDB database (created if missing)")
-      ->required();
+                 "directory of the RocksDB database (created if missing); required with "
+                 "--storage rocksdb");
   app.add_option("--fencing", f.fencing,
                  "'on' enforces tokens; 'off' accepts every write (only to stage the "
                  "unfenced demo; every response then carries 'Fencing: off')")
@@ -119,7 +122,14 @@ std::optional<int> ParseFlags(int argc, char** argv, StoreFlags& flags) {
       kProgram};
   AddServerFlags(app, flags);
   AddStorageFlags(app, flags);
+  fence::store::AddPgFlags(app, flags.pg);
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return code;
+  const fence::Status storage = fence::store::CheckStorageFlags(
+      flags.pg, {.data_dir_set = !flags.data_dir.empty(), .fencing_off = flags.fencing == "off"});
+  if (!storage.ok()) {
+    std::fprintf(stderr, "%s: %s (see --help)\n", kProgram, storage.error().message.c_str());
+    return 2;
+  }
   // Joining a body's pieces briefly holds it twice: the largest object must
   // fit twice, or it could never be accepted.
   if (flags.max_inflight_bytes / 2 < flags.max_object_bytes) {
@@ -187,17 +197,7 @@ fence::net::ServerOptions ServerOptionsFor(const StoreFlags& flags) {
 }
 
 // Serves until SIGTERM/SIGINT; returns the exit code.
-int Serve(const StoreFlags& flags, fence::store::Storage& storage) {
-  const auto mode = flags.fencing == "on" ? fence::store::FencingMode::kOn
-                                          : fence::store::FencingMode::kOff;
-  if (mode == fence::store::FencingMode::kOff) {
-    fence::log::Warn("fencing_disabled",
-                     {{"message", "every write is accepted whatever its token; use only "
-                                  "to demonstrate the unfenced failure"}});
-  }
-  fence::store::StoreService service(storage, mode,
-                                     {.max_queued_writes = flags.max_queued_writes,
-                                      .cache_bytes = flags.cache_bytes});
+int Serve(const StoreFlags& flags, fence::store::StoreBackend& service) {
   fence::store::StorageQueue storage_queue(static_cast<std::size_t>(flags.storage_threads),
                                            flags.max_storage_queue);
   auto registry = std::make_shared<prometheus::Registry>();
@@ -212,7 +212,8 @@ int Serve(const StoreFlags& flags, fence::store::Storage& storage) {
     storage_queue.Close();
     service.Close();
   };
-  daemon.listening_fields = {{"data_dir", flags.data_dir},
+  daemon.listening_fields = {{"storage", flags.pg.storage},
+                             {"data_dir", flags.data_dir},
                              {"fencing", flags.fencing},
                              {"wal_recovery", flags.wal_recovery},
                              {"max_object_bytes", flags.max_object_bytes},
@@ -220,6 +221,9 @@ int Serve(const StoreFlags& flags, fence::store::Storage& storage) {
                              {"max_storage_queue", flags.max_storage_queue},
                              {"max_queued_writes", flags.max_queued_writes},
                              {"cache_bytes", flags.cache_bytes}};
+  if (flags.pg.storage == "postgresql") {
+    daemon.listening_fields.update(fence::store::PgListeningFields(flags.pg));
+  }
   return fence::net::RunDaemon(kProgram, daemon, ServerOptionsFor(flags), api.Routes(),
                                *registry);
 }
@@ -234,7 +238,21 @@ int main(int argc, char** argv) {
   signal(SIGXFSZ, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
   fence::log::Init("store", fence::log::Writes::kBatched);
+  if (flags.pg.storage == "postgresql") {
+    fence::store::PgStore store(fence::store::PgStoreOptionsFor(flags.pg, flags.max_queued_writes));
+    return Serve(flags, store);
+  }
   auto storage = OpenStorage(flags);
   if (!storage.ok()) return fence::FailStartup(kProgram, storage.error().message);
-  return Serve(flags, **storage);
+  const auto mode = flags.fencing == "on" ? fence::store::FencingMode::kOn
+                                          : fence::store::FencingMode::kOff;
+  if (mode == fence::store::FencingMode::kOff) {
+    fence::log::Warn("fencing_disabled",
+                     {{"message", "every write is accepted whatever its token; use only "
+                                  "to demonstrate the unfenced failure"}});
+  }
+  fence::store::StoreService service(**storage, mode,
+                                     {.max_queued_writes = flags.max_queued_writes,
+                                      .cache_bytes = flags.cache_bytes});
+  return Serve(flags, service);
 }

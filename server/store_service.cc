@@ -5,49 +5,10 @@
 
 #include "core/etag.h"
 #include "core/scope_rule.h"
+#include "server/write_errors.h"
 
 namespace fence::store {
 namespace {
-
-// Members are assigned one by one: a json built from an initializer list
-// copies every member twice, and a busy store refuses many writes.
-Error StaleToken(const WriteRequest& w, Token highest) {
-  nlohmann::json details = nlohmann::json::object();
-  details["key"] = w.key;
-  details["token"] = w.token->value();
-  details["highest_token"] = highest.value();
-  details["refused_by"] = "key";
-  if (w.scope) details["scope"] = *w.scope;
-  return MakeError("stale_token",
-                   "token " + w.token->ToString() + " is lower than the highest "
-                       "token " + highest.ToString() + " already seen for key '" +
-                       w.key + "': a newer leader holds the lock; stop acting as "
-                       "leader and do not retry with this token",
-                   std::move(details));
-}
-
-// The scope's fence refused the write: a newer leader of the job raised it,
-// maybe without ever writing this key.
-Error StaleScope(const WriteRequest& w, Token highest) {
-  nlohmann::json details = nlohmann::json::object();
-  details["token"] = w.token->value();
-  details["highest_token"] = highest.value();
-  details["refused_by"] = "scope";
-  details["scope"] = *w.scope;
-  details["scope_highest_token"] = highest.value();
-  if (w.kind != WriteKind::kRaiseScope) details["key"] = w.key;
-  return MakeError("stale_token",
-                   "the fence of scope '" + *w.scope + "' refused token " +
-                       w.token->ToString() + ": a newer leader of that scope raised it to " +
-                       highest.ToString() + ", which fences every key written in the "
-                       "scope; stop acting as leader and do not retry with this token",
-                   std::move(details));
-}
-
-Error NotFound(const std::string& key) {
-  return MakeError("not_found", "no object is stored under key '" + key + "'",
-                   {{"key", key}});
-}
 
 // The mutation a write makes, before the fence rule sets its token fields.
 Mutation MutationFor(WriteRequest& request) {
@@ -150,12 +111,7 @@ Result<StoreService::Admitted> StoreService::Admit(const WriteRequest& request,
       current.scope ? current.scope->highest_token : std::nullopt;
   if (!request.token && (mode_ == FencingMode::kOn || request.scope ||
                          request.kind == WriteKind::kRaiseFence || scope_raise)) {
-    return MakeError("missing_token",
-                     "this write carries no Fencing-Token header; send the "
-                     "token your lock service issued with the lock, e.g. "
-                     "'Fencing-Token: 7'" +
-                         std::string(request.scope ? " (a Fencing-Scope needs one too)" : ""),
-                     {{"key", request.key}});
+    return MissingTokenError(request);
   }
   if (mode_ == FencingMode::kOff) {
     Admitted a{RememberUnfenced(key_highest, request.token),
@@ -165,8 +121,8 @@ Result<StoreService::Admitted> StoreService::Admit(const WriteRequest& request,
   }
   const ScopedFenceOutcome out = DecideScopedFence(
       {key_highest, !scope_raise, scope_highest, request.scope.has_value(), *request.token});
-  if (out.decision == ScopedDecision::kStaleKey) return StaleToken(request, *key_highest);
-  if (out.decision == ScopedDecision::kStaleScope) return StaleScope(request, *scope_highest);
+  if (out.decision == ScopedDecision::kStaleKey) return StaleTokenError(request, *key_highest);
+  if (out.decision == ScopedDecision::kStaleScope) return StaleScopeError(request, *scope_highest);
   // An explicit raise always writes the scope's record (a new version), as
   // a key's fence raise does; a write only when it moves the fence.
   return Admitted{out.key_highest_after, out.scope_highest_after,
@@ -423,12 +379,12 @@ Result<WriteReceipt> StoreService::RaiseScope(const std::string& scope,
 
 Result<StoredObject> StoreService::Get(const std::string& key, ReadFrom from) {
   if (auto cached = cache_.Find(key); cached && (!cached->record.has_object || cached->body)) {
-    if (!cached->record.has_object) return NotFound(key);
+    if (!cached->record.has_object) return NotFoundError(key);
     return StoredObject{std::move(cached->record), *cached->body};
   }
   auto loaded = storage_.LoadObject(key, from);
   if (!loaded.ok()) return loaded.error();
-  if (!loaded->has_value()) return NotFound(key);
+  if (!loaded->has_value()) return NotFoundError(key);
   return std::move(**loaded);
 }
 
@@ -436,8 +392,7 @@ Result<FenceState> StoreService::GetFence(const std::string& key, ReadFrom from)
   auto loaded = LoadRecord(key, from);
   if (!loaded.ok()) return loaded.error();
   if (!loaded->has_value() || !(*loaded)->highest_token) {
-    return MakeError("not_found", "key '" + key + "' has never been fenced",
-                     {{"key", key}});
+    return NeverFencedError(key);
   }
   return FenceState{key, *(*loaded)->highest_token, (*loaded)->version};
 }
@@ -446,8 +401,7 @@ Result<ScopeState> StoreService::GetScope(const std::string& scope, ReadFrom fro
   auto loaded = LoadScope(scope, from);
   if (!loaded.ok()) return loaded.error();
   if (!loaded->has_value() || !(*loaded)->highest_token) {
-    return MakeError("not_found", "scope '" + scope + "' has never been fenced",
-                     {{"scope", scope}});
+    return ScopeNeverFencedError(scope);
   }
   return ScopeState{scope, *(*loaded)->highest_token, (*loaded)->version};
 }

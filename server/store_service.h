@@ -28,50 +28,9 @@
 #include "core/token.h"
 #include "server/object_cache.h"
 #include "server/storage.h"
+#include "server/store_backend.h"
 
 namespace fence::store {
-
-enum class FencingMode { kOn, kOff };
-
-// kRaiseScope raises a scope's fence alone: it has a scope and no key.
-enum class WriteKind { kPut, kDelete, kRaiseFence, kRaiseScope };
-
-struct WriteRequest {
-  WriteKind kind = WriteKind::kPut;
-  std::string key;
-  std::optional<Token> token;
-  std::string body;          // kPut only
-  std::string content_type;  // kPut only; empty means application/octet-stream
-  // The Fencing-Scope (a validated name): the write must also pass the
-  // scope's fence, and raises it (core/scope_rule.h).
-  std::optional<std::string> scope = std::nullopt;
-};
-
-struct WriteReceipt {
-  std::string key;
-  std::optional<Token> token;          // the token the write carried
-  std::optional<Token> highest_token;  // the fence after the write
-  std::uint64_t size = 0;
-  std::string etag;
-  std::uint64_t version = 0;  // the write's place in the key's commit order
-  // Scoped writes: the scope's fence and version after the write.
-  std::optional<std::string> scope = std::nullopt;
-  std::optional<Token> scope_highest_token = std::nullopt;
-  std::uint64_t scope_version = 0;
-  bool scope_raised = false;  // the write moved the scope's fence up
-};
-
-struct FenceState {
-  std::string key;
-  Token highest_token;
-  std::uint64_t version = 0;  // the key's version (see KeyRecord::version)
-};
-
-struct ScopeState {
-  std::string scope;
-  Token highest_token;
-  std::uint64_t version = 0;  // how many times the scope's fence was written
-};
 
 struct StoreServiceOptions {
   // Writes queued for the committer at once; one more is refused with
@@ -87,23 +46,13 @@ struct StoreServiceOptions {
   std::uint64_t scope_cache_bytes = 4ull * 1024 * 1024;
 };
 
-// Runs exactly once per write: on the committer thread once the write's
-// group is durable (or refused), or at once on the submitting thread when
-// the queue is full or closed.
-using WriteDone = std::function<void(Result<WriteReceipt>)>;
-
-// Error codes returned by the service (the HTTP layer maps them to status):
-//   missing_token (428), bad_token/bad_key (400), stale_token (409, with
-//   "key", "token", "highest_token" and "refused_by": "key"; or, when a
-//   scope's fence refused it, "refused_by": "scope", "scope" and
-//   "scope_highest_token"), not_found (404),
-//   storage_error (507: nothing was acknowledged), overloaded and
-//   shutting_down (503: not attempted), not_in_memory (only from reads
-//   asked to stay in memory: retry with ReadFrom::kAnywhere).
-class StoreService {
+// The RocksDB backend: the rule applied on one committer thread, against an
+// in-memory cache that is current because this process alone writes the
+// database. Error codes: see StoreBackend.
+class StoreService final : public StoreBackend {
  public:
   StoreService(Storage& storage, FencingMode mode, StoreServiceOptions options = {});
-  ~StoreService();  // Close()
+  ~StoreService() override;  // Close()
   StoreService(const StoreService&) = delete;
   StoreService& operator=(const StoreService&) = delete;
 
@@ -113,10 +62,10 @@ class StoreService {
   // An empty key with a scope prechecks a scope raise.
   Status Precheck(const std::string& key, std::optional<Token> token,
                   const std::optional<std::string>& scope = std::nullopt,
-                  ReadFrom from = ReadFrom::kAnywhere);
+                  ReadFrom from = ReadFrom::kAnywhere) override;
 
   // Queues a write for the committer; `done` gets its outcome.
-  void Write(WriteRequest request, WriteDone done);
+  void Write(WriteRequest request, WriteDone done) override;
 
   // Blocking forms of Write, for tests and tools.
   Result<WriteReceipt> Put(const std::string& key, std::optional<Token> token,
@@ -132,21 +81,28 @@ class StoreService {
   // lower token are refused from then on.
   Result<WriteReceipt> RaiseScope(const std::string& scope, std::optional<Token> token);
 
-  Result<StoredObject> Get(const std::string& key, ReadFrom from = ReadFrom::kAnywhere);
-  Result<FenceState> GetFence(const std::string& key, ReadFrom from = ReadFrom::kAnywhere);
-  Result<ScopeState> GetScope(const std::string& scope, ReadFrom from = ReadFrom::kAnywhere);
-  bool Healthy() const { return storage_.Healthy(); }
+  Result<StoredObject> Get(const std::string& key,
+                           ReadFrom from = ReadFrom::kAnywhere) override;
+  Result<FenceState> GetFence(const std::string& key,
+                              ReadFrom from = ReadFrom::kAnywhere) override;
+  Result<ScopeState> GetScope(const std::string& scope,
+                              ReadFrom from = ReadFrom::kAnywhere) override;
+  bool Healthy() const override { return storage_.Healthy(); }
+  std::string UnhealthyReason() const override {
+    return "storage refuses writes (the disk is full or failing); writes answer 507 "
+           "and the store retries until storage recovers, with no restart needed";
+  }
 
   std::uint64_t cached_bytes() const { return cache_.bytes(); }
 
   // Called on the committer thread after each group made durable, with the
   // number of writes it held (the writes that shared one WAL sync). Set
   // before the first write.
-  void SetGroupObserver(std::function<void(std::size_t writes)> observer);
+  void SetGroupObserver(std::function<void(std::size_t writes)> observer) override;
 
   // Refuses new writes ("shutting_down"), then waits until every queued
   // write is committed and answered. Idempotent.
-  void Close();
+  void Close() override;
 
  private:
   struct Queued {
