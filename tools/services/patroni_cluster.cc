@@ -16,13 +16,13 @@
 
 #include "common/http_client.h"
 #include "common/logging.h"
+#include "tools/services/postgres.h"
 
 namespace fence::tools {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kPgBin = "/usr/lib/postgresql/15/bin";
 constexpr int kNodes = 2;
 constexpr Millis kProbeInterval{100};
 
@@ -58,8 +58,8 @@ Result<std::string> MakeOwnedDir(const std::string& base, const std::string& pre
 
 // setsid: Patroni leads a process group of its own, so Stop kills it with
 // its helpers (pg_basebackup, pg_rewind) at once; setsid execs in place (a
-// fresh child is no group leader), so the pid stays Patroni's. setpriv, not
-// runuser: it execs too, so our signals reach Patroni itself. The output
+// fresh child is no group leader), so the pid stays Patroni's, as do sh's
+// exec and AsPostgresUser's setpriv. The output
 // goes to a file, not to our pipe: the postmaster inherits Patroni's
 // stdout, lives in a session of its own and may outlive Patroni, and a pipe
 // it held open would keep ChildProcess waiting for the end of the output.
@@ -67,11 +67,8 @@ std::vector<std::string> PatroniCommand(const std::string& patroni, const std::s
                                         const std::string& log) {
   std::vector<std::string> argv = {FindProgram("setsid").value_or("/usr/bin/setsid"),
                                    "/bin/sh", "-c", "exec \"$@\" >>\"$0\" 2>&1", log};
-  if (ServiceUser()) {
-    argv.insert(argv.end(), {FindProgram("setpriv").value_or("/usr/bin/setpriv"),
-                             "--reuid=postgres", "--regid=postgres", "--init-groups", "--"});
-  }
-  argv.insert(argv.end(), {patroni, config});
+  const std::vector<std::string> patroni_argv = AsPostgresUser({patroni, config});
+  argv.insert(argv.end(), patroni_argv.begin(), patroni_argv.end());
   return argv;
 }
 
@@ -89,17 +86,20 @@ std::string LogTail(const std::string& path, std::size_t lines) {
 // The dynamic settings (bootstrap.dcs) decide failover: with
 // primary_start_timeout 0 a Patroni whose postmaster died hands the leader
 // key over at its next cycle instead of restarting PostgreSQL as primary;
-// maximum_lag_on_failover 0 and strict synchronous mode promote only a
+// maximum_lag_on_failover 0 and synchronous mode promote only a
 // standby that holds every acknowledged commit.
 std::string DcsSettings(const PatroniOptions& o) {
+  using Replication = PatroniOptions::Replication;
+  const bool synchronous = o.replication != Replication::kAsynchronous;
+  const bool strict = o.replication == Replication::kStrict;
   std::ostringstream y;
   y << "    ttl: " << o.timing.ttl_s << "\n"
     << "    loop_wait: " << o.timing.loop_wait_s << "\n"
     << "    retry_timeout: " << o.timing.retry_timeout_s << "\n"
     << "    primary_start_timeout: 0\n"
-    << "    maximum_lag_on_failover: " << (o.synchronous ? 0 : 1048576) << "\n"
-    << "    synchronous_mode: " << (o.synchronous ? "true" : "false") << "\n"
-    << "    synchronous_mode_strict: " << (o.synchronous ? "true" : "false") << "\n"
+    << "    maximum_lag_on_failover: " << (synchronous ? 0 : 1048576) << "\n"
+    << "    synchronous_mode: " << (synchronous ? "true" : "false") << "\n"
+    << "    synchronous_mode_strict: " << (strict ? "true" : "false") << "\n"
     << "    postgresql:\n"
     << "      use_pg_rewind: true\n"
     << "      parameters:\n"
@@ -128,7 +128,7 @@ std::string NodeConfig(const PatroniOptions& o, const std::string& etcd,
     << "postgresql:\n  listen: 127.0.0.1:" << node.pg_port
     << "\n  connect_address: 127.0.0.1:" << node.pg_port << "\n"
     << "  data_dir: " << node.data_dir << "\n"
-    << "  bin_dir: " << kPgBin << "\n"
+    << "  bin_dir: " << kPostgresBin << "\n"
     << "  pgpass: " << node.dir << "/pgpass\n"
     << "  authentication:\n"
     << "    replication: {username: replicator, password: replicator}\n"
@@ -167,6 +167,15 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
 
 }  // namespace
 
+std::string_view ReplicationName(PatroniOptions::Replication replication) {
+  switch (replication) {
+    case PatroniOptions::Replication::kStrict: return "strict";
+    case PatroniOptions::Replication::kSynchronous: return "synchronous";
+    case PatroniOptions::Replication::kAsynchronous: return "asynchronous";
+  }
+  return "unknown";
+}
+
 Result<std::unique_ptr<PatroniCluster>> PatroniCluster::Launch(const PatroniOptions& options) {
   if (options.dir.empty()) {
     return MakeError("bad_request", "PatroniOptions.dir is empty; expected a folder for "
@@ -184,7 +193,7 @@ Result<std::unique_ptr<PatroniCluster>> PatroniCluster::Launch(const PatroniOpti
   if (!FindProgram("patroni")) {
     return Unavailable("patroni is not on PATH; install patroni (deploy/install-deps.sh)");
   }
-  if (!fs::exists(std::string(kPgBin) + "/postgres")) {
+  if (!fs::exists(std::string(kPostgresBin) + "postgres")) {
     return Unavailable("PostgreSQL 15 is not installed (postgresql-15, deploy/install-deps.sh)");
   }
   std::unique_ptr<PatroniCluster> cluster(new PatroniCluster());
@@ -208,7 +217,7 @@ Result<std::unique_ptr<PatroniCluster>> PatroniCluster::Launch(const PatroniOpti
   log::Info("patroni_cluster_started",
             {{"uri", cluster->LibpqUri()}, {"etcd", cluster->etcd_endpoint()},
              {"ttl_s", t.ttl_s}, {"loop_wait_s", t.loop_wait_s},
-             {"retry_timeout_s", t.retry_timeout_s}, {"synchronous", options.synchronous}});
+             {"retry_timeout_s", t.retry_timeout_s}, {"replication", ReplicationName(options.replication)}});
   return cluster;
 }
 
@@ -238,7 +247,8 @@ Status PatroniCluster::StartNode(int index) {
   };
   // The first node is ready as the leader; the second once Patroni has made
   // it the synchronous standby (Patroni's /sync answers 200 then).
-  const std::string role = index == 0 ? "/primary" : options_.synchronous ? "/sync" : "/replica";
+  const bool synchronous = options_.replication != PatroniOptions::Replication::kAsynchronous;
+  const std::string role = index == 0 ? "/primary" : synchronous ? "/sync" : "/replica";
   start.ready = [&](const std::vector<int>&) { return NodeAnswers(index, role); };
   auto server = StartOnPickedPorts(start);
   if (!server.ok()) {

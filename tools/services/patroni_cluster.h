@@ -39,13 +39,27 @@ struct PatroniTiming {
 struct PatroniOptions {
   std::string dir;  // the cluster's folder is made in here (kept after Stop)
   PatroniTiming timing;
-  // true: synchronous_mode and synchronous_mode_strict (nothing acknowledged
-  // that is on one node only). false: Patroni's default asynchronous
-  // replication, which may lose acknowledged commits at a failover; only a
-  // control run, to show the checker catches that.
-  bool synchronous = true;
+  // How commits are replicated (Patroni's synchronous_mode settings).
+  enum class Replication {
+    // synchronous_mode and synchronous_mode_strict: a commit is acknowledged
+    // only once both nodes have it, always. After a failover nothing is
+    // acknowledged until the old primary is back as the standby.
+    kStrict,
+    // synchronous_mode only: the same while both nodes run, and Patroni
+    // promotes only the synchronous standby; with the standby gone, the
+    // primary acknowledges commits it alone holds.
+    kSynchronous,
+    // Patroni's default asynchronous replication, which may lose
+    // acknowledged commits at a failover: a control run only, to show the
+    // checker catches that.
+    kAsynchronous,
+  };
+  Replication replication = Replication::kStrict;
   Millis ready_timeout{90000};  // per node: bootstrap, or base backup and sync
 };
+
+// "strict", "synchronous", "asynchronous", for logs and reports.
+std::string_view ReplicationName(PatroniOptions::Replication replication);
 
 struct PatroniNode {
   std::string name;      // "pg0", "pg1"
@@ -59,7 +73,7 @@ struct PatroniNode {
 class PatroniCluster {
  public:
   // Returns once node 0 leads and node 1 is its synchronous standby (in
-  // asynchronous mode: streaming). Errors say which node did not get there,
+  // asynchronous mode: a streaming replica). Errors say which node did not get there,
   // with the end of its Patroni log.
   static Result<std::unique_ptr<PatroniCluster>> Launch(const PatroniOptions& options);
   ~PatroniCluster();  // Stop()
@@ -78,8 +92,7 @@ class PatroniCluster {
   // Whether node `index`'s Patroni answers 200 to GET `path` (/primary,
   // /sync, /replica, /health): Patroni's own view of the node's role.
   bool NodeAnswers(int index, std::string_view path) const;
-  // Waits until some node other than `old_leader` is the leader and another
-  // node is its synchronous standby (or, asynchronous, a streaming replica).
+  // Waits until some node other than `old_leader` is the leader.
   Result<int> WaitForNewLeader(int old_leader, Millis timeout) const;
   // The running postmaster of node `index`, from its postmaster.pid, checked
   // against /proc (a stale file's pid may belong to another process by now).
