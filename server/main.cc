@@ -240,6 +240,10 @@ int main(int argc, char** argv) {
   fence::log::Init("store", fence::log::Writes::kBatched);
   if (flags.pg.storage == "postgresql") {
     fence::store::PgStore store(fence::store::PgStoreOptionsFor(flags.pg, flags.max_queued_writes));
+    // Listening only after the first probe (bounded) makes a healthy start
+    // ready at once; an unreachable database still lets the store start,
+    // not ready, and it connects when the database comes.
+    store.WaitReady(std::chrono::milliseconds(flags.pg.connect_timeout_ms));
     return Serve(flags, store);
   }
   auto storage = OpenStorage(flags);

@@ -1,6 +1,8 @@
 // fence-store as a real process on a free loopback port: every row of the
 // API table, every error status and body, concurrency, kill -9 durability,
-// disk failure, limits, drain and the unfenced mode.
+// disk failure, limits, drain and the unfenced mode. ctest runs it on
+// RocksDB (store_test) and on PostgreSQL (StoreTestOnPostgres, through
+// fence-with-postgres; see tests/CMakeLists.txt).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -14,6 +16,7 @@
 #include "tests/harness/daemon.h"
 #include "tests/harness/external_tools.h"
 #include "tests/harness/raw_socket.h"
+#include "tests/harness/store_storage.h"
 
 namespace fence::testing {
 namespace {
@@ -40,7 +43,7 @@ class StoreTest : public ::testing::Test {
   void SetUp() override { Start(); }
 
   void Start(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--data-dir", dir_.Sub("data")};
+    std::vector<std::string> args = StoreStorageArgs(dir_);
     args.insert(args.end(), extra.begin(), extra.end());
     store_ = StartDaemon("fence-store", args);
     ASSERT_GT(store_.port, 0);
