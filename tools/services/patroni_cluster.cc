@@ -113,9 +113,9 @@ std::string DcsSettings(const PatroniOptions& o) {
 // Trust on loopback only: the cluster listens on 127.0.0.1 and lives for
 // one run. A real install uses scram-sha-256 (docs/scale-out.md).
 std::string NodeConfig(const PatroniOptions& o, const std::string& etcd,
-                       const PatroniNode& node) {
+                       const std::string& scope, const PatroniNode& node) {
   std::ostringstream y;
-  y << "scope: fence\n"
+  y << "scope: " << scope << "\n"
     << "name: " << node.name << "\n"
     << "log:\n  level: INFO\n"
     << "restapi:\n  listen: 127.0.0.1:" << node.rest_port
@@ -163,6 +163,38 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
     if (rest >> state >> ppid && ppid == parent) children.push_back(std::stoi(name));
   }
   return children;
+}
+
+// The postmaster running on `data_dir`, from its postmaster.pid, checked
+// against /proc: a stale file's pid may belong to another process by now.
+Result<pid_t> RunningPostmaster(const std::string& data_dir) {
+  std::ifstream pidfile(data_dir + "/postmaster.pid");
+  long pid = 0;
+  if (!(pidfile >> pid) || pid <= 0) {
+    return Unavailable("no postmaster.pid in " + data_dir + ": PostgreSQL is not running");
+  }
+  std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+  if (args.find(data_dir) == std::string::npos) {
+    return Unavailable("postmaster.pid in " + data_dir + " names pid " + std::to_string(pid) +
+                       ", which is not its postmaster (stale file)");
+  }
+  return static_cast<pid_t>(pid);
+}
+
+void KillPostmaster(const std::string& data_dir) {
+  // A postmaster Patroni's starter (a session of its own, out of reach of
+  // killpg) was spawning as Patroni died shows up a moment later: look again.
+  for (int round = 0; round < 3; ++round) {
+    auto postmaster = RunningPostmaster(data_dir);
+    if (!postmaster.ok()) return;
+    // Read before the kill: once the postmaster is gone its children belong
+    // to init and cannot be found by their parent any more.
+    const std::vector<pid_t> children = ChildrenOf(*postmaster);
+    kill(*postmaster, SIGKILL);
+    for (pid_t child : children) kill(child, SIGKILL);
+    std::this_thread::sleep_for(kProbeInterval);
+  }
 }
 
 }  // namespace
@@ -215,7 +247,7 @@ Result<std::unique_ptr<PatroniCluster>> PatroniCluster::Launch(const PatroniOpti
     if (auto started = cluster->StartNode(i); !started.ok()) return started.error();
   }
   log::Info("patroni_cluster_started",
-            {{"uri", cluster->LibpqUri()}, {"etcd", cluster->etcd_endpoint()},
+            {{"uri", cluster->LibpqUri()}, {"etcd", cluster->etcd_endpoint()}, {"scope", cluster->scope_},
              {"ttl_s", t.ttl_s}, {"loop_wait_s", t.loop_wait_s},
              {"retry_timeout_s", t.retry_timeout_s}, {"replication", ReplicationName(options.replication)}});
   return cluster;
@@ -231,15 +263,23 @@ Status PatroniCluster::StartNode(int index) {
   start.probe_interval = kProbeInterval;
   start.attempts = 3;
   start.command = [&](const std::vector<int>& ports) -> Result<ChildProcess::Options> {
+    // A given-up attempt's Patroni is killed, its postmaster is not (a
+    // session of its own): it must not serve next to the new attempt.
+    if (!node.data_dir.empty()) KillPostmaster(node.data_dir);
+    // An attempt that died mid-bootstrap left its cluster's initialize key
+    // in etcd, and a new node of that scope would wait for it forever: each
+    // bootstrap attempt gets a scope of its own, which the standby joins.
+    if (index == 0) scope_ = "fence-" + std::to_string(++bootstrap_attempts_);
     auto dir = MakeOwnedDir(root_, node.name);
     if (!dir.ok()) return dir.error();
     node.dir = *dir;
     node.data_dir = *dir + "/data";
+    data_dirs_.push_back(node.data_dir);
     node.pg_port = ports[0];
     node.rest_port = ports[1];
     const std::string config = *dir + "/patroni.yml";
     std::ofstream out(config);
-    out << NodeConfig(options_, etcd_endpoint(), node);
+    out << NodeConfig(options_, etcd_endpoint(), scope_, node);
     out.close();
     if (!out) return Unavailable("cannot write " + config);
     return ChildProcess::Options{
@@ -306,18 +346,9 @@ Result<int> PatroniCluster::WaitForNewLeader(int old_leader, Millis timeout) con
 
 Result<pid_t> PatroniCluster::PostmasterPid(int index) const {
   const PatroniNode& node = nodes_.at(index);
-  std::ifstream pidfile(node.data_dir + "/postmaster.pid");
-  long pid = 0;
-  if (!(pidfile >> pid) || pid <= 0) {
-    return Unavailable(node.name + " has no postmaster.pid: PostgreSQL is not running");
-  }
-  std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
-  std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
-  if (args.find(node.data_dir) == std::string::npos) {
-    return Unavailable(node.name + "'s postmaster.pid names pid " + std::to_string(pid) +
-                       ", which is not its postmaster (stale file)");
-  }
-  return static_cast<pid_t>(pid);
+  auto pid = RunningPostmaster(node.data_dir);
+  if (!pid.ok()) return Unavailable(node.name + ": " + pid.error().message);
+  return pid;
 }
 
 void PatroniCluster::KillNode(PatroniNode& node) {
@@ -326,23 +357,15 @@ void PatroniCluster::KillNode(PatroniNode& node) {
     killpg(node.patroni->pid(), SIGKILL);
     node.patroni->Kill();
   }
-  const int index = static_cast<int>(&node - nodes_.data());
-  // A postmaster Patroni's starter (a session of its own, out of reach of
-  // killpg) was spawning as Patroni died shows up a moment later: look again.
-  for (int round = 0; round < 3; ++round) {
-    auto postmaster = PostmasterPid(index);
-    if (!postmaster.ok()) return;
-    // Read before the kill: once the postmaster is gone its children belong
-    // to init and cannot be found by their parent any more.
-    const std::vector<pid_t> children = ChildrenOf(*postmaster);
-    kill(*postmaster, SIGKILL);
-    for (pid_t child : children) kill(child, SIGKILL);
-    std::this_thread::sleep_for(kProbeInterval);
-  }
 }
 
 void PatroniCluster::Stop() {
   for (PatroniNode& node : nodes_) KillNode(node);
+  // Every data folder ever made, not just the nodes' current ones: a start
+  // attempt that was given up (StartOnPickedPorts kills only its Patroni)
+  // may have left its postmaster running.
+  for (const std::string& data_dir : data_dirs_) KillPostmaster(data_dir);
+
   for (auto& process : etcd_.processes) {
     if (process && !process->exited()) process->Kill();
   }

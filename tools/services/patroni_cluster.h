@@ -98,7 +98,7 @@ class PatroniCluster {
   // against /proc (a stale file's pid may belong to another process by now).
   Result<pid_t> PostmasterPid(int index) const;
 
-  // Kills every process of the cluster (Patroni's process groups, then each
+  // Kills every process of the cluster (Patroni's process groups, then every
   // postmaster with its children: Patroni starts the postmaster in a session
   // of its own) and stops etcd. Idempotent.
   void Stop();
@@ -112,6 +112,9 @@ class PatroniCluster {
   std::string root_;  // the cluster's folder, owned by the postgres user
   LaunchedLockService etcd_;
   std::vector<PatroniNode> nodes_;
+  std::vector<std::string> data_dirs_;  // of every start attempt, for Stop
+  std::string scope_;                   // Patroni's cluster name in etcd
+  int bootstrap_attempts_ = 0;
 };
 
 }  // namespace fence::tools
