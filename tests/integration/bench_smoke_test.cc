@@ -50,7 +50,8 @@ void ExpectEveryFigure(const std::string& out) {
       {"PUT", "nginx-webdav"},           {"stale PUT", "fence-store"},
       {"GET", "fence-store"},            {"GET", "nginx-static"},
       {"hot-key PUT", "fence-store"},    {"hot-key PUT", "redis-lua-aof-always"},
-      {"lock cycle", "fence-lockd"},     {"lock cycle", "etcd-lease-lock"}};
+      {"lock cycle", "fence-lockd"},     {"lock cycle", "etcd-lease-lock"},
+      {"fenced PUT", "fence-store-pg-x1"}, {"fenced PUT", "fence-store-pg-x3"}};
   for (const auto& [workload, peer] : figures) {
     std::string prefix = workload;
     prefix.resize(13, ' ');
@@ -65,7 +66,8 @@ void ExpectEveryRatioAndTarget(const std::string& out) {
         "store_put/etcd_txn c=32 256B: ", "store_put/etcd_put c=32 256B: ",
         "stale_put/nginx_get c=32 256B: ", "get/nginx_get c=32 256B: ",
         "hot_put/redis_lua_hot c=32 256B: ", "store_put/nginx_webdav_put c=32 256B: ",
-        "lockd_cycle/etcd_lock_cycle c=32: "}) {
+        "lockd_cycle/etcd_lock_cycle c=32: ", "store_pg_x3/etcd_txn c=32 256B: ",
+        "store_pg_x3/store_put c=32 256B: "}) {
     const std::string line = LineStarting(out, std::string("ratio ") + ratio);
     // Measured: a figure, never n/a, in the smoke run.
     EXPECT_NE(line.find("x ("), std::string::npos) << ratio << "\n" << out;
@@ -108,7 +110,7 @@ void ExpectCsvParses(const std::string& path) {
     }
     EXPECT_EQ(cells[column["errors"]], "0") << "socket errors: " << line;
   }
-  EXPECT_EQ(rows, 14);
+  EXPECT_EQ(rows, 16);  // the figures of ExpectEveryFigure
 }
 
 TEST(BenchSmokeTest, EveryPeerAndClientRunsAndEveryLineIsPrinted) {

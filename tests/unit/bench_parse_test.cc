@@ -131,6 +131,22 @@ TEST(PercentileTest, NearestRank) {
   EXPECT_DOUBLE_EQ(Percentile(none, 50), 0);
 }
 
+TEST(SumOfClientsTest, AddsRatesAndCountsKeepsTheWorstLatencies) {
+  Measured a{100, 1.0, 5.0, 1.5, 2, 0};
+  Measured b{250, 2.0, 4.0, std::nullopt, 0, 1};
+  auto sum = SumOfClients({a, b});
+  ASSERT_TRUE(sum.ok());
+  EXPECT_DOUBLE_EQ(sum->rate, 350);
+  EXPECT_EQ(sum->p50_ms, 2.0);
+  EXPECT_EQ(sum->p99_ms, 5.0);
+  EXPECT_EQ(sum->mean_ms, 1.5);
+  EXPECT_EQ(sum->non_2xx, 2);
+  EXPECT_EQ(sum->errors, 1);
+  auto failed = SumOfClients({a, MakeError("wrk_failed", "no wrk")});
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, "wrk_failed");
+}
+
 TEST(ScrapeCounterTest, SumsEverySeriesOfTheNameOnly) {
   constexpr const char* kExposition =
       "# HELP fence_store_wal_syncs_total WAL syncs.\n"

@@ -142,6 +142,10 @@ Peers StartPeers(const std::string& dir) {
   if (p.postgres) Prepared("postgresql", PreparePostgres(p), p.postgres);
   if (p.etcd) Prepared("etcd", PrepareEtcd(p), p.etcd);
   if (p.store) Prepared("fence-store", FenceStaleKeys(p), p.store);
+  if (p.postgres) {
+    Keep("fence-store-pg", StartFenceStoresOnPostgres(*p.postgres->postgres, dir + "/store-pg", 3),
+         p.store_pg);
+  }
   return p;
 }
 

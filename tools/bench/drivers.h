@@ -17,6 +17,8 @@ namespace fence::tools::bench {
 
 struct Peers {
   std::optional<Peer> store, redis, postgres, etcd, nginx, lockd;
+  // Three fence-store processes on the PostgreSQL peer's server.
+  std::optional<Peer> store_pg;
   std::string redis_sha;        // the fenced set, value from the client
   std::string redis_built_sha;  // the fenced set, value built by the script
   std::string etcd_compare;     // the txn's guard on the lock key's creation

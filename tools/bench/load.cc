@@ -174,4 +174,21 @@ Result<Measured> RunWrk(const std::string& url, const std::string& lua,
   return ParseWrk(ran->Output());
 }
 
+Result<Measured> SumOfClients(const std::vector<Result<Measured>>& runs) {
+  Measured sum;
+  auto worst = [](std::optional<double>& into, std::optional<double> v) {
+    if (v && (!into || *v > *into)) into = v;
+  };
+  for (const auto& run : runs) {
+    if (!run.ok()) return run.error();
+    sum.rate += run->rate;
+    sum.non_2xx += run->non_2xx;
+    sum.errors += run->errors;
+    worst(sum.p50_ms, run->p50_ms);
+    worst(sum.p99_ms, run->p99_ms);
+    worst(sum.mean_ms, run->mean_ms);
+  }
+  return sum;
+}
+
 }  // namespace fence::tools::bench

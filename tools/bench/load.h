@@ -50,6 +50,12 @@ double Percentile(std::vector<double>& samples, double p);
 // exposition has none.
 std::optional<double> ScrapeCounter(std::string_view exposition, std::string_view name);
 
+// Clients that ran at once against several servers as one figure: the
+// rates, non-2xx answers and errors summed, the latencies the worst
+// client's (a percentile of the union is not known from theirs). The first
+// error if any client failed.
+Result<Measured> SumOfClients(const std::vector<Result<Measured>>& runs);
+
 // Runs wrk with a Lua script (written to `script_path`) for `seconds`.
 Result<Measured> RunWrk(const std::string& url, const std::string& lua,
                         const std::string& script_path, int connections, Millis duration);

@@ -1,13 +1,11 @@
 #include "tools/bench/peers.h"
 
-#include <pwd.h>
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 
 #include "common/http_client.h"
 #include "tools/services/lock_services.h"
+#include "tools/services/postgres.h"
 
 namespace fence::tools::bench {
 namespace {
@@ -49,17 +47,6 @@ Peer::~Peer() {
   }
 }
 
-std::vector<std::string> AsPostgresUser(std::vector<std::string> argv) {
-  if (geteuid() != 0) return argv;
-  // setpriv execs the command itself (runuser would fork and wait), so a
-  // signal to the child reaches the server.
-  std::vector<std::string> wrapped = {FindProgram("setpriv").value_or("/usr/bin/setpriv"),
-                                      "--reuid=postgres", "--regid=postgres", "--init-groups",
-                                      "--"};
-  wrapped.insert(wrapped.end(), argv.begin(), argv.end());
-  return wrapped;
-}
-
 Result<Peer> StartFenceStore(const std::string& dir) {
   auto store = StartListeningDaemon(
       {{SiblingBinary("fence-store"), "--data-dir", dir + "/data"}, dir + "/store.log", {}});
@@ -70,6 +57,29 @@ Result<Peer> StartFenceStore(const std::string& dir) {
   peer.url = store->Url();
   peer.dir = dir;
   peer.processes.push_back(std::move(store->process));
+  return peer;
+}
+
+Result<Peer> StartFenceStoresOnPostgres(const LaunchedPostgres& pg, const std::string& dir,
+                                        int processes) {
+  if (Status made = pg.CreateDatabase("fence_store"); !made.ok()) {
+    return Unavailable("fence-store on postgresql: " + made.error().message);
+  }
+  fs::create_directories(dir);
+  Peer peer;
+  peer.name = "fence-store-pg";
+  peer.dir = dir;
+  for (int i = 0; i < processes; ++i) {
+    auto store = StartListeningDaemon({{SiblingBinary("fence-store"), "--storage", "postgresql",
+                                        "--pg-uri", pg.Uri("fence_store"), "--pg-pool-size",
+                                        "16"},
+                                       dir + "/store-" + std::to_string(i) + ".log",
+                                       {}});
+    if (!store.ok()) return Unavailable("fence-store on postgresql: " + store.error().message);
+    peer.urls.push_back(store->Url());
+    peer.processes.push_back(std::move(store->process));
+  }
+  peer.url = peer.urls.front();
   return peer;
 }
 
@@ -99,42 +109,16 @@ Result<Peer> StartRedis(const std::string& dir) {
 }
 
 Result<Peer> StartPostgres(const std::string& dir) {
-  const std::string bin = "/usr/lib/postgresql/15/bin/";
-  if (!fs::exists(bin + "postgres")) {
-    return Unavailable("PostgreSQL 15 is not installed (Debian package postgresql-15)");
-  }
-  fs::create_directories(dir);
-  if (geteuid() == 0 && getpwnam("postgres") != nullptr) {
-    const passwd* pg = getpwnam("postgres");
-    if (chown(dir.c_str(), pg->pw_uid, pg->pw_gid) != 0) {
-      return Unavailable("cannot give " + dir + " to the postgres user");
-    }
-  }
-  const std::string data = dir + "/data";
-  auto init = RunToCompletion({AsPostgresUser({bin + "initdb", "-D", data, "--auth=trust",
-                                               "--username=postgres", "--no-sync"}),
-                               dir + "/initdb.log",
-                               {}},
-                              Millis(120000));
-  if (!init.ok() || init->exit_code != 0) {
-    return Unavailable("initdb failed: " + (init.ok() ? init->Output() : init.error().message));
-  }
-  PickedPortsOptions start;
-  start.name = "postgresql";
-  start.command = [&](const std::vector<int>& ports) -> Result<ChildProcess::Options> {
-    return ChildProcess::Options{
-        AsPostgresUser({bin + "postgres", "-D", data, "-p", std::to_string(ports[0]), "-k", dir,
-                        "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on", "-c",
-                        "synchronous_commit=on", "-c", "max_connections=200"}),
-        dir + "/postgres.log",
-        {}};
-  };
-  start.ready = [&](const std::vector<int>& ports) {
-    return Answers({bin + "pg_isready", "-h", "127.0.0.1", "-p", std::to_string(ports[0])});
-  };
-  auto started = StartOnPickedPorts(start);
-  if (!started.ok()) return Unavailable("postgresql: " + started.error().message);
-  return Started("postgresql", std::move(*started), dir);
+  auto server = LaunchPostgres(
+      {.dir = dir, .settings = {"fsync=on", "synchronous_commit=on", "max_connections=200"}});
+  if (!server.ok()) return Unavailable("postgresql: " + server.error().message);
+  Peer peer;
+  peer.name = "postgresql";
+  peer.port = (*server)->port();
+  peer.url = "http://127.0.0.1:" + std::to_string(peer.port);
+  peer.dir = dir;
+  peer.postgres = std::move(*server);
+  return peer;
 }
 
 namespace {

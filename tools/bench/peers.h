@@ -11,6 +11,7 @@
 
 #include "common/process.h"
 #include "core/result.h"
+#include "tools/services/postgres.h"
 
 namespace fence::tools::bench {
 
@@ -24,20 +25,23 @@ struct Peer {
 
   std::string name;
   std::string url;  // http://127.0.0.1:PORT for HTTP peers
+  std::vector<std::string> urls;  // every process's URL, when it runs several
   int port = 0;
   std::string dir;
   std::vector<std::unique_ptr<ChildProcess>> processes;
+  std::unique_ptr<LaunchedPostgres> postgres;  // the PostgreSQL peer's server
 };
 
 Result<Peer> StartFenceStore(const std::string& dir);
+// `processes` fence-store processes sharing one database of `pg`
+// (--storage postgresql), each on its own port: Peer::urls.
+Result<Peer> StartFenceStoresOnPostgres(const LaunchedPostgres& pg, const std::string& dir,
+                                        int processes);
 Result<Peer> StartRedis(const std::string& dir);
 // Runs as the `postgres` user (the server refuses root): `dir` is chowned.
 Result<Peer> StartPostgres(const std::string& dir);
 Result<Peer> StartEtcd(const std::string& dir);
 Result<Peer> StartNginx(const std::string& dir);
 Result<Peer> StartFenceLockd(const std::string& dir);
-
-// The command line that runs argv as the `postgres` user when we are root.
-std::vector<std::string> AsPostgresUser(std::vector<std::string> argv);
 
 }  // namespace fence::tools::bench

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/store_client.h"
@@ -63,6 +64,9 @@ class Runner {
         "body built server-side by repeat(), stored uncompressed; pgbench -M prepared");
     Etcd("fenced PUT", "etcd-put", bench::EtcdLua(keys, body, ""), c, body);
     Etcd("fenced PUT", "etcd-txn", bench::EtcdLua(keys, body, p_.etcd_compare), c, body);
+    const std::string pg_lua = bench::KeyedLua("PUT", "/v1/objects/bench/", keys, body, token);
+    StoreOnPostgres(pg_lua, c, body, 1);
+    StoreOnPostgres(pg_lua, c, body, 3);
     Http("PUT", "nginx-webdav", p_.nginx, bench::KeyedLua("PUT", "/bench/", keys, body, ""), c,
          body, "not durable: nginx does not fsync");
     Http("stale PUT", "fence-store", p_.store,
@@ -171,6 +175,27 @@ class Runner {
     rows_.push_back(std::move(row));
     std::printf("%s\n", bench::FormatRow(rows_.back()).c_str());
     std::fflush(stdout);
+  }
+  // fence-store on PostgreSQL through `processes` of its processes: one wrk
+  // per process, the connections split among them (at least one each), all
+  // at once; the rate is their sum, the latencies the worst wrk's.
+  void StoreOnPostgres(const std::string& lua, int c, std::size_t body, int processes) {
+    const std::string peer = "fence-store-pg-x" + std::to_string(processes);
+    if (!p_.store_pg) return Add("fenced PUT", peer, c, body, Missing("fence-store-pg"));
+    const int each = std::max(1, c / processes);
+    std::vector<fence::Result<bench::Measured>> runs(processes, Missing(peer));
+    std::vector<std::thread> clients;
+    for (int i = 0; i < processes; ++i) {
+      clients.emplace_back([&, i] {
+        runs[i] = bench::RunWrk(p_.store_pg->urls[i], lua,
+                                s_.out + "/script-pg-" + std::to_string(i) + ".lua", each,
+                                s_.duration);
+      });
+    }
+    for (auto& t : clients) t.join();
+    Add("fenced PUT", peer, c, body, bench::SumOfClients(runs),
+        std::to_string(processes) + " store process(es) on one PostgreSQL 15 (fsync and "
+        "synchronous_commit on), " + std::to_string(each) + " connection(s) each");
   }
   void Add(const std::string& workload, const std::string& peer, int c, std::size_t body,
            fence::Result<bench::Measured> measured, std::string note = "") {

@@ -121,6 +121,16 @@ const std::vector<RatioSpec>& IssueRatios() {
        "redis-lua-aof-always", std::nullopt},
       {"store_put/nginx_webdav_put", "fenced PUT", "fence-store", "PUT", "nginx-webdav",
        std::nullopt},
+      // Issue 18: the store scaled out on PostgreSQL, next to its own
+      // RocksDB default and to etcd's txn (no targets: figures to report).
+      {"store_pg_x1/store_put", "fenced PUT", "fence-store-pg-x1", "fenced PUT", "fence-store",
+       std::nullopt},
+      {"store_pg_x3/store_put", "fenced PUT", "fence-store-pg-x3", "fenced PUT", "fence-store",
+       std::nullopt},
+      {"store_pg_x3/etcd_txn", "fenced PUT", "fence-store-pg-x3", "fenced PUT", "etcd-txn",
+       std::nullopt},
+      {"store_pg_x3/store_pg_x1", "fenced PUT", "fence-store-pg-x3", "fenced PUT",
+       "fence-store-pg-x1", std::nullopt},
   };
   return specs;
 }
