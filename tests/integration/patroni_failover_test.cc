@@ -54,8 +54,8 @@ constexpr milliseconds kWriteTimeout{2000};
 
 std::string KeyName(int k) { return "failover/key-" + std::to_string(k); }
 
-// Counts shared by the writers and the test body. mu guards the counts'
-// waiters only; the counts are atomics so writers never block on it.
+// Counts shared by the writers and the test body. The counts are atomics;
+// mu only orders a writer's notify against a waiter's check (WaitFor).
 struct LoadState {
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> next_token{1};
@@ -95,6 +95,9 @@ void Writer(int id, std::uint64_t seed, const std::vector<std::string>& stores,
         load.acknowledged_after_kill.fetch_add(1);
         load.after_kill_by_store[target].fetch_add(1);
       }
+      // Taking the mutex orders this count before a waiter's check and its
+      // sleep, so the wakeup cannot fall between them and be lost.
+      { std::lock_guard lock(load.mu); }
       load.progressed.notify_all();
     } else if (!put.ok()) {
       std::this_thread::sleep_for(kBackoff);  // a bounded backoff, not a wait for an event
@@ -102,7 +105,7 @@ void Writer(int id, std::uint64_t seed, const std::vector<std::string>& stores,
   }
 }
 
-// Waits until `count` reaches `target`, the load stops, or `deadline`.
+// Waits until `count` reaches `target` or `deadline` passes.
 bool WaitFor(LoadState& load, const std::atomic<int>& count, int target,
              std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(load.mu);

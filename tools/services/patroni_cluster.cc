@@ -247,9 +247,13 @@ Result<std::unique_ptr<PatroniCluster>> PatroniCluster::Launch(const PatroniOpti
     if (auto started = cluster->StartNode(i); !started.ok()) return started.error();
   }
   log::Info("patroni_cluster_started",
-            {{"uri", cluster->LibpqUri()}, {"etcd", cluster->etcd_endpoint()}, {"scope", cluster->scope_},
-             {"ttl_s", t.ttl_s}, {"loop_wait_s", t.loop_wait_s},
-             {"retry_timeout_s", t.retry_timeout_s}, {"replication", ReplicationName(options.replication)}});
+            {{"uri", cluster->LibpqUri()},
+             {"etcd", cluster->etcd_endpoint()},
+             {"scope", cluster->scope_},
+             {"ttl_s", t.ttl_s},
+             {"loop_wait_s", t.loop_wait_s},
+             {"retry_timeout_s", t.retry_timeout_s},
+             {"replication", ReplicationName(options.replication)}});
   return cluster;
 }
 

@@ -28,8 +28,8 @@
 namespace fence::tools {
 
 // Patroni's timing, in whole seconds as Patroni takes them. Patroni's rule:
-// loop_wait + 2 * retry_timeout <= ttl. Patroni 3.0 (Debian bookworm)
-// accepts a ttl below 20; 3.1 and later raise it to at least 20.
+// loop_wait + 2 * retry_timeout <= ttl. Patroni 3.0.2 (Debian bookworm)
+// accepts a ttl below 20 s; later releases document 20 s as the minimum.
 struct PatroniTiming {
   int ttl_s = 8;            // the leader key's TTL in etcd
   int loop_wait_s = 1;      // seconds between two HA cycles
