@@ -28,6 +28,9 @@ packages=(
   redis-server redis-tools nginx wrk fio postgresql-15 postgresql-client-15
   # its plot (bench.png)
   gnuplot-nox
+  # high availability for the PostgreSQL store: Patroni on etcd (its etcd
+  # client is an alternative dependency: named, so apt cannot pick another)
+  patroni python3-etcd
   # headless browser: the tests load report.html and fence-logscan --html
   # pages in it, count the marks in the DOM it rendered and take screenshots
   chromium
@@ -58,7 +61,7 @@ echo "install-deps: installing ${missing[*]}"
 # install; the tests and the bench start instances of their own, so the
 # system's copies are stopped.
 if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
-  for service in redis-server nginx postgresql prometheus prometheus-alertmanager etcd zookeeper; do
+  for service in redis-server nginx postgresql patroni prometheus prometheus-alertmanager etcd zookeeper; do
     if systemctl is-active --quiet "$service"; then
       "${sudo_cmd[@]}" systemctl stop "$service" || true
     fi
