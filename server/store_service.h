@@ -34,7 +34,9 @@ namespace fence::store {
 enum class FencingMode { kOn, kOff };
 
 // kRaiseScope raises a scope's fence alone: it has a scope and no key.
-enum class WriteKind { kPut, kDelete, kRaiseFence, kRaiseScope };
+// kRepairFence lowers a key's fence from `expected` to `token` (an admin's
+// repair, core/fence_repair.h); it bypasses the fence rule by design.
+enum class WriteKind { kPut, kDelete, kRaiseFence, kRaiseScope, kRepairFence };
 
 struct WriteRequest {
   WriteKind kind = WriteKind::kPut;
@@ -45,6 +47,7 @@ struct WriteRequest {
   // The Fencing-Scope (a validated name): the write must also pass the
   // scope's fence, and raises it (core/scope_rule.h).
   std::optional<std::string> scope = std::nullopt;
+  std::optional<Token> expected = std::nullopt;  // kRepairFence only
 };
 
 struct WriteReceipt {
@@ -97,6 +100,8 @@ using WriteDone = std::function<void(Result<WriteReceipt>)>;
 //   "key", "token", "highest_token" and "refused_by": "key"; or, when a
 //   scope's fence refused it, "refused_by": "scope", "scope" and
 //   "scope_highest_token"), not_found (404),
+//   fence_moved (412: a repair's expected fence is not the key's, with
+//   "key", "expected", "highest_token"),
 //   storage_error (507: nothing was acknowledged), overloaded and
 //   shutting_down (503: not attempted), not_in_memory (only from reads
 //   asked to stay in memory: retry with ReadFrom::kAnywhere).
@@ -131,6 +136,11 @@ class StoreService {
   // Raises a scope's fence alone: every key's writes in the scope with a
   // lower token are refused from then on.
   Result<WriteReceipt> RaiseScope(const std::string& scope, std::optional<Token> token);
+  // Lowers the key's fence from `expected` to `lowered_to` (both checked
+  // against the committed fence by the committer, in order with every other
+  // write of the key); not_found if never fenced, fence_moved if not
+  // `expected`.
+  Result<WriteReceipt> RepairFence(const std::string& key, Token expected, Token lowered_to);
 
   Result<StoredObject> Get(const std::string& key, ReadFrom from = ReadFrom::kAnywhere);
   Result<FenceState> GetFence(const std::string& key, ReadFrom from = ReadFrom::kAnywhere);
@@ -191,6 +201,7 @@ class StoreService {
   // write may proceed, returns the mutations that make it.
   Result<Decided> Decide(WriteRequest& request, Fences current) const;
   Result<Admitted> Admit(const WriteRequest& request, Fences current) const;
+  static Result<Decided> DecideRepairWrite(const WriteRequest& request, Fences current);
   Result<WriteReceipt> Stage(WriteRequest& request, GroupState& latest,
                              std::vector<KeyMutation>& batch);
   // Loads the write's key and scope records into `state` (once per group).
