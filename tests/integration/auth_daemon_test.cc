@@ -391,5 +391,46 @@ TEST_F(LockdAuthTest, ClientsLockAndOnlyAdminsBreak) {
   EXPECT_EQ(Metric(metrics, R"(fence_lockd_auth_refusals_total{reason="forbidden"})"), 1);
 }
 
+// fence-worker passes its token from a file to both daemons: it is elected
+// by lockd (role client), fences and writes at the store (role writer).
+TEST(WorkerAuthTest, AWorkerWithATokenFileIsElectedAndWrites) {
+  TempDir dir("fence-auth-test");
+  constexpr char kWorkerToken[] = "worker-secret-K2hq";
+  WriteFile(dir.Sub("lockd.auth"), Line("client", kWorkerToken, "worker-a"));
+  WriteFile(dir.Sub("store.auth"),
+            Line("writer", kWorkerToken, "worker-a") + Line("reader", kReaderToken, "r"));
+  WriteFile(dir.Sub("token"), std::string(kWorkerToken) + "\n");
+  Daemon lockd = StartDaemon("fence-lockd", {"--data-dir", dir.Sub("lockd"), "--auth-file",
+                                             dir.Sub("lockd.auth")});
+  Daemon store = StartDaemon("fence-store", {"--data-dir", dir.Sub("store"), "--auth-file",
+                                             dir.Sub("store.auth")});
+  ASSERT_GT(lockd.port, 0);
+  ASSERT_GT(store.port, 0);
+  const std::vector<std::string> argv = {
+      SiblingBinary("fence-worker"), "--id", "A", "--backend", "lockd", "--lock-endpoints",
+      lockd.Url(""), "--lock", "job", "--store", store.Url(""), "--key", "out/result",
+      "--terms", "1", "--acquire-timeout-ms", "20000"};
+  ChildProcess::Options options;
+  options.argv = argv;
+  options.argv.insert(options.argv.end(), {"--auth-token-file", dir.Sub("token")});
+  auto run = RunToCompletion(options, Millis(30000));
+  ASSERT_TRUE(run.ok());
+  ASSERT_EQ(run->exit_code, 0) << run->Output();
+  EXPECT_EQ(run->Output().find(kWorkerToken), std::string::npos);
+  auto object = Request(verb::get, store.Url("/v1/objects/out/result"), Bearer(kReaderToken));
+  ASSERT_EQ(object.result(), status::ok) << object.body();
+  EXPECT_EQ(Json(object)["payload"], "result computed by A");
+  EXPECT_FALSE(Header(object, "Fencing-Token").empty());
+
+  // A token file that cannot be used stops the worker before it starts.
+  WriteFile(dir.Sub("bad-token"), "two\nlines\n");
+  options.argv = argv;
+  options.argv.insert(options.argv.end(), {"--auth-token-file", dir.Sub("bad-token")});
+  auto bad = RunToCompletion(options, Millis(30000));
+  ASSERT_TRUE(bad.ok());
+  EXPECT_NE(bad->exit_code, 0);
+  EXPECT_NE(bad->Output().find("--auth-token-file"), std::string::npos) << bad->Output();
+}
+
 }  // namespace
 }  // namespace fence::testing
