@@ -432,5 +432,18 @@ TEST(WorkerAuthTest, AWorkerWithATokenFileIsElectedAndWrites) {
   EXPECT_NE(bad->Output().find("--auth-token-file"), std::string::npos) << bad->Output();
 }
 
+// The shipped units start each daemon with its auth file and re-read it on
+// `systemctl reload` (SIGHUP); systemd_units_test verifies the units.
+TEST(AuthDeployTest, SystemdUnitsLoadTheAuthFileAndReloadItOnSighup) {
+  for (const std::string name : {"fence-store", "fence-lockd"}) {
+    std::ifstream in(std::string(FENCE_SOURCE_DIR) + "/deploy/systemd/" + name + ".service");
+    const std::string unit((std::istreambuf_iterator<char>(in)), {});
+    ASSERT_FALSE(unit.empty()) << name;
+    EXPECT_NE(unit.find("--auth-file /etc/" + name + "/auth\""), std::string::npos) << name;
+    EXPECT_NE(unit.find("\nExecReload=/bin/kill -HUP $MAINPID\n"), std::string::npos) << name;
+    EXPECT_NE(unit.find("_AUTH_ARGS\n"), std::string::npos) << "ExecStart passes it: " << name;
+  }
+}
+
 }  // namespace
 }  // namespace fence::testing
