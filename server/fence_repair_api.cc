@@ -69,12 +69,12 @@ void FenceRepairApi::Precheck(const net::RequestHeader& header, std::string_view
 }
 
 net::Response FenceRepairApi::Refused(const Target& target, const Error& e,
-                                      const net::Request& request) {
+                                      const std::string& remote) {
   refused_.Increment();
   nlohmann::json fields = e.details;
   fields["key"] = target.key;
   fields["who"] = target.who;
-  fields["remote"] = request.remote;
+  fields["remote"] = remote;
   fields["error"] = e.code;
   log::Warn("fence_repair_refused", fields);
   return net::ErrorResponse(RepairStatus(e.code), e);
@@ -82,18 +82,20 @@ net::Response FenceRepairApi::Refused(const Target& target, const Error& e,
 
 void FenceRepairApi::Handle(Target target, net::Request request, net::Respond respond) {
   auto repair = ParseRepairBody(request.message.body());
-  if (!repair.ok()) return respond(Refused(target, repair.error(), request));
+  if (!repair.ok()) return respond(Refused(target, repair.error(), request.remote));
   WriteRequest write{WriteKind::kRepairFence, target.key, repair->lowered_to, {}, {},
                      std::nullopt, repair->expected};
+  // Answered on the connection's I/O thread, as every write is (Mutate).
+  const auto connection = request.connection;
   auto answer = [this, target = std::move(target), repair = std::move(*repair),
-                 request = std::move(request),
+                 remote = request.remote,
                  respond = std::move(respond)](const Result<WriteReceipt>& receipt) {
-    if (!receipt.ok()) return respond(Refused(target, receipt.error(), request));
+    if (!receipt.ok()) return respond(Refused(target, receipt.error(), remote));
     repaired_.Increment();
     // The audit line: who lowered which fence, from what to what, and why.
     log::Warn("fence_repaired", {{"key", target.key},
                                  {"who", target.who},
-                                 {"remote", request.remote},
+                                 {"remote", remote},
                                  {"old_highest_token", repair.expected.value()},
                                  {"highest_token", repair.lowered_to.value()},
                                  {"version", receipt->version},
@@ -104,7 +106,6 @@ void FenceRepairApi::Handle(Target target, net::Request request, net::Respond re
                                {"highest_token", repair.lowered_to.value()},
                                {"version", receipt->version}}));
   };
-  const auto connection = request.connection;
   service_.Write(std::move(write), [connection, answer = std::move(answer)](
                                        Result<WriteReceipt> receipt) mutable {
     net::RunOnConnection(connection, [answer = std::move(answer),

@@ -34,7 +34,7 @@ class FenceRepairApi {
   void Precheck(const net::RequestHeader& header, std::string_view tail,
                 net::PrecheckDone done) const;
   void Handle(Target target, net::Request request, net::Respond respond);
-  net::Response Refused(const Target& target, const Error& e, const net::Request& request);
+  net::Response Refused(const Target& target, const Error& e, const std::string& remote);
 
   StoreService& service_;
   std::function<std::string(const net::RequestHeader&)> who_;

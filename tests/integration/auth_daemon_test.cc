@@ -141,7 +141,7 @@ TEST_F(StoreAuthTest, EveryRefusalIsJsonWithItsReasonAndNothingMoves) {
     SCOPED_TRACE(row.what);
     // A large body, refused from the header: it is never read.
     auto res = Call(row.method, row.path, row.headers,
-                    row.method == verb::put ? std::string(64 * 1024, 'x') : "");
+                    row.method == verb::put ? std::string(std::size_t{64} * 1024, 'x') : "");
     EXPECT_EQ(res.result(), row.expected) << res.body();
     EXPECT_NE(Header(res, "WWW-Authenticate").find("Bearer realm=\"fence-store\""),
               std::string::npos);
