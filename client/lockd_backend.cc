@@ -134,6 +134,9 @@ class LockdBackend final : public LockBackend {
   Result<net::Response> Call(http::verb method, const std::string& path,
                              const nlohmann::json& body, Millis timeout) {
     auto call = net::JsonCall(method, endpoint_ + path, body);
+    if (!options_.bearer_token.empty()) {
+      call.headers.emplace_back("Authorization", "Bearer " + options_.bearer_token);
+    }
     call.timeout = timeout;
     auto res = http_.Call(call);
     if (res.ok()) return res;

@@ -19,6 +19,9 @@ struct LockdOptions {
   // (docs/lockd.md, "Lock-delay"); lockd refuses more than its
   // --max-lock-delay-ms with 400 bad_request.
   Millis lock_delay{0};
+  // Sent as `Authorization: Bearer ...` with every call (a lockd started
+  // with --auth-file: a token of role client); empty sends none.
+  std::string bearer_token;
 };
 
 // The largest lock_delay any lockd accepts (its --max-lock-delay-ms is at

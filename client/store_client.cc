@@ -139,6 +139,10 @@ void StoreClient::AddScope(std::vector<std::pair<std::string, std::string>>& hea
   if (scope_) headers.emplace_back(std::string(kFencingScopeHeader), EncodeKeyForPath(*scope_));
 }
 
+void StoreClient::AddAuth(std::vector<std::pair<std::string, std::string>>& headers) const {
+  if (!authorization_.empty()) headers.emplace_back("Authorization", authorization_);
+}
+
 Result<PutResult> StoreClient::Put(const std::string& key, const std::string& body,
                                    std::optional<Token> token) {
   net::HttpCall call;
@@ -147,6 +151,7 @@ Result<PutResult> StoreClient::Put(const std::string& key, const std::string& bo
   call.headers.emplace_back("Content-Type", "application/json");
   if (token) call.headers.emplace_back(std::string(kFencingTokenHeader), token->ToString());
   AddScope(call.headers);
+  AddAuth(call.headers);
   call.body = body;
   call.timeout = timeout_;
   auto res = http_->Call(call);
@@ -175,6 +180,7 @@ Result<PutResult> StoreClient::SendWrite(http::verb method, const std::string& u
   call.url = url;
   call.headers.emplace_back(std::string(kFencingTokenHeader), token.ToString());
   AddScope(call.headers);
+  AddAuth(call.headers);
   call.timeout = timeout_;
   auto res = http_->Call(call);
   if (!res.ok()) return res.error();
@@ -186,6 +192,7 @@ Result<FetchedObject> StoreClient::Get(const std::string& key) {
   net::HttpCall call;
   call.method = http::verb::get;
   call.url = ObjectUrl(key);
+  AddAuth(call.headers);
   call.timeout = timeout_;
   auto res = http_->Call(call);
   if (!res.ok()) return res.error();
@@ -206,6 +213,7 @@ Result<FenceReading> StoreClient::GetFence(const std::string& key) {
   net::HttpCall call;
   call.method = http::verb::get;
   call.url = FenceUrl(key);
+  AddAuth(call.headers);
   call.timeout = timeout_;
   auto res = http_->Call(call);
   if (!res.ok()) return res.error();

@@ -104,6 +104,12 @@ class StoreClient final : public ObjectStore {
   // Every later write (PUT, DELETE, POST fence) carries `Fencing-Scope:
   // scope`; nullopt sends none. Set it before sharing the client.
   void SetScope(std::optional<std::string> scope) { scope_ = std::move(scope); }
+  // Every later request carries `Authorization: Bearer token` (a store
+  // started with --auth-file); empty sends none. Set it before sharing the
+  // client.
+  void SetBearerToken(const std::string& token) {
+    authorization_ = token.empty() ? std::string() : "Bearer " + token;
+  }
   // DELETE /v1/objects/{key}: leaves a tombstone that keeps the fence;
   // answered like a write.
   Result<PutResult> Delete(const std::string& key, Token token);
@@ -124,6 +130,9 @@ class StoreClient final : public ObjectStore {
   void AddScope(std::vector<std::pair<std::string, std::string>>& headers) const;
   std::chrono::milliseconds timeout_;
   std::optional<std::string> scope_;
+  std::string authorization_;  // the Authorization value, or empty
+  // Adds the Authorization header when a bearer token is set.
+  void AddAuth(std::vector<std::pair<std::string, std::string>>& headers) const;
   std::unique_ptr<net::HttpClient> http_;
 };
 

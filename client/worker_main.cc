@@ -13,6 +13,7 @@
 #include "client/lockd_backend.h"
 #include "client/worker.h"
 #include "client/worker_process.h"
+#include "common/auth_guard.h"
 #include "common/cli.h"
 #include "common/http_client.h"
 #include "common/logging.h"
@@ -45,6 +46,7 @@ struct Flags {
   std::int64_t work_ms = 0;
   std::int64_t write_delay_ms = 0;
   std::string history_path;
+  std::string auth_token_file;
 };
 
 // Who elects, through which lock service, for how long.
@@ -92,6 +94,11 @@ void AddElectionOptions(CLI::App& app, Flags& f) {
 void AddWorkOptions(CLI::App& app, Flags& f) {
   app.add_option("--store", f.store_url, "fence-store base URL, e.g. http://127.0.0.1:8080")
       ->required();
+  app.add_option("--auth-token-file", f.auth_token_file,
+                 "file holding the bearer token (one line) sent to the store and, with "
+                 "--backend lockd, to lockd, when they run with --auth-file: a token of "
+                 "role writer in the store's file and client in lockd's. Keep it "
+                 "readable by this worker only");
   app.add_option("--key", f.config.keys,
                  "store key the leader writes its result to; give it again for more "
                  "keys. Right after its election, before any work, the leader raises "
@@ -202,9 +209,15 @@ int main(int argc, char** argv) {
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
   auto config = BuildConfig(flags);
   if (!config.ok()) return fence::FailStartup(kProgram, config.error().message);
+  std::string token;
+  if (!flags.auth_token_file.empty()) {
+    auto read = fence::net::ReadTokenFile(flags.auth_token_file);
+    if (!read.ok()) return fence::FailStartup(kProgram, "--auth-token-file: " + read.error().message);
+    token = std::move(*read);
+  }
   auto backend = fence::client::MakeLockBackend(
       flags.backend_kind, fence::SplitCommaList(flags.endpoints_text),
-      fence::client::LockdOptions{fence::Millis(flags.lock_delay_ms)});
+      fence::client::LockdOptions{fence::Millis(flags.lock_delay_ms), token});
   if (!backend.ok()) {
     const bool delay = backend.error().details.contains("lock_delay_ms");
     return fence::FailStartup(kProgram, (delay ? "--lock-delay-ms: " : "--backend/--lock-endpoints: ") +
@@ -217,5 +230,6 @@ int main(int argc, char** argv) {
     history = std::move(*opened);
   }
   fence::log::Init("worker");
-  return fence::client::RunWorkerProcess(*config, **backend, flags.store_url, history.get());
+  return fence::client::RunWorkerProcess(*config, **backend, flags.store_url, history.get(),
+                                         token);
 }

@@ -27,7 +27,8 @@ spdlog::level::level_enum ToSpdlog(EventLevel level) {
 }  // namespace
 
 int RunWorkerProcess(const WorkerConfig& config, LockBackend& backend,
-                     const std::string& store_url, HistoryFile* history) {
+                     const std::string& store_url, HistoryFile* history,
+                     const std::string& store_token) {
   // Signals are taken by one thread with sigwait, so no handler runs inside
   // the worker's locks. Blocked before the worker's threads exist so that
   // they all inherit the mask.
@@ -40,6 +41,7 @@ int RunWorkerProcess(const WorkerConfig& config, LockBackend& backend,
   signal(SIGPIPE, SIG_IGN);
 
   StoreClient store_client(store_url);
+  store_client.SetBearerToken(store_token);
   if (config.fencing && config.scope_fencing) store_client.SetScope(config.lock);
   std::optional<RecordingLockBackend> recorded_backend;
   std::optional<RecordingObjectStore> recorded_store;

@@ -13,8 +13,10 @@ namespace fence::client {
 
 // Blocks until the worker has done its terms or a signal stopped it, and
 // returns the process exit code. Call with fence::log already initialised.
-// With a `history`, every lock and store call is recorded in it.
+// With a `history`, every lock and store call is recorded in it. A
+// non-empty `store_token` is sent to the store as a bearer token.
 int RunWorkerProcess(const WorkerConfig& config, LockBackend& backend,
-                     const std::string& store_url, HistoryFile* history = nullptr);
+                     const std::string& store_url, HistoryFile* history = nullptr,
+                     const std::string& store_token = "");
 
 }  // namespace fence::client

@@ -11,7 +11,7 @@ packages=(
   # libraries (all with CMake packages except the ZooKeeper C client)
   libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev librocksdb-dev libcli11-dev
-  libzookeeper-mt-dev
+  libzookeeper-mt-dev libssl-dev
   # the daemons' allocator (CMakeLists.txt: fence_link_allocator)
   libjemalloc-dev
   # libpq: fence-store --storage postgresql (PostgreSQL 15 itself, below, runs

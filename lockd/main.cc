@@ -7,6 +7,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <thread>
 
+#include "common/auth_guard.h"
 #include "common/cli.h"
 #include "common/daemon.h"
 #include "common/logging.h"
@@ -36,6 +37,7 @@ struct Flags {
   std::uint32_t request_timeout_ms = 30000;
   std::uint32_t drain_timeout_ms = 10000;
   std::string token_floor;  // empty: not given
+  fence::net::AuthFlags auth;
 };
 
 // The same deadlines, with the same names and defaults, as fence-store's.
@@ -107,6 +109,7 @@ void AddFlags(CLI::App& app, Flags& f) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{100000}))
       ->capture_default_str();
   AddTimeoutFlags(app, f);
+  fence::net::AddAuthFlags(app, f.auth);
 }
 
 void LogTokenFloor(const lockd::FloorApplied& floor) {
@@ -183,7 +186,8 @@ fence::net::DaemonOptions DaemonOptionsFor(const Flags& f,
                              {"max_lock_delay_ms", f.max_lock_delay_ms},
                              {"token_floor", journal.floor()},
                              {"grace_ms", service.grace.count()},
-                             {"grace_source", service.grace_source}};
+                             {"grace_source", service.grace_source},
+                             {"auth", !f.auth.auth_file.empty()}};
   return daemon;
 }
 
@@ -202,6 +206,10 @@ int Serve(const Flags& f, lockd::TokenJournal& journal) {
                       {.max_ttl = options.max_ttl,
                        .max_wait = options.max_wait,
                        .max_lock_delay = fence::Millis(f.max_lock_delay_ms)});
+  auto routes = api.Routes();
+  auto guard = fence::net::GuardRoutes(f.auth, fence::auth::Daemon::kLockd, *registry,
+                                       "fence_lockd", routes);  // outlives the server
+  if (!guard.ok()) return fence::FailStartup(kProgram, guard.error().message);
   // RunDaemon drains on the same signals; this second set answers the long
   // polls at once so the drain does not wait them out.
   boost::asio::signal_set signals(lease_ioc, SIGTERM, SIGINT);
@@ -216,7 +224,7 @@ int Serve(const Flags& f, lockd::TokenJournal& journal) {
   server_options.idle_timeout = std::chrono::milliseconds(f.idle_timeout_ms);
   server_options.request_timeout = std::chrono::milliseconds(f.request_timeout_ms);
   const int code = fence::net::RunDaemon(kProgram, DaemonOptionsFor(f, journal, options),
-                                         std::move(server_options), api.Routes(),
+                                         std::move(server_options), std::move(routes),
                                          *registry);
   service.Shutdown();
   work.reset();
@@ -238,6 +246,11 @@ int main(int argc, char** argv) {
   Flags flags;
   AddFlags(app, flags);
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
+  if (auto exposed = fence::net::CheckExposure(flags.listen, !flags.auth.auth_file.empty(),
+                                               flags.auth.allow_unauthenticated);
+      !exposed.ok()) {
+    return fence::FailStartup(kProgram, exposed.error().message);
+  }
 
   signal(SIGPIPE, SIG_IGN);
   fence::log::Init("lockd", fence::log::Writes::kBatched);

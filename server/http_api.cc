@@ -164,7 +164,8 @@ StoreApi::StoreApi(StoreBackend& service, StorageQueue& storage,
       storage_(storage),
       registry_(std::move(registry)),
       metrics_(std::make_unique<Metrics>(*registry_)),
-      options_(options) {
+      options_(options),
+      repair_(service_, *registry_, options_.who) {
   service_.SetGroupObserver([m = metrics_.get()](std::size_t writes) {
     m->wal_syncs.Increment();
     m->synced_writes.Increment(static_cast<double>(writes));
@@ -527,7 +528,8 @@ void StoreApi::AddFenceRoutes(std::vector<net::Route>& routes) {
     });
   };
   routes.push_back(std::move(read));
-  routes.push_back(WriteRoute("fences", kFencesPrefix, http::verb::post, 0));
+  // POST /v1/fences/{key}/repair shares the raise's route (see FenceRepairApi).
+  routes.push_back(repair_.Wrap(WriteRoute("fences", kFencesPrefix, http::verb::post, 0)));
 }
 
 // GET /v1/scopes/{name}; POST /v1/scopes/{name}/fence.

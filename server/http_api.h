@@ -11,6 +11,7 @@
 
 #include "common/http_server.h"
 #include "core/key.h"
+#include "server/fence_repair_api.h"
 #include "server/storage_queue.h"
 #include "server/store_backend.h"
 
@@ -18,6 +19,9 @@ namespace fence::store {
 
 struct ApiOptions {
   std::uint64_t max_object_bytes = 16ull * 1024 * 1024;
+  // The authenticated caller's name for audit logs (fence repair); empty
+  // when the store runs without --auth-file.
+  std::function<std::string(const net::RequestHeader&)> who;
 };
 
 // HTTP status for a service error code (one table for every handler).
@@ -78,6 +82,7 @@ class StoreApi {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Metrics> metrics_;
   ApiOptions options_;
+  FenceRepairApi repair_;
 };
 
 }  // namespace fence::store

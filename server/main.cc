@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "common/auth_guard.h"
 #include "common/cli.h"
 #include "common/daemon.h"
 #include "common/logging.h"
@@ -35,6 +36,7 @@ struct StoreFlags {
   std::size_t max_queued_writes = 4096;
   std::uint64_t cache_bytes = 64ull * 1024 * 1024;
   fence::store::PgFlags pg;  // --storage and the --pg-* flags
+  fence::net::AuthFlags auth;
 };
 
 void AddStorageFlags(CLI::App& app, StoreFlags& f) {
@@ -123,6 +125,7 @@ std::optional<int> ParseFlags(int argc, char** argv, StoreFlags& flags) {
   AddServerFlags(app, flags);
   AddStorageFlags(app, flags);
   fence::store::AddPgFlags(app, flags.pg);
+  fence::net::AddAuthFlags(app, flags.auth);
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return code;
   const fence::Status storage = fence::store::CheckStorageFlags(
       flags.pg, {.data_dir_set = !flags.data_dir.empty(), .fencing_off = flags.fencing == "off"});
@@ -201,8 +204,17 @@ int Serve(const StoreFlags& flags, fence::store::StoreBackend& service) {
   fence::store::StorageQueue storage_queue(static_cast<std::size_t>(flags.storage_threads),
                                            flags.max_storage_queue);
   auto registry = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<fence::net::AuthGuard> guard;  // outlives the server
   fence::store::StoreApi api(service, storage_queue, registry,
-                             {.max_object_bytes = flags.max_object_bytes});
+                             {.max_object_bytes = flags.max_object_bytes,
+                              .who = [&guard](const fence::net::RequestHeader& header) {
+                                return guard ? guard->Who(header) : std::string();
+                              }});
+  auto routes = api.Routes();
+  auto guarded = fence::net::GuardRoutes(flags.auth, fence::auth::Daemon::kStore, *registry,
+                                         "fence_store", routes);
+  if (!guarded.ok()) return fence::FailStartup(kProgram, guarded.error().message);
+  guard = std::move(*guarded);
   fence::net::DaemonOptions daemon;
   daemon.listen = flags.listen;
   daemon.drain_timeout = std::chrono::milliseconds(flags.drain_timeout_ms);
@@ -220,11 +232,12 @@ int Serve(const StoreFlags& flags, fence::store::StoreBackend& service) {
                              {"max_inflight_bytes", flags.max_inflight_bytes},
                              {"max_storage_queue", flags.max_storage_queue},
                              {"max_queued_writes", flags.max_queued_writes},
-                             {"cache_bytes", flags.cache_bytes}};
+                             {"cache_bytes", flags.cache_bytes},
+                             {"auth", guard != nullptr}};
   if (flags.pg.storage == "postgresql") {
     daemon.listening_fields.update(fence::store::PgListeningFields(flags.pg));
   }
-  return fence::net::RunDaemon(kProgram, daemon, ServerOptionsFor(flags), api.Routes(),
+  return fence::net::RunDaemon(kProgram, daemon, ServerOptionsFor(flags), std::move(routes),
                                *registry);
 }
 
@@ -233,6 +246,11 @@ int Serve(const StoreFlags& flags, fence::store::StoreBackend& service) {
 int main(int argc, char** argv) {
   StoreFlags flags;
   if (auto code = ParseFlags(argc, argv, flags)) return *code;
+  if (auto exposed = fence::net::CheckExposure(flags.listen, !flags.auth.auth_file.empty(),
+                                               flags.auth.allow_unauthenticated);
+      !exposed.ok()) {
+    return fence::FailStartup(kProgram, exposed.error().message);
+  }
   // A write that hits a file-size limit must fail as an error (507), not
   // kill the server; a client that hangs up must not either.
   signal(SIGXFSZ, SIG_IGN);

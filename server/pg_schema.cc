@@ -102,8 +102,33 @@ BEGIN
   outcome := 'accepted';
 END
 $fn$;
+-- An admin's repair lowers a key's fence only if it is still `p_expected`:
+-- under READ COMMITTED the UPDATE waits for a write of the key in flight
+-- and re-checks its WHERE on the row that write left, so a leader's raise
+-- that commits first makes the repair change nothing.
+CREATE OR REPLACE FUNCTION fence_repair(
+    p_key text, p_expected numeric, p_new numeric,
+    OUT outcome text, OUT key_highest numeric, OUT key_version bigint)
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  UPDATE fence_objects o SET highest_token = p_new, version = o.version + 1
+    WHERE o.key = p_key AND o.highest_token = p_expected
+    RETURNING o.highest_token, o.version INTO key_highest, key_version;
+  IF FOUND THEN
+    outcome := 'repaired';
+    RETURN;
+  END IF;
+  SELECT o.highest_token, o.version INTO key_highest, key_version
+    FROM fence_objects o WHERE o.key = p_key;
+  outcome := CASE WHEN key_highest IS NULL THEN 'not_fenced' ELSE 'moved' END;
+END
+$fn$;
 COMMIT;
 )sql";
+
+const char kPgRepairSql[] =
+    "SELECT outcome, key_highest, key_version FROM fence_repair($1::text, $2::numeric, "
+    "$3::numeric)";
 
 const char kPgWriteSql[] =
     "SELECT outcome, key_highest, key_version, scope_highest, scope_version, scope_raised "

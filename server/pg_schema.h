@@ -12,6 +12,8 @@ extern const char kPgSchemaSql[];
 // $5 size, $6 etag, $7 content type, $8 body: one row, the outcome
 // (accepted|stale_key|stale_scope) and the fences after it (or that refused it).
 extern const char kPgWriteSql[];
+// One admin repair of a key's fence (key, expected, new): see fence_repair.
+extern const char kPgRepairSql[];
 // $1 key, $2 scope: the two fences, for the precheck.
 extern const char kPgFencesSql[];
 // $1 key: the record and body.

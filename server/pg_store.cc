@@ -104,6 +104,8 @@ const char* KindName(WriteKind kind) {
       return "fence";
     case WriteKind::kRaiseScope:
       return "raise_scope";
+    case WriteKind::kRepairFence:  // its own statement (kPgRepairSql)
+      break;
   }
   return "put";
 }
@@ -247,29 +249,59 @@ void PgStore::Write(WriteRequest request, WriteDone done) {
   });
 }
 
-Result<WriteReceipt> PgStore::Apply(const WriteRequest& w) {
-  if (!w.token) return MissingTokenError(w);
+// A connection for one write, once the schema is installed and the
+// database was last seen up.
+Result<PgPool::Lease> PgStore::LeaseForWrite() {
   if (!schema_ready_) return NotInstalled();
   if (Status up = Reachable(); !up.ok()) return up.error();
-  const std::string etag = w.kind == WriteKind::kPut ? ComputeEtag(w.body) : std::string();
   auto lease = pool_.Acquire();
-  if (!lease.ok()) {
-    if (lease.error().details.value("reason", "") == "connect") {
-      MarkUnavailable(lease.error().message);
-    }
-    return lease.error();
+  if (!lease.ok() && lease.error().details.value("reason", "") == "connect") {
+    MarkUnavailable(lease.error().message);
   }
+  return lease;
+}
+
+// The session broke after a write was sent: it may have committed, so it is
+// never acknowledged.
+Error PgStore::CommitUnknown(const WriteRequest& w, const std::string& why) {
+  MarkUnavailable(why);
+  return MakeError("commit_unknown",
+                   "the connection to PostgreSQL broke after the write was sent (" + why +
+                       "): it may or may not be committed; read the key's fence, and retry "
+                       "with the same token if it is not there",
+                   {{"key", w.key}, {"token", w.token->value()}});
+}
+
+Result<WriteReceipt> PgStore::ApplyRepair(const WriteRequest& w) {
+  auto lease = LeaseForWrite();
+  if (!lease.ok()) return lease.error();
+  Failure failure;
+  auto ran = Run(*lease, kPgRepairSql,
+                 {{w.key}, {w.expected->ToString()}, {w.token->ToString()}}, &failure);
+  if (!ran.ok()) return failure.session_lost ? CommitUnknown(w, failure.why) : ran.error();
+  const PGresult* r = ran->get();
+  auto key_highest = TokenAt(r, 1);
+  if (!key_highest.ok()) return key_highest.error();
+  const std::string outcome = Text(r, 0);
+  if (outcome == "not_fenced") return NothingToRepairError(w.key);
+  if (outcome == "moved") return FenceMovedError(w.key, *w.expected, **key_highest);
+  WriteReceipt receipt;
+  receipt.key = w.key;
+  receipt.token = w.token;
+  receipt.highest_token = *key_highest;
+  receipt.version = Number(r, 2);
+  return receipt;
+}
+
+Result<WriteReceipt> PgStore::Apply(const WriteRequest& w) {
+  if (!w.token) return MissingTokenError(w);
+  if (w.kind == WriteKind::kRepairFence) return ApplyRepair(w);
+  const std::string etag = w.kind == WriteKind::kPut ? ComputeEtag(w.body) : std::string();
+  auto lease = LeaseForWrite();
+  if (!lease.ok()) return lease.error();
   Failure failure;
   auto ran = Run(*lease, kPgWriteSql, WriteParams(w, etag), &failure);
-  if (!ran.ok()) {
-    if (!failure.session_lost) return ran.error();
-    MarkUnavailable(failure.why);
-    return MakeError("commit_unknown",
-                     "the connection to PostgreSQL broke after the write was sent (" +
-                         failure.why + "): it may or may not be committed; read the key's "
-                         "fence, and retry with the same token if it is not there",
-                     {{"key", w.key}, {"token", w.token->value()}});
-  }
+  if (!ran.ok()) return failure.session_lost ? CommitUnknown(w, failure.why) : ran.error();
   const PGresult* r = ran->get();
   auto key_highest = TokenAt(r, 1);
   auto scope_highest = TokenAt(r, 3);

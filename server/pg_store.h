@@ -59,6 +59,9 @@ class PgStore final : public StoreBackend {
 
  private:
   Result<WriteReceipt> Apply(const WriteRequest& request);
+  Result<WriteReceipt> ApplyRepair(const WriteRequest& request);
+  Result<PgPool::Lease> LeaseForWrite();
+  Error CommitUnknown(const WriteRequest& request, const std::string& why);
   Status Reachable() const;
   void RunProbe();
   Status Probe();

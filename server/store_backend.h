@@ -19,7 +19,9 @@ namespace fence::store {
 enum class FencingMode { kOn, kOff };
 
 // kRaiseScope raises a scope's fence alone: it has a scope and no key.
-enum class WriteKind { kPut, kDelete, kRaiseFence, kRaiseScope };
+// kRepairFence lowers a key's fence from `expected` to `token` (an admin's
+// repair, core/fence_repair.h); it bypasses the fence rule by design.
+enum class WriteKind { kPut, kDelete, kRaiseFence, kRaiseScope, kRepairFence };
 
 struct WriteRequest {
   WriteKind kind = WriteKind::kPut;
@@ -30,6 +32,7 @@ struct WriteRequest {
   // The Fencing-Scope (a validated name): the write must also pass the
   // scope's fence, and raises it (core/scope_rule.h).
   std::optional<std::string> scope = std::nullopt;
+  std::optional<Token> expected = std::nullopt;  // kRepairFence only
 };
 
 struct WriteReceipt {
@@ -67,7 +70,9 @@ using WriteDone = std::function<void(Result<WriteReceipt>)>;
 //   missing_token (428), bad_token/bad_key (400), stale_token (409, with
 //   "key", "token", "highest_token" and "refused_by": "key"; or, when a
 //   scope's fence refused it, "refused_by": "scope", "scope" and
-//   "scope_highest_token"), not_found (404), storage_error (507: nothing was
+//   "scope_highest_token"), not_found (404), fence_moved (412: a repair's
+//   expected fence is not the key's, with "key", "expected",
+//   "highest_token"), storage_error (507: nothing was
 //   acknowledged), overloaded and shutting_down (503: not attempted),
 //   storage_unavailable (503: the database could not be reached; nothing was
 //   committed), commit_unknown (503: the connection broke after the write

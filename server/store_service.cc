@@ -4,6 +4,7 @@
 #include <future>
 
 #include "core/etag.h"
+#include "core/fence_repair.h"
 #include "core/scope_rule.h"
 #include "server/write_errors.h"
 
@@ -32,6 +33,7 @@ Mutation MutationFor(WriteRequest& request) {
       break;
     case WriteKind::kRaiseFence:
     case WriteKind::kRaiseScope:
+    case WriteKind::kRepairFence:
       m.body_change = BodyChange::kKeep;
       break;
   }
@@ -129,8 +131,31 @@ Result<StoreService::Admitted> StoreService::Admit(const WriteRequest& request,
                   scope_raise || out.scope_raised};
 }
 
+// The committer decides a repair against the committed fence, after every
+// write queued before it: a leader's raise that got there first makes it
+// fence_moved, never lowered.
+Result<StoreService::Decided> StoreService::DecideRepairWrite(const WriteRequest& request,
+                                                              Fences current) {
+  const RepairRequest repair{*request.expected, *request.token, {}};
+  switch (DecideRepair(current.key->highest_token, repair)) {
+    case RepairDecision::kNotFenced:
+      return NothingToRepairError(request.key);
+    case RepairDecision::kMoved:
+      return FenceMovedError(request.key, repair.expected, *current.key->highest_token);
+    case RepairDecision::kRepair:
+      break;
+  }
+  KeyMutation km{request.key, Mutation{*current.key, BodyChange::kKeep, {}}};
+  km.mutation.record.highest_token = repair.lowered_to;
+  km.mutation.record.version = current.key->version + 1;
+  Decided decided;
+  decided.key = std::move(km);
+  return decided;
+}
+
 Result<StoreService::Decided> StoreService::Decide(WriteRequest& request,
                                                    Fences current) const {
+  if (request.kind == WriteKind::kRepairFence) return DecideRepairWrite(request, current);
   auto admitted = Admit(request, current);
   if (!admitted.ok()) return admitted.error();
   Decided decided;
@@ -375,6 +400,12 @@ Result<WriteReceipt> StoreService::RaiseFence(const std::string& key,
 Result<WriteReceipt> StoreService::RaiseScope(const std::string& scope,
                                               std::optional<Token> token) {
   return WriteAndWait({WriteKind::kRaiseScope, {}, token, {}, {}, scope});
+}
+
+Result<WriteReceipt> StoreService::RepairFence(const std::string& key, Token expected,
+                                               Token lowered_to) {
+  return WriteAndWait(
+      {WriteKind::kRepairFence, key, lowered_to, {}, {}, std::nullopt, expected});
 }
 
 Result<StoredObject> StoreService::Get(const std::string& key, ReadFrom from) {

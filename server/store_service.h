@@ -80,6 +80,11 @@ class StoreService final : public StoreBackend {
   // Raises a scope's fence alone: every key's writes in the scope with a
   // lower token are refused from then on.
   Result<WriteReceipt> RaiseScope(const std::string& scope, std::optional<Token> token);
+  // Lowers the key's fence from `expected` to `lowered_to` (both checked
+  // against the committed fence by the committer, in order with every other
+  // write of the key); not_found if never fenced, fence_moved if not
+  // `expected`.
+  Result<WriteReceipt> RepairFence(const std::string& key, Token expected, Token lowered_to);
 
   Result<StoredObject> Get(const std::string& key,
                            ReadFrom from = ReadFrom::kAnywhere) override;
@@ -147,6 +152,7 @@ class StoreService final : public StoreBackend {
   // write may proceed, returns the mutations that make it.
   Result<Decided> Decide(WriteRequest& request, Fences current) const;
   Result<Admitted> Admit(const WriteRequest& request, Fences current) const;
+  static Result<Decided> DecideRepairWrite(const WriteRequest& request, Fences current);
   Result<WriteReceipt> Stage(WriteRequest& request, GroupState& latest,
                              std::vector<KeyMutation>& batch);
   // Loads the write's key and scope records into `state` (once per group).

@@ -60,4 +60,17 @@ Error ScopeNeverFencedError(const std::string& scope) {
                    {{"scope", scope}});
 }
 
+Error NothingToRepairError(const std::string& key) {
+  return MakeError("not_found", "key '" + key + "' has no fence to repair", {{"key", key}});
+}
+
+Error FenceMovedError(const std::string& key, Token expected, Token highest) {
+  return MakeError("fence_moved",
+                   "the fence of key '" + key + "' is " + highest.ToString() +
+                       ", not the expected " + expected.ToString() +
+                       ": it moved since it was read (maybe a leader raised it); nothing "
+                       "was changed. Read it again before deciding",
+                   {{"key", key}, {"expected", expected.value()}, {"highest_token", highest.value()}});
+}
+
 }  // namespace fence::store

@@ -20,5 +20,10 @@ Error NotFoundError(const std::string& key);
 Error MissingTokenError(const WriteRequest& w);
 Error NeverFencedError(const std::string& key);
 Error ScopeNeverFencedError(const std::string& scope);
+// A fence repair (core/fence_repair.h) of a key with no fence.
+Error NothingToRepairError(const std::string& key);
+// A fence repair whose expected fence is not the key's: it moved since the
+// admin read it, maybe raised by a leader; nothing was changed.
+Error FenceMovedError(const std::string& key, Token expected, Token highest);
 
 }  // namespace fence::store

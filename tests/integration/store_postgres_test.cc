@@ -104,6 +104,43 @@ TEST_F(StorePostgresTest, StaleWriteThroughASecondStoreIs409) {
   EXPECT_NE(metrics.find("fence_store_fenced_writes_total 2"), std::string::npos) << metrics;
 }
 
+// An admin's repair through one store of a fence forged through another:
+// the database checks the expected value in the statement that lowers it,
+// so a repair naming a value the fence no longer has (a leader raised it
+// through a third store) changes nothing.
+TEST_F(StorePostgresTest, FenceRepairThroughAnotherStoreHoldsItsPrecondition) {
+  Daemon a = StartStore();
+  Daemon b = StartStore();
+  ASSERT_GT(a.port, 0);
+  ASSERT_GT(b.port, 0);
+  ASSERT_EQ(Put(a, "job", 7, "v7").result(), status::ok);
+  const std::string forged = "18446744073709551615";
+  ASSERT_EQ(Request(verb::post, a.Url("/v1/fences/job"), {{"Fencing-Token", forged}}).result(),
+            status::ok);
+  ASSERT_EQ(Put(b, "job", 8, "v8").result(), status::conflict);
+
+  const std::string repair = R"({"expected":)" + forged + R"(,"new":7,"reason":"forged"})";
+  auto repaired = Request(verb::post, b.Url("/v1/fences/job/repair"), {}, repair);
+  ASSERT_EQ(repaired.result(), status::ok) << repaired.body();
+  EXPECT_EQ(Json(repaired)["highest_token"], 7);
+  auto fence = Request(verb::get, a.Url("/v1/fences/job"));
+  EXPECT_EQ(Json(fence)["highest_token"], 7) << fence.body();
+
+  // A leader raises the fence through a; the admin's repair, still naming
+  // the forged value, is refused with the fence as it is.
+  ASSERT_EQ(Put(a, "job", 9, "v9").result(), status::ok);
+  auto moved = Request(verb::post, b.Url("/v1/fences/job/repair"), {},
+                       R"({"expected":7,"new":3,"reason":"late"})");
+  EXPECT_EQ(moved.result(), status::precondition_failed) << moved.body();
+  EXPECT_EQ(Json(moved)["error"], "fence_moved");
+  EXPECT_EQ(Json(moved)["highest_token"], 9);
+  auto never = Request(verb::post, b.Url("/v1/fences/nothing/repair"), {}, repair);
+  EXPECT_EQ(never.result(), status::not_found) << never.body();
+  auto get = Request(verb::get, b.Url("/v1/objects/job"));
+  EXPECT_EQ(get.body(), "v9");
+  EXPECT_EQ(Header(get, "Fencing-Token"), "9");
+}
+
 // A scope raised through one store between a scoped write's precheck and
 // its body on another: the scope's fence, locked in the same statement,
 // refuses it.

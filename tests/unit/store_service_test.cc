@@ -549,3 +549,62 @@ TEST(StoreServiceGroupCommitTest, ScopeRaisesApplyToLaterWritesOfTheGroup) {
 
 }  // namespace
 }  // namespace fence::store
+
+namespace fence::store {
+namespace {
+
+constexpr std::uint64_t kForged = 18446744073709551615ull;
+
+TEST_F(StoreServiceTest, RepairLowersAMistakenFenceAndKeepsTheObject) {
+  ASSERT_TRUE(service_.Put("k", Token(5), "v5", "").ok());
+  ASSERT_TRUE(service_.RaiseFence("k", Token(kForged)).ok());
+  ASSERT_EQ(service_.Put("k", Token(6), "v6", "").error().code, "stale_token");
+  auto repaired = service_.RepairFence("k", Token(kForged), Token(5));
+  ASSERT_TRUE(repaired.ok()) << repaired.error().message;
+  EXPECT_EQ(repaired->highest_token, Token(5));
+  EXPECT_EQ(repaired->version, 3u);
+  EXPECT_EQ(service_.Get("k")->body, "v5");
+  // The honest next leader writes again; the rule holds from the new fence.
+  ASSERT_TRUE(service_.Put("k", Token(6), "v6", "").ok());
+  EXPECT_EQ(service_.Put("k", Token(5), "old", "").error().code, "stale_token");
+  StoreService fresh(storage_, FencingMode::kOn);  // durable, not only cached
+  EXPECT_EQ(fresh.GetFence("k")->highest_token, Token(6));
+}
+
+TEST_F(StoreServiceTest, RepairOfAFenceThatMovedChangesNothing) {
+  ASSERT_TRUE(service_.RaiseFence("k", Token(70)).ok());
+  ASSERT_TRUE(service_.RaiseFence("k", Token(71)).ok());  // a leader, after the admin looked
+  const int commits = storage_.CommitCountForTest();
+  auto moved = service_.RepairFence("k", Token(70), Token(7));
+  ASSERT_FALSE(moved.ok());
+  EXPECT_EQ(moved.error().code, "fence_moved");
+  EXPECT_EQ(moved.error().details.at("highest_token"), 71);
+  EXPECT_EQ(moved.error().details.at("expected"), 70);
+  EXPECT_EQ(storage_.CommitCountForTest(), commits);
+  EXPECT_EQ(service_.GetFence("k")->highest_token, Token(71));
+  auto missing = service_.RepairFence("never", Token(70), Token(7));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, "not_found");
+}
+
+// A leader's raise queued before the repair, in the same group, wins: the
+// committer decides the repair against the raised fence.
+TEST(StoreServiceGroupCommitTest, ARepairQueuedAfterARaiseInOneGroupIsRefused) {
+  GatedStorage storage;
+  StoreService service(storage, FencingMode::kOn);
+  Outcomes outcomes(3);
+  service.Write({WriteKind::kRaiseFence, "k", Token(70), {}, {}}, outcomes.Slot(0));
+  storage.WaitForFirstGroup();
+  service.Write({WriteKind::kRaiseFence, "k", Token(71), {}, {}}, outcomes.Slot(1));
+  service.Write({WriteKind::kRepairFence, "k", Token(7), {}, {}, std::nullopt, Token(70)},
+                outcomes.Slot(2));
+  storage.Open();
+  const auto& r = outcomes.WaitAll();
+  ASSERT_TRUE(r[1]->ok());
+  ASSERT_FALSE(r[2]->ok());
+  EXPECT_EQ(r[2]->error().code, "fence_moved");
+  EXPECT_EQ(service.GetFence("k")->highest_token, Token(71));
+}
+
+}  // namespace
+}  // namespace fence::store

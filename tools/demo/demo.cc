@@ -16,7 +16,9 @@
 #include <thread>
 
 #include "client/lock_backend.h"
+#include "client/lockd_backend.h"
 #include "client/store_client.h"
+#include "tools/demo/demo_auth.h"
 #include "tools/services/lock_services.h"
 #include "common/http_client.h"
 #include "common/logging.h"
@@ -90,6 +92,7 @@ struct Services {
   LaunchedLockService lock;
   std::unique_ptr<ChildProcess> store_off, store_on;
   std::string store_off_url, store_on_url;
+  DemoAuth auth;  // every daemon the demo starts runs with an auth file
   Progress* progress = nullptr;  // what a person watching sees
 };
 
@@ -121,6 +124,7 @@ std::vector<std::string> WorkerArgs(const Services& s, const ScheduleSpec& spec,
                                     const std::string& id, const std::string& store_url) {
   const std::int64_t patience = spec.pause.count() + spec.ttl.count() + 30000;
   return {SiblingBinary("fence-worker"),
+          "--auth-token-file", s.auth.worker_token_file,
           "--id", id,
           "--backend", s.backend,
           "--lock-endpoints", Join(s.lock_endpoints, ","),
@@ -288,6 +292,7 @@ ScheduleOutcome RunSchedule(Services& s, const ScheduleSpec& spec) {
   out.lines = MergeByTime(inputs);
 
   client::StoreClient client(store_url);
+  client.SetBearerToken(s.auth.worker_token);
   auto object = client.Get(spec.key);
   if (object.ok()) {
     auto j = nlohmann::json::parse(object->body, nullptr, false);
@@ -328,6 +333,7 @@ std::vector<StallTrial> RunStallTrials(Services& s, const DemoOptions& o, std::i
     const std::string name = "stall-ttl" + std::to_string(ttl) + "-" + std::to_string(i + 1);
     std::vector<std::string> args = {
         SiblingBinary("fence-worker"), "--id", "S" + std::to_string(i + 1),
+        "--auth-token-file", s.auth.worker_token_file,
         "--backend", s.backend, "--lock-endpoints", Join(s.lock_endpoints, ","),
         "--lock", name, "--store", s.store_on_url, "--key", "stall/ttl" + std::to_string(ttl) + "/" + std::to_string(i + 1),
         "--ttl-ms", std::to_string(ttl), "--terms", "1", "--hold-renewals", "1",
@@ -369,6 +375,7 @@ BypassOutcome RunBypass(Services& s, const ScheduleOutcome& fenced) {
   out.token = fenced.a_token.value_or(1);
   const std::string key = "demo/fenced/result";
   client::StoreClient client(s.store_on_url);
+  client.SetBearerToken(s.auth.worker_token);
   const std::string url = client.ObjectUrl(key);
   const std::string body = R"({"owner":"bypass","payload":"written around the lock"})";
   const std::size_t store_from = s.store_on->LineCount();
@@ -376,10 +383,12 @@ BypassOutcome RunBypass(Services& s, const ScheduleOutcome& fenced) {
   call.method = net::http::verb::put;
   call.url = url;
   call.headers = {{std::string(kFencingTokenHeader), std::to_string(out.token)},
-                  {"Content-Type", "application/json"}};
+                  {"Content-Type", "application/json"},
+                  {"Authorization", "Bearer " + s.auth.worker_token}};
   call.body = body;
   out.curl = "curl -sS -i -X PUT -H " + ShellQuote(std::string(kFencingTokenHeader) + ": " + std::to_string(out.token)) +
-             " -H " + ShellQuote("Content-Type: application/json") + " --data-binary " +
+             " -H " + ShellQuote("Content-Type: application/json") +
+             " -H \"Authorization: Bearer $WORKER_TOKEN\" --data-binary " +
              ShellQuote(body) + " " + ShellQuote(url);
   auto res = net::Call(call);
   if (!res.ok()) {
@@ -671,7 +680,8 @@ namespace {
 using GrantedTtls = std::map<std::int64_t, std::int64_t>;  // asked ms -> granted ms
 
 Result<std::int64_t> ProbeGrantedTtl(const Services& s, std::int64_t asked) {
-  auto backend = client::MakeLockBackend(s.backend, s.lock_endpoints);
+  auto backend = client::MakeLockBackend(s.backend, s.lock_endpoints,
+                                         client::LockdOptions{Millis(0), s.auth.worker_token});
   if (!backend.ok()) return backend.error();
   auto lease = (*backend)->Acquire("demo-ttl-probe", "demo", Millis(asked), Millis(5000));
   if (!lease.ok()) return lease.error();
@@ -739,10 +749,16 @@ class ScratchDir {
 Status StartServices(const DemoOptions& o, const std::string& scratch, Services& s) {
   s.backend = o.backend;
   s.lock_source = o.backend;
+  auto auth = MakeDemoAuth(scratch + "/auth");
+  if (!auth.ok()) return auth.error();
+  s.auth = std::move(*auth);
   if (!o.lock_endpoints.empty()) {
     s.lock_endpoints = o.lock_endpoints;
   } else {
-    auto lock = LaunchLockService(o.backend, {scratch + "/lock", "", Millis(60000)});
+    LaunchOptions launch;
+    launch.dir = scratch + "/lock";
+    launch.lockd_auth_file = s.auth.lockd_auth_file;
+    auto lock = LaunchLockService(o.backend, launch);
     if (!lock.ok()) {
       return MakeError(lock.error().code,
                        "could not start " + o.backend + ": " + lock.error().message);
@@ -755,7 +771,7 @@ Status StartServices(const DemoOptions& o, const std::string& scratch, Services&
     auto store = StartListeningDaemon(
         {{SiblingBinary("fence-store"), "--data-dir",
           scratch + (fencing ? "/store-fenced" : "/store-unfenced"), "--fencing",
-          fencing ? "on" : "off"},
+          fencing ? "on" : "off", "--auth-file", s.auth.store_auth_file},
          "",
          {}});
     if (!store.ok()) return store.error();
@@ -925,11 +941,12 @@ std::int64_t EpochMillisNow() {
 
 // B's acquire is queued at lockd (GET /v1/locks/{lock} counts waiters), so
 // the break hands the lock to a standby that is already asking. Bounded.
-bool AwaitWaiter(const std::string& lock_url) {
+bool AwaitWaiter(const std::string& lock_url, const std::string& token) {
   const auto until = SteadyClock::now() + std::chrono::seconds(10);
   net::HttpCall status;
   status.method = net::http::verb::get;
   status.url = lock_url;
+  status.headers = {{"Authorization", "Bearer " + token}};
   status.timeout = Millis(2000);
   while (SteadyClock::now() < until) {
     auto res = net::Call(status);
@@ -947,7 +964,7 @@ void BreakLease(const Services& s, const std::string& lock, const ChildProcess& 
                 BreakCall& call) {
   const std::string lock_url = s.lock_endpoints.front() + "/v1/locks/" + EncodeKeyForPath(lock);
   const bool stopped = AwaitStopped(a);
-  call.b_waiting = AwaitWaiter(lock_url);
+  call.b_waiting = AwaitWaiter(lock_url, s.auth.admin_token);
   // Still stopped now, just before the break: A's pause must outlast B's
   // start (a slow machine shows here, not as a puzzling outcome).
   call.a_stopped = stopped && ProcessState(a.pid()) == 'T';
@@ -955,9 +972,12 @@ void BreakLease(const Services& s, const std::string& lock, const ChildProcess& 
                 "hand the lock to B without waiting for its TTL";
   const std::string url = lock_url + "/break";
   const nlohmann::json body = {{"reason", call.reason}};
-  call.curl = "curl -sS -X POST --data-binary " + ShellQuote(body.dump()) + " " + ShellQuote(url);
+  call.curl = "curl -sS -X POST -H \"Authorization: Bearer $ADMIN_TOKEN\" --data-binary " +
+              ShellQuote(body.dump()) + " " + ShellQuote(url);
   call.sent_ts = EpochMillisNow();
-  auto res = net::Call(net::JsonCall(net::http::verb::post, url, body));
+  auto break_call = net::JsonCall(net::http::verb::post, url, body);
+  break_call.headers.emplace_back("Authorization", "Bearer " + s.auth.admin_token);
+  auto res = net::Call(break_call);
   if (!res.ok()) {
     call.body = "transport error: " + res.error().message;
     return;

@@ -18,6 +18,16 @@ struct LaunchOptions {
   std::string dir;        // data and config live here (created if missing)
   std::string log_path;   // the service's output is appended here if set
   Millis lockd_max_ttl{60000};  // fence-lockd --max-ttl-ms
+  std::string lockd_auth_file;  // fence-lockd --auth-file; empty: none
+
+  // A directory and lockd's TTL cap, the rest left as above: callers stay
+  // the same as options are added.
+  static LaunchOptions In(std::string dir, Millis max_ttl) {
+    LaunchOptions options;
+    options.dir = std::move(dir);
+    options.lockd_max_ttl = max_ttl;
+    return options;
+  }
 };
 
 struct LaunchedLockService {
