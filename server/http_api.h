@@ -1,7 +1,7 @@
-// The store's HTTP edge: parses requests, hands writes to the StoreService's
-// committer and answers reads from memory (or the storage queue on a miss),
-// maps the result to a status and JSON, and records the log event and
-// metrics of the outcome.
+// The store's HTTP edge: parses requests, hands writes to the StoreBackend
+// (RocksDB's committer, or PostgreSQL) and answers reads from memory (or the
+// storage queue on a miss), maps the result to a status and JSON, and
+// records the log event and metrics of the outcome.
 #pragma once
 
 #include <functional>

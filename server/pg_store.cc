@@ -94,6 +94,29 @@ Error NotInMemory() {
   return MakeError("not_in_memory", "the PostgreSQL backend keeps nothing in memory");
 }
 
+// A read's statement, after the checks every read shares: none from memory
+// (nothing is cached), none before the tables exist.
+Result<PgResult> ReadRows(PgPool& pool, bool schema_ready, ReadFrom from, const char* sql,
+                          const std::vector<Param>& params) {
+  if (from == ReadFrom::kMemoryOnly) return NotInMemory();
+  if (!schema_ready) return NotInstalled();
+  auto lease = pool.Acquire();
+  if (!lease.ok()) return lease.error();
+  Failure failure;
+  return Run(*lease, sql, params, &failure);
+}
+
+// A fence row (highest_token, version): none when there is no row or no
+// fence in it (a scope's placeholder).
+Result<std::optional<std::pair<Token, std::uint64_t>>> FenceRow(const PGresult* r) {
+  using Fence = std::optional<std::pair<Token, std::uint64_t>>;
+  if (PQntuples(r) == 0) return Fence();
+  auto highest = TokenAt(r, 0);
+  if (!highest.ok()) return highest.error();
+  if (!*highest) return Fence();
+  return Fence(std::make_pair(**highest, Number(r, 1)));
+}
+
 const char* KindName(WriteKind kind) {
   switch (kind) {
     case WriteKind::kPut:
@@ -334,12 +357,7 @@ Status PgStore::Precheck(const std::string& key, std::optional<Token> token,
   WriteRequest request{scope_raise ? WriteKind::kRaiseScope : WriteKind::kPut, key, token,
                        {}, {}, scope};
   if (!token) return MissingTokenError(request);
-  if (from == ReadFrom::kMemoryOnly) return NotInMemory();
-  if (!schema_ready_) return NotInstalled();
-  auto lease = pool_.Acquire();
-  if (!lease.ok()) return lease.error();
-  Failure failure;
-  auto ran = Run(*lease, kPgFencesSql, {{key}, {scope}}, &failure);
+  auto ran = ReadRows(pool_, schema_ready_, from, kPgFencesSql, {{key}, {scope}});
   if (!ran.ok()) return ran.error();
   auto key_highest = TokenAt(ran->get(), 0);
   auto scope_highest = TokenAt(ran->get(), 1);
@@ -355,12 +373,7 @@ Status PgStore::Precheck(const std::string& key, std::optional<Token> token,
 }
 
 Result<StoredObject> PgStore::Get(const std::string& key, ReadFrom from) {
-  if (from == ReadFrom::kMemoryOnly) return NotInMemory();
-  if (!schema_ready_) return NotInstalled();
-  auto lease = pool_.Acquire();
-  if (!lease.ok()) return lease.error();
-  Failure failure;
-  auto ran = Run(*lease, kPgObjectSql, {{key}}, &failure);
+  auto ran = ReadRows(pool_, schema_ready_, from, kPgObjectSql, {{key}});
   if (!ran.ok()) return ran.error();
   const PGresult* r = ran->get();
   if (PQntuples(r) == 0 || !Bool(r, 0)) return NotFoundError(key);
@@ -388,33 +401,21 @@ Result<StoredObject> PgStore::Get(const std::string& key, ReadFrom from) {
 }
 
 Result<FenceState> PgStore::GetFence(const std::string& key, ReadFrom from) {
-  if (from == ReadFrom::kMemoryOnly) return NotInMemory();
-  if (!schema_ready_) return NotInstalled();
-  auto lease = pool_.Acquire();
-  if (!lease.ok()) return lease.error();
-  Failure failure;
-  auto ran = Run(*lease, kPgFenceSql, {{key}}, &failure);
+  auto ran = ReadRows(pool_, schema_ready_, from, kPgFenceSql, {{key}});
   if (!ran.ok()) return ran.error();
-  if (PQntuples(ran->get()) == 0) return NeverFencedError(key);
-  auto highest = TokenAt(ran->get(), 0);
-  if (!highest.ok()) return highest.error();
-  if (!*highest) return NeverFencedError(key);
-  return FenceState{key, **highest, Number(ran->get(), 1)};
+  auto fence = FenceRow(ran->get());
+  if (!fence.ok()) return fence.error();
+  if (!*fence) return NeverFencedError(key);
+  return FenceState{key, (*fence)->first, (*fence)->second};
 }
 
 Result<ScopeState> PgStore::GetScope(const std::string& scope, ReadFrom from) {
-  if (from == ReadFrom::kMemoryOnly) return NotInMemory();
-  if (!schema_ready_) return NotInstalled();
-  auto lease = pool_.Acquire();
-  if (!lease.ok()) return lease.error();
-  Failure failure;
-  auto ran = Run(*lease, kPgScopeSql, {{scope}}, &failure);
+  auto ran = ReadRows(pool_, schema_ready_, from, kPgScopeSql, {{scope}});
   if (!ran.ok()) return ran.error();
-  if (PQntuples(ran->get()) == 0) return ScopeNeverFencedError(scope);
-  auto highest = TokenAt(ran->get(), 0);
-  if (!highest.ok()) return highest.error();
-  if (!*highest) return ScopeNeverFencedError(scope);
-  return ScopeState{scope, **highest, Number(ran->get(), 1)};
+  auto fence = FenceRow(ran->get());
+  if (!fence.ok()) return fence.error();
+  if (!*fence) return ScopeNeverFencedError(scope);
+  return ScopeState{scope, (*fence)->first, (*fence)->second};
 }
 
 }  // namespace fence::store

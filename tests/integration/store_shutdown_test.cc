@@ -16,6 +16,7 @@
 
 #include "tests/harness/daemon.h"
 #include "tests/harness/raw_socket.h"
+#include "tests/harness/store_storage.h"
 
 namespace fence::testing {
 namespace {
@@ -95,11 +96,13 @@ INSTANTIATE_TEST_SUITE_P(
 // SIGTERM with writes in flight and no drain at all: every connection is
 // closed at once while storage threads are mid-write. Whatever was
 // acknowledged must be on disk after a restart; nothing may touch freed
-// memory.
+// memory. (Runs on RocksDB and, as StoreShutdownTestOnPostgres, on
+// PostgreSQL: there "on disk" is "committed".)
 TEST(StoreShutdownTest, SigtermDuringConcurrentWritesKeepsEveryAcknowledgedWrite) {
   TempDir dir("fence-shutdown");
-  Daemon store = StartDaemon("fence-store", {"--data-dir", dir.Sub("data"),
-                                             "--drain-timeout-ms", "0"});
+  std::vector<std::string> args = StoreStorageArgs(dir);
+  args.insert(args.end(), {"--drain-timeout-ms", "0"});
+  Daemon store = StartDaemon("fence-store", args);
   ASSERT_GT(store.port, 0);
   constexpr int kClients = 8;
   constexpr int kAckedBeforeSignal = 40;
@@ -140,7 +143,7 @@ TEST(StoreShutdownTest, SigtermDuringConcurrentWritesKeepsEveryAcknowledgedWrite
   EXPECT_TRUE(report.empty()) << "sanitizer report above";
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "raw status " << *status;
 
-  Daemon again = StartDaemon("fence-store", {"--data-dir", dir.Sub("data")});
+  Daemon again = StartDaemon("fence-store", StoreStorageArgs(dir));
   std::cout << acknowledged.size() << " writes acknowledged before the store stopped\n";
   for (const auto& [key, body] : acknowledged) {
     auto res = Request(net::http::verb::get, again.Url("/v1/objects/" + key));

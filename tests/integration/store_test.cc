@@ -16,6 +16,7 @@
 #include "tests/harness/daemon.h"
 #include "tests/harness/external_tools.h"
 #include "tests/harness/raw_socket.h"
+#include "tests/harness/responses.h"
 #include "tests/harness/store_storage.h"
 
 namespace fence::testing {
@@ -24,17 +25,6 @@ namespace {
 using net::http::status;
 using net::http::verb;
 using Headers = std::vector<std::pair<std::string, std::string>>;
-
-nlohmann::json Json(const net::Response& res) {
-  auto j = nlohmann::json::parse(res.body(), nullptr, false);
-  EXPECT_FALSE(j.is_discarded()) << "not JSON: " << res.body();
-  return j;
-}
-
-std::string Header(const net::Response& res, std::string_view name) {
-  auto it = res.find(net::ToBeast(name));
-  return it == res.end() ? "" : std::string(net::FromBeast(it->value()));
-}
 
 Headers Token(std::string value) { return {{"Fencing-Token", std::move(value)}}; }
 

@@ -3,7 +3,8 @@
 // harness. The server refuses to run as root: when we are root it runs as
 // the `postgres` system user (setpriv, which execs it, so our signals reach
 // the postmaster, and which gives it a parent-death signal, so a crashed
-// test leaves no server behind). Stopped when the object goes away.
+// test leaves no server behind). Stopped (immediate shutdown) when the
+// object goes away.
 #pragma once
 
 #include <memory>
@@ -27,7 +28,7 @@ struct PostgresOptions {
 class LaunchedPostgres {
  public:
   LaunchedPostgres(PostgresOptions options, int port);
-  ~LaunchedPostgres();  // Stop()
+  ~LaunchedPostgres();  // immediate shutdown: the data is scratch
   LaunchedPostgres(const LaunchedPostgres&) = delete;
   LaunchedPostgres& operator=(const LaunchedPostgres&) = delete;
 
