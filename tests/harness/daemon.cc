@@ -64,4 +64,15 @@ net::Response Request(net::http::verb method, const std::string& url,
   return std::move(*res);
 }
 
+nlohmann::json JsonBody(const net::Response& res) {
+  auto j = nlohmann::json::parse(res.body(), nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << "not JSON: " << res.body();
+  return j;
+}
+
+std::string HeaderValue(const net::Response& res, std::string_view name) {
+  auto it = res.find(net::ToBeast(name));
+  return it == res.end() ? "" : std::string(net::FromBeast(it->value()));
+}
+
 }  // namespace fence::testing

@@ -44,4 +44,9 @@ net::Response Request(net::http::verb method, const std::string& url,
                       std::vector<std::pair<std::string, std::string>> headers = {},
                       std::string body = "");
 
+// A response's JSON body (a test failure if it is not JSON), and one
+// header's value ("" if absent).
+nlohmann::json JsonBody(const net::Response& res);
+std::string HeaderValue(const net::Response& res, std::string_view name);
+
 }  // namespace fence::testing

@@ -43,16 +43,6 @@ Headers Bearer(std::string_view token, Headers more = {}) {
   return more;
 }
 
-nlohmann::json Json(const net::Response& res) {
-  auto j = nlohmann::json::parse(res.body(), nullptr, false);
-  EXPECT_FALSE(j.is_discarded()) << "not JSON: " << res.body();
-  return j;
-}
-
-std::string Header(const net::Response& res, std::string_view name) {
-  auto it = res.find(net::ToBeast(name));
-  return it == res.end() ? "" : std::string(net::FromBeast(it->value()));
-}
 
 // The value of one series in a Prometheus text page, or -1 if absent.
 double Metric(const std::string& page, const std::string& series) {
@@ -143,17 +133,17 @@ TEST_F(StoreAuthTest, EveryRefusalIsJsonWithItsReasonAndNothingMoves) {
     auto res = Call(row.method, row.path, row.headers,
                     row.method == verb::put ? std::string(std::size_t{64} * 1024, 'x') : "");
     EXPECT_EQ(res.result(), row.expected) << res.body();
-    EXPECT_NE(Header(res, "WWW-Authenticate").find("Bearer realm=\"fence-store\""),
+    EXPECT_NE(HeaderValue(res, "WWW-Authenticate").find("Bearer realm=\"fence-store\""),
               std::string::npos);
     if (row.method == verb::head) continue;  // no body
-    auto body = Json(res);
+    auto body = JsonBody(res);
     EXPECT_EQ(body["error"], row.expected == status::unauthorized ? "unauthorized" : "forbidden");
     EXPECT_EQ(body["reason"], row.reason);
     EXPECT_FALSE(body.value("message", "").empty());
   }
   auto fence = Call(verb::get, "/v1/fences/k", Bearer(kReaderToken));
   ASSERT_EQ(fence.result(), status::ok);
-  EXPECT_EQ(Json(fence)["highest_token"], 5);
+  EXPECT_EQ(JsonBody(fence)["highest_token"], 5);
   auto object = Call(verb::get, "/v1/objects/k", Bearer(kReaderToken));
   EXPECT_EQ(object.body(), "v5");
 
@@ -248,8 +238,8 @@ TEST_F(StoreAuthTest, AdminRepairsAForgedFenceWithThePreconditionAndAnAuditLine)
   const std::size_t from = store_.process->LineCount();
   auto repaired = Call(verb::post, "/v1/fences/job/out/repair", Bearer(kAdminToken), repair);
   ASSERT_EQ(repaired.result(), status::ok) << repaired.body();
-  EXPECT_EQ(Json(repaired)["highest_token"], 7);
-  EXPECT_EQ(Json(repaired)["previous_highest_token"], std::stoull(kForged));
+  EXPECT_EQ(JsonBody(repaired)["highest_token"], 7);
+  EXPECT_EQ(JsonBody(repaired)["previous_highest_token"], std::stoull(kForged));
   auto audit = store_.process->WaitForLine(
       [](std::string_view l) { return IsEvent(l, "fence_repaired"); }, std::chrono::seconds(10),
       from);
@@ -264,8 +254,8 @@ TEST_F(StoreAuthTest, AdminRepairsAForgedFenceWithThePreconditionAndAnAuditLine)
   // The same repair again: the fence is 7 now, not the expected value.
   auto moved = Call(verb::post, "/v1/fences/job/out/repair", Bearer(kAdminToken), repair);
   EXPECT_EQ(moved.result(), status::precondition_failed);
-  EXPECT_EQ(Json(moved)["error"], "fence_moved");
-  EXPECT_EQ(Json(moved)["highest_token"], 7);
+  EXPECT_EQ(JsonBody(moved)["error"], "fence_moved");
+  EXPECT_EQ(JsonBody(moved)["highest_token"], 7);
   auto never = Call(verb::post, "/v1/fences/nothing/repair", Bearer(kAdminToken), repair);
   EXPECT_EQ(never.result(), status::not_found);
 
@@ -374,11 +364,11 @@ TEST_F(LockdAuthTest, ClientsLockAndOnlyAdminsBreak) {
                    ? Request(verb::get, lockd_.Url(row.path), row.headers)
                    : Post(row.path, row.headers, row.path.ends_with("break") ? why : acquire);
     EXPECT_EQ(res.result(), row.expected) << res.body();
-    EXPECT_NE(Header(res, "WWW-Authenticate").find("fence-lockd"), std::string::npos);
+    EXPECT_NE(HeaderValue(res, "WWW-Authenticate").find("fence-lockd"), std::string::npos);
   }
   auto granted = Post("/v1/locks/job/acquire", Bearer(kClientToken), acquire);
   ASSERT_EQ(granted.result(), status::ok) << granted.body();
-  const std::string lease = Json(granted)["lease_id"];
+  const std::string lease = JsonBody(granted)["lease_id"];
   EXPECT_EQ(Post("/v1/leases/" + lease + "/keepalive", Bearer(kClientToken), {}).result(),
             status::ok);
   EXPECT_EQ(Request(verb::get, lockd_.Url("/v1/locks/job"), Bearer(kClientToken)).result(),
@@ -419,8 +409,8 @@ TEST(WorkerAuthTest, AWorkerWithATokenFileIsElectedAndWrites) {
   EXPECT_EQ(run->Output().find(kWorkerToken), std::string::npos);
   auto object = Request(verb::get, store.Url("/v1/objects/out/result"), Bearer(kReaderToken));
   ASSERT_EQ(object.result(), status::ok) << object.body();
-  EXPECT_EQ(Json(object)["payload"], "result computed by A");
-  EXPECT_FALSE(Header(object, "Fencing-Token").empty());
+  EXPECT_EQ(JsonBody(object)["payload"], "result computed by A");
+  EXPECT_FALSE(HeaderValue(object, "Fencing-Token").empty());
 
   // A token file that cannot be used stops the worker before it starts.
   WriteFile(dir.Sub("bad-token"), "two\nlines\n");

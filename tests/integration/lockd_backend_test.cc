@@ -63,7 +63,7 @@ TEST(LockdBackendTest, LockDelayIsSentWithTheAcquireSoAnExpiryKeepsTheLockFromEv
   Daemon lockd = StartDaemon("fence-lockd", {"--data-dir", dir.Sub("lockd")});
   ASSERT_GT(lockd.port, 0);
   auto a = client::MakeLockBackend("lockd", {lockd.Url()},
-                                   client::LockdOptions{milliseconds(3000)});
+                                   client::LockdOptions{milliseconds(3000), ""});
   ASSERT_TRUE(a.ok()) << a.error().message;
   auto lease = (*a)->Acquire("job", "A", milliseconds(200), milliseconds(0));
   ASSERT_TRUE(lease.ok()) << lease.error().message;
@@ -85,7 +85,7 @@ TEST(LockdBackendTest, LockDelayIsSentWithTheAcquireSoAnExpiryKeepsTheLockFromEv
 // A lock-delay is lockd's: the other backends refuse it in words, and lockd
 // refuses one no lockd would accept.
 TEST(LockdBackendTest, EtcdAndZooKeeperRefuseALockDelayAsALockdFeature) {
-  const client::LockdOptions delay{milliseconds(500)};
+  const client::LockdOptions delay{milliseconds(500), ""};
   for (const std::string kind : {"etcd", "zookeeper"}) {
     const std::string endpoint = kind == "etcd" ? "http://127.0.0.1:2379" : "127.0.0.1:2181";
     auto backend = client::MakeLockBackend(kind, {endpoint}, delay);
@@ -101,7 +101,7 @@ TEST(LockdBackendTest, EtcdAndZooKeeperRefuseALockDelayAsALockdFeature) {
   }
   for (const std::int64_t ms : {std::int64_t{-1}, client::kMaxLockDelay.count() + 1}) {
     auto lockd = client::MakeLockBackend("lockd", {"http://127.0.0.1:1"},
-                                         client::LockdOptions{milliseconds(ms)});
+                                         client::LockdOptions{milliseconds(ms), ""});
     ASSERT_FALSE(lockd.ok()) << ms;
     EXPECT_EQ(lockd.error().code, "bad_request");
     EXPECT_NE(lockd.error().message.find("expected 0 to 3600000 ms"), std::string::npos)

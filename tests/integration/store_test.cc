@@ -22,15 +22,10 @@ using net::http::status;
 using net::http::verb;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
-nlohmann::json Json(const net::Response& res) {
-  auto j = nlohmann::json::parse(res.body(), nullptr, false);
-  EXPECT_FALSE(j.is_discarded()) << "not JSON: " << res.body();
-  return j;
-}
+nlohmann::json Json(const net::Response& res) { return JsonBody(res); }
 
 std::string Header(const net::Response& res, std::string_view name) {
-  auto it = res.find(net::ToBeast(name));
-  return it == res.end() ? "" : std::string(net::FromBeast(it->value()));
+  return HeaderValue(res, name);
 }
 
 Headers Token(std::string value) { return {{"Fencing-Token", std::move(value)}}; }
