@@ -10,6 +10,7 @@
 
 #include "core/auth.h"
 #include "tests/harness/daemon.h"
+#include "tests/harness/responses.h"
 
 namespace fence::testing {
 namespace {
@@ -43,16 +44,6 @@ Headers Bearer(std::string_view token, Headers more = {}) {
   return more;
 }
 
-nlohmann::json Json(const net::Response& res) {
-  auto j = nlohmann::json::parse(res.body(), nullptr, false);
-  EXPECT_FALSE(j.is_discarded()) << "not JSON: " << res.body();
-  return j;
-}
-
-std::string Header(const net::Response& res, std::string_view name) {
-  auto it = res.find(net::ToBeast(name));
-  return it == res.end() ? "" : std::string(net::FromBeast(it->value()));
-}
 
 // The value of one series in a Prometheus text page, or -1 if absent.
 double Metric(const std::string& page, const std::string& series) {

@@ -755,10 +755,8 @@ Status StartServices(const DemoOptions& o, const std::string& scratch, Services&
   if (!o.lock_endpoints.empty()) {
     s.lock_endpoints = o.lock_endpoints;
   } else {
-    LaunchOptions launch;
-    launch.dir = scratch + "/lock";
-    launch.lockd_auth_file = s.auth.lockd_auth_file;
-    auto lock = LaunchLockService(o.backend, launch);
+    auto lock = LaunchLockService(o.backend, {scratch + "/lock", "", Millis(60000)},
+                                  {"--auth-file", s.auth.lockd_auth_file});
     if (!lock.ok()) {
       return MakeError(lock.error().code,
                        "could not start " + o.backend + ": " + lock.error().message);

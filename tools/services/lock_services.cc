@@ -79,15 +79,14 @@ LaunchedLockService Launched(std::string kind, std::string endpoint,
   return service;
 }
 
-Result<LaunchedLockService> StartLockd(const LaunchOptions& options) {
+Result<LaunchedLockService> StartLockd(const LaunchOptions& options,
+                                       const std::vector<std::string>& lockd_args) {
   auto dir = MakeRunDir(options.dir, "lockd");
   if (!dir.ok()) return dir.error();
   std::vector<std::string> argv = {SiblingBinary("fence-lockd"), "--data-dir", *dir,
                                    "--max-ttl-ms",
                                    std::to_string(options.lockd_max_ttl.count())};
-  if (!options.lockd_auth_file.empty()) {
-    argv.insert(argv.end(), {"--auth-file", options.lockd_auth_file});
-  }
+  argv.insert(argv.end(), lockd_args.begin(), lockd_args.end());
   auto lockd = StartListeningDaemon({argv, options.log_path, {}});
   if (!lockd.ok()) return MakeError("unavailable", lockd.error().message);
   return Launched("lockd", lockd->Url(), std::move(lockd->process));
@@ -181,12 +180,13 @@ Result<LaunchedLockService> StartZooKeeper(const LaunchOptions& options) {
 }  // namespace
 
 Result<LaunchedLockService> LaunchLockService(std::string_view kind,
-                                     const LaunchOptions& options) {
+                                     const LaunchOptions& options,
+                                     const std::vector<std::string>& lockd_args) {
   if (options.dir.empty()) {
     return MakeError("bad_request", "LaunchOptions.dir is empty; expected a "
                                     "directory for the service's data");
   }
-  if (kind == "lockd") return StartLockd(options);
+  if (kind == "lockd") return StartLockd(options, lockd_args);
   if (kind == "etcd") return StartEtcd(options);
   if (kind == "zookeeper") return StartZooKeeper(options);
   return MakeError("bad_request", "unknown lock service '" + std::string(kind) +

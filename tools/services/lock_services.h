@@ -18,8 +18,6 @@ struct LaunchOptions {
   std::string dir;        // data and config live here (created if missing)
   std::string log_path;   // the service's output is appended here if set
   Millis lockd_max_ttl{60000};  // fence-lockd --max-ttl-ms
-  std::string lockd_auth_file;  // fence-lockd --auth-file; empty: none
-
   // A directory and lockd's TTL cap, the rest left as above: callers stay
   // the same as options are added.
   static LaunchOptions In(std::string dir, Millis max_ttl) {
@@ -38,7 +36,10 @@ struct LaunchedLockService {
 
 // kind is "lockd", "etcd" or "zookeeper". Returns once the service answers
 // requests; errors say which binary failed and include its output.
+// `lockd_args` are added to fence-lockd's command line (e.g. --auth-file
+// PATH); the other kinds ignore them.
 Result<LaunchedLockService> LaunchLockService(std::string_view kind,
-                                     const LaunchOptions& options);
+                                     const LaunchOptions& options,
+                                     const std::vector<std::string>& lockd_args = {});
 
 }  // namespace fence::tools
