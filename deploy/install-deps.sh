@@ -12,6 +12,8 @@ packages=(
   libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev librocksdb-dev libcli11-dev
   libzookeeper-mt-dev
+  # libcrypto: HMAC-SHA256 of signed fencing tokens
+  libssl-dev
   # the daemons' allocator (CMakeLists.txt: fence_link_allocator)
   libjemalloc-dev
   # real servers used by tests and demos

@@ -16,8 +16,12 @@
 
 namespace fence::store {
 
+class TokenSignatureCheck;
+
 struct ApiOptions {
   std::uint64_t max_object_bytes = 16ull * 1024 * 1024;
+  // --require-signed-tokens: checked before the fence rule; null = off.
+  TokenSignatureCheck* token_signatures = nullptr;
 };
 
 // HTTP status for a service error code (one table for every handler).

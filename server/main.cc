@@ -8,10 +8,12 @@
 #include "common/cli.h"
 #include "common/daemon.h"
 #include "common/logging.h"
+#include "common/token_key_file.h"
 #include "core/log_event.h"
 #include "server/http_api.h"
 #include "server/storage_queue.h"
 #include "server/store_service.h"
+#include "server/token_signature_check.h"
 
 namespace {
 
@@ -32,7 +34,21 @@ struct StoreFlags {
   int storage_threads = 4;
   std::size_t max_queued_writes = 4096;
   std::uint64_t cache_bytes = 64ull * 1024 * 1024;
+  std::string token_key_file;
+  bool require_signed_tokens = false;
 };
+
+void AddSigningFlags(CLI::App& app, StoreFlags& f) {
+  app.add_option("--token-key-file", f.token_key_file,
+                 "keys shared with fence-lockd, one '<key id> <secret as hex>' a line "
+                 "(at least 32 bytes each, e.g. 'openssl rand -hex 32'); a token "
+                 "signed with any listed key id is accepted (docs/signed-tokens.md)");
+  app.add_flag("--require-signed-tokens", f.require_signed_tokens,
+               "refuse (403 bad_token_signature) every write whose Fencing-Token is "
+               "not signed by fence-lockd for its lock (Fencing-Token-Signature, "
+               "Fencing-Lock or Fencing-Scope), before the fence rule; needs "
+               "--token-key-file");
+}
 
 void AddStorageFlags(CLI::App& app, StoreFlags& f) {
   app.add_option("--data-dir", f.data_dir,
@@ -119,7 +135,16 @@ std::optional<int> ParseFlags(int argc, char** argv, StoreFlags& flags) {
       kProgram};
   AddServerFlags(app, flags);
   AddStorageFlags(app, flags);
+  AddSigningFlags(app, flags);
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return code;
+  // A key file the store would not use is a mistake, not a setting.
+  if (flags.require_signed_tokens != !flags.token_key_file.empty()) {
+    std::fprintf(stderr,
+                 "%s: --require-signed-tokens and --token-key-file go together: the "
+                 "keys are only used to refuse unsigned tokens (see --help)\n",
+                 kProgram);
+    return 2;
+  }
   // Joining a body's pieces briefly holds it twice: the largest object must
   // fit twice, or it could never be accepted.
   if (flags.max_inflight_bytes / 2 < flags.max_object_bytes) {
@@ -187,7 +212,8 @@ fence::net::ServerOptions ServerOptionsFor(const StoreFlags& flags) {
 }
 
 // Serves until SIGTERM/SIGINT; returns the exit code.
-int Serve(const StoreFlags& flags, fence::store::Storage& storage) {
+int Serve(const StoreFlags& flags, fence::store::Storage& storage,
+          std::optional<fence::TokenKeyRing> token_keys) {
   const auto mode = flags.fencing == "on" ? fence::store::FencingMode::kOn
                                           : fence::store::FencingMode::kOff;
   if (mode == fence::store::FencingMode::kOff) {
@@ -201,8 +227,12 @@ int Serve(const StoreFlags& flags, fence::store::Storage& storage) {
   fence::store::StorageQueue storage_queue(static_cast<std::size_t>(flags.storage_threads),
                                            flags.max_storage_queue);
   auto registry = std::make_shared<prometheus::Registry>();
-  fence::store::StoreApi api(service, storage_queue, registry,
-                             {.max_object_bytes = flags.max_object_bytes});
+  std::optional<fence::store::TokenSignatureCheck> signatures;
+  if (token_keys) signatures.emplace(std::move(*token_keys), *registry);
+  fence::store::StoreApi api(
+      service, storage_queue, registry,
+      {.max_object_bytes = flags.max_object_bytes,
+       .token_signatures = signatures ? &*signatures : nullptr});
   fence::net::DaemonOptions daemon;
   daemon.listen = flags.listen;
   daemon.drain_timeout = std::chrono::milliseconds(flags.drain_timeout_ms);
@@ -219,7 +249,8 @@ int Serve(const StoreFlags& flags, fence::store::Storage& storage) {
                              {"max_inflight_bytes", flags.max_inflight_bytes},
                              {"max_storage_queue", flags.max_storage_queue},
                              {"max_queued_writes", flags.max_queued_writes},
-                             {"cache_bytes", flags.cache_bytes}};
+                             {"cache_bytes", flags.cache_bytes},
+                             {"require_signed_tokens", flags.require_signed_tokens}};
   return fence::net::RunDaemon(kProgram, daemon, ServerOptionsFor(flags), api.Routes(),
                                *registry);
 }
@@ -234,7 +265,14 @@ int main(int argc, char** argv) {
   signal(SIGXFSZ, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
   fence::log::Init("store", fence::log::Writes::kBatched);
+  std::optional<fence::TokenKeyRing> token_keys;
+  if (flags.require_signed_tokens) {
+    auto ring = fence::LoadTokenKeyFile(flags.token_key_file);
+    if (!ring.ok()) return fence::FailStartup(kProgram, ring.error().message);
+    fence::LogTokenKeys(flags.token_key_file, *ring, "verify");
+    token_keys.emplace(std::move(*ring));
+  }
   auto storage = OpenStorage(flags);
   if (!storage.ok()) return fence::FailStartup(kProgram, storage.error().message);
-  return Serve(flags, **storage);
+  return Serve(flags, **storage, std::move(token_keys));
 }
