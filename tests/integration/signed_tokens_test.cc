@@ -201,6 +201,31 @@ TEST_F(SignedTokensTest, RotationAcceptsOldAndNewKeys) {
   EXPECT_EQ(Put("new", Signed(new_grant)).result(), status::ok);
 }
 
+// fence-worker with the lockd backend passes the grant's signature on: it
+// fences its key and its scope first and writes, all under
+// --require-signed-tokens, and the store refuses nothing.
+TEST_F(SignedTokensTest, WorkerSendsTheSignatureWithEveryWrite) {
+  auto worker = RunToCompletion(
+      Command({SiblingBinary("fence-worker"), "--id", "A", "--backend", "lockd",
+               "--lock-endpoints", lockd_.Url(""), "--lock", "job", "--store", store_.Url(""),
+               "--key", "out/result", "--terms", "1", "--ttl-ms", "5000",
+               "--acquire-timeout-ms", "20000"}),
+      Millis(30000));
+  ASSERT_TRUE(worker.ok());
+  EXPECT_EQ(worker->exit_code, 0) << worker->Output();
+  std::size_t wrote = 0;
+  for (const std::string& line : worker->lines) {
+    wrote += line.find("\"write_done\"") != std::string::npos;
+  }
+  EXPECT_GE(wrote, 1u) << worker->Output();
+  EXPECT_NE(Fence("out/result"), "none");
+  EXPECT_EQ(Request(verb::get, store_.Url("/v1/scopes/job")).result(), status::ok);
+  for (const char* reason : {"missing", "malformed", "unknown_key_id", "mismatch",
+                             "missing_lock", "lock_mismatch"}) {
+    EXPECT_EQ(Refusals(reason), 0) << reason;
+  }
+}
+
 // Bad key files stop both daemons at start with a sentence that names the
 // problem and never the secret.
 TEST(SignedTokensStartTest, BadKeyFilesStopTheDaemons) {
