@@ -82,11 +82,12 @@ LaunchedLockService Launched(std::string kind, std::string endpoint,
 Result<LaunchedLockService> StartLockd(const LaunchOptions& options) {
   auto dir = MakeRunDir(options.dir, "lockd");
   if (!dir.ok()) return dir.error();
-  auto lockd = StartListeningDaemon(
-      {{SiblingBinary("fence-lockd"), "--data-dir", *dir, "--max-ttl-ms",
-        std::to_string(options.lockd_max_ttl.count())},
-       options.log_path,
-       {}});
+  std::vector<std::string> argv = {SiblingBinary("fence-lockd"), "--data-dir", *dir,
+                                   "--max-ttl-ms", std::to_string(options.lockd_max_ttl.count())};
+  if (!options.lockd_token_key_file.empty()) {
+    argv.insert(argv.end(), {"--token-key-file", options.lockd_token_key_file});
+  }
+  auto lockd = StartListeningDaemon({argv, options.log_path, {}});
   if (!lockd.ok()) return MakeError("unavailable", lockd.error().message);
   return Launched("lockd", lockd->Url(), std::move(lockd->process));
 }

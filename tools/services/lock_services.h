@@ -18,6 +18,7 @@ struct LaunchOptions {
   std::string dir;        // data and config live here (created if missing)
   std::string log_path;   // the service's output is appended here if set
   Millis lockd_max_ttl{60000};  // fence-lockd --max-ttl-ms
+  std::string lockd_token_key_file;  // fence-lockd --token-key-file; empty: unsigned
 };
 
 struct LaunchedLockService {
