@@ -265,5 +265,17 @@ TEST(SignedTokensStartTest, BadKeyFilesStopTheDaemons) {
   EXPECT_NE(alone->Output().find("go together"), std::string::npos) << alone->Output();
 }
 
+TEST(SignedTokensStartTest, HelpNamesTheFlags) {
+  for (const std::string binary : {"fence-lockd", "fence-store"}) {
+    auto help = RunToCompletion(Command({SiblingBinary(binary), "--help"}), Millis(20000));
+    ASSERT_TRUE(help.ok());
+    EXPECT_EQ(help->exit_code, 0);
+    EXPECT_NE(help->Output().find("--token-key-file"), std::string::npos) << binary;
+    if (binary == "fence-store") {
+      EXPECT_NE(help->Output().find("--require-signed-tokens"), std::string::npos);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace fence::testing
