@@ -388,17 +388,7 @@ BypassOutcome RunBypass(Services& s, const ScheduleOutcome& fenced) {
   }
   call.body = body;
   out.curl = CurlCommand("PUT", call.headers, body, url);
-  auto res = net::Call(call);
-  if (!res.ok()) {
-    out.response_text = "transport error: " + res.error().message;
-    return out;
-  }
-  out.status = static_cast<int>(res->result_int());
-  std::ostringstream text;
-  text << *res;
-  out.response_text = text.str();
-  auto j = nlohmann::json::parse(res->body(), nullptr, false);
-  out.body = j.is_discarded() ? nlohmann::json(res->body()) : j;
+  if (!SendShown(call, out.status, out.response_text, out.body)) return out;
   // The store logs the refusal; wait for it as an event rather than a sleep.
   if (auto line = s.store_on->WaitForLine(IsEvent("store", std::string(ev::kWriteFenced)),
                                           Millis(5000), store_from)) {
@@ -817,16 +807,13 @@ std::string ForgedStep(Services& s, DemoResults& r) {
                          "bad_token_signature and the fence unchanged (status " +
                          std::to_string(f.status) + ")");
   }
-  auto fence = [](const std::optional<std::uint64_t>& t) {
-    return t ? std::to_string(*t) : std::string("none");
-  };
   return "\n# Signed tokens are on (lockd signs, the store has --require-signed-tokens).\n"
          "# A forged FUTURE token, " + f.token + ", with A's real signature of t1: were it\n"
          "# accepted, the key would be fenced above every token lockd will ever issue.\n"
-         "# The key's fence before: " + fence(f.fence_before) + "\n"
+         "# The key's fence before: " + FenceText(f.fence_before) + "\n"
          "$ " + f.curl + "\n" + f.response_text +
          "\n\n# fence-store's log line for it:\n" + f.store_line +
-         "\n# The key's fence after: " + fence(f.fence_after) + "\n";
+         "\n# The key's fence after: " + FenceText(f.fence_after) + "\n";
 }
 
 // Step 3: a PUT straight to the store with A's stale token.

@@ -175,10 +175,6 @@ std::string TtlText(std::int64_t granted, const std::vector<std::int64_t>& asked
 }
 
 // The forged-token part of the bypass step (signed tokens only).
-std::string FenceText(const std::optional<std::uint64_t>& fence) {
-  return fence ? std::to_string(*fence) : std::string("none");
-}
-
 bool ForgedRefused(const ForgedWrite& f) {
   return f.status == 403 && f.body.is_object() &&
          f.body.value("error", "") == "bad_token_signature" && f.fence_before &&
@@ -188,16 +184,13 @@ bool ForgedRefused(const ForgedWrite& f) {
 nlohmann::json ForgedJson(const BypassOutcome& b) {
   if (!b.signed_tokens) return nullptr;
   const ForgedWrite& f = b.forged;
-  auto fence = [](const std::optional<std::uint64_t>& t) {
-    return t ? nlohmann::json(*t) : nlohmann::json(nullptr);
-  };
   return {{"curl", f.curl},
           {"token", f.token},
           {"status", f.status},
           {"response", f.body},
           {"store_line", f.store_line},
-          {"fence_before", fence(f.fence_before)},
-          {"fence_after", fence(f.fence_after)},
+          {"fence_before", OptU(f.fence_before)},
+          {"fence_after", OptU(f.fence_after)},
           {"refused", ForgedRefused(f)}};
 }
 

@@ -37,6 +37,10 @@ bool IsRefusalLine(std::string_view text) {
 
 }  // namespace
 
+std::string FenceText(const std::optional<std::uint64_t>& fence) {
+  return fence ? std::to_string(*fence) : std::string("none");
+}
+
 Result<TokenKeyRing> WriteDemoTokenKeys(const std::string& path) {
   // A demo key: std::random_device reads the kernel's generator on Linux.
   std::random_device random;
@@ -67,6 +71,21 @@ std::string CurlCommand(const std::string& method, const Headers& headers,
   return curl + " --data-binary " + ShellQuote(body) + " " + ShellQuote(url);
 }
 
+bool SendShown(const net::HttpCall& call, int& status, std::string& text, nlohmann::json& body) {
+  auto res = net::Call(call);
+  if (!res.ok()) {
+    text = "transport error: " + res.error().message;
+    return false;
+  }
+  status = static_cast<int>(res->result_int());
+  std::ostringstream answer;
+  answer << *res;
+  text = answer.str();
+  auto j = nlohmann::json::parse(res->body(), nullptr, false);
+  body = j.is_discarded() ? nlohmann::json(res->body()) : j;
+  return true;
+}
+
 ForgedWrite RunForgedWrite(const std::string& store_url, ChildProcess& store,
                            const std::string& key, Headers signed_headers) {
   ForgedWrite out;
@@ -82,17 +101,7 @@ ForgedWrite RunForgedWrite(const std::string& store_url, ChildProcess& store,
   call.body = R"({"owner":"forger","payload":"fences the key forever"})";
   out.curl = CurlCommand("PUT", call.headers, call.body, call.url);
   const std::size_t store_from = store.LineCount();
-  auto res = net::Call(call);
-  if (!res.ok()) {
-    out.response_text = "transport error: " + res.error().message;
-    return out;
-  }
-  out.status = static_cast<int>(res->result_int());
-  std::ostringstream text;
-  text << *res;
-  out.response_text = text.str();
-  auto j = nlohmann::json::parse(res->body(), nullptr, false);
-  out.body = j.is_discarded() ? nlohmann::json(res->body()) : j;
+  if (!SendShown(call, out.status, out.response_text, out.body)) return out;
   // The store logs the refusal; wait for the line rather than sleep.
   if (auto line = store.WaitForLine(IsRefusalLine, Millis(5000), store_from)) {
     out.store_line = *line;

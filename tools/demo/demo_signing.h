@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/http_client.h"
 #include "common/process.h"
 #include "core/token_signature.h"
 
@@ -30,6 +31,9 @@ struct ForgedWrite {
   std::optional<std::uint64_t> fence_before, fence_after;
 };
 
+// A fence as the logs show it: its token, or "none" (never fenced).
+std::string FenceText(const std::optional<std::uint64_t>& fence);
+
 // Writes a key file with one fresh random key (mode 0600) and returns it
 // loaded. The secret lives only in the demo's scratch directory.
 Result<TokenKeyRing> WriteDemoTokenKeys(const std::string& path);
@@ -41,6 +45,11 @@ Headers SignatureHeaders(const TokenKeyRing& keys, const std::string& lock, Toke
 // The curl command of a request, for the logs a reader can replay.
 std::string CurlCommand(const std::string& method, const Headers& headers,
                         const std::string& body, const std::string& url);
+
+// Sends a request the demo shows in its logs: fills its status, the whole
+// answer as text, and the body as JSON (or as a string if not JSON). False
+// on a transport error, which `text` then says.
+bool SendShown(const net::HttpCall& call, int& status, std::string& text, nlohmann::json& body);
 
 // PUT `key` with the highest token there is, carrying a real signature of a
 // lower token (`signed_headers`, the old leader's): what a client that
