@@ -63,7 +63,7 @@ class LockServiceSuite : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir("fence-" + std::string(Kind::kName));
-    auto service = tools::LaunchLockService(Kind::kName, {dir_->path(), "", milliseconds(60000)});
+    auto service = tools::LaunchLockService(Kind::kName, {dir_->path(), "", milliseconds(60000), ""});
     ASSERT_TRUE(service.ok()) << service.error().message;
     service_ = new tools::LaunchedLockService(std::move(*service));
   }
@@ -243,7 +243,7 @@ inline void ExpectFencedScenario(std::string_view kind,
 
 // A lock service that is down answers "unavailable", not a hang or a token.
 inline void ExpectDownServiceUnavailable(std::string_view kind, const TempDir& dir) {
-  auto service = tools::LaunchLockService(kind, {dir.Sub("down"), "", milliseconds(60000)});
+  auto service = tools::LaunchLockService(kind, {dir.Sub("down"), "", milliseconds(60000), ""});
   ASSERT_TRUE(service.ok()) << service.error().message;
   auto backend = MakeBackend(kind, service->endpoints);
   ASSERT_TRUE(backend);

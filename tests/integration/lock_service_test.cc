@@ -21,7 +21,7 @@ TEST_P(LockServiceTest, ServesAGrantAndStopsWithTheObject) {
   TempDir dir("fence-lock-service");
   std::vector<std::string> endpoints;
   {
-    auto service = tools::LaunchLockService(GetParam(), {dir.path(), "", milliseconds(5000)});
+    auto service = tools::LaunchLockService(GetParam(), {dir.path(), "", milliseconds(5000), ""});
     ASSERT_TRUE(service.ok()) << service.error().message;
     EXPECT_EQ(service->kind, GetParam());
     ASSERT_EQ(service->endpoints.size(), 1u);
@@ -46,10 +46,10 @@ INSTANTIATE_TEST_SUITE_P(EveryKind, LockServiceTest,
                          ::testing::Values("lockd", "etcd", "zookeeper"));
 
 TEST(LockServiceConfigTest, RefusesUnknownKindAndMissingDir) {
-  auto unknown = tools::LaunchLockService("consul", {"/tmp", "", milliseconds(1000)});
+  auto unknown = tools::LaunchLockService("consul", {"/tmp", "", milliseconds(1000), ""});
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.error().code, "bad_request");
-  auto no_dir = tools::LaunchLockService("etcd", {"", "", milliseconds(1000)});
+  auto no_dir = tools::LaunchLockService("etcd", {"", "", milliseconds(1000), ""});
   ASSERT_FALSE(no_dir.ok());
   EXPECT_EQ(no_dir.error().code, "bad_request");
 }
