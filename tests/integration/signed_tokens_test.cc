@@ -8,6 +8,7 @@
 #include <limits>
 #include <sstream>
 
+#include "client/store_client.h"
 #include "tests/harness/daemon.h"
 
 namespace fence::testing {
@@ -224,6 +225,32 @@ TEST_F(SignedTokensTest, WorkerSendsTheSignatureWithEveryWrite) {
                              "missing_lock", "lock_mismatch"}) {
     EXPECT_EQ(Refusals(reason), 0) << reason;
   }
+}
+
+// The client library sends a signature only with the token it proves: a
+// write with another token goes without one (nor its Fencing-Lock, so the
+// store refuses it as missing_lock), never with a signature that cannot
+// match.
+TEST_F(SignedTokensTest, StoreClientSendsTheSignatureOnlyWithItsToken) {
+  const Grant g = Acquire(lockd_, "job");
+  const Token token(std::stoull(g.token));
+  client::StoreClient store(store_.Url(""));
+  store.UseSignedToken(client::SignedToken{g.lock, token, g.signature});
+  auto put = store.Put("a", "{}", token);
+  ASSERT_TRUE(put.ok()) << put.error().message;
+  EXPECT_TRUE(put->accepted());
+  auto raised = store.RaiseFence("b", token);
+  ASSERT_TRUE(raised.ok()) << raised.error().message;
+  EXPECT_TRUE(raised->accepted());
+  auto other = store.Put("a", "{}", Token(token.value() + 1));
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code, "bad_token_signature");
+  EXPECT_EQ(other.error().details["server_body"]["reason"], "missing_lock");
+  store.UseSignedToken(std::nullopt);
+  auto unsigned_put = store.Put("a", "{}", token);
+  ASSERT_FALSE(unsigned_put.ok());
+  EXPECT_EQ(unsigned_put.error().details["server_body"]["reason"], "missing_lock");
+  EXPECT_EQ(Fence("a"), g.token);
 }
 
 // Bad key files stop both daemons at start with a sentence that names the
