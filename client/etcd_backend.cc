@@ -460,7 +460,7 @@ Result<LockGrant> EtcdBackend::Acquire(const std::string& lock, const std::strin
       if (SteadyClock::now() >= lease.valid_until) continue;  // renew or regrant first
       const Held held{LockGrant{lock, owner,
                                 Token(static_cast<std::uint64_t>(*found->create_revision)),
-                                std::to_string(lease.id), lease.ttl},
+                                std::to_string(lease.id), lease.ttl, {}},
                       lease.id, lease.valid_until};
       std::lock_guard guard(mu_);
       held_ = held;

@@ -78,6 +78,9 @@ class RecordingObjectStore final : public ObjectStore {
   Result<PutResult> RaiseScope(const std::string& scope, Token token) override {
     return inner_.RaiseScope(scope, token);
   }
+  void UseSignedToken(std::optional<SignedToken> signed_token) override {
+    inner_.UseSignedToken(std::move(signed_token));
+  }
 
  private:
   Result<PutResult> Record(std::uint64_t id, Result<PutResult> answer);

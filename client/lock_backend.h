@@ -20,6 +20,9 @@ struct LockGrant {
   Token token;           // the fencing token issued with this grant
   std::string lease_id;  // backend's lease/session id, as text
   Millis ttl{0};
+  // fence-lockd's "token_signature" over (lock, token) when it signs its
+  // grants (docs/signed-tokens.md); empty from etcd and ZooKeeper.
+  std::string token_signature;
 };
 
 // Error codes shared by every backend:

@@ -169,7 +169,7 @@ Result<LockGrant> InterpretAcquireResponse(int http_status, const std::string& b
                            "{\"token\":N,\"lease_id\":...}",
                        {{"server_body", json}});
     }
-    LockGrant lease{lock, owner, *token, lease_id, Millis(0)};
+    LockGrant lease{lock, owner, *token, lease_id, Millis(0), StringField(json, "token_signature")};
     if (json.contains("ttl_ms") && json["ttl_ms"].is_number_integer()) {
       lease.ttl = Millis(json["ttl_ms"].get<std::int64_t>());
     }

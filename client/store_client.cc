@@ -1,10 +1,12 @@
 #include "client/store_client.h"
 
 #include <charconv>
+#include <mutex>
 
 #include "common/http_client.h"
 #include "core/key.h"
 #include "core/scope_rule.h"
+#include "core/token_signature.h"
 
 namespace fence::client {
 
@@ -111,9 +113,17 @@ Result<PutResult> InterpretWriteResponse(int http_status, bool fencing_off,
                    {{"http_status", http_status}, {"server_body", json}});
 }
 
+// The worker sets it per term while it may share the client: a mutex
+// keeps a write from reading a half-replaced signature.
+struct StoreClient::Signing {
+  std::mutex mu;
+  std::optional<SignedToken> current;  // GUARDED_BY(mu)
+};
+
 StoreClient::StoreClient(std::string base_url, std::chrono::milliseconds timeout)
     : base_url_(std::move(base_url)),
       timeout_(timeout),
+      signing_(std::make_unique<Signing>()),
       http_(std::make_unique<net::HttpClient>()) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
 }
@@ -143,6 +153,21 @@ void StoreClient::AddAuth(std::vector<std::pair<std::string, std::string>>& head
   if (!authorization_.empty()) headers.emplace_back("Authorization", authorization_);
 }
 
+void StoreClient::UseSignedToken(std::optional<SignedToken> signed_token) {
+  std::lock_guard guard(signing_->mu);
+  signing_->current = std::move(signed_token);
+}
+
+void StoreClient::AddSignature(std::vector<std::pair<std::string, std::string>>& headers,
+                               std::optional<Token> token) const {
+  std::lock_guard guard(signing_->mu);
+  const auto& current = signing_->current;
+  // A signature proves only its own token: never sent with another.
+  if (!token || !current || current->token != *token) return;
+  headers.emplace_back(std::string(kFencingTokenSignatureHeader), current->signature);
+  headers.emplace_back(std::string(kFencingLockHeader), EncodeKeyForPath(current->lock));
+}
+
 Result<PutResult> StoreClient::Put(const std::string& key, const std::string& body,
                                    std::optional<Token> token) {
   net::HttpCall call;
@@ -152,6 +177,7 @@ Result<PutResult> StoreClient::Put(const std::string& key, const std::string& bo
   if (token) call.headers.emplace_back(std::string(kFencingTokenHeader), token->ToString());
   AddScope(call.headers);
   AddAuth(call.headers);
+  AddSignature(call.headers, token);
   call.body = body;
   call.timeout = timeout_;
   auto res = http_->Call(call);
@@ -181,6 +207,7 @@ Result<PutResult> StoreClient::SendWrite(http::verb method, const std::string& u
   call.headers.emplace_back(std::string(kFencingTokenHeader), token.ToString());
   AddScope(call.headers);
   AddAuth(call.headers);
+  AddSignature(call.headers, token);
   call.timeout = timeout_;
   auto res = http_->Call(call);
   if (!res.ok()) return res.error();

@@ -61,6 +61,15 @@ struct FenceReading {
   std::uint64_t version = 0;
 };
 
+// fence-lockd's signature of one grant's token (docs/signed-tokens.md),
+// sent with every write that carries that token as Fencing-Token-Signature
+// and Fencing-Lock, for a store started with --require-signed-tokens.
+struct SignedToken {
+  std::string lock;
+  Token token;
+  std::string signature;
+};
+
 // The worker writes through this seam, so its decisions can be tested with
 // a fake store. Errors carry the server's "error" code and "message", the
 // whole JSON body under details["server_body"] and details["http_status"];
@@ -78,6 +87,9 @@ class ObjectStore {
   // that every write sent with that Fencing-Scope and a lower token is
   // refused on every key; answered like a write.
   virtual Result<PutResult> RaiseScope(const std::string& scope, Token token) = 0;
+  // From now on, writes with signed->token carry its signature; nullopt (a
+  // grant nobody signed) sends none. A store that does not check ignores it.
+  virtual void UseSignedToken(std::optional<SignedToken> /*signed_token*/) {}
 };
 
 // Maps one answered write (PUT or POST fence) to a PutResult or an Error, as
@@ -110,6 +122,7 @@ class StoreClient final : public ObjectStore {
   void SetBearerToken(const std::string& token) {
     authorization_ = token.empty() ? std::string() : "Bearer " + token;
   }
+  void UseSignedToken(std::optional<SignedToken> signed_token) override;
   // DELETE /v1/objects/{key}: leaves a tombstone that keeps the fence;
   // answered like a write.
   Result<PutResult> Delete(const std::string& key, Token token);
@@ -133,6 +146,11 @@ class StoreClient final : public ObjectStore {
   std::string authorization_;  // the Authorization value, or empty
   // Adds the Authorization header when a bearer token is set.
   void AddAuth(std::vector<std::pair<std::string, std::string>>& headers) const;
+  // Adds the signature headers when `token` is the signed token's.
+  void AddSignature(std::vector<std::pair<std::string, std::string>>& headers,
+                    std::optional<Token> token) const;
+  struct Signing;  // the current SignedToken and its mutex
+  std::unique_ptr<Signing> signing_;
   std::unique_ptr<net::HttpClient> http_;
 };
 

@@ -297,6 +297,10 @@ void Worker::StartRenewing(Term& term, Millis acquire_sent) {
     renewals_ = 0;
     lease_.emplace(clock_, LeaseTtl(term.grant), config_.renew_interval, acquire_sent);
   }
+  store_.UseSignedToken(term.grant.token_signature.empty()
+                            ? std::nullopt
+                            : std::optional<SignedToken>(SignedToken{
+                                  term.grant.lock, token, term.grant.token_signature}));
   Emit(EventLevel::kInfo, ev::kElected,
        TermFields(term, {{"lock", config_.lock},
                          {"backend", std::string(backend_.kind())},

@@ -442,7 +442,7 @@ Result<LockGrant> ZooKeeperBackend::TakeLock(const std::string& lock, const std:
   // The listing came from the server within this session, so the session
   // was alive when we sent it.
   const Held held{LockGrant{lock, owner, Token(static_cast<std::uint64_t>(node.czxid)),
-                            SessionHex(session->id), session->negotiated_ttl},
+                            SessionHex(session->id), session->negotiated_ttl, {}},
                   node.path, session, listed_at + session->negotiated_ttl};
   std::lock_guard guard(state_mu_);
   if (session->expired) return SessionGone("taking the lock");

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "core/key.h"
+#include "core/token_signature.h"
 
 namespace fence::lockd {
 
@@ -97,12 +98,15 @@ Result<std::string> TextField(const nlohmann::json& body, const char* field,
 constexpr const char* kReleaseShape =
     R"(an object such as {"lease_id":"<16 hex digits from acquire>"})";
 
-nlohmann::json LeaseJson(const Lease& lease) {
-  return {{"name", lease.name},
-          {"owner", lease.owner},
-          {"token", lease.token.value()},
-          {"lease_id", lease.id.ToString()},
-          {"ttl_ms", lease.ttl.count()}};
+// A grant; signed (docs/signed-tokens.md) when lockd has token keys.
+nlohmann::json LeaseJson(const Lease& lease, const TokenKeyRing* token_keys) {
+  nlohmann::json json = {{"name", lease.name},
+                         {"owner", lease.owner},
+                         {"token", lease.token.value()},
+                         {"lease_id", lease.id.ToString()},
+                         {"ttl_ms", lease.ttl.count()}};
+  if (token_keys) json["token_signature"] = token_keys->Sign(lease.name, lease.token);
+  return json;
 }
 
 }  // namespace
@@ -223,9 +227,10 @@ void LockdApi::HandleLockPost(net::Request request, net::Respond respond) {
     if (!body.ok()) return respond(BadRequest(body.error()));
     return service_.Acquire(
         std::move(*name), std::move(body->owner), body->ttl, body->wait,
-        body->lock_delay, [respond = std::move(respond)](Result<Lease> lease) {
+        body->lock_delay,
+        [respond = std::move(respond), keys = options_.token_keys](Result<Lease> lease) {
           if (!lease.ok()) return respond(ErrorFor(lease.error()));
-          respond(JsonResponse(http::status::ok, LeaseJson(*lease)));
+          respond(JsonResponse(http::status::ok, LeaseJson(*lease, keys)));
         });
   }
   auto body = ParseObject(request.message.body(), kReleaseShape);

@@ -10,6 +10,10 @@
 #include "lockd/async_lock_service.h"
 #include "lockd/metrics.h"
 
+namespace fence {
+class TokenKeyRing;
+}  // namespace fence
+
 namespace fence::lockd {
 
 inline constexpr std::size_t kMaxOwnerBytes = 128;
@@ -21,6 +25,9 @@ struct ApiOptions {
   Millis max_ttl{60000};
   Millis max_wait{30000};
   Millis max_lock_delay{60000};
+  // --token-key-file: every grant carries "token_signature" over (lock,
+  // token) with the first key; null = grants are unsigned.
+  const TokenKeyRing* token_keys = nullptr;
 };
 
 // HTTP status for a service error code (one table for every handler).

@@ -12,6 +12,7 @@
 #include "common/daemon.h"
 #include "common/logging.h"
 #include "common/monotonic_clock.h"
+#include "common/token_key_file.h"
 #include "lockd/async_lock_service.h"
 #include "lockd/http_api.h"
 #include "lockd/metrics.h"
@@ -38,6 +39,7 @@ struct Flags {
   std::uint32_t drain_timeout_ms = 10000;
   std::string token_floor;  // empty: not given
   fence::net::AuthFlags auth;
+  std::string token_key_file;  // empty: grants are unsigned
 };
 
 // The same deadlines, with the same names and defaults, as fence-store's.
@@ -108,6 +110,11 @@ void AddFlags(CLI::App& app, Flags& f) {
                  "connections served at once (503 above)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100000}))
       ->capture_default_str();
+  app.add_option("--token-key-file", f.token_key_file,
+                 "sign every grant: keys shared with fence-store, one '<key id> "
+                 "<secret as hex>' a line (at least 32 bytes each, e.g. 'openssl rand "
+                 "-hex 32'); the FIRST key signs, the others are only listed for the "
+                 "store. Grants then carry \"token_signature\" (docs/signed-tokens.md)");
   AddTimeoutFlags(app, f);
   fence::net::AddAuthFlags(app, f.auth);
 }
@@ -192,7 +199,8 @@ fence::net::DaemonOptions DaemonOptionsFor(const Flags& f,
 }
 
 // Runs the lease service and the HTTP daemon until SIGTERM/SIGINT.
-int Serve(const Flags& f, lockd::TokenJournal& journal) {
+int Serve(const Flags& f, lockd::TokenJournal& journal,
+          const fence::TokenKeyRing* token_keys) {
   const lockd::LockServiceOptions options = ServiceOptions(f, journal);
   // The lease table, its timers and the token journal's fsyncs live on their
   // own thread, so a sync never stalls an HTTP I/O thread.
@@ -205,7 +213,8 @@ int Serve(const Flags& f, lockd::TokenJournal& journal) {
   lockd::LockdApi api(service, metrics, registry,
                       {.max_ttl = options.max_ttl,
                        .max_wait = options.max_wait,
-                       .max_lock_delay = fence::Millis(f.max_lock_delay_ms)});
+                       .max_lock_delay = fence::Millis(f.max_lock_delay_ms),
+                       .token_keys = token_keys});
   auto routes = api.Routes();
   auto guard = fence::net::GuardRoutes(f.auth, fence::auth::Daemon::kLockd, *registry,
                                        "fence_lockd", routes);  // outlives the server
@@ -254,8 +263,15 @@ int main(int argc, char** argv) {
 
   signal(SIGPIPE, SIG_IGN);
   fence::log::Init("lockd", fence::log::Writes::kBatched);
+  std::optional<fence::TokenKeyRing> token_keys;
+  if (!flags.token_key_file.empty()) {
+    auto ring = fence::LoadTokenKeyFile(flags.token_key_file);
+    if (!ring.ok()) return fence::FailStartup(kProgram, ring.error().message);
+    fence::LogTokenKeys(flags.token_key_file, *ring, "sign");
+    token_keys.emplace(std::move(*ring));
+  }
   lockd::PosixEnv env;
   auto journal = OpenJournal(env, flags);
   if (!journal.ok()) return fence::FailStartup(kProgram, journal.error().message);
-  return Serve(flags, **journal);
+  return Serve(flags, **journal, token_keys ? &*token_keys : nullptr);
 }

@@ -6,6 +6,7 @@
 #include "common/logging.h"
 #include "core/key.h"
 #include "core/scope_rule.h"
+#include "server/token_signature_check.h"
 
 namespace fence::store {
 
@@ -78,6 +79,7 @@ http::status StatusForError(const std::string& code) {
       {"bad_scope", http::status::bad_request},
       {"bad_content_type", http::status::bad_request},
       {"missing_token", http::status::precondition_required},
+      {"bad_token_signature", http::status::forbidden},
       {"stale_token", http::status::conflict},
       {"not_found", http::status::not_found},
       {"storage_error", http::status::insufficient_storage},
@@ -151,7 +153,7 @@ struct StoreApi::Metrics {
     // Every series exists at 0 from the start, so rate() and increase() see
     // the very first event after a restart.
     for (const char* result : {"accepted", "fenced", "missing_token", "bad_request",
-                               "too_large", "storage_error", "overloaded"}) {
+                               "bad_signature", "too_large", "storage_error", "overloaded"}) {
       writes_by_result[result] = &writes.Add({{"result", result}});
     }
   }
@@ -340,6 +342,15 @@ void StoreApi::PrecheckWrite(const net::RequestHeader& header, std::string_view 
     RecordWrite("bad_request");
     return done(net::Refuse(
         ErrorResponse(StatusForError(parsed.error().code), parsed.error())));
+  }
+  // A forged or altered token is refused before the fence rule sees it.
+  if (options_.token_signatures) {
+    Status signed_token = options_.token_signatures->Check(header, parsed->key, parsed->token,
+                                                           parsed->scope);
+    if (!signed_token.ok()) {
+      RecordWrite("bad_signature");
+      return done(net::Refuse(ServiceError(signed_token.error())));
+    }
   }
   Status admitted =
       service_.Precheck(parsed->key, parsed->token, parsed->scope, ReadFrom::kMemoryOnly);

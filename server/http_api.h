@@ -17,11 +17,15 @@
 
 namespace fence::store {
 
+class TokenSignatureCheck;
+
 struct ApiOptions {
   std::uint64_t max_object_bytes = 16ull * 1024 * 1024;
   // The authenticated caller's name for audit logs (fence repair); empty
   // when the store runs without --auth-file.
   std::function<std::string(const net::RequestHeader&)> who;
+  // --require-signed-tokens: checked before the fence rule; null = off.
+  TokenSignatureCheck* token_signatures = nullptr;
 };
 
 // HTTP status for a service error code (one table for every handler).

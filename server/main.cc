@@ -9,12 +9,14 @@
 #include "common/cli.h"
 #include "common/daemon.h"
 #include "common/logging.h"
+#include "common/token_key_file.h"
 #include "core/log_event.h"
 #include "server/http_api.h"
 #include "server/pg_flags.h"
 #include "server/pg_store.h"
 #include "server/storage_queue.h"
 #include "server/store_service.h"
+#include "server/token_signature_check.h"
 
 namespace {
 
@@ -37,7 +39,21 @@ struct StoreFlags {
   std::uint64_t cache_bytes = 64ull * 1024 * 1024;
   fence::store::PgFlags pg;  // --storage and the --pg-* flags
   fence::net::AuthFlags auth;
+  std::string token_key_file;
+  bool require_signed_tokens = false;
 };
+
+void AddSigningFlags(CLI::App& app, StoreFlags& f) {
+  app.add_option("--token-key-file", f.token_key_file,
+                 "keys shared with fence-lockd, one '<key id> <secret as hex>' a line "
+                 "(at least 32 bytes each, e.g. 'openssl rand -hex 32'); a token "
+                 "signed with any listed key id is accepted (docs/signed-tokens.md)");
+  app.add_flag("--require-signed-tokens", f.require_signed_tokens,
+               "refuse (403 bad_token_signature) every write whose Fencing-Token is "
+               "not signed by fence-lockd for its lock (Fencing-Token-Signature, "
+               "Fencing-Lock or Fencing-Scope), before the fence rule; needs "
+               "--token-key-file");
+}
 
 void AddStorageFlags(CLI::App& app, StoreFlags& f) {
   app.add_option("--data-dir", f.data_dir,
@@ -126,11 +142,20 @@ std::optional<int> ParseFlags(int argc, char** argv, StoreFlags& flags) {
   AddStorageFlags(app, flags);
   fence::store::AddPgFlags(app, flags.pg);
   fence::net::AddAuthFlags(app, flags.auth);
+  AddSigningFlags(app, flags);
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return code;
   const fence::Status storage = fence::store::CheckStorageFlags(
       flags.pg, {.data_dir_set = !flags.data_dir.empty(), .fencing_off = flags.fencing == "off"});
   if (!storage.ok()) {
     std::fprintf(stderr, "%s: %s (see --help)\n", kProgram, storage.error().message.c_str());
+    return 2;
+  }
+  // A key file the store would not use is a mistake, not a setting.
+  if (flags.require_signed_tokens != !flags.token_key_file.empty()) {
+    std::fprintf(stderr,
+                 "%s: --require-signed-tokens and --token-key-file go together: the "
+                 "keys are only used to refuse unsigned tokens (see --help)\n",
+                 kProgram);
     return 2;
   }
   // Joining a body's pieces briefly holds it twice: the largest object must
@@ -200,16 +225,20 @@ fence::net::ServerOptions ServerOptionsFor(const StoreFlags& flags) {
 }
 
 // Serves until SIGTERM/SIGINT; returns the exit code.
-int Serve(const StoreFlags& flags, fence::store::StoreBackend& service) {
+int Serve(const StoreFlags& flags, fence::store::StoreBackend& service,
+          std::optional<fence::TokenKeyRing> token_keys) {
   fence::store::StorageQueue storage_queue(static_cast<std::size_t>(flags.storage_threads),
                                            flags.max_storage_queue);
   auto registry = std::make_shared<prometheus::Registry>();
+  std::optional<fence::store::TokenSignatureCheck> signatures;
+  if (token_keys) signatures.emplace(std::move(*token_keys), *registry);
   std::unique_ptr<fence::net::AuthGuard> guard;  // outlives the server
   fence::store::StoreApi api(service, storage_queue, registry,
                              {.max_object_bytes = flags.max_object_bytes,
                               .who = [&guard](const fence::net::RequestHeader& header) {
                                 return guard ? guard->Who(header) : std::string();
-                              }});
+                              },
+                              .token_signatures = signatures ? &*signatures : nullptr});
   auto routes = api.Routes();
   auto guarded = fence::net::GuardRoutes(flags.auth, fence::auth::Daemon::kStore, *registry,
                                          "fence_store", routes);
@@ -233,7 +262,8 @@ int Serve(const StoreFlags& flags, fence::store::StoreBackend& service) {
                              {"max_storage_queue", flags.max_storage_queue},
                              {"max_queued_writes", flags.max_queued_writes},
                              {"cache_bytes", flags.cache_bytes},
-                             {"auth", guard != nullptr}};
+                             {"auth", guard != nullptr},
+                             {"require_signed_tokens", flags.require_signed_tokens}};
   if (flags.pg.storage == "postgresql") {
     daemon.listening_fields.update(fence::store::PgListeningFields(flags.pg));
   }
@@ -256,13 +286,20 @@ int main(int argc, char** argv) {
   signal(SIGXFSZ, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
   fence::log::Init("store", fence::log::Writes::kBatched);
+  std::optional<fence::TokenKeyRing> token_keys;
+  if (flags.require_signed_tokens) {
+    auto ring = fence::LoadTokenKeyFile(flags.token_key_file);
+    if (!ring.ok()) return fence::FailStartup(kProgram, ring.error().message);
+    fence::LogTokenKeys(flags.token_key_file, *ring, "verify");
+    token_keys.emplace(std::move(*ring));
+  }
   if (flags.pg.storage == "postgresql") {
     fence::store::PgStore store(fence::store::PgStoreOptionsFor(flags.pg, flags.max_queued_writes));
     // Listening only after the first probe (bounded) makes a healthy start
     // ready at once; an unreachable database still lets the store start,
     // not ready, and it connects when the database comes.
     store.WaitReady(std::chrono::milliseconds(flags.pg.connect_timeout_ms));
-    return Serve(flags, store);
+    return Serve(flags, store, std::move(token_keys));
   }
   auto storage = OpenStorage(flags);
   if (!storage.ok()) return fence::FailStartup(kProgram, storage.error().message);
@@ -276,5 +313,5 @@ int main(int argc, char** argv) {
   fence::store::StoreService service(**storage, mode,
                                      {.max_queued_writes = flags.max_queued_writes,
                                       .cache_bytes = flags.cache_bytes});
-  return Serve(flags, service);
+  return Serve(flags, service, std::move(token_keys));
 }

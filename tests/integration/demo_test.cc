@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -123,6 +124,30 @@ TEST_F(DemoTest, BypassWithTheStaleTokenGets409) {
   const std::string log = ReadFileOrEmpty(Out("bypass.log"));
   EXPECT_NE(log.find("curl "), std::string::npos);
   EXPECT_NE(log.find("409"), std::string::npos);
+}
+
+// The demo starts lockd, so tokens are signed: the forged future token is
+// refused, and the fence read back before and after is B's token t2 as the
+// fenced run's own log has it.
+TEST_F(DemoTest, ForgedFutureTokenGets403AndTheFenceStays) {
+  const auto& forged = summary_["bypass"]["forged"];
+  ASSERT_TRUE(forged.is_object()) << summary_["bypass"].dump();
+  EXPECT_EQ(forged["status"], 403);
+  EXPECT_EQ(forged["response"]["error"], "bad_token_signature");
+  const auto [t1, t2] = ExpectTokensRise(ReadLog(Out("fenced.log")));
+  ASSERT_NE(t2, 0u);
+  EXPECT_EQ(forged["fence_before"], t2);
+  EXPECT_EQ(forged["fence_after"], t2);
+  // The store's own line in bypass.log: the forged token, refused before
+  // the fence rule, and no write of it accepted.
+  const auto bypass = ReadLog(Out("bypass.log"));
+  const LogLine* refused = FindEvent(bypass, "store", "token_signature_refused");
+  ASSERT_NE(refused, nullptr) << ReadFileOrEmpty(Out("bypass.log"));
+  EXPECT_EQ(U(refused, "token"), std::numeric_limits<std::uint64_t>::max());
+  EXPECT_EQ(refused->Str("reason"), "mismatch");
+  EXPECT_EQ(FindEvent(bypass, "store", "write_accepted"), nullptr);
+  EXPECT_NE(ReadFileOrEmpty(Out("bypass.log")).find("fence after: " + std::to_string(t2)),
+            std::string::npos);
 }
 
 TEST_F(DemoTest, EachFailoverIsAtLeastTheLeaseTimeALeft) {

@@ -73,7 +73,7 @@ class FakeBackend final : public client::LockBackend {
   Result<client::LockGrant> answer_;
 };
 
-client::LockGrant LeaseWith(std::uint64_t token) { return client::LockGrant{"leader", "B", Token(token), "l1", Millis(1000)}; }
+client::LockGrant LeaseWith(std::uint64_t token) { return client::LockGrant{"leader", "B", Token(token), "l1", Millis(1000), {}}; }
 
 TEST(FallbackLockBackendTest, FallsBackOnlyWhenThePrimaryIsUnavailable) {
   auto primary = std::make_unique<FakeBackend>(MakeError("unavailable", "timeout"));

@@ -33,7 +33,7 @@ class FakeBackend : public LockBackend {
       return e;
     }
     held = true;
-    return LockGrant{lock, owner, Token(next_token++), "lease-" + std::to_string(acquires), ttl};
+    return LockGrant{lock, owner, Token(next_token++), "lease-" + std::to_string(acquires), ttl, {}};
   }
   Status KeepAlive(Millis timeout) override {
     std::lock_guard g(mu);

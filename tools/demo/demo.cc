@@ -94,6 +94,8 @@ struct Services {
   std::string store_off_url, store_on_url;
   DemoAuth auth;  // every daemon the demo starts runs with an auth file
   Progress* progress = nullptr;  // what a person watching sees
+  // Set when the demo started lockd: it signs, the fenced store requires it.
+  std::optional<TokenKeyRing> token_keys;
 };
 
 // Tells the person watching what the current step waits for.
@@ -385,22 +387,16 @@ BypassOutcome RunBypass(Services& s, const ScheduleOutcome& fenced) {
   call.headers = {{std::string(kFencingTokenHeader), std::to_string(out.token)},
                   {"Content-Type", "application/json"},
                   {"Authorization", "Bearer " + s.auth.worker_token}};
-  call.body = body;
-  out.curl = "curl -sS -i -X PUT -H " + ShellQuote(std::string(kFencingTokenHeader) + ": " + std::to_string(out.token)) +
-             " -H " + ShellQuote("Content-Type: application/json") +
-             " -H \"Authorization: Bearer $WORKER_TOKEN\" --data-binary " +
-             ShellQuote(body) + " " + ShellQuote(url);
-  auto res = net::Call(call);
-  if (!res.ok()) {
-    out.response_text = "transport error: " + res.error().message;
-    return out;
+  // With signing on, the stale token comes with A's real signature: the
+  // fence, not the signature check, must be what refuses it.
+  out.signed_tokens = s.token_keys.has_value();
+  if (s.token_keys) {
+    const auto proof = SignatureHeaders(*s.token_keys, "demo-fenced", Token(out.token));
+    call.headers.insert(call.headers.end(), proof.begin(), proof.end());
   }
-  out.status = static_cast<int>(res->result_int());
-  std::ostringstream text;
-  text << *res;
-  out.response_text = text.str();
-  auto j = nlohmann::json::parse(res->body(), nullptr, false);
-  out.body = j.is_discarded() ? nlohmann::json(res->body()) : j;
+  call.body = body;
+  out.curl = CurlCommand("PUT", call.headers, body, url);
+  if (!SendShown(call, out.status, out.response_text, out.body)) return out;
   // The store logs the refusal; wait for it as an event rather than a sleep.
   if (auto line = s.store_on->WaitForLine(IsEvent("store", std::string(ev::kWriteFenced)),
                                           Millis(5000), store_from)) {
@@ -752,11 +748,19 @@ Status StartServices(const DemoOptions& o, const std::string& scratch, Services&
   auto auth = MakeDemoAuth(scratch + "/auth");
   if (!auth.ok()) return auth.error();
   s.auth = std::move(*auth);
+  const std::string key_file = scratch + "/token.keys";
   if (!o.lock_endpoints.empty()) {
     s.lock_endpoints = o.lock_endpoints;
   } else {
-    auto lock = LaunchLockService(o.backend, {scratch + "/lock", "", Millis(60000)},
-                                  {"--auth-file", s.auth.lockd_auth_file});
+    std::vector<std::string> lockd_args = {"--auth-file", s.auth.lockd_auth_file};
+    if (o.backend == "lockd") {
+      auto keys = WriteDemoTokenKeys(key_file);
+      if (!keys.ok()) return keys.error();
+      s.token_keys.emplace(std::move(*keys));
+      lockd_args.insert(lockd_args.end(), {"--token-key-file", key_file});
+    }
+    auto lock = LaunchLockService(o.backend, LaunchOptions::In(scratch + "/lock", Millis(60000)),
+                                  lockd_args);
     if (!lock.ok()) {
       return MakeError(lock.error().code,
                        "could not start " + o.backend + ": " + lock.error().message);
@@ -766,12 +770,14 @@ Status StartServices(const DemoOptions& o, const std::string& scratch, Services&
     if (!s.lock.processes.empty()) s.lock_process = s.lock.processes.front().get();
   }
   for (bool fencing : {false, true}) {
-    auto store = StartListeningDaemon(
-        {{SiblingBinary("fence-store"), "--data-dir",
-          scratch + (fencing ? "/store-fenced" : "/store-unfenced"), "--fencing",
-          fencing ? "on" : "off", "--auth-file", s.auth.store_auth_file},
-         "",
-         {}});
+    std::vector<std::string> argv = {SiblingBinary("fence-store"), "--data-dir",
+                                     scratch + (fencing ? "/store-fenced" : "/store-unfenced"),
+                                     "--fencing", fencing ? "on" : "off",
+                                     "--auth-file", s.auth.store_auth_file};
+    if (fencing && s.token_keys) {
+      argv.insert(argv.end(), {"--require-signed-tokens", "--token-key-file", key_file});
+    }
+    auto store = StartListeningDaemon({argv, "", {}});
     if (!store.ok()) return store.error();
     (fencing ? s.store_on_url : s.store_off_url) = store->Url();
     (fencing ? s.store_on : s.store_off) = std::move(store->process);
@@ -801,6 +807,31 @@ void RunUnfencedAndFenced(Services& s, const std::string& out, DemoResults& r) {
                               out + "/fenced.log"}, r);
 }
 
+// Step 3b, with signed tokens: a forged future token carrying A's real
+// signature of t1; returns its part of bypass.log.
+std::string ForgedStep(Services& s, DemoResults& r) {
+  if (!s.token_keys) return "";
+  const Headers proof =
+      SignatureHeaders(*s.token_keys, "demo-fenced", Token(r.bypass.token));
+  r.bypass.forged = RunForgedWrite(s.store_on_url, *s.store_on, "demo/fenced/result", proof,
+                                    s.auth.worker_token);
+  const ForgedWrite& f = r.bypass.forged;
+  const bool fence_kept = f.fence_before && f.fence_before == f.fence_after;
+  if (f.status != 403 || !f.body.is_object() ||
+      f.body.value("error", "") != "bad_token_signature" || !fence_kept) {
+    r.failures.push_back("bypass: the forged future token was not refused with 403 "
+                         "bad_token_signature and the fence unchanged (status " +
+                         std::to_string(f.status) + ")");
+  }
+  return "\n# Signed tokens are on (lockd signs, the store has --require-signed-tokens).\n"
+         "# A forged FUTURE token, " + f.token + ", with A's real signature of t1: were it\n"
+         "# accepted, the key would be fenced above every token lockd will ever issue.\n"
+         "# The key's fence before: " + FenceText(f.fence_before) + "\n"
+         "$ " + f.curl + "\n" + f.response_text +
+         "\n\n# fence-store's log line for it:\n" + f.store_line +
+         "\n# The key's fence after: " + FenceText(f.fence_after) + "\n";
+}
+
 // Step 3: a PUT straight to the store with A's stale token.
 void RunBypassStep(Services& s, const std::string& out, DemoResults& r) {
   r.bypass = RunBypass(s, r.fenced);
@@ -812,7 +843,7 @@ void RunBypassStep(Services& s, const std::string& out, DemoResults& r) {
       "# The demo sent it with its HTTP client; this curl command is the same request.\n"
       "$ " + r.bypass.curl + "\n" + r.bypass.response_text +
       "\n\n# fence-store's log line for it:\n" + r.bypass.store_line + "\n";
-  WriteFile(out + "/bypass.log", text, &r.failures);
+  WriteFile(out + "/bypass.log", text + ForgedStep(s, r), &r.failures);
   if (r.bypass.status != 409 || !r.bypass.body.is_object() ||
       r.bypass.body.value("error", "") != "stale_token") {
     r.failures.push_back("bypass: the stale-token PUT was not refused with 409 stale_token (status " +

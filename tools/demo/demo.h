@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tools/demo/demo_logs.h"
+#include "tools/demo/demo_signing.h"
 #include "core/clock.h"
 
 namespace fence::tools::demo {
@@ -111,6 +112,10 @@ struct BypassOutcome {
   std::string response_text;
   nlohmann::json body;
   std::string store_line;
+  // With signed tokens (lockd started by the demo): the PUT above carried
+  // t1's real signature, and a forged future token followed it.
+  bool signed_tokens = false;
+  ForgedWrite forged;
 };
 
 // The operator's POST /v1/locks/{name}/break during A's pause.

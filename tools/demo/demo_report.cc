@@ -174,6 +174,34 @@ std::string TtlText(std::int64_t granted, const std::vector<std::int64_t>& asked
          (same ? ", granted as asked)" : "; granted " + std::to_string(granted) + " ms)");
 }
 
+// The forged-token part of the bypass step (signed tokens only).
+bool ForgedRefused(const ForgedWrite& f) {
+  return f.status == 403 && f.body.is_object() &&
+         f.body.value("error", "") == "bad_token_signature" && f.fence_before &&
+         f.fence_before == f.fence_after;
+}
+
+nlohmann::json ForgedJson(const BypassOutcome& b) {
+  if (!b.signed_tokens) return nullptr;
+  const ForgedWrite& f = b.forged;
+  return {{"curl", f.curl},
+          {"token", f.token},
+          {"status", f.status},
+          {"response", f.body},
+          {"store_line", f.store_line},
+          {"fence_before", OptU(f.fence_before)},
+          {"fence_after", OptU(f.fence_after)},
+          {"refused", ForgedRefused(f)}};
+}
+
+std::string ForgedSentence(const BypassOutcome& b) {
+  if (!b.signed_tokens) return "";
+  const ForgedWrite& f = b.forged;
+  return "With signed tokens on, a forged future token " + f.token + " was answered " +
+         std::to_string(f.status) + " and the key's fence stayed " + FenceText(f.fence_after) +
+         " (before: " + FenceText(f.fence_before) + "). ";
+}
+
 }  // namespace
 
 nlohmann::json SummaryJson(const DemoResults& r) {
@@ -242,7 +270,9 @@ nlohmann::json SummaryJson(const DemoResults& r) {
         {"token", r.bypass.token},
         {"status", r.bypass.status},
         {"response", r.bypass.body},
-        {"store_line", r.bypass.store_line}}},
+        {"store_line", r.bypass.store_line},
+        {"signed_tokens", r.bypass.signed_tokens},
+        {"forged", ForgedJson(r.bypass)}}},
       {"failover",
        {{"ttl_ms", r.ttl_granted_ms},
         {"trials", failover_trials},
@@ -376,6 +406,12 @@ std::string SummaryText(const DemoResults& r) {
   s << "  bypass:   PUT with stale token " << r.bypass.token << " straight to the store -> "
     << r.bypass.status << " " << (r.bypass.body.is_object() ? r.bypass.body.value("error", "") : "")
     << "\n";
+  if (r.bypass.signed_tokens) {
+    const ForgedWrite& fw = r.bypass.forged;
+    s << "  forged:   PUT with forged token " << fw.token << " -> " << fw.status << " "
+      << (fw.body.is_object() ? fw.body.value("error", "") : "") << ", fence "
+      << FenceText(fw.fence_before) << " -> " << FenceText(fw.fence_after) << "\n";
+  }
   if (r.failover.count > 0) {
     s << "  failover: median " << Fixed(r.failover.median) << " ms (min " << r.failover.min << ", max "
       << r.failover.max << ") over " << r.failover.count << " trials = "
@@ -436,6 +472,9 @@ std::vector<OutcomeRow> OutcomeRows(const DemoResults& r) {
       {"fenced: A's write refused 409 with t1 < t2, final object B's", r.fenced.problems.empty()},
       {"bypass: PUT with the stale token t1, not through any lock, refused 409",
        r.bypass.status == 409},
+      {"bypass: a forged future token refused 403 bad_token_signature, the key's fence unchanged" +
+           std::string(r.bypass.signed_tokens ? "" : " (signed tokens off: not run)"),
+       !r.bypass.signed_tokens || ForgedRefused(r.bypass.forged)},
       {"failover measured over " + std::to_string(r.options.failover_trials) +
            " trials, each at least the lease time A had left",
        r.failover.count == static_cast<std::size_t>(r.options.failover_trials)},
@@ -528,6 +567,17 @@ void ReportBypass(const DemoResults& r, std::ostringstream& md) {
      << r.bypass.token << ". The check is in the resource, so it does not matter who sends the write:\n\n"
      << "```\n$ " << r.bypass.curl << "\n```\n\nanswered **" << r.bypass.status << "**:\n\n```json\n"
      << r.bypass.body.dump() << "\n```\n\n";
+  if (!r.bypass.signed_tokens) return;
+  const ForgedWrite& f = r.bypass.forged;
+  md << "### A forged future token (signed tokens on)\n\n"
+     << "lockd signs every grant and this store runs with `--require-signed-tokens` "
+        "(docs/signed-tokens.md). The same PUT with the token edited to " << f.token
+     << " and A's real signature of t1 would, if accepted, fence the key above every token "
+        "lockd will ever issue. The key's fence before: **" << FenceText(f.fence_before)
+     << "**.\n\n```\n$ " << f.curl << "\n```\n\nanswered **" << f.status
+     << "**:\n\n```json\n" << f.body.dump() << "\n```\n\nThe key's fence after: **"
+     << FenceText(f.fence_after) << "** (unchanged: "
+     << (f.fence_before && f.fence_before == f.fence_after ? "yes" : "NO") << ").\n\n";
 }
 
 void ReportFailover(const DemoResults& r, std::ostringstream& md) {
@@ -771,6 +821,9 @@ std::vector<logscan::LogEvent> BypassEvents(const DemoResults& r) {
     if (l.Str("component") == "store") lines.push_back(l);
   }
   if (!r.bypass.store_line.empty()) lines.push_back(ParseLogLine(r.bypass.store_line, "bypass"));
+  if (!r.bypass.forged.store_line.empty()) {
+    lines.push_back(ParseLogLine(r.bypass.forged.store_line, "bypass"));
+  }
   return ToLogEvents(lines);
 }
 
@@ -795,8 +848,8 @@ std::string HtmlRuns(const DemoResults& r) {
              "bypass", "3. Bypass: a PUT with the stale token, not through any lock",
              "The store's lines for the fenced run's key, then a plain HTTP PUT with token " +
                  std::to_string(r.bypass.token) + ": answered " + std::to_string(r.bypass.status) +
-                 ". The check is in the resource, so it does not matter who sends the write. "
-                 "Log: bypass.log.",
+                 ". The check is in the resource, so it does not matter who sends the write. " +
+                 ForgedSentence(r.bypass) + "Log: bypass.log.",
              tl::LayOut(BypassEvents(r)));
 }
 
