@@ -111,10 +111,11 @@ Result<PutResult> InterpretWriteResponse(int http_status, bool fencing_off,
                    {{"http_status", http_status}, {"server_body", json}});
 }
 
-StoreClient::StoreClient(std::string base_url, std::chrono::milliseconds timeout)
+StoreClient::StoreClient(std::string base_url, std::chrono::milliseconds timeout,
+                         std::shared_ptr<net::TlsContext> tls)
     : base_url_(std::move(base_url)),
       timeout_(timeout),
-      http_(std::make_unique<net::HttpClient>()) {
+      http_(std::make_unique<net::HttpClient>(std::move(tls))) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
 }
 

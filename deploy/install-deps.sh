@@ -12,6 +12,9 @@ packages=(
   libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev librocksdb-dev libcli11-dev
   libzookeeper-mt-dev
+  # TLS of the daemons and clients (OpenSSL), and the openssl command the
+  # TLS tests make their own CA with
+  libssl-dev openssl
   # the daemons' allocator (CMakeLists.txt: fence_link_allocator)
   libjemalloc-dev
   # real servers used by tests and demos

@@ -10,6 +10,7 @@
 #include "common/cli.h"
 #include "common/daemon.h"
 #include "common/logging.h"
+#include "common/tls.h"
 #include "common/monotonic_clock.h"
 #include "lockd/async_lock_service.h"
 #include "lockd/http_api.h"
@@ -36,6 +37,7 @@ struct Flags {
   std::uint32_t request_timeout_ms = 30000;
   std::uint32_t drain_timeout_ms = 10000;
   std::string token_floor;  // empty: not given
+  fence::net::TlsServerFlags tls;
 };
 
 // The same deadlines, with the same names and defaults, as fence-store's.
@@ -56,6 +58,7 @@ void AddTimeoutFlags(CLI::App& app, Flags& f) {
                  "the service manager's stop timeout")
       ->check(CLI::Range(0u, 3600000u))
       ->capture_default_str();
+  fence::net::AddTlsServerFlags(app, f.tls);
 }
 
 void AddFlags(CLI::App& app, Flags& f) {
@@ -215,6 +218,7 @@ int Serve(const Flags& f, lockd::TokenJournal& journal) {
   server_options.max_connections = f.max_connections;
   server_options.idle_timeout = std::chrono::milliseconds(f.idle_timeout_ms);
   server_options.request_timeout = std::chrono::milliseconds(f.request_timeout_ms);
+  fence::net::ApplyTlsServerFlags(f.tls, server_options);
   const int code = fence::net::RunDaemon(kProgram, DaemonOptionsFor(f, journal, options),
                                          std::move(server_options), api.Routes(),
                                          *registry);
@@ -241,6 +245,9 @@ int main(int argc, char** argv) {
 
   signal(SIGPIPE, SIG_IGN);
   fence::log::Init("lockd", fence::log::Writes::kBatched);
+  if (auto tls = fence::net::LoadTlsServerFlags(flags.tls); !tls.ok()) {
+    return fence::FailStartup(kProgram, tls.error().message);
+  }
   lockd::PosixEnv env;
   auto journal = OpenJournal(env, flags);
   if (!journal.ok()) return fence::FailStartup(kProgram, journal.error().message);

@@ -8,6 +8,7 @@
 #include "common/cli.h"
 #include "common/daemon.h"
 #include "common/logging.h"
+#include "common/tls.h"
 #include "core/log_event.h"
 #include "server/http_api.h"
 #include "server/storage_queue.h"
@@ -32,6 +33,7 @@ struct StoreFlags {
   int storage_threads = 4;
   std::size_t max_queued_writes = 4096;
   std::uint64_t cache_bytes = 64ull * 1024 * 1024;
+  fence::net::TlsServerFlags tls;
 };
 
 void AddStorageFlags(CLI::App& app, StoreFlags& f) {
@@ -119,6 +121,7 @@ std::optional<int> ParseFlags(int argc, char** argv, StoreFlags& flags) {
       kProgram};
   AddServerFlags(app, flags);
   AddStorageFlags(app, flags);
+  fence::net::AddTlsServerFlags(app, flags.tls);
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return code;
   // Joining a body's pieces briefly holds it twice: the largest object must
   // fit twice, or it could never be accepted.
@@ -183,6 +186,7 @@ fence::net::ServerOptions ServerOptionsFor(const StoreFlags& flags) {
   options.request_timeout = std::chrono::milliseconds(flags.request_timeout_ms);
   options.max_inflight_body_bytes = flags.max_inflight_bytes;
   if (flags.fencing == "off") options.response_headers.emplace_back("Fencing", "off");
+  fence::net::ApplyTlsServerFlags(flags.tls, options);
   return options;
 }
 
@@ -234,6 +238,9 @@ int main(int argc, char** argv) {
   signal(SIGXFSZ, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
   fence::log::Init("store", fence::log::Writes::kBatched);
+  if (auto tls = fence::net::LoadTlsServerFlags(flags.tls); !tls.ok()) {
+    return fence::FailStartup(kProgram, tls.error().message);
+  }
   auto storage = OpenStorage(flags);
   if (!storage.ok()) return fence::FailStartup(kProgram, storage.error().message);
   return Serve(flags, **storage);
