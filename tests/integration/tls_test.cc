@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <memory>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "common/process.h"
 #include "common/tls.h"
 #include "tests/harness/daemon.h"
+#include "tests/harness/external_tools.h"
 #include "tests/harness/raw_socket.h"
 
 namespace fence::testing {
@@ -267,6 +269,122 @@ TEST_F(TlsTest, StalledHandshakeIsCutAndOthersAreServed) {
   EXPECT_NE(metrics->body().find("fence_store_tls_handshake_failures_total{cause=\"timeout\"} 1"),
             std::string::npos)
       << metrics->body();
+}
+
+// The whole path over mutual TLS: a real fence-worker takes the lock from
+// fence-lockd and writes to fence-store, both of which require a client
+// certificate, with https:// URLs and --tls-ca/--tls-cert/--tls-key.
+TEST_F(TlsTest, WorkerElectsAndWritesOverMutualTls) {
+  const std::vector<std::string> mutual = {"--tls-cert", pki_->server().cert, "--tls-key",
+                                           pki_->server().key, "--tls-client-ca",
+                                           pki_->ca().cert};
+  std::vector<std::string> lockd_args{"--data-dir", data_.Sub("lockd")};
+  lockd_args.insert(lockd_args.end(), mutual.begin(), mutual.end());
+  Daemon lockd = StartDaemon("fence-lockd", lockd_args);
+  Daemon store = StartStore(pki_->server(), {"--tls-client-ca", pki_->ca().cert});
+  ASSERT_NE(lockd.port, 0);
+  ASSERT_NE(store.port, 0);
+  ChildProcess::Options worker;
+  worker.argv = {SiblingBinary("fence-worker"), "--id", "A", "--backend", "lockd",
+                 "--lock-endpoints", Https(lockd, ""), "--lock", "job", "--store",
+                 Https(store, ""), "--key", "tls/result", "--terms", "1",
+                 "--acquire-timeout-ms", "20000", "--tls-ca", pki_->ca().cert, "--tls-cert",
+                 pki_->client().cert, "--tls-key", pki_->client().key};
+  auto run = RunToCompletion(std::move(worker), Millis(60000));
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  EXPECT_EQ(run->exit_code, 0) << run->Output();
+  EXPECT_NE(run->Output().find("\"write_done\""), std::string::npos) << run->Output();
+  client::StoreClient reader(Https(store, ""), 10s, ClientTls(pki_->ca().cert, &pki_->client()));
+  auto fence = reader.GetFence("tls/result");
+  ASSERT_TRUE(fence.ok()) << fence.error().message;
+  EXPECT_GT(fence->highest_token.value(), 0u);
+}
+
+// Replaces every `from` in `text`; false if there was none.
+bool ReplaceAll(std::string& text, const std::string& from, const std::string& to) {
+  bool found = false;
+  for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos)) {
+    text.replace(pos, from.size(), to);
+    pos += to.size();
+    found = true;
+  }
+  return found;
+}
+
+// The shipped deploy/prometheus/prometheus-tls.yml with the test's files,
+// addresses and a 1 s cadence.
+std::string PrometheusTlsConfig(const Pki& pki, const Daemon& store, const Daemon& lockd) {
+  std::string config = ReadFileOrEmpty(SourcePath("deploy/prometheus/prometheus-tls.yml"));
+  EXPECT_TRUE(ReplaceAll(config, "/etc/fence/tls/ca.pem", pki.ca().cert));
+  EXPECT_TRUE(ReplaceAll(config, "/etc/fence/tls/prometheus.pem", pki.client().cert));
+  EXPECT_TRUE(ReplaceAll(config, "/etc/fence/tls/prometheus.key", pki.client().key));
+  EXPECT_TRUE(ReplaceAll(config, "127.0.0.1:8080", "127.0.0.1:" + std::to_string(store.port)));
+  EXPECT_TRUE(ReplaceAll(config, "127.0.0.1:8081", "127.0.0.1:" + std::to_string(lockd.port)));
+  EXPECT_TRUE(ReplaceAll(config, "scrape_interval: 15s", "scrape_interval: 1s"));
+  EXPECT_TRUE(ReplaceAll(config, "scrape_timeout: 5s", "scrape_timeout: 1s"));
+  return config;
+}
+
+// Prometheus's value of up{job=`job`}, or "" before its first scrape.
+std::string UpOf(int prometheus_port, const std::string& job) {
+  auto answer = net::Call(GetCall("http://127.0.0.1:" + std::to_string(prometheus_port) +
+                                  "/api/v1/query?query=up%7Bjob%3D%22" + job + "%22%7D"));
+  if (!answer.ok()) return "";
+  auto json = nlohmann::json::parse(answer->body(), nullptr, false);
+  if (json.is_discarded() || json["data"]["result"].size() != 1) return "";
+  return json["data"]["result"][0]["value"][1].get<std::string>();
+}
+
+// The documented scrape config, for real: promtool accepts it, and
+// Prometheus scrapes both daemons while they require a client certificate.
+TEST_F(TlsTest, PrometheusScrapesBothDaemonsOverMutualTls) {
+  const auto prometheus = FindProgram("prometheus");
+  const auto promtool = FindProgram("promtool");
+  ASSERT_TRUE(prometheus && promtool) << "prometheus and promtool: run deploy/install-deps.sh";
+  const std::vector<std::string> mutual = {"--tls-client-ca", pki_->ca().cert};
+  Daemon store = StartStore(pki_->server(), mutual);
+  Daemon lockd = StartDaemon("fence-lockd", {"--data-dir", data_.Sub("lockd"), "--tls-cert",
+                                             pki_->server().cert, "--tls-key",
+                                             pki_->server().key, "--tls-client-ca",
+                                             pki_->ca().cert});
+  ASSERT_NE(store.port, 0);
+  ASSERT_NE(lockd.port, 0);
+  const std::string dir = data_.Sub("prometheus");
+  ASSERT_TRUE(WriteFile(data_.Sub("prometheus.yml"), PrometheusTlsConfig(*pki_, store, lockd)));
+  ASSERT_TRUE(WriteFile(data_.Sub("alerts.yml"),
+                        ReadFileOrEmpty(SourcePath("deploy/prometheus/alerts.yml"))));
+  ChildProcess::Options check;
+  check.argv = {*promtool, "check", "config", data_.Sub("prometheus.yml")};
+  auto checked = RunToCompletion(std::move(check), Millis(30000));
+  ASSERT_TRUE(checked.ok()) << checked.error().message;
+  ASSERT_EQ(checked->exit_code, 0) << checked->Output();
+
+  PickedPortsOptions options;
+  options.name = "prometheus";
+  options.command = [&](const std::vector<int>& ports) -> Result<ChildProcess::Options> {
+    ChildProcess::Options start;
+    start.argv = {*prometheus, "--config.file=" + data_.Sub("prometheus.yml"),
+                  "--storage.tsdb.path=" + dir,
+                  "--web.listen-address=127.0.0.1:" + std::to_string(ports[0])};
+    start.log_path = data_.Sub("prometheus.log");
+    return start;
+  };
+  options.ready = [](const std::vector<int>& ports) {
+    auto ready = net::Call(GetCall("http://127.0.0.1:" + std::to_string(ports[0]) + "/-/ready"));
+    return ready.ok() && ready->result_int() == 200;
+  };
+  auto server = StartOnPickedPorts(options);
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  // Polling Prometheus's API: a scrape has no event the test can wait on.
+  while ((UpOf(server->ports[0], "fence-store") != "1" ||
+          UpOf(server->ports[0], "fence-lockd") != "1") &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_EQ(UpOf(server->ports[0], "fence-store"), "1")
+      << ReadFileOrEmpty(data_.Sub("prometheus.log"));
+  EXPECT_EQ(UpOf(server->ports[0], "fence-lockd"), "1");
 }
 
 // Starts fence-store with `args` and expects it to refuse at start (exit 1)
