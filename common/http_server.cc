@@ -257,10 +257,11 @@ struct HttpServer::Metrics {
   }
 };
 
-// Asio's SSL stream, not beast::ssl_stream: Beast 1.74's flat_stream under
-// it completed our gathered write (SerializeHead's head and the body) after
-// writing only the head whenever both did not fit in 16 KiB, so a large
-// answer was never sent (tls_test: /metrics over TLS).
+// Asio's SSL stream, not beast::ssl_stream: with Beast 1.74's, our gathered
+// write (SerializeHead's head, then the body) completed after sending only
+// the head whenever the two together exceeded 16 KiB (its flat_stream's
+// flattening limit), so a large answer never left (found by tls_test:
+// /metrics over TLS).
 using TlsStream = asio::ssl::stream<beast::tcp_stream>;
 
 // What the server asks of a connection, whatever its stream.
@@ -268,7 +269,8 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   virtual ~Session() = default;
   virtual void Start() = 0;
-  // Answers 503 and closes: used when the connection cap is reached.
+  // Used when the connection cap is reached: answers 503 and closes (a TLS
+  // connection is closed at once).
   virtual void Refuse() = 0;
   // The drain bound has passed: pending reads and writes fail with
   // operation_aborted, which ends the session once nothing else holds it.
@@ -277,9 +279,9 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 // One connection over a plain beast::tcp_stream or, with ServerOptions::tls,
-// an asio::ssl::stream over one (TlsStream): a template, so the plain path has no TLS
-// branch in it. Owned by shared_from_this; every member is confined to the
-// stream's strand.
+// a TlsStream over one: a template, so the plain path has no TLS branch in
+// it. Owned by shared_from_this; every member is confined to the stream's
+// strand.
 template <class Stream>
 class StreamSession final : public Session {
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
