@@ -387,6 +387,35 @@ TEST_F(TlsTest, PrometheusScrapesBothDaemonsOverMutualTls) {
   EXPECT_EQ(UpOf(server->ports[0], "fence-lockd"), "1");
 }
 
+// `openssl s_client` against `daemon` with `version_flags`; its run.
+CommandResult SClient(const Daemon& daemon, std::vector<std::string> version_flags,
+                      const std::string& ca) {
+  const auto openssl = FindProgram("openssl");
+  EXPECT_TRUE(openssl);
+  ChildProcess::Options options;
+  options.argv = {openssl.value_or("openssl"), "s_client", "-connect",
+                  "127.0.0.1:" + std::to_string(daemon.port), "-CAfile", ca};
+  options.argv.insert(options.argv.end(), version_flags.begin(), version_flags.end());
+  auto run = RunToCompletion(std::move(options), Millis(20000));
+  EXPECT_TRUE(run.ok()) << run.error().message;
+  return run.ok() ? *run : CommandResult{};
+}
+
+// TLS 1.2 is the floor: a TLS 1.1 client (its own security level lowered so
+// that it offers 1.1 at all) is refused, a 1.2 client is served.
+TEST_F(TlsTest, TlsBelowOnePointTwoIsRefused) {
+  Daemon store = StartStore(pki_->server());
+  ASSERT_NE(store.port, 0);
+  const auto old = SClient(store, {"-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"}, pki_->ca().cert);
+  EXPECT_NE(old.exit_code, 0) << old.Output();
+  EXPECT_NE(old.Output().find("alert protocol version"), std::string::npos) << old.Output();
+  EXPECT_NE(HandshakeFailureLogged(store).find("unsupported protocol"), std::string::npos);
+  const auto current = SClient(store, {"-tls1_2"}, pki_->ca().cert);
+  EXPECT_EQ(current.exit_code, 0) << current.Output();
+  EXPECT_NE(current.Output().find("Verify return code: 0 (ok)"), std::string::npos)
+      << current.Output();
+}
+
 // Starts fence-store with `args` and expects it to refuse at start (exit 1)
 // with `sentence` in its output.
 void ExpectStartRefused(std::vector<std::string> args, const std::string& sentence) {
