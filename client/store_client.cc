@@ -120,11 +120,12 @@ struct StoreClient::Signing {
   std::optional<SignedToken> current;  // GUARDED_BY(mu)
 };
 
-StoreClient::StoreClient(std::string base_url, std::chrono::milliseconds timeout)
+StoreClient::StoreClient(std::string base_url, std::chrono::milliseconds timeout,
+                         std::shared_ptr<net::TlsContext> tls)
     : base_url_(std::move(base_url)),
       timeout_(timeout),
       signing_(std::make_unique<Signing>()),
-      http_(std::make_unique<net::HttpClient>()) {
+      http_(std::make_unique<net::HttpClient>(std::move(tls))) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
 }
 

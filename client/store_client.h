@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/tls.h"
 #include "core/result.h"
 #include "core/token.h"
 
@@ -102,9 +103,11 @@ Result<PutResult> InterpretWriteResponse(int http_status, bool fencing_off,
 // sent again). Make one per process and reuse it.
 class StoreClient final : public ObjectStore {
  public:
-  // `base_url` is http://HOST:PORT (no path).
+  // `base_url` is http://HOST:PORT or https://HOST:PORT (no path); `tls`
+  // verifies an https:// store (net::HttpClient).
   explicit StoreClient(std::string base_url,
-                       std::chrono::milliseconds timeout = std::chrono::seconds(5));
+                       std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                       std::shared_ptr<net::TlsContext> tls = net::DefaultClientTls());
   ~StoreClient() override;
   StoreClient(StoreClient&&) noexcept;
   StoreClient& operator=(StoreClient&&) noexcept;

@@ -17,6 +17,7 @@
 #include "common/cli.h"
 #include "common/http_client.h"
 #include "common/logging.h"
+#include "common/tls.h"
 #include "core/key.h"
 #include "core/scope_rule.h"
 
@@ -47,6 +48,7 @@ struct Flags {
   std::int64_t write_delay_ms = 0;
   std::string history_path;
   std::string auth_token_file;
+  fence::net::TlsClientFiles tls;  // for https:// store and lockd URLs
 };
 
 // Who elects, through which lock service, for how long.
@@ -92,7 +94,7 @@ void AddElectionOptions(CLI::App& app, Flags& f) {
 
 // What a leader does with its term: work, then write to the store.
 void AddWorkOptions(CLI::App& app, Flags& f) {
-  app.add_option("--store", f.store_url, "fence-store base URL, e.g. http://127.0.0.1:8080")
+  app.add_option("--store", f.store_url, "fence-store base URL, e.g. http://127.0.0.1:8080 (https:// with --tls-ca)")
       ->required();
   app.add_option("--auth-token-file", f.auth_token_file,
                  "file holding the bearer token (one line) sent to the store and, with "
@@ -206,9 +208,13 @@ int main(int argc, char** argv) {
   Flags flags;
   AddElectionOptions(app, flags);
   AddWorkOptions(app, flags);
+  fence::net::AddTlsClientFlags(app, flags.tls);
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
   auto config = BuildConfig(flags);
   if (!config.ok()) return fence::FailStartup(kProgram, config.error().message);
+  if (auto tls = fence::net::ConfigureClientTls(flags.tls); !tls.ok()) {
+    return fence::FailStartup(kProgram, tls.error().message);
+  }
   std::string token;
   if (!flags.auth_token_file.empty()) {
     auto read = fence::net::ReadTokenFile(flags.auth_token_file);

@@ -3,8 +3,12 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <cerrno>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <optional>
 #include <sys/socket.h>
 
 namespace fence::net {
@@ -15,18 +19,24 @@ using tcp = asio::ip::tcp;
 
 Result<Url> ParseUrl(std::string_view url) {
   constexpr std::string_view kScheme = "http://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
+  constexpr std::string_view kTlsScheme = "https://";
+  Url out;
+  std::string_view rest;
+  if (url.substr(0, kScheme.size()) == kScheme) {
+    rest = url.substr(kScheme.size());
+  } else if (url.substr(0, kTlsScheme.size()) == kTlsScheme) {
+    rest = url.substr(kTlsScheme.size());
+    out.tls = true;
+  } else {
     return MakeError("bad_url", "URL '" + std::string(url) +
-                                    "' does not start with http://; expected "
+                                    "' does not start with http:// or https://; expected "
                                     "http://HOST:PORT/PATH");
   }
-  std::string_view rest = url.substr(kScheme.size());
   const auto slash = rest.find('/');
   const std::string_view authority = rest.substr(0, slash);
-  Url out;
   out.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
   std::string_view host = authority;
-  std::string_view port = "80";
+  std::string_view port = out.tls ? "443" : "80";
   if (!authority.empty() && authority.front() == '[') {
     const auto close = authority.find(']');
     if (close == std::string_view::npos) {
@@ -55,11 +65,16 @@ Result<Url> ParseUrl(std::string_view url) {
 namespace {
 
 Error TransportError(const HttpCall& call, const std::string& step,
-                     const beast::error_code& ec) {
-  return MakeError("unreachable",
-                   std::string(http::to_string(call.method)) + " " + call.url +
-                       " failed while " + step + ": " + ec.message(),
-                   {{"url", call.url}});
+                     const beast::error_code& ec, const std::string& reason = "") {
+  const std::string why = reason.empty() ? ec.message() : reason;
+  Error error = MakeError("unreachable",
+                          std::string(http::to_string(call.method)) + " " + call.url +
+                              " failed while " + step + ": " + why,
+                          {{"url", call.url}});
+  if (ec.category() == asio::error::get_ssl_category() || !reason.empty()) {
+    error.details["tls_error"] = why;
+  }
+  return error;
 }
 
 http::request<http::string_body> BuildRequest(const HttpCall& call, const Url& url) {
@@ -84,13 +99,16 @@ Result<Response> Call(const HttpCall& call) {
 
 namespace detail {
 
-// The io_context is declared first so it outlives the stream bound to it.
+// The io_context is declared first so it outlives the stream bound to it,
+// and the TLS layer (over `stream`) comes after the stream it uses.
 struct KeptConnection {
   explicit KeptConnection(std::string origin_in)
       : stream(ioc), origin(std::move(origin_in)) {}
   asio::io_context ioc;
   beast::tcp_stream stream;
-  std::string origin;  // "host:port" it is connected to
+  std::shared_ptr<TlsContext> tls_context;  // https:// only; outlives `tls`
+  std::optional<asio::ssl::stream<beast::tcp_stream&>> tls;
+  std::string origin;  // "scheme://host:port" it is connected to
   std::chrono::steady_clock::time_point idle_since;
 };
 
@@ -123,6 +141,7 @@ bool IdleAndOpen(KeptConnection& connection) {
 struct Exchange {
   beast::error_code ec;
   std::string step;       // what failed, for the error sentence
+  std::string reason;     // a clearer sentence than ec's, when there is one
   bool unsent = false;    // failed with no byte of the request sent: may retry
   bool reusable = false;  // both sides are at a message boundary
   Response response;
@@ -146,13 +165,54 @@ Exchange Connect(KeptConnection& connection, const Url& url, Deadline deadline) 
   return out;
 }
 
-Exchange Send(KeptConnection& connection, const http::request<http::string_body>& req,
-              Deadline deadline) {
+// The server's certificate must name the host dialled: an IP SAN for a
+// numeric host, else a DNS name (also sent as SNI). Without this, any
+// certificate from the CA would do for any server.
+bool ExpectServerName(SSL* ssl, const std::string& host) {
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  beast::error_code not_ip;
+  asio::ip::make_address(host, not_ip);
+  if (!not_ip) return X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) == 1;
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  return SSL_set_tlsext_host_name(ssl, host.c_str()) == 1 &&
+         X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0) == 1;
+}
+
+// TLS over the connected stream, within the call's deadline.
+Exchange Handshake(KeptConnection& connection, const Url& url, Deadline deadline,
+                   std::shared_ptr<TlsContext> context) {
+  Exchange out;
+  out.step = "the TLS handshake";
+  connection.tls_context = std::move(context);
+  auto& tls = connection.tls.emplace(connection.stream, *connection.tls_context);
+  if (!ExpectServerName(tls.native_handle(), url.host)) {
+    out.ec = asio::error::invalid_argument;
+    out.reason = "cannot check the server's certificate against host '" + url.host + "'";
+    return out;
+  }
+  connection.stream.expires_at(deadline);
+  tls.async_handshake(asio::ssl::stream_base::client,
+                      [&](beast::error_code ec) { out.ec = ec; });
+  RunStep(connection.ioc);
+  if (!out.ec) return out;
+  const long verify = SSL_get_verify_result(tls.native_handle());
+  if (verify != X509_V_OK) {
+    out.reason = std::string("the server's certificate was refused: ") +
+                 X509_verify_cert_error_string(verify);
+  } else {
+    out.reason = out.ec.message();
+  }
+  return out;
+}
+
+template <class Stream>
+Exchange SendOn(KeptConnection& connection, Stream& stream,
+                const http::request<http::string_body>& req, Deadline deadline) {
   Exchange out;
   beast::error_code write_ec;
   std::size_t sent = 0;
   connection.stream.expires_at(deadline);
-  http::async_write(connection.stream, req, [&](beast::error_code ec, std::size_t n) {
+  http::async_write(stream, req, [&](beast::error_code ec, std::size_t n) {
     write_ec = ec;
     sent = n;
   });
@@ -174,7 +234,7 @@ Exchange Send(KeptConnection& connection, const http::request<http::string_body>
   // A response to HEAD announces a length but carries no body.
   parser.skip(req.method() == http::verb::head);
   connection.stream.expires_at(deadline);
-  http::async_read(connection.stream, buffer, parser,
+  http::async_read(stream, buffer, parser,
                    [&](beast::error_code ec, std::size_t) { out.ec = ec; });
   RunStep(connection.ioc);
   if (out.ec) {
@@ -188,6 +248,13 @@ Exchange Send(KeptConnection& connection, const http::request<http::string_body>
   return out;
 }
 
+// One request and its answer, over TLS when the connection has it.
+Exchange Send(KeptConnection& connection, const http::request<http::string_body>& req,
+              Deadline deadline) {
+  if (connection.tls) return SendOn(connection, *connection.tls, req, deadline);
+  return SendOn(connection, connection.stream, req, deadline);
+}
+
 void Close(KeptConnection& connection) {
   beast::error_code ignored;
   connection.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -196,7 +263,7 @@ void Close(KeptConnection& connection) {
 
 }  // namespace
 
-HttpClient::HttpClient() = default;
+HttpClient::HttpClient(std::shared_ptr<TlsContext> tls) : tls_(std::move(tls)) {}
 
 HttpClient::~HttpClient() {
   for (auto& connection : idle_) Close(*connection);
@@ -243,7 +310,14 @@ Result<Response> HttpClient::Call(const HttpCall& call) {
   auto url = ParseUrl(call.url);
   if (!url.ok()) return url.error();
   const Deadline deadline = std::chrono::steady_clock::now() + call.timeout;
-  const std::string origin = url->host + ":" + url->port;
+  const std::string origin =
+      std::string(url->tls ? "https://" : "http://") + url->host + ":" + url->port;
+  std::shared_ptr<TlsContext> tls = tls_;
+  if (url->tls && !tls) {
+    auto system_trust = MakeClientTls({});
+    if (!system_trust.ok()) return system_trust.error();
+    tls = *system_trust;
+  }
   const auto req = BuildRequest(call, *url);
 
   std::unique_ptr<Connection> connection = TakeIdle(origin);
@@ -256,9 +330,10 @@ Result<Response> HttpClient::Call(const HttpCall& call) {
     if (connection) Close(*connection);
     connection = std::make_unique<Connection>(origin);
     done = Connect(*connection, *url, deadline);
+    if (!done.ec && url->tls) done = Handshake(*connection, *url, deadline, tls);
     if (!done.ec) done = Send(*connection, req, deadline);
   }
-  if (done.ec) return TransportError(call, done.step, done.ec);
+  if (done.ec) return TransportError(call, done.step, done.ec, done.reason);
   if (done.reusable) {
     PutIdle(std::move(connection));
   } else {
@@ -271,6 +346,9 @@ Result<StreamedResponse> CallStreaming(
     const HttpCall& call, const std::function<bool(std::string_view)>& reader) {
   auto url = ParseUrl(call.url);
   if (!url.ok()) return url.error();
+  if (url->tls) {
+    return MakeError("bad_url", "streaming calls speak plain http:// only; got '" + call.url + "'");
+  }
   auto fail = [&](const std::string& step, const beast::error_code& ec) {
     return TransportError(call, step, ec);
   };

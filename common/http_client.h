@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/http_types.h"
+#include "common/tls.h"
 #include "core/result.h"
 
 namespace fence::net {
@@ -24,14 +25,18 @@ struct KeptConnection;  // a socket and its own io_context (http_client.cc)
 
 struct HttpCall {
   http::verb method = http::verb::get;
-  std::string url;  // http://HOST:PORT/path
+  std::string url;  // http://HOST:PORT/path or https://HOST:PORT/path
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   std::chrono::milliseconds timeout{5000};  // for the whole exchange
 };
 
 // Any answered status is a value; only transport failures are Errors (code
-// "unreachable" or "bad_url"). One connection, closed after the answer.
+// "unreachable" or "bad_url"). A TLS failure (the server's certificate did
+// not verify or does not name the host, or the server refused ours) is
+// "unreachable" too, its sentence says which, and details["tls_error"] holds
+// OpenSSL's reason. One connection, closed after the answer; https:// uses
+// DefaultClientTls().
 Result<Response> Call(const HttpCall& call);
 
 // Sends calls over kept-alive connections: sequential calls from one thread
@@ -54,7 +59,9 @@ Result<Response> Call(const HttpCall& call);
 // closes the connection after it is read.
 class HttpClient {
  public:
-  HttpClient();
+  // `tls` verifies https:// servers (MakeClientTls); nullptr: the system
+  // trust store, with no client certificate.
+  explicit HttpClient(std::shared_ptr<TlsContext> tls = DefaultClientTls());
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
@@ -75,6 +82,7 @@ class HttpClient {
   std::unique_ptr<Connection> TakeIdle(const std::string& origin);
   void PutIdle(std::unique_ptr<Connection> connection);
 
+  const std::shared_ptr<TlsContext> tls_;
   std::mutex mu_;
   // Most recently used last; each confined to the thread that took it out.
   std::vector<std::unique_ptr<Connection>> idle_;  // GUARDED_BY(mu_)
@@ -91,10 +99,12 @@ struct StreamedResponse {
 // until the reader returns false, the body ends or call.timeout passes (which
 // is not an Error once the header has arrived: a watch that saw nothing is a
 // normal outcome). Transport failures before that are Errors as in Call.
+// Plain http:// only (it serves the etcd watch).
 Result<StreamedResponse> CallStreaming(
     const HttpCall& call, const std::function<bool(std::string_view)>& reader);
 
 struct Url {
+  bool tls = false;  // https://
   std::string host;
   std::string port;
   std::string target;  // path and query, starting with '/'

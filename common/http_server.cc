@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -178,6 +179,9 @@ struct HttpServer::Metrics {
   // so a request finds its series without building a string.
   std::unordered_map<const Route*, prometheus::Histogram*> by_route;
   prometheus::Histogram* unmatched;
+  // Registered only for a TLS server.
+  prometheus::Counter* tls_handshake_timeouts = nullptr;
+  prometheus::Counter* tls_handshake_errors = nullptr;
 
   static const prometheus::Histogram::BucketBoundaries& Buckets() {
     static const prometheus::Histogram::BucketBoundaries kBuckets = {
@@ -229,6 +233,23 @@ struct HttpServer::Metrics {
         &durations.Add({{"route", "unmatched"}, {"method", "any"}}, Buckets());
   }
 
+  void AddTls(const std::string& prefix, prometheus::Registry& registry) {
+    auto& failures =
+        prometheus::BuildCounter()
+            .Name(prefix + "_tls_handshake_failures_total")
+            .Help("TLS handshakes that failed (cause=error: a bad or missing "
+                  "certificate, plain HTTP, a protocol error) or did not finish within "
+                  "--tls-handshake-timeout-ms (cause=timeout); each also logged as "
+                  "tls_handshake_failed.")
+            .Register(registry);
+    tls_handshake_timeouts = &failures.Add({{"cause", "timeout"}});
+    tls_handshake_errors = &failures.Add({{"cause", "error"}});
+  }
+
+  prometheus::Counter& TlsFailure(bool timed_out) {
+    return timed_out ? *tls_handshake_timeouts : *tls_handshake_errors;
+  }
+
   prometheus::Histogram& For(const Route* route) {
     if (route == nullptr) return *unmatched;
     auto it = by_route.find(route);
@@ -236,26 +257,63 @@ struct HttpServer::Metrics {
   }
 };
 
-// One connection. Owned by shared_from_this; every member is confined to the
-// stream's strand.
+// Asio's SSL stream, not beast::ssl_stream: with Beast 1.74's, our gathered
+// write (SerializeHead's head, then the body) completed after sending only
+// the head whenever the two together exceeded 16 KiB (its flat_stream's
+// flattening limit), so a large answer never left (found by tls_test:
+// /metrics over TLS).
+using TlsStream = asio::ssl::stream<beast::tcp_stream>;
+
+// What the server asks of a connection, whatever its stream.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, HttpServer& server)
-      : server_(server), registration_{server, this}, stream_(std::move(socket)) {}
+  virtual ~Session() = default;
+  virtual void Start() = 0;
+  // Used when the connection cap is reached: answers 503 and closes (a TLS
+  // connection is closed at once).
+  virtual void Refuse() = 0;
+  // The drain bound has passed: pending reads and writes fail with
+  // operation_aborted, which ends the session once nothing else holds it.
+  virtual void ForceClose() = 0;
+  virtual void Drain() = 0;
+};
 
-  ~Session() { ReleaseCharge(); }
+// One connection over a plain beast::tcp_stream or, with ServerOptions::tls,
+// a TlsStream over one: a template, so the plain path has no TLS branch in
+// it. Owned by shared_from_this; every member is confined to the stream's
+// strand.
+template <class Stream>
+class StreamSession final : public Session {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
-  void Start() {
+ public:
+  // `context...` is the TLS context for a TlsStream, nothing for plain.
+  template <class... Context>
+  StreamSession(tcp::socket socket, HttpServer& server, Context&... context)
+      : server_(server), registration_{server, this}, stream_(std::move(socket), context...) {}
+
+  ~StreamSession() override { ReleaseCharge(); }
+
+  void Start() override {
     server_.Register(this, shared_from_this());
-    asio::dispatch(stream_.get_executor(),
-                   [self = shared_from_this()] { self->ReadHeader(); });
+    asio::dispatch(stream_.get_executor(), [self = Self()] {
+      if constexpr (kTls) {
+        self->Handshake();
+      } else {
+        self->ReadHeader();
+      }
+    });
   }
 
-  // Answers 503 and closes: used when the connection cap is reached.
-  void Refuse() {
+  void Refuse() override {
     server_.Register(this, shared_from_this());
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    asio::dispatch(stream_.get_executor(), [self = Self()] {
       self->keep_alive_ = false;
+      if constexpr (kTls) {
+        // A 503 would cost a whole handshake of a server already at its
+        // limit; the client sees the connection close and retries.
+        return self->Close();
+      }
       Response res = ErrorResponse(http::status::service_unavailable, "too_many_connections",
                                    "the server is at its connection limit; retry with backoff");
       res.set(http::field::retry_after, "1");
@@ -263,18 +321,16 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  // The drain bound has passed: pending reads and writes fail with
-  // operation_aborted, which ends the session once nothing else holds it.
-  void ForceClose() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+  void ForceClose() override {
+    asio::dispatch(stream_.get_executor(), [self = Self()] {
       self->draining_ = true;
       self->body_pending_ = false;  // nothing left to discard
-      self->stream_.close();
+      beast::get_lowest_layer(self->stream_).close();
     });
   }
 
-  void Drain() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+  void Drain() override {
+    asio::dispatch(stream_.get_executor(), [self = Self()] {
       self->draining_ = true;
       // An idle connection is waiting for a header that may never come;
       // cancelling the read closes it. A busy one closes after its response.
@@ -283,6 +339,33 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  std::shared_ptr<StreamSession> Self() {
+    return std::static_pointer_cast<StreamSession>(shared_from_this());
+  }
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
+  // Bounded by handshake_timeout: a client that connects and sends nothing
+  // (or stalls mid-handshake) holds a connection slot only that long.
+  void Handshake() {
+    Lowest().expires_after(server_.options_.handshake_timeout);
+    stream_.async_handshake(asio::ssl::stream_base::server,
+                            [self = Self()](beast::error_code ec) { self->OnHandshake(ec); });
+  }
+
+  void OnHandshake(beast::error_code ec) {
+    if (!ec) return ReadHeader();
+    if (draining_ && ec == asio::error::operation_aborted) return Close();
+    const bool timed_out = ec == beast::error::timeout;
+    server_.metrics_->TlsFailure(timed_out).Increment();
+    log::Warn("tls_handshake_failed",
+              {{"peer", PeerAddress()},
+               {"reason", timed_out ? "no handshake within " +
+                                          std::to_string(server_.options_.handshake_timeout.count()) +
+                                          " ms"
+                                    : ec.message()}});
+    Close();
+  }
+
   void ReadHeader() {
     if (draining_) return Close();
     header_parser_.emplace();
@@ -293,10 +376,10 @@ class Session : public std::enable_shared_from_this<Session> {
     route_ = nullptr;
     admitted_.reset();
     is_head_ = false;
-    stream_.expires_after(server_.options_.idle_timeout);
+    Lowest().expires_after(server_.options_.idle_timeout);
     http::async_read_header(
         stream_, buffer_, *header_parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        [self = Self()](beast::error_code ec, std::size_t) {
           self->OnHeader(ec);
         });
   }
@@ -339,7 +422,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!route_->precheck) return AfterPrecheck(Admit());
     // dispatch: a precheck decided on this thread goes on at once; one
     // decided on a storage thread comes back to the connection's strand.
-    route_->precheck(header, tail_, [self = shared_from_this()](Admission a) {
+    route_->precheck(header, tail_, [self = Self()](Admission a) {
       asio::dispatch(self->stream_.get_executor(),
                      [self, a = std::move(a)]() mutable {
                        self->AfterPrecheck(std::move(a));
@@ -365,10 +448,10 @@ class Session : public std::enable_shared_from_this<Session> {
       // above has passed, so ask for it.
       auto interim = std::make_shared<http::response<http::empty_body>>(
           http::status::continue_, 11);
-      stream_.expires_after(server_.options_.request_timeout);
+      Lowest().expires_after(server_.options_.request_timeout);
       return http::async_write(
           stream_, *interim,
-          [self = shared_from_this(), interim](beast::error_code wec,
+          [self = Self(), interim](beast::error_code wec,
                                                std::size_t) {
             if (wec) return self->Close();
             self->ReadBody();
@@ -378,10 +461,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
-    stream_.expires_after(server_.options_.request_timeout);
+    Lowest().expires_after(server_.options_.request_timeout);
     http::async_read(
         stream_, buffer_, *body_parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        [self = Self()](beast::error_code ec, std::size_t) {
           self->OnBody(ec);
         });
   }
@@ -396,7 +479,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec) return ServerReply(BodyUnreadable(ec));
     body_pending_ = false;
-    stream_.expires_never();
+    Lowest().expires_never();
     auto body = TakeBody();
     if (!body) return RefuseOverBudget();
     Request request{http::request<http::string_body>(std::move(body_parser_->get().base()),
@@ -405,7 +488,7 @@ class Session : public std::enable_shared_from_this<Session> {
                     stream_.get_executor()};
     body_parser_.reset();
     route_->handle(std::move(request),
-                   [self = shared_from_this()](Response response) {
+                   [self = Self()](Response response) {
                      asio::dispatch(self->stream_.get_executor(),
                                     [self, r = std::move(response)]() mutable {
                                       self->Send(std::move(r));
@@ -433,10 +516,10 @@ class Session : public std::enable_shared_from_this<Session> {
       return Send(std::move(*response));
     }
     if (!discard_) discard_ = std::make_shared<std::array<char, 16ul * 1024>>();
-    stream_.expires_after(server_.options_.request_timeout);
+    Lowest().expires_after(server_.options_.request_timeout);
     const std::size_t chunk = std::min<std::uint64_t>(remaining, discard_->size());
     asio::async_read(stream_, asio::buffer(discard_->data(), chunk),
-                     [self = shared_from_this(), remaining, response](
+                     [self = Self(), remaining, response](
                          beast::error_code ec, std::size_t n) {
                        if (ec) return self->Close();
                        self->DiscardBody(remaining - n, response);
@@ -530,9 +613,9 @@ class Session : public std::enable_shared_from_this<Session> {
                                                                       std::move(response));
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(shared->first),
                                                     asio::buffer(shared->second.body())};
-    stream_.expires_after(server_.options_.request_timeout);
+    Lowest().expires_after(server_.options_.request_timeout);
     asio::async_write(stream_, buffers,
-                      [self = shared_from_this(), shared, keep](
+                      [self = Self(), shared, keep](
                           beast::error_code ec, std::size_t) {
                         self->ReleaseCharge();
                         self->busy_ = false;
@@ -547,7 +630,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!peer_known_) {
       peer_known_ = true;
       beast::error_code ec;
-      const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
+      const tcp::endpoint peer = Lowest().socket().remote_endpoint(ec);
       if (!ec) {
         std::ostringstream out;
         out << peer;  // "1.2.3.4:5" or "[::1]:5"
@@ -562,19 +645,19 @@ class Session : public std::enable_shared_from_this<Session> {
   // reset that could destroy the response before the client reads it.
   void Close() {
     beast::error_code ignored;
-    auto& socket = stream_.socket();
+    auto& socket = Lowest().socket();
     socket.shutdown(tcp::socket::shutdown_send, ignored);
     if (!body_pending_) return;
     body_pending_ = false;
     discard_ = std::make_shared<std::array<char, 16ul * 1024>>();
-    stream_.expires_after(std::chrono::seconds(2));
+    Lowest().expires_after(std::chrono::seconds(2));
     Discard();
   }
 
   void Discard() {
     stream_.async_read_some(
         asio::buffer(*discard_),
-        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        [self = Self()](beast::error_code ec, std::size_t) {
           if (!ec) self->Discard();
         });
   }
@@ -593,7 +676,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   HttpServer& server_;
   Registration registration_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<PiecewiseBody>> body_parser_;
@@ -622,7 +705,9 @@ HttpServer::HttpServer(std::vector<asio::io_context*> contexts, ServerOptions op
                                          registry)),
       budget_(std::make_unique<ByteBudget>(options_.max_inflight_body_bytes,
                                            metrics_->body_bytes_in_flight)),
-      acceptor_(*contexts_.front()) {}
+      acceptor_(*contexts_.front()) {
+  if (options_.tls) metrics_->AddTls(options_.metrics_prefix, registry);
+}
 
 HttpServer::~HttpServer() = default;
 
@@ -669,7 +754,13 @@ void HttpServer::OnAccept(beast::error_code ec, tcp::socket socket) {
     std::lock_guard lock(mu_);
     open = sessions_.size();
   }
-  auto session = std::make_shared<Session>(std::move(socket), *this);
+  std::shared_ptr<Session> session;
+  if (options_.tls) {
+    session = std::make_shared<StreamSession<TlsStream>>(
+        std::move(socket), *this, *options_.tls);
+  } else {
+    session = std::make_shared<StreamSession<beast::tcp_stream>>(std::move(socket), *this);
+  }
   if (open >= options_.max_connections) {
     metrics_->refused_connections.Increment();
     log::Warn("connection_refused",

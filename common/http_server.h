@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/http_types.h"
+#include "common/tls.h"
 #include "core/result.h"
 
 namespace fence::net {
@@ -97,9 +98,17 @@ struct ServerOptions {
   std::uint64_t max_inflight_body_bytes = 256ull * 1024 * 1024;
   // Added to every response, errors included (e.g. a fencing-off marker).
   std::vector<std::pair<std::string, std::string>> response_headers;
+  // Set: every connection is TLS (MakeServerTls); a connection whose
+  // handshake fails or does not finish within handshake_timeout is closed,
+  // logged (tls_handshake_failed) and counted. Unset: plain HTTP, with no
+  // TLS code on its path.
+  std::shared_ptr<TlsContext> tls;
+  std::chrono::milliseconds handshake_timeout{10000};
 };
 
 class Session;
+template <class Stream>
+class StreamSession;
 class ByteBudget;
 
 class HttpServer {
@@ -133,7 +142,8 @@ class HttpServer {
   std::size_t OpenConnections() const;
 
  private:
-  friend class Session;
+  template <class Stream>
+  friend class StreamSession;
   struct Metrics;
 
   void Accept();

@@ -11,7 +11,10 @@ packages=(
   # libraries (all with CMake packages except the ZooKeeper C client)
   libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev librocksdb-dev libcli11-dev
-  libzookeeper-mt-dev libssl-dev
+  libzookeeper-mt-dev
+  # TLS of the daemons and clients (OpenSSL), and the openssl command the
+  # TLS tests make their own CA with
+  libssl-dev openssl
   # the daemons' allocator (CMakeLists.txt: fence_link_allocator)
   libjemalloc-dev
   # libpq: fence-store --storage postgresql (PostgreSQL 15 itself, below, runs

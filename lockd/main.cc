@@ -11,6 +11,7 @@
 #include "common/cli.h"
 #include "common/daemon.h"
 #include "common/logging.h"
+#include "common/tls.h"
 #include "common/monotonic_clock.h"
 #include "common/token_key_file.h"
 #include "lockd/async_lock_service.h"
@@ -40,6 +41,7 @@ struct Flags {
   std::string token_floor;  // empty: not given
   fence::net::AuthFlags auth;
   std::string token_key_file;  // empty: grants are unsigned
+  fence::net::TlsServerFlags tls;
 };
 
 // The same deadlines, with the same names and defaults, as fence-store's.
@@ -60,6 +62,7 @@ void AddTimeoutFlags(CLI::App& app, Flags& f) {
                  "the service manager's stop timeout")
       ->check(CLI::Range(0u, 3600000u))
       ->capture_default_str();
+  fence::net::AddTlsServerFlags(app, f.tls);
 }
 
 void AddFlags(CLI::App& app, Flags& f) {
@@ -232,6 +235,7 @@ int Serve(const Flags& f, lockd::TokenJournal& journal,
   server_options.max_connections = f.max_connections;
   server_options.idle_timeout = std::chrono::milliseconds(f.idle_timeout_ms);
   server_options.request_timeout = std::chrono::milliseconds(f.request_timeout_ms);
+  fence::net::ApplyTlsServerFlags(f.tls, server_options);
   const int code = fence::net::RunDaemon(kProgram, DaemonOptionsFor(f, journal, options),
                                          std::move(server_options), std::move(routes),
                                          *registry);
@@ -263,6 +267,9 @@ int main(int argc, char** argv) {
 
   signal(SIGPIPE, SIG_IGN);
   fence::log::Init("lockd", fence::log::Writes::kBatched);
+  if (auto tls = fence::net::LoadTlsServerFlags(flags.tls); !tls.ok()) {
+    return fence::FailStartup(kProgram, tls.error().message);
+  }
   std::optional<fence::TokenKeyRing> token_keys;
   if (!flags.token_key_file.empty()) {
     auto ring = fence::LoadTokenKeyFile(flags.token_key_file);

@@ -10,6 +10,7 @@
 #include "common/daemon.h"
 #include "common/logging.h"
 #include "common/token_key_file.h"
+#include "common/tls.h"
 #include "core/log_event.h"
 #include "server/http_api.h"
 #include "server/pg_flags.h"
@@ -41,6 +42,7 @@ struct StoreFlags {
   fence::net::AuthFlags auth;
   std::string token_key_file;
   bool require_signed_tokens = false;
+  fence::net::TlsServerFlags tls;
 };
 
 void AddSigningFlags(CLI::App& app, StoreFlags& f) {
@@ -143,6 +145,7 @@ std::optional<int> ParseFlags(int argc, char** argv, StoreFlags& flags) {
   fence::store::AddPgFlags(app, flags.pg);
   fence::net::AddAuthFlags(app, flags.auth);
   AddSigningFlags(app, flags);
+  fence::net::AddTlsServerFlags(app, flags.tls);
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return code;
   const fence::Status storage = fence::store::CheckStorageFlags(
       flags.pg, {.data_dir_set = !flags.data_dir.empty(), .fencing_off = flags.fencing == "off"});
@@ -221,6 +224,7 @@ fence::net::ServerOptions ServerOptionsFor(const StoreFlags& flags) {
   options.request_timeout = std::chrono::milliseconds(flags.request_timeout_ms);
   options.max_inflight_body_bytes = flags.max_inflight_bytes;
   if (flags.fencing == "off") options.response_headers.emplace_back("Fencing", "off");
+  fence::net::ApplyTlsServerFlags(flags.tls, options);
   return options;
 }
 
@@ -286,6 +290,9 @@ int main(int argc, char** argv) {
   signal(SIGXFSZ, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
   fence::log::Init("store", fence::log::Writes::kBatched);
+  if (auto tls = fence::net::LoadTlsServerFlags(flags.tls); !tls.ok()) {
+    return fence::FailStartup(kProgram, tls.error().message);
+  }
   std::optional<fence::TokenKeyRing> token_keys;
   if (flags.require_signed_tokens) {
     auto ring = fence::LoadTokenKeyFile(flags.token_key_file);

@@ -87,6 +87,7 @@ std::string NowRfc3339() {
 struct Services {
   std::string backend;
   std::vector<std::string> lock_endpoints;
+  std::vector<std::string> worker_tls_flags;  // WorkerTlsFlags(DemoOptions::tls)
   ChildProcess* lock_process = nullptr;  // null for an external service
   std::string lock_source;               // label in merged logs
   LaunchedLockService lock;
@@ -122,10 +123,19 @@ struct ScheduleSpec {
   bool broken = false;  // during_pause breaks A's lease
 };
 
+// fence-worker's --tls-ca/--tls-cert/--tls-key for the files given.
+std::vector<std::string> WorkerTlsFlags(const net::TlsClientFiles& tls) {
+  std::vector<std::string> flags;
+  if (!tls.ca.empty()) flags.insert(flags.end(), {"--tls-ca", tls.ca});
+  if (!tls.cert.empty()) flags.insert(flags.end(), {"--tls-cert", tls.cert, "--tls-key", tls.key});
+  return flags;
+}
+
 std::vector<std::string> WorkerArgs(const Services& s, const ScheduleSpec& spec,
                                     const std::string& id, const std::string& store_url) {
   const std::int64_t patience = spec.pause.count() + spec.ttl.count() + 30000;
-  return {SiblingBinary("fence-worker"),
+  std::vector<std::string> args = {
+          SiblingBinary("fence-worker"),
           "--auth-token-file", s.auth.worker_token_file,
           "--id", id,
           "--backend", s.backend,
@@ -139,6 +149,8 @@ std::vector<std::string> WorkerArgs(const Services& s, const ScheduleSpec& spec,
           "--wait-ms", std::to_string(std::min<std::int64_t>(20000, patience)),
           "--acquire-timeout-ms", std::to_string(patience),
           "--lock-delay-ms", std::to_string(spec.lock_delay.count())};
+  args.insert(args.end(), s.worker_tls_flags.begin(), s.worker_tls_flags.end());
+  return args;
 }
 
 // A's flags beyond the shared ones: its pause, and what the break run
@@ -342,6 +354,7 @@ std::vector<StallTrial> RunStallTrials(Services& s, const DemoOptions& o, std::i
         "--work-ms", std::to_string(phases[i]),
         "--inject-pause", "before-write:" + std::to_string(stalls[i]) + "ms",
         "--acquire-timeout-ms", "20000"};
+    args.insert(args.end(), s.worker_tls_flags.begin(), s.worker_tls_flags.end());
     auto started = ChildProcess::Start({args, log_dir + "/" + name + ".log", {}});
     if (started.ok()) {
       workers[i] = std::move(*started);
@@ -749,6 +762,7 @@ Status StartServices(const DemoOptions& o, const std::string& scratch, Services&
   if (!auth.ok()) return auth.error();
   s.auth = std::move(*auth);
   const std::string key_file = scratch + "/token.keys";
+  s.worker_tls_flags = WorkerTlsFlags(o.tls);
   if (!o.lock_endpoints.empty()) {
     s.lock_endpoints = o.lock_endpoints;
   } else {

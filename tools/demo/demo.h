@@ -13,6 +13,7 @@
 
 #include "tools/demo/demo_logs.h"
 #include "tools/demo/demo_signing.h"
+#include "common/tls.h"
 #include "core/clock.h"
 
 namespace fence::tools::demo {
@@ -23,6 +24,9 @@ struct DemoOptions {
   Millis ttl{1000};
   // Use an already running lock service instead of starting one.
   std::vector<std::string> lock_endpoints;
+  // For https:// lock_endpoints: the demo's own calls use it (main makes it
+  // the process default) and every fence-worker it starts gets it as flags.
+  net::TlsClientFiles tls;
   // A's pause is TTL + margin; 0 picks max(1000 ms, TTL): long enough for the
   // lease to expire, B to be elected and write, on a loaded 2-core machine.
   Millis pause_margin{0};

@@ -9,6 +9,7 @@
 #include "tools/demo/demo.h"
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/tls.h"
 #include "core/result.h"
 
 namespace {
@@ -36,7 +37,8 @@ void AddOptions(CLI::App& app, Flags& f) {
       ->check(CLI::Range(std::int64_t{100}, std::int64_t{10000}))
       ->capture_default_str();
   app.add_option("--lock-endpoints", f.endpoints,
-                 "use this running lock service (comma-separated) instead of starting one");
+                 "use this running lock service (comma-separated) instead of starting one; https:// "
+                 "URLs with --tls-ca (and --tls-cert/--tls-key), passed on to the workers");
   app.add_option("--pause-margin-ms", f.margin_ms,
                  "A is stopped for the granted TTL + this margin; 0 picks max(1000, TTL)")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{60000}))
@@ -105,7 +107,11 @@ int main(int argc, char** argv) {
       program};
   Flags flags;
   AddOptions(app, flags);
+  fence::net::AddTlsClientFlags(app, flags.options.tls);
   if (auto code = fence::ParseCommandLine(app, argc, argv)) return *code;
+  if (auto tls = fence::net::ConfigureClientTls(flags.options.tls); !tls.ok()) {
+    return fence::FailStartup(program, tls.error().message);
+  }
 
   auto& o = flags.options;
   o.ttl = fence::Millis(flags.ttl_ms);
