@@ -97,7 +97,7 @@ TEST_F(StorePostgresTest, StaleWriteThroughASecondStoreIs409) {
 // An admin's repair through one store of a fence forged through another:
 // the database checks the expected value in the statement that lowers it,
 // so a repair naming a value the fence no longer has (a leader raised it
-// through a third store) changes nothing.
+// through the other store since) changes nothing.
 TEST_F(StorePostgresTest, FenceRepairThroughAnotherStoreHoldsItsPrecondition) {
   Daemon a = StartStore();
   Daemon b = StartStore();
