@@ -249,15 +249,10 @@ void PgStore::Write(WriteRequest request, WriteDone done) {
   writers_.Submit([this, request = std::move(request),
                    done = std::move(done)](StorageQueue::Slot slot) {
     if (slot == StorageQueue::Slot::kClosed) {
-      return done(MakeError("shutting_down", "the store is shutting down; retry once it is back"));
+      return done(ShuttingDownError());
     }
     if (slot == StorageQueue::Slot::kQueueFull) {
-      return done(MakeError("overloaded",
-                            "the store already has " +
-                                std::to_string(options_.max_queued_writes) +
-                                " writes waiting for PostgreSQL; retry after the "
-                                "Retry-After delay",
-                            {{"max_queued_writes", options_.max_queued_writes}}));
+      return done(OverloadedError(options_.max_queued_writes, "PostgreSQL"));
     }
     auto receipt = Apply(request);
     if (receipt.ok()) {

@@ -182,17 +182,11 @@ void StoreService::Write(WriteRequest request, WriteDone done) {
   std::unique_lock lock(mu_);
   if (closed_) {
     lock.unlock();
-    return done(MakeError("shutting_down",
-                          "the store is shutting down; retry once it is back"));
+    return done(ShuttingDownError());
   }
   if (queue_.size() >= options_.max_queued_writes) {
     lock.unlock();
-    return done(MakeError("overloaded",
-                          "the store already has " +
-                              std::to_string(options_.max_queued_writes) +
-                              " writes waiting for the disk; retry after the "
-                              "Retry-After delay",
-                          {{"max_queued_writes", options_.max_queued_writes}}));
+    return done(OverloadedError(options_.max_queued_writes, "the disk"));
   }
   queue_.push_back({std::move(request), std::move(done)});
   // The committer sleeps on an empty queue, or while gathering a group.

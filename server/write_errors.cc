@@ -60,6 +60,17 @@ Error ScopeNeverFencedError(const std::string& scope) {
                    {{"scope", scope}});
 }
 
+Error ShuttingDownError() {
+  return MakeError("shutting_down", "the store is shutting down; retry once it is back");
+}
+
+Error OverloadedError(std::size_t max_queued, const std::string& storage) {
+  return MakeError("overloaded",
+                   "the store already has " + std::to_string(max_queued) +
+                       " writes waiting for " + storage + "; retry after the Retry-After delay",
+                   {{"max_queued_writes", max_queued}});
+}
+
 Error NothingToRepairError(const std::string& key) {
   return MakeError("not_found", "key '" + key + "' has no fence to repair", {{"key", key}});
 }

@@ -20,6 +20,10 @@ Error NotFoundError(const std::string& key);
 Error MissingTokenError(const WriteRequest& w);
 Error NeverFencedError(const std::string& key);
 Error ScopeNeverFencedError(const std::string& scope);
+// A write not attempted: the store is stopping, or `max_queued` writes
+// already wait for `storage` ("the disk", "PostgreSQL").
+Error ShuttingDownError();
+Error OverloadedError(std::size_t max_queued, const std::string& storage);
 // A fence repair (core/fence_repair.h) of a key with no fence.
 Error NothingToRepairError(const std::string& key);
 // A fence repair whose expected fence is not the key's: it moved since the
